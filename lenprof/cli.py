@@ -1,0 +1,192 @@
+"""The ``lenprof`` command line: parse options, call the library, render; errors become exit codes.
+
+Exit codes follow ruff's convention: 0 the scan completed, 1 findings when asked to fail on them
+(``--fail-on-drop``), 2 usage errors and unusable inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+
+import click
+
+from . import __version__
+from .io import InputError, discover, write_text
+from .report import render_args, render_json, render_table
+from .scan import ScanOptions, check_outputs, scan
+from .schema import Fields, FieldsError
+from .tokenize import TokenizerError, load_tokenizer
+
+FORMATS = {"table": render_table, "json": render_json, "args": render_args}
+
+
+class UsageProblem(click.ClickException):
+    """A message for the user, exit code 2 (bad flags, unreadable inputs, unknown tokenizer)."""
+
+    exit_code = 2
+
+
+def _log(quiet: bool, message: str) -> None:
+    if not quiet:
+        click.echo(f"lenprof: {message}", err=True)
+
+
+def _progress(quiet: bool):
+    """Rows scanned per input on stderr, only on a terminal; transient, never on stdout."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        return nullcontext(None)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="lenprof")
+def main() -> None:
+    """Token-length profiles, data checks and cleaned data for embedding fine-tuning."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--tokenizer",
+    envvar="LENPROF_TOKENIZER",
+    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
+)
+@click.option(
+    "--fields",
+    "fields_spec",
+    metavar="ROLE=COLUMN,...",
+    help="Read other columns, e.g. query=anchor,pos=positive,neg=negative (mapped string columns count as one-item lists).",
+)
+@click.option(
+    "--query-instruction",
+    metavar="TEXT",
+    help="Prepended to every query, as FlagEmbedding's query_instruction_for_retrieval (a row's own 'prompt' replaces it).",
+)
+@click.option(
+    "--query-instruction-format",
+    default="{}{}",
+    show_default=True,
+    help="How instruction and query are joined.",
+)
+@click.option(
+    "--passage-instruction",
+    metavar="TEXT",
+    help="Prepended to every passage (passage_instruction_for_retrieval).",
+)
+@click.option("--passage-instruction-format", default="{}{}", show_default=True)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=95.0,
+    show_default=True,
+    help="Percentile of texts that must fit untruncated.",
+)
+@click.option(
+    "--multiple-of",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Round lengths up to a multiple of this.",
+)
+@click.option(
+    "--min-neg",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Drop rows with fewer negatives left (FlagEmbedding crashes on none; 0 keeps them).",
+)
+@click.option(
+    "--train-group-size",
+    type=click.IntRange(min=1),
+    help="Warn about rows with fewer than this minus one negatives.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="table",
+    show_default=True,
+    help="What stdout carries.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON profile here.")
+@click.option(
+    "--clean-out",
+    type=click.Path(dir_okay=False),
+    help="Write kept rows, repaired, in input order (.jsonl, .jsonl.gz or .parquet).",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Write dropped rows as JSON lines with source, line, reason, detail, raw.",
+)
+@click.option("--fail-on-drop", is_flag=True, help="Exit 1 when any row was dropped.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per batch."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
+def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+                 passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
+                 rejects, fail_on_drop, batch_size, quiet) -> None:  # fmt: skip
+    """Profile token lengths, check and repair rows, and recommend max lengths.
+
+    PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
+    """
+    try:
+        options = ScanOptions(
+            fields=Fields.parse(fields_spec),
+            query_instruction=query_instruction,
+            query_instruction_format=query_instruction_format,
+            passage_instruction=passage_instruction,
+            passage_instruction_format=passage_instruction_format,
+            coverage=coverage,
+            multiple_of=multiple_of,
+            min_neg=min_neg,
+            train_group_size=train_group_size,
+            batch_size=batch_size,
+        )
+        check_outputs([p for p in (out, clean_out, rejects) if p], discover(paths))
+        tok = load_tokenizer(tokenizer)
+        with _progress(quiet) as progress:
+            tasks: dict[str, int] = {}
+
+            def advance(item, rows: int) -> None:
+                if item.path not in tasks:
+                    tasks[item.path] = progress.add_task(item.path, total=None)
+                progress.advance(tasks[item.path], rows)
+
+            profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
+                           on_progress=advance if progress is not None else None)  # fmt: skip
+        rendered = FORMATS[fmt](profile)
+    except (InputError, TokenizerError, FieldsError) as exc:
+        raise UsageProblem(str(exc)) from exc
+    except ValueError as exc:
+        if fmt == "args" and "no rows were kept" in str(exc):
+            raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
+        raise
+
+    if out:
+        write_text(out, render_json(profile))
+    sys.stdout.write(rendered)
+    sys.stdout.flush()
+    if out:
+        _log(quiet, f"profile written to {out}")
+    if clean_out:
+        _log(quiet, f"{profile.samples['kept']} cleaned rows written to {clean_out}")
+    if rejects:
+        _log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
+    elif profile.dropped:
+        _log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
+    if fail_on_drop and profile.dropped:
+        raise SystemExit(1)

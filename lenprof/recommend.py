@@ -1,0 +1,93 @@
+"""From a length histogram and the model's limit to ``query_max_len`` / ``passage_max_len``.
+
+The recommendation is the ``coverage`` percentile rounded up to a multiple of ``multiple_of``
+(tensor-core friendly; FlagEmbedding pads to a multiple of 8), never above the model's cap.
+Each candidate cut comes with its cost: how many texts it truncates and how many tokens are lost.
+
+    >>> from lenprof.profile import LengthHistogram
+    >>> h = LengthHistogram.from_lengths([10] * 95 + [40] * 5)
+    >>> recommend_length(h, coverage=95, multiple_of=8, cap=512)
+    16
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .profile import LengthHistogram
+
+CANDIDATES = ("p90", "p95", "p99", "max")
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def recommend_length(hist: LengthHistogram, coverage: float, multiple_of: int, cap: int | None) -> int | None:
+    p = hist.percentile(coverage)
+    if p is None:
+        return None
+    wanted = round_up(p, multiple_of)
+    return min(wanted, cap) if cap else wanted
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    max_len: int
+    truncated: int
+    tokens_lost: int
+    count: int
+    tokens: int
+    capped: bool  # the cut was lowered to the model's cap
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "max_len": self.max_len,
+            "capped": self.capped,
+            "truncated": self.truncated,
+            "truncated_share": round(self.truncated / self.count, 6) if self.count else 0.0,
+            "tokens_lost": self.tokens_lost,
+            "tokens_lost_share": round(self.tokens_lost / self.tokens, 6) if self.tokens else 0.0,
+        }
+
+
+def candidates(hist: LengthHistogram, recommended: int | None, cap: int | None) -> list[Candidate]:
+    """The cost of the usual cuts: p90, p95, p99, max, the cap, and the recommendation."""
+    if hist.count == 0:
+        return []
+    cuts: list[tuple[str, int]] = [
+        (name, hist.percentile(name[1:]) if name != "max" else hist.max) for name in CANDIDATES
+    ]  # type: ignore[misc]
+    if cap:
+        cuts.append(("cap", cap))
+    if recommended is not None:
+        cuts.append(("recommended", recommended))
+    count, tokens = hist.count, hist.tokens
+    out = []
+    for name, value in cuts:
+        capped = bool(cap and value > cap)
+        cut = min(value, cap) if cap else value
+        cost = hist.cut_cost(cut)
+        out.append(Candidate(name, cut, cost["truncated"], cost["tokens_lost"], count, tokens, capped))
+    return out
+
+
+def recommendation(
+    hists: dict[str, LengthHistogram], coverage: float, multiple_of: int, cap: int | None
+) -> dict:
+    """The ``recommendation`` section of the profile JSON, for the query and passage fields."""
+    out: dict = {"coverage": coverage, "multiple_of": multiple_of, "cap": cap}
+    binds: dict[str, bool] = {}
+    cands: dict[str, list[dict]] = {}
+    for field in ("query", "passage"):
+        hist = hists[field]
+        chosen = recommend_length(hist, coverage, multiple_of, cap)
+        out[f"{field}_max_len"] = chosen
+        p = hist.percentile(coverage)
+        binds[field] = bool(cap and p is not None and round_up(p, multiple_of) > cap)
+        cands[field] = [c.to_dict() for c in candidates(hist, chosen, cap)]
+    out["cap_binds"] = binds
+    out["candidates"] = cands
+    return out

@@ -1,0 +1,117 @@
+"""Render a :class:`~lenprof.scan.Profile`: JSON, the one-line trainer arguments, a text table.
+
+Rendering only: every number here was computed by the scan.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .checks import EXPLANATIONS
+from .scan import FIELDS, Profile
+
+
+def render_json(profile: Profile) -> str:
+    return json.dumps(profile.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def render_args(profile: Profile) -> str:
+    rec = profile.recommendation
+    if rec["query_max_len"] is None:
+        raise ValueError("no rows were kept, so there are no lengths to recommend")
+    return f"--query_max_len {rec['query_max_len']} --passage_max_len {rec['passage_max_len']}\n"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _grid(rows: list[list[str]], right: set[int], indent: str = "") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        (
+            indent
+            + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        ).rstrip()
+        for r in rows
+    ]
+
+
+def _counts(counts: dict[str, int], unit: str = "") -> str:
+    return ", ".join(f"{k} {v}{unit}" for k, v in counts.items()) or "none"
+
+
+def render_table(profile: Profile) -> str:
+    s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
+    cap = f"cap {tok['cap']}" if tok["cap"] else "no known cap"
+    n_inputs = len(profile.inputs)
+    lines = [
+        f"lenprof: {n_inputs} input{'s' * (n_inputs != 1)}, tokenizer {tok['name']} ({cap})",
+        "",
+        f"rows      read {s['read']}, kept {s['kept']}, dropped {profile.dropped}, blank lines {s['blank']}",
+        f"dropped   {_counts(s['dropped'])}",
+        f"repaired  {_counts(s['repaired'], ' texts')}",
+    ]
+    if s["warnings"]:
+        lines.append(f"warnings  {_counts(s['warnings'], ' rows')}")
+    lines.append("")
+    header = ["field", "texts", "unique", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"]
+    rows = [header]
+    for f in FIELDS:
+        st = profile.field_stats(f)
+        if not st["count"]:
+            rows.append([f, "0"] + ["-"] * (len(header) - 2))
+            continue
+        pcts = [str(st["percentiles"][p]) for p in ("50", "90", "95", "99", "99.9")]
+        rows.append(
+            [
+                f,
+                str(st["count"]),
+                str(st["unique"]),
+                str(st["min"]),
+                f"{st['mean']:.1f}",
+                *pcts,
+                str(st["max"]),
+            ]
+        )
+    lines += _grid(rows, right=set(range(1, len(header))))
+    lines.append("")
+    if rec["query_max_len"] is None:
+        lines.append("no rows kept: nothing to recommend")
+        return "\n".join(lines) + "\n"
+    lines.append(
+        f"recommended (p{rec['coverage']:g} rounded up to a multiple of {rec['multiple_of']}"
+        + (f", at most {rec['cap']})" if rec["cap"] else ")")
+    )
+    for f in ("query", "passage"):
+        chosen = next(c for c in rec["candidates"][f] if c["name"] == "recommended")
+        binds = "  (the model's cap binds)" if rec["cap_binds"][f] else ""
+        lines.append(
+            f"  {'--' + f + '_max_len ' + str(rec[f + '_max_len']):<24} truncates {chosen['truncated']} of "
+            f"{profile.histograms[f].count} texts ({_pct(chosen['truncated'], profile.histograms[f].count)}), "
+            f"loses {_pct(chosen['tokens_lost'], profile.histograms[f].tokens)} of tokens{binds}"
+        )
+    lines.append("")
+    rows = [
+        ["cut", "query_max_len", "truncated", "tokens lost", "passage_max_len", "truncated", "tokens lost"]
+    ]
+    by_name = {f: {c["name"]: c for c in rec["candidates"][f]} for f in ("query", "passage")}
+    for name in by_name["query"]:
+        row = [name]
+        for f in ("query", "passage"):
+            c = by_name[f][name]
+            h = profile.histograms[f]
+            row += [
+                f"{c['max_len']}{'*' if c['capped'] else ''}",
+                f"{c['truncated']} ({_pct(c['truncated'], h.count)})",
+                f"{c['tokens_lost']} ({_pct(c['tokens_lost'], h.tokens)})",
+            ]
+        rows.append(row)
+    lines += _grid(rows, right=set(range(1, 7)))
+    if any(c["capped"] for f in by_name for c in by_name[f].values()):
+        lines.append("* lowered to the model's cap")
+    return "\n".join(lines) + "\n"
+
+
+def explain(reason: str) -> str:
+    return EXPLANATIONS.get(reason, reason)

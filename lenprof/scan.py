@@ -1,0 +1,300 @@
+"""The scan pipeline: read -> check and repair -> tokenize as the trainer will -> count -> recommend.
+
+Everything streams in batches: memory holds one batch of rows, the histograms, and 8 bytes per
+kept row (duplicate detection) plus 8 bytes per distinct text (unique counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .checks import (
+    DROP_REASONS,
+    REPAIR_REASONS,
+    WARNING_REASONS,
+    Checked,
+    Dropped,
+    check_record,
+    reject_record,
+)
+from .hashset import FingerprintSet, fingerprints
+from .io import InputError, InputFile, RowWriter, discover, read_batches, same_file
+from .profile import LengthHistogram
+from .recommend import recommendation
+from .schema import Fields
+from .tokenize import LoadedTokenizer, load_tokenizer
+
+FIELDS = ("query", "pos", "neg", "passage")
+SCHEMA = "lenprof.profile/1"
+EXAMPLES_PER_REASON = 5
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How rows are read, checked and measured (defaults follow FlagEmbedding's)."""
+
+    fields: Fields = Fields()
+    query_instruction: str | None = None
+    query_instruction_format: str = "{}{}"
+    passage_instruction: str | None = None
+    passage_instruction_format: str = "{}{}"
+    coverage: float = 95.0
+    multiple_of: int = 8
+    min_neg: int = 1
+    train_group_size: int | None = None
+    batch_size: int = 2048
+    raw_limit: int = 4096  # characters of a rejected line kept in the rejects file
+
+    def __post_init__(self) -> None:
+        if not 0 < self.coverage <= 100:
+            raise ValueError(f"coverage must be in (0, 100], got {self.coverage}")
+        if self.multiple_of < 1 or self.min_neg < 0 or self.batch_size < 1:
+            raise ValueError("multiple_of and batch_size must be >= 1, min_neg >= 0")
+        for name in ("query_instruction_format", "passage_instruction_format"):
+            fmt = getattr(self, name)
+            try:
+                fmt.format("a", "b")
+            except (IndexError, KeyError, ValueError) as exc:
+                raise ValueError(f"{name} {fmt!r} must take two {{}} fields: instruction, text") from exc
+
+    def query_text(self, row: Checked) -> str:
+        """The query as FlagEmbedding feeds it: a row's own ``prompt`` replaces the instruction."""
+        if self.query_instruction is None:
+            return row.query
+        return self.query_instruction_format.format(row.prompt or self.query_instruction, row.query)
+
+    def passage_text(self, text: str) -> str:
+        if self.passage_instruction is None:
+            return text
+        return self.passage_instruction_format.format(self.passage_instruction, text)
+
+    def describe(self) -> dict:
+        return {
+            "fields": {"query": self.fields.query, "pos": self.fields.pos, "neg": self.fields.neg},
+            "query_instruction": self.query_instruction,
+            "query_instruction_format": self.query_instruction_format,
+            "passage_instruction": self.passage_instruction,
+            "passage_instruction_format": self.passage_instruction_format,
+            "min_neg": self.min_neg,
+            "train_group_size": self.train_group_size,
+            "raw_limit": self.raw_limit,
+        }
+
+
+@dataclass
+class Profile:
+    """What a scan found; ``to_dict()`` is the versioned JSON (``lenprof.profile/1``)."""
+
+    tokenizer: dict
+    settings: dict
+    inputs: list[dict]
+    samples: dict
+    histograms: dict[str, LengthHistogram]
+    unique: dict[str, int]
+    recommendation: dict
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.samples["dropped"].values())
+
+    def field_stats(self, name: str) -> dict:
+        stats = self.histograms[name].summary()
+        stats["unique"] = self.unique[name]
+        return stats
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "lenprof_version": __version__,
+            "tokenizer": self.tokenizer,
+            "settings": self.settings,
+            "inputs": self.inputs,
+            "samples": self.samples,
+            "fields": {
+                f: {**self.field_stats(f), "histogram": self.histograms[f].to_sparse()} for f in FIELDS
+            },
+            "recommendation": self.recommendation,
+            "examples": self.examples,
+            "outputs": self.outputs,
+        }
+
+
+ProgressCallback = Callable[[InputFile, int], None]
+
+
+def scan(
+    paths: Sequence[str] | str,
+    options: ScanOptions | None = None,
+    *,
+    tokenizer: LoadedTokenizer | str | None = None,
+    clean_out: str | None = None,
+    rejects_out: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Profile:
+    """Scan corpora and return their profile; optionally write cleaned rows and rejects.
+
+    ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
+    packaged default. Raises :class:`InputError` for unusable inputs or outputs; bad rows never
+    raise, they are dropped with a reason.
+    """
+    options = options or ScanOptions()
+    items = discover([paths] if isinstance(paths, str) else list(paths))
+    outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
+    check_outputs(outputs.values(), items)
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+
+    scanner = _Scanner(options, tok)
+    writers: dict[str, RowWriter] = {}
+    try:
+        for key, path in outputs.items():
+            writers[key] = RowWriter(path)
+        for item in items:
+            scanner.scan_input(item, writers.get("clean"), writers.get("rejects"), on_progress)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for w in writers.values():
+        w.close()
+    return scanner.profile(items, outputs)
+
+
+def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:
+    """Refuse to write over an input, or two outputs to one file."""
+    outs = list(outputs)
+    for out in outs:
+        RowWriter.check_suffix(out)
+        for item in items:
+            if same_file(out, item.path):
+                raise InputError(f"{out}: this output would overwrite an input; choose another path")
+    for i, a in enumerate(outs):
+        for b in outs[i + 1 :]:
+            if same_file(a, b):
+                raise InputError(f"{a}: two outputs name the same file")
+
+
+class _Scanner:
+    def __init__(self, options: ScanOptions, tok: LoadedTokenizer):
+        self.options = options
+        self.tok = tok
+        self.hists = {f: LengthHistogram() for f in FIELDS}
+        self.unique_sets = {f: FingerprintSet() for f in FIELDS}
+        self.rows_seen = FingerprintSet()
+        self.read = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.repaired = dict.fromkeys(REPAIR_REASONS, 0)
+        self.repaired_rows = dict.fromkeys(REPAIR_REASONS, 0)
+        self.warnings = dict.fromkeys(WARNING_REASONS, 0)
+        self.examples: dict[str, list[dict]] = {}
+        self.per_input: list[dict] = []
+
+    def _example(self, reason: str, source: str, line: int, detail: str) -> None:
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append({"source": source, "line": line, "detail": detail})
+
+    def scan_input(
+        self,
+        item: InputFile,
+        clean: RowWriter | None,
+        rejects: RowWriter | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        counts = {"blank": 0}
+        read_before = self.read
+        for batch in read_batches(item, self.options.batch_size, counts):
+            self.read += len(batch)
+            self._batch(batch, clean, rejects)
+            if on_progress:
+                on_progress(item, len(batch))
+        self.per_input.append({**item.describe(), "rows": self.read - read_before, "blank": counts["blank"]})
+
+    def _batch(self, batch: list, clean: RowWriter | None, rejects: RowWriter | None) -> None:
+        opts = self.options
+        outcomes = [check_record(raw, opts.fields, opts.min_neg) for raw in batch]
+        checked = [o for o in outcomes if isinstance(o, Checked)]
+        first = iter(self.rows_seen.add_new(fingerprints(c.dedup_key() for c in checked)).tolist())
+
+        kept: list[Checked] = []
+        rejected: list[dict] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Checked) and not next(first):
+                outcome = Dropped(
+                    outcome.raw, "duplicate_row", "same query and positives as an earlier kept row"
+                )
+            if isinstance(outcome, Dropped):
+                self.dropped[outcome.reason] += 1
+                self._example(outcome.reason, outcome.raw.source, outcome.raw.line, outcome.detail)
+                if rejects is not None:
+                    rejected.append(reject_record(outcome, opts.raw_limit))
+            else:
+                kept.append(outcome)
+        if rejects is not None:
+            rejects.write(rejected)
+        if not kept:
+            return
+        self._measure(kept)
+        if clean is not None:
+            clean.write([c.obj for c in kept])
+
+    def _measure(self, kept: list[Checked]) -> None:
+        opts = self.options
+        per_field = {
+            "query": [opts.query_text(c) for c in kept],
+            "pos": [opts.passage_text(t) for c in kept for t in c.pos],
+            "neg": [opts.passage_text(t) for c in kept for t in c.neg],
+        }
+        # Mined negatives repeat across rows: tokenize each distinct text of the batch once.
+        distinct = list(dict.fromkeys(per_field["query"] + per_field["pos"] + per_field["neg"]))
+        length_of = dict(zip(distinct, self.tok.lengths(distinct).tolist(), strict=True))
+        print_of = dict(zip(distinct, fingerprints(distinct).tolist(), strict=True))
+        per_field["passage"] = per_field["pos"] + per_field["neg"]  # passage_max_len governs both
+        for name, texts in per_field.items():
+            self.hists[name].add(np.fromiter((length_of[t] for t in texts), np.int64, len(texts)))
+            self.unique_sets[name].add_new(np.array([print_of[t] for t in dict.fromkeys(texts)], np.uint64))
+
+        cap = self.tok.cap
+        for row, query in zip(kept, per_field["query"], strict=True):
+            for reason, n in row.repairs.items():
+                self.repaired[reason] += n
+                self.repaired_rows[reason] += 1
+                self._example(reason, row.raw.source, row.raw.line, f"{n} removed")
+            warnings = set(row.warnings)
+            texts = [query, *(opts.passage_text(t) for t in (*row.pos, *row.neg))]
+            if cap and max(length_of[t] for t in texts) > cap:
+                warnings.add("over_model_limit")
+            if opts.train_group_size and len(row.neg) < opts.train_group_size - 1:
+                warnings.add("few_negatives")
+            for w in warnings:
+                self.warnings[w] += 1
+                self._example(w, row.raw.source, row.raw.line, w.replace("_", " "))
+
+    def profile(self, items: Sequence[InputFile], outputs: dict[str, str]) -> Profile:
+        kept = self.read - sum(self.dropped.values())
+        samples = {
+            "read": self.read,
+            "blank": sum(i["blank"] for i in self.per_input),
+            "kept": kept,
+            "dropped": {k: v for k, v in self.dropped.items() if v},
+            "repaired": {k: v for k, v in self.repaired.items() if v},
+            "repaired_rows": {k: v for k, v in self.repaired_rows.items() if v},
+            "warnings": {k: v for k, v in self.warnings.items() if v},
+        }
+        opts = self.options
+        return Profile(
+            tokenizer=self.tok.describe(),
+            settings=opts.describe(),
+            inputs=self.per_input,
+            samples=samples,
+            histograms=self.hists,
+            unique={f: len(s) for f, s in self.unique_sets.items()},
+            recommendation=recommendation(self.hists, opts.coverage, opts.multiple_of, self.tok.cap),
+            examples=self.examples,
+            outputs=outputs,
+        )

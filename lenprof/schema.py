@@ -1,0 +1,51 @@
+"""Which keys hold the query, the positives and the negatives.
+
+FlagEmbedding rows are ``{"query": str, "pos": [str], "neg": [str], ...}``. Other layouts, such
+as sentence-transformers' ``anchor``/``positive``/``negative`` columns, are read through a
+mapping; a mapped column may hold a plain string, which counts as a one-item list. Unmapped
+``pos``/``neg`` must be lists: FlagEmbedding would silently sample characters from a string.
+
+    >>> f = Fields.parse("query=anchor,pos=positive")
+    >>> f.query, f.pos, f.neg, f.lenient("positive")
+    ('anchor', 'positive', 'neg', True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("query", "pos", "neg")
+
+
+class FieldsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Fields:
+    query: str = "query"
+    pos: str = "pos"
+    neg: str = "neg"
+    mapped: frozenset[str] = frozenset()  # column names given by the user
+
+    @classmethod
+    def parse(cls, spec: str | None) -> Fields:
+        if not spec:
+            return cls()
+        names: dict[str, str] = {}
+        for part in spec.split(","):
+            role, sep, column = (s.strip() for s in part.partition("="))
+            if not sep or role not in ROLES or not column:
+                raise FieldsError(
+                    f"--fields: cannot read {part.strip()!r}; expected ROLE=COLUMN with ROLE one of "
+                    f"{', '.join(ROLES)}, e.g. query=anchor,pos=positive,neg=negative"
+                )
+            if role in names:
+                raise FieldsError(f"--fields: {role} is given twice")
+            names[role] = column
+        if len(set(names.values())) < len(names):
+            raise FieldsError("--fields: two roles name the same column")
+        return cls(**names, mapped=frozenset(names.values()))
+
+    def lenient(self, column: str) -> bool:
+        return column in self.mapped

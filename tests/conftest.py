@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests load local files only; never wait on the hub
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+CORPORA = (
+    Path(os.environ.get("LENPROF_CORPORA", REPO.parent / "shared" / "corpora")) / "flagembedding-examples"
+)
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    """FlagEmbedding's real example data, read as it is (../shared/corpora beside the checkout)."""
+    if not CORPORA.is_dir():
+        pytest.fail(f"{CORPORA} is missing: clone beside shared/ or set LENPROF_CORPORA")
+    return CORPORA
+
+
+@pytest.fixture(scope="session")
+def corpus_files(corpora: Path) -> list[Path]:
+    return sorted(corpora.rglob("*.jsonl"))
+
+
+@pytest.fixture(scope="session")
+def tok():
+    """lenprof's tokenizer (the packaged all-MiniLM-L6-v2), loaded once."""
+    from lenprof import load_tokenizer
+
+    return load_tokenizer(None)
+
+
+@pytest.fixture(scope="session")
+def oracle():
+    """An independent AutoTokenizer instance: the lengths a transformers user would compute."""
+    from transformers import AutoTokenizer
+
+    from lenprof.tokenize import packaged_model_path
+
+    t = AutoTokenizer.from_pretrained(str(packaged_model_path()))
+
+    def lengths(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in t(texts, add_special_tokens=True)["input_ids"]]
+
+    return lengths
+
+
+def write_lines(path: Path, lines: list[bytes], end: bytes = b"\n") -> Path:
+    path.write_bytes(b"".join(line + end for line in lines))
+    return path
