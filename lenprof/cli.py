@@ -6,6 +6,7 @@ Exit codes follow ruff's convention: 0 the scan completed, 1 findings when asked
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 
@@ -14,9 +15,12 @@ import click
 from . import __version__
 from .io import InputError, discover, write_text
 from .report import render_args, render_json, render_table
-from .scan import ScanOptions, check_outputs, scan
+from .scan import OptionsError, ScanOptions, check_outputs, scan
 from .schema import Fields, FieldsError
 from .tokenize import TokenizerError, load_tokenizer
+
+# transformers warns on import that torch is absent; a length profile never needs torch.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 FORMATS = {"table": render_table, "json": render_json, "args": render_args}
 
@@ -169,7 +173,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
                            on_progress=advance if progress is not None else None)  # fmt: skip
         rendered = FORMATS[fmt](profile)
-    except (InputError, TokenizerError, FieldsError) as exc:
+    except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
         raise UsageProblem(str(exc)) from exc
     except ValueError as exc:
         if fmt == "args" and "no rows were kept" in str(exc):
@@ -188,5 +192,9 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         _log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         _log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
+    if profile.samples["read"] and not profile.samples["kept"]:
+        reason, n = max(profile.samples["dropped"].items(), key=lambda kv: kv[1])
+        hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
+        _log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)

@@ -249,8 +249,12 @@ class RowWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # Not pa.Table.from_pylist: it takes the columns from the first row alone and would
+        # silently drop keys that only later rows carry.
+        keys = dict.fromkeys(k for r in rows for k in r)
+        table = pa.table({k: [r.get(k) for r in rows] for k in keys})
         part = os.path.join(self._spool, f"{len(self._parts):08d}.parquet")
-        pq.write_table(pa.Table.from_pylist(rows), part)
+        pq.write_table(table, part)
         self._parts.append(part)
 
     def close(self) -> None:

@@ -31,7 +31,10 @@ def _grid(rows: list[list[str]], right: set[int], indent: str = "") -> list[str]
     return [
         (
             indent
-            + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            + "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
         ).rstrip()
         for r in rows
     ]
@@ -50,7 +53,7 @@ def render_table(profile: Profile) -> str:
         "",
         f"rows      read {s['read']}, kept {s['kept']}, dropped {profile.dropped}, blank lines {s['blank']}",
         f"dropped   {_counts(s['dropped'])}",
-        f"repaired  {_counts(s['repaired'], ' texts')}",
+        f"repaired  {_counts(s['repaired'])}" + (" (texts removed, rows kept)" if s["repaired"] else ""),
     ]
     if s["warnings"]:
         lines.append(f"warnings  {_counts(s['warnings'], ' rows')}")

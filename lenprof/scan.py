@@ -6,6 +6,7 @@ kept row (duplicate detection) plus 8 bytes per distinct text (unique counts).
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +34,10 @@ SCHEMA = "lenprof.profile/1"
 EXAMPLES_PER_REASON = 5
 
 
+class OptionsError(ValueError):
+    """Scan options that cannot work together. Exit code 2."""
+
+
 @dataclass(frozen=True)
 class ScanOptions:
     """How rows are read, checked and measured (defaults follow FlagEmbedding's)."""
@@ -51,15 +56,18 @@ class ScanOptions:
 
     def __post_init__(self) -> None:
         if not 0 < self.coverage <= 100:
-            raise ValueError(f"coverage must be in (0, 100], got {self.coverage}")
+            raise OptionsError(f"coverage must be in (0, 100], got {self.coverage}")
         if self.multiple_of < 1 or self.min_neg < 0 or self.batch_size < 1:
-            raise ValueError("multiple_of and batch_size must be >= 1, min_neg >= 0")
+            raise OptionsError("multiple_of and batch_size must be >= 1, min_neg >= 0")
         for name in ("query_instruction_format", "passage_instruction_format"):
             fmt = getattr(self, name)
             try:
-                fmt.format("a", "b")
-            except (IndexError, KeyError, ValueError) as exc:
-                raise ValueError(f"{name} {fmt!r} must take two {{}} fields: instruction, text") from exc
+                n_fields = sum(1 for _, f, _, _ in string.Formatter().parse(fmt) if f is not None)
+                ok = n_fields == 2 and fmt.format("a", "b") is not None
+            except (IndexError, KeyError, ValueError):
+                ok = False
+            if not ok:
+                raise OptionsError(f"{name} {fmt!r} must take two {{}} fields: instruction, then text")
 
     def query_text(self, row: Checked) -> str:
         """The query as FlagEmbedding feeds it: a row's own ``prompt`` replaces the instruction."""

@@ -35,7 +35,7 @@ class Fields:
         names: dict[str, str] = {}
         for part in spec.split(","):
             role, sep, column = (s.strip() for s in part.partition("="))
-            if not sep or role not in ROLES or not column:
+            if not sep or role not in ROLES or not column or "=" in column:
                 raise FieldsError(
                     f"--fields: cannot read {part.strip()!r}; expected ROLE=COLUMN with ROLE one of "
                     f"{', '.join(ROLES)}, e.g. query=anchor,pos=positive,neg=negative"

@@ -1,0 +1,256 @@
+"""End-to-end scans of real corpora, checked against an independent oracle.
+
+The oracle re-derives everything the plain way a user would: ``json.loads`` each line, repair with
+a few lines of list code, tokenize with ``transformers.AutoTokenizer``, and take
+``numpy.percentile(..., method="inverted_cdf")``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from conftest import EXAMPLES, write_lines
+
+from lenprof import InputError, ScanOptions, scan
+from lenprof.profile import PERCENTILES
+
+
+def oracle_rows(path):
+    """Rows of a clean real corpus, negatives de-duplicated (first occurrence kept) as lenprof repairs."""
+    rows = []
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            row = json.loads(line)
+            row["neg"] = list(dict.fromkeys(row.get("neg", [])))
+            rows.append(row)
+    return rows
+
+
+def oracle_stats(lengths: list[int]) -> dict:
+    a = np.array(lengths)
+    return {
+        "count": len(a),
+        "min": int(a.min()),
+        "max": int(a.max()),
+        "mean": round(float(a.mean()), 4),
+        "percentiles": {p: int(np.percentile(a, float(p), method="inverted_cdf")) for p in PERCENTILES},
+    }
+
+
+def test_every_real_corpus_file_as_it_is(tok, oracle, corpus_files):
+    assert len(corpus_files) == 12
+    for path in corpus_files:
+        profile = scan(str(path), tokenizer=tok)
+        rows = oracle_rows(path)
+        s = profile.samples
+        expected_rows = 11 if path.name == "llara_toy_finetune_data.jsonl" else 10
+        assert (s["read"], s["kept"], s["blank"], s["dropped"]) == (expected_rows, expected_rows, 0, {}), path
+        if path.name == "nq.jsonl":  # row 1: 100 negatives, 2 of them repeated
+            assert s["repaired"] == {"duplicate_neg": 2} and s["repaired_rows"] == {"duplicate_neg": 1}
+            assert profile.examples["duplicate_neg"] == [
+                {"source": str(path), "line": 1, "detail": "2 removed"}
+            ]
+        else:
+            assert s["repaired"] == {}, path
+
+        texts = {
+            "query": [r["query"] for r in rows],
+            "pos": [p for r in rows for p in r["pos"]],
+            "neg": [n for r in rows for n in r["neg"]],
+        }
+        texts["passage"] = texts["pos"] + texts["neg"]
+        for field, field_texts in texts.items():
+            got = profile.field_stats(field)
+            want = oracle_stats(oracle(field_texts))
+            assert {k: got[k] for k in want} == want, (path, field)
+            assert got["unique"] == len(set(field_texts))
+
+
+def test_recommendation_follows_the_oracle_percentile(tok, oracle, corpora):
+    path = corpora / "embedder" / "retrieval" / "msmarco.jsonl"
+    rows = oracle_rows(path)
+    profile = scan(str(path), ScanOptions(coverage=90, multiple_of=16), tokenizer=tok)
+    q90 = int(np.percentile(oracle([r["query"] for r in rows]), 90, method="inverted_cdf"))
+    p90 = int(
+        np.percentile(oracle([t for r in rows for t in r["pos"] + r["neg"]]), 90, method="inverted_cdf")
+    )
+    rec = profile.recommendation
+    assert rec["query_max_len"] == -(-q90 // 16) * 16
+    assert rec["passage_max_len"] == min(-(-p90 // 16) * 16, 512)
+    assert (rec["coverage"], rec["multiple_of"], rec["cap"]) == (90, 16, 512)
+
+
+def test_instructions_are_measured_as_flagembedding_builds_them(tok, oracle, corpora):
+    path = corpora / "legacy" / "toy_finetune_data.jsonl"  # no per-row prompt
+    rows = oracle_rows(path)
+    opts = ScanOptions(
+        query_instruction="Represent this sentence for searching relevant passages: ",
+        passage_instruction="passage: ",
+    )
+    profile = scan(str(path), opts, tokenizer=tok)
+    q = oracle(["Represent this sentence for searching relevant passages: " + r["query"] for r in rows])
+    assert profile.field_stats("query")["max"] == max(q)
+    assert profile.histograms["query"].tokens == sum(q)
+    p = oracle(["passage: " + t for r in rows for t in r["pos"]])
+    assert profile.histograms["pos"].tokens == sum(p)
+
+    # a row's own prompt replaces the query instruction (FlagEmbedding's AbsEmbedderTrainDataset)
+    msmarco = corpora / "embedder" / "retrieval" / "msmarco.jsonl"
+    rows = oracle_rows(msmarco)
+    profile = scan(str(msmarco), ScanOptions(query_instruction="ignored: "), tokenizer=tok)
+    assert profile.histograms["query"].tokens == sum(oracle([r["prompt"] + r["query"] for r in rows]))
+
+
+def test_cleaned_output_rescans_clean(tok, corpus_files, tmp_path):
+    clean = tmp_path / "clean.jsonl"
+    first = scan([str(p) for p in corpus_files], tokenizer=tok, clean_out=str(clean))
+    again = scan(str(clean), tokenizer=tok)
+    assert again.samples["dropped"] == {} and again.samples["repaired"] == {}
+    assert again.samples["read"] == first.samples["kept"]
+    for f in ("query", "pos", "neg", "passage"):
+        assert again.histograms[f] == first.histograms[f]
+    # extra keys survive, in input order
+    first_row = json.loads(clean.read_text().splitlines()[0])
+    assert first_row == json.loads(corpus_files[0].read_text().splitlines()[0])
+
+
+def numbers(profile) -> dict:
+    d = profile.to_dict()
+    return {k: d[k] for k in ("samples", "fields", "recommendation")}
+
+
+def test_jsonl_parquet_and_compressed_inputs_agree(tok, corpora, tmp_path):
+    src = corpora / "embedder" / "retrieval" / "nq.jsonl"
+    base = scan(str(src), tokenizer=tok)
+    gz = tmp_path / "nq.jsonl.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    zst = tmp_path / "nq.jsonl.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(src.read_bytes()))
+    parquet = tmp_path / "nq.parquet"
+    pq.write_table(pj.read_json(src), parquet)
+    for other in (gz, zst, parquet):
+        assert numbers(scan(str(other), tokenizer=tok)) == numbers(base), other
+    assert [i["format"] for i in scan([str(gz), str(zst), str(parquet)], tokenizer=tok).inputs] == [
+        "jsonl+gzip",
+        "jsonl+zstd",
+        "parquet",
+    ]
+
+
+def test_bom_crlf_blank_lines_and_missing_final_newline_are_normal(tok, tmp_path):
+    rows = [
+        json.dumps({"query": f"question {i}", "pos": [f"answer {i}"], "neg": [f"other {i}"]}).encode()
+        for i in range(4)
+    ]
+    plain = write_lines(tmp_path / "plain.jsonl", rows)
+    odd = tmp_path / "odd.jsonl"
+    odd.write_bytes(
+        b"\xef\xbb\xbf" + rows[0] + b"\r\n\r\n  \t\r\n" + rows[1] + b"\r\n" + rows[2] + b"\n\n" + rows[3]
+    )
+    a, b = scan(str(plain), tokenizer=tok), scan(str(odd), tokenizer=tok)
+    assert numbers(a)["fields"] == numbers(b)["fields"]
+    assert (b.samples["read"], b.samples["kept"], b.samples["blank"]) == (4, 4, 3)
+
+
+def test_results_do_not_depend_on_batch_size(tok, corpora, tmp_path):
+    paths = [str(corpora / "embedder"), str(EXAMPLES / "dirty.jsonl")]
+    outputs = {}
+    for size in (1, 3, 2048):
+        clean, rejects = tmp_path / f"c{size}.parquet", tmp_path / f"r{size}.jsonl"
+        p = scan(
+            paths, ScanOptions(batch_size=size), tokenizer=tok, clean_out=str(clean), rejects_out=str(rejects)
+        )
+        outputs[size] = (numbers(p), p.examples, pq.read_table(clean).to_pylist(), rejects.read_bytes())
+    assert outputs[1] == outputs[3] == outputs[2048]
+
+
+def test_duplicates_are_found_across_files_and_batches(tok, corpora):
+    msmarco = str(corpora / "embedder" / "retrieval" / "msmarco.jsonl")
+    p = scan([msmarco, msmarco], ScanOptions(batch_size=4), tokenizer=tok)
+    assert p.samples["dropped"] == {"duplicate_row": 10}
+    assert p.examples["duplicate_row"][0]["line"] == 1 and p.inputs[1]["rows"] == 10
+
+
+def test_folders_and_globs_expand_sorted(tok, corpora):
+    folder = scan(str(corpora / "embedder"), tokenizer=tok)
+    names = [os.path.relpath(i["path"], corpora / "embedder") for i in folder.inputs]
+    assert names == sorted(names) and len(names) == 8
+    glob = scan(str(corpora / "embedder" / "*" / "*.jsonl"), tokenizer=tok)
+    assert [i["path"] for i in glob.inputs] == [i["path"] for i in folder.inputs]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: str(d / "nope.jsonl"), "no such file or folder"),
+        (lambda d: str(d), "folder holds no data files"),
+        (lambda d: str(d / "*.jsonl"), "the pattern matches no data files"),
+        (lambda d: (d / "notes.txt").write_text("x") and str(d / "notes.txt"), "unknown file type"),
+    ],
+)
+def test_unusable_inputs_are_named(tok, tmp_path, make, message):
+    spec = make(tmp_path)
+    with pytest.raises(InputError, match=message) as err:
+        scan(spec, tokenizer=tok)
+    assert str(err.value).startswith(spec)
+
+
+def test_outputs_never_overwrite_inputs(tok, tmp_path):
+    src = tmp_path / "data.jsonl"
+    shutil.copy(EXAMPLES / "msmarco.jsonl", src)
+    before = src.read_bytes()
+    for kw in ({"clean_out": str(src)}, {"rejects_out": str(tmp_path / "." / "data.jsonl")}):
+        with pytest.raises(InputError, match="would overwrite an input"):
+            scan(str(src), tokenizer=tok, **kw)
+    with pytest.raises(InputError, match="two outputs name the same file"):
+        scan(
+            str(src),
+            tokenizer=tok,
+            clean_out=str(tmp_path / "o.jsonl"),
+            rejects_out=str(tmp_path / "o.jsonl"),
+        )
+    assert src.read_bytes() == before
+
+
+def test_a_failed_scan_leaves_no_partial_output(tok, tmp_path):
+    broken = tmp_path / "b.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"query": "q", "pos": ["p"], "neg": ["n"]}\n' * 50)[:-12])
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("previous run\n")
+    with pytest.raises(InputError, match=r"b\.jsonl\.gz: cannot be read"):
+        scan([str(EXAMPLES / "msmarco.jsonl"), str(broken)], tokenizer=tok, clean_out=str(clean))
+    assert clean.read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jsonl.gz", "clean.jsonl"]
+
+
+def test_parquet_output_unifies_types_across_batches(tok, tmp_path):
+    rows = [
+        {"query": "q1", "pos": ["p1"], "neg": ["n1"], "score": None},
+        {"query": "q2", "pos": ["p2"], "neg": ["n2"], "score": 3},
+        {"query": "q3", "pos": ["p3"], "neg": ["n3"], "score": 2.5, "extra": "x"},
+    ]
+    src = write_lines(tmp_path / "in.jsonl", [json.dumps(r).encode() for r in rows])
+    out = tmp_path / "out.parquet"
+    scan(str(src), ScanOptions(batch_size=1), tokenizer=tok, clean_out=str(out))
+    got = pq.read_table(out).to_pylist()
+    assert got == [{**r, "extra": r.get("extra")} for r in rows]
+
+
+def test_warnings_do_not_change_fates(tok, tmp_path):
+    long = "word " * 600
+    rows = [
+        {"query": "q1", "pos": [long], "neg": ["n1"]},
+        {"query": "q2", "pos": ["p2"], "neg": ["n2", "n3"]},
+    ]
+    src = write_lines(tmp_path / "w.jsonl", [json.dumps(r).encode() for r in rows])
+    p = scan(str(src), ScanOptions(train_group_size=3), tokenizer=tok)
+    assert p.samples["kept"] == 2
+    assert p.samples["warnings"] == {"over_model_limit": 1, "few_negatives": 1}
