@@ -192,7 +192,8 @@ class _Scanner:
         self.options = options
         self.tok = tok
         self.hists = {f: LengthHistogram() for f in FIELDS}
-        self.unique_sets = {f: FingerprintSet() for f in FIELDS}
+        # passage = pos | neg: its unique count is a union taken at the end, not a third set.
+        self.unique_sets = {f: FingerprintSet() for f in ("query", "pos", "neg")}
         self.rows_seen = FingerprintSet()
         self.read = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
@@ -262,9 +263,11 @@ class _Scanner:
         distinct = list(dict.fromkeys(per_field["query"] + per_field["pos"] + per_field["neg"]))
         length_of = dict(zip(distinct, self.tok.lengths(distinct).tolist(), strict=True))
         print_of = dict(zip(distinct, fingerprints(distinct).tolist(), strict=True))
-        per_field["passage"] = per_field["pos"] + per_field["neg"]  # passage_max_len governs both
         for name, texts in per_field.items():
-            self.hists[name].add(np.fromiter((length_of[t] for t in texts), np.int64, len(texts)))
+            lengths = np.fromiter((length_of[t] for t in texts), np.int64, len(texts))
+            self.hists[name].add(lengths)
+            if name != "query":
+                self.hists["passage"].add(lengths)  # passage_max_len governs pos and neg alike
             self.unique_sets[name].add_new(np.array([print_of[t] for t in dict.fromkeys(texts)], np.uint64))
 
         cap = self.tok.cap
@@ -301,7 +304,10 @@ class _Scanner:
             inputs=self.per_input,
             samples=samples,
             histograms=self.hists,
-            unique={f: len(s) for f, s in self.unique_sets.items()},
+            unique={
+                **{f: len(s) for f, s in self.unique_sets.items()},
+                "passage": self.unique_sets["pos"].union_size(self.unique_sets["neg"]),
+            },
             recommendation=recommendation(self.hists, opts.coverage, opts.multiple_of, self.tok.cap),
             examples=self.examples,
             outputs=outputs,
