@@ -1,26 +1,69 @@
-"""Build a mined-negatives corpus of any size from real text on this machine.
+"""Build realistic mined-negatives corpora of any size from real text found on this machine.
 
-Texts come from FlagEmbedding's example data (``../shared/corpora``): its queries and passages
-form a pool, and each generated row takes a query, one positive and ``--neg`` negatives from it,
-so passages repeat across rows the way mined hard negatives do. Queries get a row number so rows
-stay distinct.
+Real text, no network: English paragraphs from Debian's /usr/share/doc (READMEs, changelogs,
+copyright notes), Chinese sentences from the zh_CN message catalogs in /usr/share/locale, and
+FlagEmbedding's example data (../shared/corpora). Each row is a short query, one positive and
+``--neg`` mined negatives. Passages are drawn from a pool sized so that each appears ``--repeat``
+times on average, with a popularity skew (some passages are hard negatives for many queries),
+the way mined negatives repeat. About ``--chinese`` of the rows are Chinese.
 
-    python benchmarks/make_corpus.py --rows 100000 --out /tmp/corpus.jsonl
+    python benchmarks/make_corpus.py --rows 125000 --repeat 4 --out-dir /tmp/corpus
+    # -> /tmp/corpus/mined-125000x8-r4.jsonl and .parquet, with a line of stats on stderr
 """
 
 from __future__ import annotations
 
 import argparse
+import gettext
+import glob
+import gzip
 import json
+import os
 import random
+import re
+import sys
 from pathlib import Path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "flagembedding-examples"
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "flagembedding-examples"
 
 
-def text_pool(source: Path) -> tuple[list[str], list[str]]:
+def english_paragraphs(min_chars: int = 80, max_chars: int = 3000) -> list[str]:
+    paras: set[str] = set()
+    for path in glob.glob("/usr/share/doc/**/*", recursive=True):
+        if os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            data = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+        for p in re.split(r"\n\s*\n", text):
+            p = " ".join(p.split())
+            if min_chars <= len(p) <= max_chars:
+                paras.add(p)
+    return sorted(paras)
+
+
+def chinese_sentences(min_chars: int = 8) -> list[tuple[str, str]]:
+    """(English source, Chinese translation) pairs from gettext catalogs."""
+    pairs: set[tuple[str, str]] = set()
+    for path in glob.glob("/usr/share/locale/zh_CN/LC_MESSAGES/*.mo"):
+        try:
+            with open(path, "rb") as fh:
+                catalog = gettext.GNUTranslations(fh)._catalog  # type: ignore[attr-defined]
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        for en, zh in catalog.items():
+            if isinstance(en, str) and isinstance(zh, str) and len(zh) >= min_chars and en:
+                pairs.add((" ".join(en.split()), " ".join(zh.split())))
+    return sorted(pairs)
+
+
+def flagembedding_texts() -> tuple[list[str], list[str]]:
     queries, passages = set(), set()
-    for path in sorted(source.rglob("*.jsonl")):
+    for path in sorted(SHARED.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
@@ -29,22 +72,88 @@ def text_pool(source: Path) -> tuple[list[str], list[str]]:
     return sorted(queries), sorted(passages)
 
 
-def write_corpus(out: Path, rows: int, neg: int, source: Path = DEFAULT_SOURCE, seed: int = 0) -> Path:
+def make_rows(rows: int, neg: int, repeat: float, chinese: float, seed: int = 0):
     rng = random.Random(seed)
-    queries, passages = text_pool(source)
-    with open(out, "w", encoding="utf-8") as fh:
-        for i in range(rows):
-            picked = rng.sample(passages, neg + 1)
-            row = {"query": f"{rng.choice(queries)} ({i})", "pos": picked[:1], "neg": picked[1:]}
+    np_rng = np.random.default_rng(seed)
+    en = english_paragraphs()
+    zh_pairs = chinese_sentences()
+    fe_queries, fe_passages = flagembedding_texts()
+    zh = sorted({z for _, z in zh_pairs})
+    en_pool = sorted(set(en) | set(fe_passages))
+    # Queries: the first words of a paragraph, an English message, or a FlagEmbedding query.
+    en_queries = fe_queries + [e for e, _ in zh_pairs if 15 <= len(e) <= 200]
+
+    def pool_of(texts: list[str], n_rows: int) -> tuple[list[str], np.ndarray]:
+        size = max(neg + 1, min(len(texts), int(n_rows * (neg + 1) / repeat)))
+        pool = rng.sample(texts, size)
+        weights = 1.0 / np.arange(1, size + 1) ** 0.5  # popular passages are mined more often
+        return pool, weights / weights.sum()
+
+    n_zh = int(rows * chinese)
+    pools = {"en": pool_of(en_pool, rows - n_zh), "zh": pool_of(zh, n_zh)}
+    # All draws at once (choice with p= costs O(pool) per call); a row that drew one passage
+    # twice is redrawn without the skew.
+    draws = {lang: np_rng.choice(len(pool), size=(rows, neg + 1), p=p) for lang, (pool, p) in pools.items()}
+    for i in range(rows):
+        lang = "zh" if i % max(1, round(1 / chinese)) == 0 and chinese > 0 and n_zh else "en"
+        pool, _ = pools[lang]
+        picked = draws[lang][i]
+        if len(set(picked.tolist())) < len(picked):
+            picked = np_rng.choice(len(pool), size=neg + 1, replace=False)
+        if lang == "zh":
+            query = pool[picked[0]][: rng.randint(6, 20)]
+        else:
+            query = (
+                rng.choice(en_queries)
+                if rng.random() < 0.5
+                else " ".join(pool[picked[0]].split()[: rng.randint(4, 14)])
+            )
+        yield {
+            "query": f"{query} #{i}",
+            "pos": [pool[picked[0]]],
+            "neg": [pool[j] for j in picked[1:]],
+        }
+
+
+def write(
+    out_dir: Path, rows: int, neg: int, repeat: float, chinese: float, formats: list[str]
+) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"mined-{rows}x{neg + 2}-r{repeat:g}"
+    jsonl = stem.with_suffix(".jsonl")
+    texts: dict[str, int] = {}
+    with open(jsonl, "w", encoding="utf-8") as fh:
+        for row in make_rows(rows, neg, repeat, chinese):
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return out
+            for t in (row["query"], *row["pos"], *row["neg"]):
+                texts[t] = texts.get(t, 0) + 1
+    n_texts = sum(texts.values())
+    print(
+        f"{jsonl}: {rows} rows, {n_texts} texts, {len(texts)} distinct "
+        f"({n_texts / len(texts):.2f} appearances per distinct text), {jsonl.stat().st_size / 1e6:.0f} MB",
+        file=sys.stderr,
+    )
+    paths = [jsonl]
+    if "parquet" in formats:
+        import pyarrow.json as pj
+        import pyarrow.parquet as pq
+
+        parquet = stem.with_suffix(".parquet")
+        pq.write_table(pj.read_json(jsonl), parquet)
+        paths.append(parquet)
+    if "jsonl" not in formats:
+        jsonl.unlink()
+        paths.remove(jsonl)
+    return paths
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--rows", type=int, default=125_000)
     ap.add_argument("--neg", type=int, default=7)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    ap.add_argument("--repeat", type=float, default=4.0, help="average appearances of each passage")
+    ap.add_argument("--chinese", type=float, default=0.1, help="share of Chinese rows")
+    ap.add_argument("--format", nargs="+", default=["jsonl", "parquet"], choices=["jsonl", "parquet"])
+    ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args()
-    write_corpus(args.out, args.rows, args.neg, args.source)
+    write(args.out_dir, args.rows, args.neg, args.repeat, args.chinese, args.format)

@@ -57,7 +57,8 @@ EXPLANATIONS: dict[str, str] = {
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
 }
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SUSPECT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # control or surrogate
+_ONLY_STR = {str}
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -93,6 +94,8 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     if not isinstance(value, list):
         kind = "null" if value is None else type(value).__name__
         return None, f"'{name}' must be a list of strings, got {kind}"
+    if not value or set(map(type, value)) == _ONLY_STR:  # the common case, at C speed
+        return value, ""
     for i, item in enumerate(value):
         if not isinstance(item, str):
             kind = "null" if item is None else type(item).__name__
@@ -139,9 +142,15 @@ def check_record(raw: Raw, fields: Fields, min_neg: int = 1) -> Checked | Droppe
     neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
     if neg is None:
         return Dropped(raw, "wrong_type", why)
-    for name, texts in ((fields.query, [query]), (fields.pos, pos), (fields.neg, neg)):
-        for text in texts:
-            if _SURROGATE.search(text):
+    # Valid JSON carries a control character or a lone surrogate only as an escape (\u..., \b,
+    # \f), DEL excepted, so a line with none needs no regex; else one call over the row's texts.
+    data = raw.data
+    suspect = (
+        isinstance(data, dict) or b"\\u" in data or b"\\b" in data or b"\\f" in data or b"\x7f" in data
+    ) and _SUSPECT.search("\n".join([query, *pos, *neg])) is not None
+    if suspect:
+        for name, texts in ((fields.query, [query]), (fields.pos, pos), (fields.neg, neg)):
+            if any(_SURROGATE.search(t) for t in texts):
                 return Dropped(raw, "invalid_utf8", f"'{name}' holds a lone surrogate escape")
 
     q = query.strip()
@@ -159,18 +168,28 @@ def check_record(raw: Raw, fields: Fields, min_neg: int = 1) -> Checked | Droppe
     if len(keep_pos) < len(pos):
         repairs["empty_pos_item"] = len(pos) - len(keep_pos)
     pos_set = {stripped_pos[i] for i in keep_pos}
-    keep_neg: list[int] = []
-    seen: set[str] = set()
-    for i, n in enumerate(neg):
-        s = n.strip()
-        reason = (
-            "empty_neg" if not s else "pos_in_neg" if s in pos_set else "duplicate_neg" if s in seen else None
-        )
-        if reason:
-            repairs[reason] = repairs.get(reason, 0) + 1
-        else:
-            seen.add(s)
-            keep_neg.append(i)
+    stripped_neg = [n.strip() for n in neg]
+    neg_set = set(stripped_neg)
+    if all(stripped_neg) and len(neg_set) == len(neg) and pos_set.isdisjoint(neg_set):
+        keep_neg = list(range(len(neg)))  # nothing to repair (most rows): no per-item loop
+    else:
+        keep_neg = []
+        seen: set[str] = set()
+        for i, s in enumerate(stripped_neg):
+            reason = (
+                "empty_neg"
+                if not s
+                else "pos_in_neg"
+                if s in pos_set
+                else "duplicate_neg"
+                if s in seen
+                else None
+            )
+            if reason:
+                repairs[reason] = repairs.get(reason, 0) + 1
+            else:
+                seen.add(s)
+                keep_neg.append(i)
 
     if len(keep_neg) < min_neg:
         why = (
@@ -187,12 +206,12 @@ def check_record(raw: Raw, fields: Fields, min_neg: int = 1) -> Checked | Droppe
         raw,
         obj,
         query,
-        [pos[i] for i in keep_pos],
-        [neg[i] for i in keep_neg],
+        pos if len(keep_pos) == len(pos) else [pos[i] for i in keep_pos],
+        neg if len(keep_neg) == len(neg) else [neg[i] for i in keep_neg],
         prompt if isinstance(prompt, str) else None,
         repairs,
     )
-    if any(_CONTROL.search(t) for t in (query, *checked.pos, *checked.neg)):
+    if suspect:  # no surrogate, so a control character
         checked.warnings.add("control_chars")
     return checked
 

@@ -139,10 +139,16 @@ def main() -> None:
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per batch."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    envvar="LENPROF_WORKERS",
+    help="Tokenizer processes [env: LENPROF_WORKERS; default: one per core]. Results do not depend on it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, fail_on_drop, batch_size, quiet) -> None:  # fmt: skip
+                 rejects, fail_on_drop, batch_size, workers, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -171,7 +177,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 progress.advance(tasks[item.path], rows)
 
             profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
-                           on_progress=advance if progress is not None else None)  # fmt: skip
+                           on_progress=advance if progress is not None else None, workers=workers)  # fmt: skip
         rendered = FORMATS[fmt](profile)
     except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
         raise UsageProblem(str(exc)) from exc

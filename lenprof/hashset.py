@@ -6,34 +6,31 @@ powers of two (like a binary counter, or an LSM tree): an insert merges equal-si
 each member is re-sorted O(log n) times in total, and a lookup is one ``searchsorted`` per array.
 Memory is 8 bytes per member, 16 transiently while two arrays merge.
 
-Fingerprints are the first 8 bytes of BLAKE2b: stable across processes and runs (unlike
-``hash()``), so workers agree. Two different texts collide with probability ~n²/2⁶⁵: about one
-in 300,000 for a corpus of 10M distinct keys.
+Fingerprints are Python's own 64-bit string hash (SipHash-1-3): a string caches its hash, and
+the scan has already hashed every text while de-duplicating a batch, so a fingerprint costs
+nothing more. It is salted per process (PYTHONHASHSEED), which is fine: every fingerprint of a
+scan is made and compared in the one process that runs it. Two different keys collide with
+probability ~n²/2⁶⁵: about one in 300,000 for 10M distinct keys.
 
     >>> s = FingerprintSet()
     >>> s.add_new(np.array([5, 7, 5], dtype=np.uint64)).tolist()
     [True, True, False]
     >>> s.add_new(np.array([7, 9], dtype=np.uint64)).tolist(), len(s)
     ([False, True], 3)
-    >>> t = FingerprintSet(); _ = t.add_new(np.array([9, 11], dtype=np.uint64)); s.union_size(t)
+    >>> t = FingerprintSet(); t.update(np.array([11, 9], dtype=np.uint64)); s.union_size(t)
     4
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from hashlib import blake2b
 
 import numpy as np
 
 
-def fingerprint(text: str) -> int:
-    """Stable 64-bit fingerprint of a text."""
-    return int.from_bytes(blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-
-
 def fingerprints(texts: Iterable[str]) -> np.ndarray:
-    return np.fromiter((fingerprint(t) for t in texts), dtype=np.uint64)
+    """64-bit fingerprints of texts, valid within this process."""
+    return np.fromiter(map(hash, texts), dtype=np.int64).view(np.uint64)
 
 
 class FingerprintSet:
@@ -53,12 +50,18 @@ class FingerprintSet:
         )
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Membership of each key; ``keys`` sorted ascending makes the lookups cache-friendly."""
         found = np.zeros(len(keys), dtype=bool)
         for run in self._runs:
             pos = np.searchsorted(run, keys)
             pos[pos == len(run)] = 0
             found |= run[pos] == keys
         return found
+
+    def update(self, distinct_keys: np.ndarray) -> None:
+        """Add keys known to be distinct among themselves (cheaper than ``add_new``)."""
+        keys = np.sort(np.asarray(distinct_keys, dtype=np.uint64))
+        self._insert(keys[~self.contains(keys)])
 
     def add_new(self, keys: np.ndarray) -> np.ndarray:
         """Add ``keys`` in order; return a mask of those seen for the first time.
@@ -84,3 +87,50 @@ class FingerprintSet:
         while self._runs and len(self._runs[-1]) <= len(run):
             run = np.union1d(self._runs.pop(), run)
         self._runs.append(run)
+
+
+class FingerprintMap:
+    """Fingerprint -> small integer (a token count), 12 bytes per member, same layout as the set.
+
+    The scan keeps one for the whole corpus, so each distinct text is tokenized once however
+    often it repeats (mined negatives recur across many rows).
+
+        >>> m = FingerprintMap()
+        >>> m.insert(np.array([9, 4], dtype=np.uint64), np.array([30, 12], dtype=np.uint32))
+        >>> found, values = m.get(np.array([4, 5, 9], dtype=np.uint64))
+        >>> found.tolist(), values[found].tolist()
+        ([True, False, True], [12, 30])
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(k) for k, _ in self._runs)
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found, value) for each key; values of keys not found are 0."""
+        order = np.argsort(keys)  # sorted lookups walk each run forward: far fewer cache misses
+        sorted_keys = keys[order]
+        found = np.zeros(len(keys), dtype=bool)
+        values = np.zeros(len(keys), dtype=np.uint32)
+        for run, vals in self._runs:
+            pos = np.searchsorted(run, sorted_keys)
+            pos[pos == len(run)] = 0
+            hit = run[pos] == sorted_keys
+            values[order[hit]] = vals[pos[hit]]
+            found[order[hit]] = True
+        return found, values
+
+    def insert(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Add keys that are not present yet (and distinct among themselves)."""
+        if len(keys) == 0:
+            return
+        order = np.argsort(keys, kind="stable")
+        run, vals = keys[order], values[order].astype(np.uint32)
+        while self._runs and len(self._runs[-1][0]) <= len(run):
+            old_run, old_vals = self._runs.pop()
+            merged = np.concatenate([old_run, run])
+            order = np.argsort(merged, kind="stable")
+            run, vals = merged[order], np.concatenate([old_vals, vals])[order]
+        self._runs.append((run, vals))

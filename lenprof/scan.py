@@ -7,6 +7,7 @@ kept row (duplicate detection) plus 8 bytes per distinct text (unique counts).
 from __future__ import annotations
 
 import string
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,8 +23,9 @@ from .checks import (
     check_record,
     reject_record,
 )
-from .hashset import FingerprintSet, fingerprints
+from .hashset import FingerprintMap, FingerprintSet, fingerprints
 from .io import InputError, InputFile, RowWriter, discover, read_batches, same_file
+from .parallel import Measurer, Pending
 from .profile import LengthHistogram
 from .recommend import recommendation
 from .schema import Fields
@@ -106,6 +108,7 @@ class Profile:
     recommendation: dict
     examples: dict[str, list[dict]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    run: dict = field(default_factory=dict)  # how the scan ran (timings, workers): not results
 
     @property
     def dropped(self) -> int:
@@ -130,6 +133,7 @@ class Profile:
             "recommendation": self.recommendation,
             "examples": self.examples,
             "outputs": self.outputs,
+            "run": self.run,
         }
 
 
@@ -144,33 +148,46 @@ def scan(
     clean_out: str | None = None,
     rejects_out: str | None = None,
     on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows and rejects.
 
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
-    packaged default. Raises :class:`InputError` for unusable inputs or outputs; bad rows never
+    packaged default. ``workers`` processes tokenize (default: one per core); results do not
+    depend on it. Raises :class:`InputError` for unusable inputs or outputs; bad rows never
     raise, they are dropped with a reason.
     """
     options = options or ScanOptions()
     items = discover([paths] if isinstance(paths, str) else list(paths))
     outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
     check_outputs(outputs.values(), items)
+    start = time.perf_counter()
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
 
-    scanner = _Scanner(options, tok)
     writers: dict[str, RowWriter] = {}
     try:
-        for key, path in outputs.items():
-            writers[key] = RowWriter(path)
-        for item in items:
-            scanner.scan_input(item, writers.get("clean"), writers.get("rejects"), on_progress)
+        with Measurer(tok, workers) as measurer:
+            scanner = _Scanner(options, tok, measurer)
+            for key, path in outputs.items():
+                writers[key] = RowWriter(path)
+            for item in items:
+                scanner.scan_input(item, writers.get("clean"), writers.get("rejects"), on_progress)
+            scanner.flush(writers.get("clean"))
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
     for w in writers.values():
         w.close()
-    return scanner.profile(items, outputs)
+    profile = scanner.profile(items, outputs)
+    profile.run = {
+        "workers": measurer.workers,
+        "seconds": round(time.perf_counter() - start, 3),
+        "tokenize_s": round(measurer.seconds, 3),
+        "texts_tokenized": measurer.texts,
+        "parallel_calls": measurer.parallel_calls,
+    }
+    return profile
 
 
 def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:
@@ -187,10 +204,26 @@ def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:
                 raise InputError(f"{a}: two outputs name the same file")
 
 
+@dataclass
+class _Batch:
+    """Kept rows of one batch between checking and counting (while their texts are tokenized)."""
+
+    kept: list[Checked]
+    texts: dict[str, list[str]]  # query/pos/neg texts as the trainer sees them
+    distinct: list[str]
+    prints: np.ndarray
+    lengths: np.ndarray  # per distinct text; filled in by _finish for new and waiting texts
+    new: list[int]  # distinct texts sent to the tokenizer with this batch
+    waiting: list[int]  # distinct texts sent with the previous batch
+    pending: Pending | None
+
+
 class _Scanner:
-    def __init__(self, options: ScanOptions, tok: LoadedTokenizer):
+    def __init__(self, options: ScanOptions, tok: LoadedTokenizer, measurer: Measurer):
         self.options = options
         self.tok = tok
+        self.measurer = measurer
+        self.length_of_print = FingerprintMap()  # every distinct text is tokenized once per scan
         self.hists = {f: LengthHistogram() for f in FIELDS}
         # passage = pos | neg: its unique count is a union taken at the end, not a third set.
         self.unique_sets = {f: FingerprintSet() for f in ("query", "pos", "neg")}
@@ -202,6 +235,7 @@ class _Scanner:
         self.warnings = dict.fromkeys(WARNING_REASONS, 0)
         self.examples: dict[str, list[dict]] = {}
         self.per_input: list[dict] = []
+        self._in_flight: _Batch | None = None
 
     def _example(self, reason: str, source: str, line: int, detail: str) -> None:
         examples = self.examples.setdefault(reason, [])
@@ -219,12 +253,22 @@ class _Scanner:
         read_before = self.read
         for batch in read_batches(item, self.options.batch_size, counts):
             self.read += len(batch)
-            self._batch(batch, clean, rejects)
+            # One batch in flight: check this batch while the previous one is tokenized.
+            ready = self._prepare(batch, rejects)
+            self.flush(clean)
+            self._in_flight = ready
             if on_progress:
                 on_progress(item, len(batch))
         self.per_input.append({**item.describe(), "rows": self.read - read_before, "blank": counts["blank"]})
 
-    def _batch(self, batch: list, clean: RowWriter | None, rejects: RowWriter | None) -> None:
+    def flush(self, clean: RowWriter | None) -> None:
+        """Finish the batch in flight, if any."""
+        if self._in_flight is not None:
+            batch, self._in_flight = self._in_flight, None
+            self._finish(batch, clean)
+
+    def _prepare(self, batch: list, rejects: RowWriter | None) -> _Batch | None:
+        """Check rows, write rejects, and send the batch's never-seen texts to the tokenizer."""
         opts = self.options
         outcomes = [check_record(raw, opts.fields, opts.min_neg) for raw in batch]
         checked = [o for o in outcomes if isinstance(o, Checked)]
@@ -247,44 +291,81 @@ class _Scanner:
         if rejects is not None:
             rejects.write(rejected)
         if not kept:
-            return
-        self._measure(kept)
-        if clean is not None:
-            clean.write([c.obj for c in kept])
+            return None
 
-    def _measure(self, kept: list[Checked]) -> None:
-        opts = self.options
-        per_field = {
+        texts = {
             "query": [opts.query_text(c) for c in kept],
             "pos": [opts.passage_text(t) for c in kept for t in c.pos],
             "neg": [opts.passage_text(t) for c in kept for t in c.neg],
         }
-        # Mined negatives repeat across rows: tokenize each distinct text of the batch once.
-        distinct = list(dict.fromkeys(per_field["query"] + per_field["pos"] + per_field["neg"]))
-        length_of = dict(zip(distinct, self.tok.lengths(distinct).tolist(), strict=True))
-        print_of = dict(zip(distinct, fingerprints(distinct).tolist(), strict=True))
-        for name, texts in per_field.items():
-            lengths = np.fromiter((length_of[t] for t in texts), np.int64, len(texts))
-            self.hists[name].add(lengths)
-            if name != "query":
-                self.hists["passage"].add(lengths)  # passage_max_len governs pos and neg alike
-            self.unique_sets[name].add_new(np.array([print_of[t] for t in dict.fromkeys(texts)], np.uint64))
+        # Mined negatives repeat across rows: tokenize only texts never seen in this scan.
+        distinct = list(dict.fromkeys(texts["query"] + texts["pos"] + texts["neg"]))
+        prints = fingerprints(distinct)
+        known, lengths = self.length_of_print.get(prints)
+        # Texts sent with the batch still in flight are looked up again once it has finished.
+        unknown = np.flatnonzero(~known)
+        is_waiting = np.zeros(len(unknown), dtype=bool)
+        if self._in_flight is not None and len(unknown):
+            is_waiting = np.isin(prints[unknown], self._in_flight.prints[self._in_flight.new])
+        new, waiting = unknown[~is_waiting].tolist(), unknown[is_waiting].tolist()
+        pending = self.measurer.submit([distinct[i] for i in new]) if new else None
+        return _Batch(kept, texts, distinct, prints, lengths, new, waiting, pending)
 
-        cap = self.tok.cap
-        for row, query in zip(kept, per_field["query"], strict=True):
+    def _finish(self, batch: _Batch | None, clean: RowWriter | None) -> None:
+        """Take the batch's token counts and add them to histograms, counts and the clean output."""
+        if batch is None:
+            return
+        opts, lengths, prints = self.options, batch.lengths, batch.prints
+        if batch.pending is not None:
+            new_lengths = batch.pending.get()
+            lengths[batch.new] = new_lengths
+            self.length_of_print.insert(prints[batch.new], new_lengths)
+        if batch.waiting:
+            found, values = self.length_of_print.get(prints[batch.waiting])
+            assert found.all(), "a text in flight was not measured"
+            lengths[batch.waiting] = values
+        # Each text as an index into the batch's distinct texts, so counting is array work.
+        index = {t: i for i, t in enumerate(batch.distinct)}
+        idx = {
+            name: np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
+            for name, texts in batch.texts.items()
+        }
+        for name, field_idx in idx.items():
+            self.hists[name].add(lengths[field_idx])
+            if name != "query":
+                self.hists["passage"].add(lengths[field_idx])  # passage_max_len governs pos and neg alike
+            present = np.zeros(len(prints), dtype=bool)
+            present[field_idx] = True
+            self.unique_sets[name].update(prints[present])
+
+        for row in batch.kept:
             for reason, n in row.repairs.items():
                 self.repaired[reason] += n
                 self.repaired_rows[reason] += 1
                 self._example(reason, row.raw.source, row.raw.line, f"{n} removed")
-            warnings = set(row.warnings)
-            texts = [query, *(opts.passage_text(t) for t in (*row.pos, *row.neg))]
-            if cap and max(length_of[t] for t in texts) > cap:
-                warnings.add("over_model_limit")
+        over = self._over_cap(batch, idx, lengths)
+        for i, row in enumerate(batch.kept):
+            warnings = row.warnings | ({"over_model_limit"} if over[i] else set())
             if opts.train_group_size and len(row.neg) < opts.train_group_size - 1:
                 warnings.add("few_negatives")
-            for w in warnings:
+            for w in sorted(warnings):
                 self.warnings[w] += 1
                 self._example(w, row.raw.source, row.raw.line, w.replace("_", " "))
+        if clean is not None:
+            clean.write([c.obj for c in batch.kept])
+
+    def _over_cap(self, batch: _Batch, idx: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        """For each kept row: does any of its texts exceed the model's cap?"""
+        over = np.zeros(len(batch.kept), dtype=bool)
+        cap = self.tok.cap
+        if not cap or lengths.max(initial=0) <= cap:
+            return over
+        over |= lengths[idx["query"]] > cap
+        for name in ("pos", "neg"):
+            counts = np.array([len(getattr(row, name)) for row in batch.kept])
+            row_of = np.repeat(np.arange(len(batch.kept)), counts)  # (texts,) -> its row
+            np.logical_or.at(over, row_of, lengths[idx[name]] > cap)
+        return over
 
     def profile(self, items: Sequence[InputFile], outputs: dict[str, str]) -> Profile:
         kept = self.read - sum(self.dropped.values())

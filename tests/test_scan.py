@@ -172,6 +172,29 @@ def test_results_do_not_depend_on_batch_size(tok, corpora, tmp_path):
     assert outputs[1] == outputs[3] == outputs[2048]
 
 
+def test_results_do_not_depend_on_worker_count(tok, corpora, tmp_path, monkeypatch):
+    monkeypatch.setattr("lenprof.parallel.MIN_TEXTS_PER_WORKER", 20)  # make small batches go parallel
+    paths = [str(corpora), str(EXAMPLES / "dirty.jsonl")]
+    outputs = {}
+    for workers in (1, 2):
+        clean, rejects = tmp_path / f"c{workers}.jsonl", tmp_path / f"r{workers}.jsonl"
+        p = scan(paths, tokenizer=tok, workers=workers, clean_out=str(clean), rejects_out=str(rejects))
+        assert p.run["workers"] == workers and (p.run["parallel_calls"] > 0) == (workers > 1)
+        outputs[workers] = (numbers(p), p.examples, clean.read_bytes(), rejects.read_bytes())
+    assert outputs[1] == outputs[2]
+
+
+def test_each_distinct_text_is_tokenized_once_per_scan(tok, corpora):
+    msmarco = str(corpora / "embedder" / "retrieval" / "msmarco.jsonl")
+    once = scan(msmarco, tokenizer=tok, workers=1)
+    twice = scan([msmarco, msmarco], ScanOptions(batch_size=3), tokenizer=tok, workers=1)
+    assert (
+        twice.run["texts_tokenized"]
+        == once.run["texts_tokenized"]
+        == once.unique["query"] + once.unique["passage"]
+    )
+
+
 def test_duplicates_are_found_across_files_and_batches(tok, corpora):
     msmarco = str(corpora / "embedder" / "retrieval" / "msmarco.jsonl")
     p = scan([msmarco, msmarco], ScanOptions(batch_size=4), tokenizer=tok)
