@@ -59,6 +59,7 @@ EXPLANATIONS: dict[str, str] = {
 
 _SUSPECT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # control or surrogate
 _ONLY_STR = {str}
+_decode = json.JSONDecoder().raw_decode
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -114,7 +115,11 @@ def parse(raw: Raw) -> dict | Dropped:
             raw, "invalid_utf8", f"invalid byte {raw.data[exc.start]:#04x} at byte {exc.start + 1}"
         )
     try:
-        obj = json.loads(text)
+        # json.loads, less its two whitespace regex passes; trailing text is still an error.
+        body = text.strip(" \t\r\n")
+        obj, end = _decode(body)
+        if end != len(body):
+            raise ValueError(f"Extra data after the JSON value: column {end + 1}")
     except (ValueError, RecursionError) as exc:
         return Dropped(raw, "malformed_json", str(exc)[:200])
     if not isinstance(obj, dict):

@@ -85,7 +85,9 @@ class FingerprintSet:
         # Merge while the newest run is at least as large as the new one: sizes stay
         # roughly geometric, so there are O(log n) runs and each key is merged O(log n) times.
         while self._runs and len(self._runs[-1]) <= len(run):
-            run = np.union1d(self._runs.pop(), run)
+            # Two sorted, disjoint runs: a stable sort (timsort) of their concatenation merges
+            # them in linear time.
+            run = np.sort(np.concatenate([self._runs.pop(), run]), kind="stable")
         self._runs.append(run)
 
 
@@ -126,7 +128,7 @@ class FingerprintMap:
         """Add keys that are not present yet (and distinct among themselves)."""
         if len(keys) == 0:
             return
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         run, vals = keys[order], values[order].astype(np.uint32)
         while self._runs and len(self._runs[-1][0]) <= len(run):
             old_run, old_vals = self._runs.pop()

@@ -209,12 +209,11 @@ class _Batch:
     """Kept rows of one batch between checking and counting (while their texts are tokenized)."""
 
     kept: list[Checked]
-    texts: dict[str, list[str]]  # query/pos/neg texts as the trainer sees them
-    distinct: list[str]
-    prints: np.ndarray
-    lengths: np.ndarray  # per distinct text; filled in by _finish for new and waiting texts
-    new: list[int]  # distinct texts sent to the tokenizer with this batch
-    waiting: list[int]  # distinct texts sent with the previous batch
+    idx: dict[str, np.ndarray]  # query/pos/neg: each text (as the trainer sees it) -> its distinct index
+    prints: np.ndarray  # fingerprint of each distinct text, sorted
+    lengths: np.ndarray  # of each distinct text; _finish fills in the new and waiting ones
+    new: np.ndarray  # distinct texts sent to the tokenizer with this batch
+    waiting: np.ndarray  # distinct texts sent with the previous batch
     pending: Pending | None
 
 
@@ -298,18 +297,21 @@ class _Scanner:
             "pos": [opts.passage_text(t) for c in kept for t in c.pos],
             "neg": [opts.passage_text(t) for c in kept for t in c.neg],
         }
-        # Mined negatives repeat across rows: tokenize only texts never seen in this scan.
-        distinct = list(dict.fromkeys(texts["query"] + texts["pos"] + texts["neg"]))
-        prints = fingerprints(distinct)
+        every = texts["query"] + texts["pos"] + texts["neg"]
+        # Distinct texts of the batch by fingerprint; ``inverse`` maps each text to its distinct one.
+        prints, first, inverse = np.unique(fingerprints(every), return_index=True, return_inverse=True)
         known, lengths = self.length_of_print.get(prints)
-        # Texts sent with the batch still in flight are looked up again once it has finished.
+        # Mined negatives repeat across rows: tokenize only texts never seen in this scan. Texts
+        # sent with the batch still in flight are looked up again once it has finished.
         unknown = np.flatnonzero(~known)
         is_waiting = np.zeros(len(unknown), dtype=bool)
         if self._in_flight is not None and len(unknown):
             is_waiting = np.isin(prints[unknown], self._in_flight.prints[self._in_flight.new])
-        new, waiting = unknown[~is_waiting].tolist(), unknown[is_waiting].tolist()
-        pending = self.measurer.submit([distinct[i] for i in new]) if new else None
-        return _Batch(kept, texts, distinct, prints, lengths, new, waiting, pending)
+        new, waiting = unknown[~is_waiting], unknown[is_waiting]
+        pending = self.measurer.submit([every[i] for i in first[new].tolist()]) if len(new) else None
+        bounds = np.cumsum([0] + [len(t) for t in texts.values()])
+        field_idx = {name: inverse[bounds[i] : bounds[i + 1]] for i, name in enumerate(texts)}
+        return _Batch(kept, field_idx, prints, lengths, new, waiting, pending)
 
     def _finish(self, batch: _Batch | None, clean: RowWriter | None) -> None:
         """Take the batch's token counts and add them to histograms, counts and the clean output."""
@@ -320,17 +322,11 @@ class _Scanner:
             new_lengths = batch.pending.get()
             lengths[batch.new] = new_lengths
             self.length_of_print.insert(prints[batch.new], new_lengths)
-        if batch.waiting:
+        if len(batch.waiting):
             found, values = self.length_of_print.get(prints[batch.waiting])
             assert found.all(), "a text in flight was not measured"
             lengths[batch.waiting] = values
-        # Each text as an index into the batch's distinct texts, so counting is array work.
-        index = {t: i for i, t in enumerate(batch.distinct)}
-        idx = {
-            name: np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
-            for name, texts in batch.texts.items()
-        }
-        for name, field_idx in idx.items():
+        for name, field_idx in batch.idx.items():
             self.hists[name].add(lengths[field_idx])
             if name != "query":
                 self.hists["passage"].add(lengths[field_idx])  # passage_max_len governs pos and neg alike
@@ -343,7 +339,7 @@ class _Scanner:
                 self.repaired[reason] += n
                 self.repaired_rows[reason] += 1
                 self._example(reason, row.raw.source, row.raw.line, f"{n} removed")
-        over = self._over_cap(batch, idx, lengths)
+        over = self._over_cap(batch, lengths)
         for i, row in enumerate(batch.kept):
             warnings = row.warnings | ({"over_model_limit"} if over[i] else set())
             if opts.train_group_size and len(row.neg) < opts.train_group_size - 1:
@@ -354,12 +350,13 @@ class _Scanner:
         if clean is not None:
             clean.write([c.obj for c in batch.kept])
 
-    def _over_cap(self, batch: _Batch, idx: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    def _over_cap(self, batch: _Batch, lengths: np.ndarray) -> np.ndarray:
         """For each kept row: does any of its texts exceed the model's cap?"""
         over = np.zeros(len(batch.kept), dtype=bool)
         cap = self.tok.cap
         if not cap or lengths.max(initial=0) <= cap:
             return over
+        idx = batch.idx
         over |= lengths[idx["query"]] > cap
         for name in ("pos", "neg"):
             counts = np.array([len(getattr(row, name)) for row in batch.kept])
