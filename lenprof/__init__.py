@@ -6,8 +6,9 @@ __version__ = "0.1.0"
 
 from .io import InputError  # noqa: E402
 from .profile import LengthHistogram  # noqa: E402
-from .scan import Profile, ScanOptions, scan  # noqa: E402
+from .scan import ScanOptions, scan  # noqa: E402
 from .schema import Fields  # noqa: E402
+from .stats import Profile  # noqa: E402
 from .tokenize import LoadedTokenizer, TokenizerError, load_tokenizer  # noqa: E402
 
 __all__ = [

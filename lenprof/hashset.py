@@ -40,14 +40,12 @@ class FingerprintSet:
     def __len__(self) -> int:
         return sum(len(r) for r in self._runs)
 
+    def members(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0, np.uint64), *self._runs])
+
     def union_size(self, other: FingerprintSet) -> int:
         """``len(self | other)``, without keeping a third set while scanning."""
-        return len(
-            np.union1d(
-                np.concatenate([np.zeros(0, np.uint64), *self._runs]),
-                np.concatenate([np.zeros(0, np.uint64), *other._runs]),
-            )
-        )
+        return len(np.union1d(self.members(), other.members()))
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Membership of each key; ``keys`` sorted ascending makes the lookups cache-friendly."""

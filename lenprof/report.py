@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from .checks import EXPLANATIONS
-from .scan import FIELDS, Profile
+from .stats import FIELDS, Profile
 
 
 def render_json(profile: Profile) -> str:

@@ -9,31 +9,18 @@ from __future__ import annotations
 import string
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__
-from .checks import (
-    DROP_REASONS,
-    REPAIR_REASONS,
-    WARNING_REASONS,
-    Checked,
-    Dropped,
-    check_record,
-    reject_record,
-)
+from .checks import Checked, Dropped, check_record, reject_record
 from .hashset import FingerprintMap, FingerprintSet, fingerprints
 from .io import InputError, InputFile, RowWriter, discover, read_batches, same_file
 from .parallel import Measurer, Pending
-from .profile import LengthHistogram
 from .recommend import recommendation
 from .schema import Fields
+from .stats import Profile, ScanStats
 from .tokenize import LoadedTokenizer, load_tokenizer
-
-FIELDS = ("query", "pos", "neg", "passage")
-SCHEMA = "lenprof.profile/1"
-EXAMPLES_PER_REASON = 5
 
 
 class OptionsError(ValueError):
@@ -95,48 +82,6 @@ class ScanOptions:
         }
 
 
-@dataclass
-class Profile:
-    """What a scan found; ``to_dict()`` is the versioned JSON (``lenprof.profile/1``)."""
-
-    tokenizer: dict
-    settings: dict
-    inputs: list[dict]
-    samples: dict
-    histograms: dict[str, LengthHistogram]
-    unique: dict[str, int]
-    recommendation: dict
-    examples: dict[str, list[dict]] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    run: dict = field(default_factory=dict)  # how the scan ran (timings, workers): not results
-
-    @property
-    def dropped(self) -> int:
-        return sum(self.samples["dropped"].values())
-
-    def field_stats(self, name: str) -> dict:
-        stats = self.histograms[name].summary()
-        stats["unique"] = self.unique[name]
-        return stats
-
-    def to_dict(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "lenprof_version": __version__,
-            "tokenizer": self.tokenizer,
-            "settings": self.settings,
-            "inputs": self.inputs,
-            "samples": self.samples,
-            "fields": {
-                f: {**self.field_stats(f), "histogram": self.histograms[f].to_sparse()} for f in FIELDS
-            },
-            "recommendation": self.recommendation,
-            "examples": self.examples,
-            "outputs": self.outputs,
-            "run": self.run,
-        }
-
-
 ProgressCallback = Callable[[InputFile, int], None]
 
 
@@ -179,7 +124,7 @@ def scan(
         raise
     for w in writers.values():
         w.close()
-    profile = scanner.profile(items, outputs)
+    profile = make_profile(scanner.stats, options, tok, outputs)
     profile.run = {
         "workers": measurer.workers,
         "seconds": round(time.perf_counter() - start, 3),
@@ -218,47 +163,50 @@ class _Batch:
 
 
 class _Scanner:
-    def __init__(self, options: ScanOptions, tok: LoadedTokenizer, measurer: Measurer):
+    """Checks, tokenizes and counts batches in order; ``keep`` decides duplicate rows.
+
+    ``keep(fingerprints)`` gets the duplicate-detection keys of a batch's rows that passed every
+    other check and says which to keep: locally the first occurrence in the scan; in the
+    distributed engine, a decision the driver made over the whole corpus beforehand.
+    """
+
+    def __init__(
+        self,
+        options: ScanOptions,
+        tok: LoadedTokenizer,
+        measurer: Measurer,
+        keep: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         self.options = options
         self.tok = tok
         self.measurer = measurer
+        self.keep = keep or FingerprintSet().add_new
         self.length_of_print = FingerprintMap()  # every distinct text is tokenized once per scan
-        self.hists = {f: LengthHistogram() for f in FIELDS}
-        # passage = pos | neg: its unique count is a union taken at the end, not a third set.
-        self.unique_sets = {f: FingerprintSet() for f in ("query", "pos", "neg")}
-        self.rows_seen = FingerprintSet()
-        self.read = 0
-        self.dropped = dict.fromkeys(DROP_REASONS, 0)
-        self.repaired = dict.fromkeys(REPAIR_REASONS, 0)
-        self.repaired_rows = dict.fromkeys(REPAIR_REASONS, 0)
-        self.warnings = dict.fromkeys(WARNING_REASONS, 0)
-        self.examples: dict[str, list[dict]] = {}
-        self.per_input: list[dict] = []
+        self.stats = ScanStats()
         self._in_flight: _Batch | None = None
-
-    def _example(self, reason: str, source: str, line: int, detail: str) -> None:
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < EXAMPLES_PER_REASON:
-            examples.append({"source": source, "line": line, "detail": detail})
 
     def scan_input(
         self,
         item: InputFile,
         clean: RowWriter | None,
         rejects: RowWriter | None,
-        on_progress: ProgressCallback | None,
+        on_progress: ProgressCallback | None = None,
+        batches: Iterable[list] | None = None,
+        counts: dict[str, int] | None = None,
     ) -> None:
-        counts = {"blank": 0}
-        read_before = self.read
-        for batch in read_batches(item, self.options.batch_size, counts):
-            self.read += len(batch)
+        """Scan one input, or the ``batches`` given for it (a shard of it, counting into ``counts``)."""
+        counts = counts if counts is not None else {"blank": 0}
+        read_before = self.stats.read
+        for batch in batches if batches is not None else read_batches(item, self.options.batch_size, counts):
+            self.stats.read += len(batch)
             # One batch in flight: check this batch while the previous one is tokenized.
             ready = self._prepare(batch, rejects)
             self.flush(clean)
             self._in_flight = ready
             if on_progress:
                 on_progress(item, len(batch))
-        self.per_input.append({**item.describe(), "rows": self.read - read_before, "blank": counts["blank"]})
+        rows = self.stats.read - read_before
+        self.stats.inputs.append({**item.describe(), "rows": rows, "blank": counts["blank"]})
 
     def flush(self, clean: RowWriter | None) -> None:
         """Finish the batch in flight, if any."""
@@ -271,7 +219,7 @@ class _Scanner:
         opts = self.options
         outcomes = [check_record(raw, opts.fields, opts.min_neg) for raw in batch]
         checked = [o for o in outcomes if isinstance(o, Checked)]
-        first = iter(self.rows_seen.add_new(fingerprints(c.dedup_key() for c in checked)).tolist())
+        first = iter(self.keep(fingerprints(c.dedup_key() for c in checked)).tolist())
 
         kept: list[Checked] = []
         rejected: list[dict] = []
@@ -281,8 +229,8 @@ class _Scanner:
                     outcome.raw, "duplicate_row", "same query and positives as an earlier kept row"
                 )
             if isinstance(outcome, Dropped):
-                self.dropped[outcome.reason] += 1
-                self._example(outcome.reason, outcome.raw.source, outcome.raw.line, outcome.detail)
+                self.stats.dropped[outcome.reason] += 1
+                self.stats.example(outcome.reason, outcome.raw.source, outcome.raw.line, outcome.detail)
                 if rejects is not None:
                     rejected.append(reject_record(outcome, opts.raw_limit))
             else:
@@ -327,26 +275,28 @@ class _Scanner:
             assert found.all(), "a text in flight was not measured"
             lengths[batch.waiting] = values
         for name, field_idx in batch.idx.items():
-            self.hists[name].add(lengths[field_idx])
+            self.stats.hists[name].add(lengths[field_idx])
             if name != "query":
-                self.hists["passage"].add(lengths[field_idx])  # passage_max_len governs pos and neg alike
+                self.stats.hists["passage"].add(
+                    lengths[field_idx]
+                )  # passage_max_len governs pos and neg alike
             present = np.zeros(len(prints), dtype=bool)
             present[field_idx] = True
-            self.unique_sets[name].update(prints[present])
+            self.stats.unique[name].update(prints[present])
 
         for row in batch.kept:
             for reason, n in row.repairs.items():
-                self.repaired[reason] += n
-                self.repaired_rows[reason] += 1
-                self._example(reason, row.raw.source, row.raw.line, f"{n} removed")
+                self.stats.repaired[reason] += n
+                self.stats.repaired_rows[reason] += 1
+                self.stats.example(reason, row.raw.source, row.raw.line, f"{n} removed")
         over = self._over_cap(batch, lengths)
         for i, row in enumerate(batch.kept):
             warnings = row.warnings | ({"over_model_limit"} if over[i] else set())
             if opts.train_group_size and len(row.neg) < opts.train_group_size - 1:
                 warnings.add("few_negatives")
             for w in sorted(warnings):
-                self.warnings[w] += 1
-                self._example(w, row.raw.source, row.raw.line, w.replace("_", " "))
+                self.stats.warnings[w] += 1
+                self.stats.example(w, row.raw.source, row.raw.line, w.replace("_", " "))
         if clean is not None:
             clean.write([c.obj for c in batch.kept])
 
@@ -364,29 +314,18 @@ class _Scanner:
             np.logical_or.at(over, row_of, lengths[idx[name]] > cap)
         return over
 
-    def profile(self, items: Sequence[InputFile], outputs: dict[str, str]) -> Profile:
-        kept = self.read - sum(self.dropped.values())
-        samples = {
-            "read": self.read,
-            "blank": sum(i["blank"] for i in self.per_input),
-            "kept": kept,
-            "dropped": {k: v for k, v in self.dropped.items() if v},
-            "repaired": {k: v for k, v in self.repaired.items() if v},
-            "repaired_rows": {k: v for k, v in self.repaired_rows.items() if v},
-            "warnings": {k: v for k, v in self.warnings.items() if v},
-        }
-        opts = self.options
-        return Profile(
-            tokenizer=self.tok.describe(),
-            settings=opts.describe(),
-            inputs=self.per_input,
-            samples=samples,
-            histograms=self.hists,
-            unique={
-                **{f: len(s) for f, s in self.unique_sets.items()},
-                "passage": self.unique_sets["pos"].union_size(self.unique_sets["neg"]),
-            },
-            recommendation=recommendation(self.hists, opts.coverage, opts.multiple_of, self.tok.cap),
-            examples=self.examples,
-            outputs=outputs,
-        )
+
+def make_profile(
+    stats: ScanStats, options: ScanOptions, tok: LoadedTokenizer, outputs: dict[str, str]
+) -> Profile:
+    return Profile(
+        tokenizer=tok.describe(),
+        settings=options.describe(),
+        inputs=stats.inputs,
+        samples=stats.samples(),
+        histograms=stats.hists,
+        unique=stats.unique_counts(),
+        recommendation=recommendation(stats.hists, options.coverage, options.multiple_of, tok.cap),
+        examples=stats.examples,
+        outputs=outputs,
+    )
