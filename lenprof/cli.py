@@ -145,10 +145,29 @@ def main() -> None:
     envvar="LENPROF_WORKERS",
     help="Tokenizer processes [env: LENPROF_WORKERS; default: one per core]. Results do not depend on it.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where to scan: this machine, or a Ray cluster (pip install 'lenprof[ray]').",
+)
+@click.option(
+    "--address",
+    envvar="LENPROF_RAY_ADDRESS",
+    help="Ray cluster to join with --engine ray (e.g. ray://head:10001) [env: LENPROF_RAY_ADDRESS; default: start a local Ray].",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="MiB of input per Ray task (--engine ray).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, fail_on_drop, batch_size, workers, quiet) -> None:  # fmt: skip
+                 rejects, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -176,8 +195,14 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                     tasks[item.path] = progress.add_task(item.path, total=None)
                 progress.advance(tasks[item.path], rows)
 
-            profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
-                           on_progress=advance if progress is not None else None, workers=workers)  # fmt: skip
+            if engine == "ray":
+                from .engines.ray import scan_ray
+
+                profile = scan_ray(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
+                                   address=address, shard_bytes=shard_size << 20)  # fmt: skip
+            else:
+                profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
+                               on_progress=advance if progress is not None else None, workers=workers)  # fmt: skip
         rendered = FORMATS[fmt](profile)
     except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
         raise UsageProblem(str(exc)) from exc

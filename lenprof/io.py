@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -110,13 +111,38 @@ def _open_binary(item: InputFile) -> IO[bytes]:
     return open(item.path, "rb", buffering=1 << 20)
 
 
-def read_jsonl(item: InputFile, batch_size: int, counts: dict[str, int]) -> Iterator[list[Raw]]:
-    """Yield batches of non-blank lines; blank lines only increment ``counts["blank"]``."""
+@dataclass(frozen=True)
+class Shard:
+    """A part of one input: a byte range of plain JSONL or a range of Parquet row groups.
+
+    ``first`` is the number of its first line (or row); the distributed engine learns it from
+    the shards before, so a shard's line numbers are the file's.
+    """
+
+    item: InputFile
+    start: int = 0  # bytes (JSONL) or row group (Parquet)
+    end: int | None = None  # exclusive; None = to the end
+    first: int = 1
+
+
+def read_jsonl(
+    item: InputFile, batch_size: int, counts: dict[str, int], shard: Shard | None = None
+) -> Iterator[list[Raw]]:
+    """Yield batches of non-blank lines; count blank lines in ``counts["blank"]`` and every
+    physical line in ``counts["lines"]``. A shard holds the lines that start inside its range."""
+    start, end, first = (shard.start, shard.end, shard.first) if shard else (0, None, 1)
     batch: list[Raw] = []
     try:
         with _open_binary(item) as fh:
-            for number, line in enumerate(fh, start=1):
-                if number == 1 and line.startswith(BOM):
+            if start:
+                fh.seek(start)
+            pos = start
+            for number, line in enumerate(fh, start=first):
+                if end is not None and pos >= end:
+                    break
+                pos += len(line)
+                counts["lines"] = counts.get("lines", 0) + 1
+                if pos == len(line) and line.startswith(BOM):  # the file's first line
                     line = line[len(BOM) :]
                 if line.endswith(b"\n"):
                     line = line[:-1]
@@ -135,14 +161,17 @@ def read_jsonl(item: InputFile, batch_size: int, counts: dict[str, int]) -> Iter
         yield batch
 
 
-def read_parquet(item: InputFile, batch_size: int) -> Iterator[list[Raw]]:
+def read_parquet(item: InputFile, batch_size: int, shard: Shard | None = None) -> Iterator[list[Raw]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(item.path)
-        row = 0
-        for record_batch in pf.iter_batches(batch_size=batch_size):
+        groups = None
+        if shard is not None:
+            groups = list(range(shard.start, shard.end if shard.end is not None else pf.num_row_groups))
+        row = shard.first - 1 if shard else 0
+        for record_batch in pf.iter_batches(batch_size=batch_size, row_groups=groups):
             rows = record_batch.to_pylist()
             yield [Raw(item.path, row + i + 1, r) for i, r in enumerate(rows)]
             row += len(rows)
@@ -150,10 +179,39 @@ def read_parquet(item: InputFile, batch_size: int) -> Iterator[list[Raw]]:
         raise InputError(f"{item.path}: not a readable Parquet file ({exc})") from exc
 
 
-def read_batches(item: InputFile, batch_size: int, counts: dict[str, int]) -> Iterator[list[Raw]]:
+def read_batches(
+    item: InputFile, batch_size: int, counts: dict[str, int], shard: Shard | None = None
+) -> Iterator[list[Raw]]:
     if item.format == "parquet":
-        return read_parquet(item, batch_size)
-    return read_jsonl(item, batch_size, counts)
+        return read_parquet(item, batch_size, shard)
+    return read_jsonl(item, batch_size, counts, shard)
+
+
+def split(item: InputFile, target_bytes: int) -> list[Shard]:
+    """Cut an input into shards of about ``target_bytes`` (compressed JSONL stays whole)."""
+    if item.format == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(item.path).metadata
+        shards, start, size = [], 0, 0
+        for g in range(meta.num_row_groups):
+            size += meta.row_group(g).total_byte_size
+            if size >= target_bytes or g == meta.num_row_groups - 1:
+                shards.append(Shard(item, start, g + 1))
+                start, size = g + 1, 0
+        return shards or [Shard(item, 0, 0)]
+    if item.compression is not None:
+        return [Shard(item)]
+    total = os.path.getsize(item.path)
+    cuts = [0]
+    with open(item.path, "rb") as fh:
+        while cuts[-1] + target_bytes < total:
+            fh.seek(cuts[-1] + target_bytes)
+            fh.readline()  # to the start of the next line
+            if fh.tell() >= total:
+                break
+            cuts.append(fh.tell())
+    return [Shard(item, a, b) for a, b in zip(cuts, cuts[1:] + [None], strict=True)]
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -256,6 +314,16 @@ class RowWriter:
         part = os.path.join(self._spool, f"{len(self._parts):08d}.parquet")
         pq.write_table(table, part)
         self._parts.append(part)
+
+    def append_parts(self, parts: list[str]) -> None:
+        """Append files that other RowWriters wrote, in order (JSONL bytes; Parquet schemas unify)."""
+        if self.format == "parquet":
+            self._parts.extend(parts)
+            return
+        self._fh.flush()
+        for part in parts:
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, self._fh.buffer)
 
     def close(self) -> None:
         """Finish the file and move it into place."""

@@ -43,8 +43,12 @@ class ScanStats:
         if len(examples) < EXAMPLES_PER_REASON:
             examples.append({"source": source, "line": line, "detail": detail})
 
-    def merge(self, later: ScanStats) -> None:
-        """Fold in the stats of a later part of the corpus (order matters only for examples)."""
+    def merge(self, later: ScanStats, continues: bool = False) -> None:
+        """Fold in the stats of a later part of the corpus (order matters only for examples).
+
+        ``continues``: ``later`` starts inside the last input counted here (the next shard of
+        the same file), so its first input entry adds to that one.
+        """
         self.read += later.read
         for mine, theirs in (
             (self.dropped, later.dropped),
@@ -61,13 +65,12 @@ class ScanStats:
         for reason, examples in later.examples.items():
             for e in examples:
                 self.example(reason, e["source"], e["line"], e["detail"])
-        for item in later.inputs:
-            same = next((i for i in self.inputs if i["path"] == item["path"]), None)
-            if same is None:
-                self.inputs.append(dict(item))
-            else:
-                same["rows"] += item["rows"]
-                same["blank"] += item["blank"]
+        entries = [dict(i) for i in later.inputs]
+        if continues and entries and self.inputs:
+            first = entries.pop(0)
+            self.inputs[-1]["rows"] += first["rows"]
+            self.inputs[-1]["blank"] += first["blank"]
+        self.inputs.extend(entries)
 
     def samples(self) -> dict:
         return {
