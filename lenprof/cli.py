@@ -14,15 +14,13 @@ import click
 
 from . import __version__
 from .io import InputError, discover, write_text
-from .report import render_args, render_json, render_table
+from .report import FORMATS, render_json
 from .scan import OptionsError, ScanOptions, check_outputs, scan
 from .schema import Fields, FieldsError
 from .tokenize import TokenizerError, load_tokenizer
 
 # transformers warns on import that torch is absent; a length profile never needs torch.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-FORMATS = {"table": render_table, "json": render_json, "args": render_args}
 
 
 class UsageProblem(click.ClickException):
@@ -207,7 +205,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
         raise UsageProblem(str(exc)) from exc
     except ValueError as exc:
-        if fmt == "args" and "no rows were kept" in str(exc):
+        if "no rows were kept" in str(exc):
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
         raise
 
@@ -229,3 +227,46 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         _log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)
+
+
+@main.command("recommend")
+@click.argument("profile_path", metavar="PROFILE.json", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 100, min_open=True),
+    help="Percentile that must fit [default: the profile's].",
+)
+@click.option(
+    "--multiple-of",
+    type=click.IntRange(min=1),
+    help="Round up to a multiple of this [default: the profile's].",
+)
+@click.option(
+    "--cap",
+    type=click.IntRange(min=0),
+    help="Longest allowed length, e.g. another model's limit; 0 for none [default: the profile's tokenizer cap].",
+)
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True)
+def recommend_command(profile_path, coverage, multiple_of, cap, fmt) -> None:
+    """Re-derive max lengths from a saved profile (scan --out) without re-scanning."""
+    import json
+
+    from .recommend import recommendation
+    from .stats import Profile
+
+    try:
+        with open(profile_path, encoding="utf-8") as fh:
+            profile = Profile.from_dict(json.load(fh))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageProblem(
+            f"{profile_path}: cannot read it as a lenprof profile ({exc}); write one with scan --out"
+        ) from exc
+    rec = profile.recommendation
+    cap = profile.tokenizer.get("cap") if cap is None else (cap or None)
+    coverage = rec["coverage"] if coverage is None else coverage
+    multiple_of = rec["multiple_of"] if multiple_of is None else multiple_of
+    profile.recommendation = recommendation(profile.histograms, coverage, multiple_of, cap)
+    try:
+        sys.stdout.write(FORMATS[fmt](profile))
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc

@@ -16,10 +16,71 @@ def render_json(profile: Profile) -> str:
 
 
 def render_args(profile: Profile) -> str:
+    """One line for a FlagEmbedding ``torchrun`` command."""
+    q, p = _lengths(profile)
+    return f"--query_max_len {q} --passage_max_len {p}\n"
+
+
+def _lengths(profile: Profile) -> tuple[int, int]:
     rec = profile.recommendation
     if rec["query_max_len"] is None:
         raise ValueError("no rows were kept, so there are no lengths to recommend")
-    return f"--query_max_len {rec['query_max_len']} --passage_max_len {rec['passage_max_len']}\n"
+    return rec["query_max_len"], rec["passage_max_len"]
+
+
+def _how(profile: Profile) -> str:
+    rec = profile.recommendation
+    cap = f", cap {rec['cap']}" if rec["cap"] else ""
+    return f"p{rec['coverage']:g} of token lengths, multiple of {rec['multiple_of']}{cap}, tokenizer {profile.tokenizer['name']}"
+
+
+def render_yaml(profile: Profile) -> str:
+    """FlagEmbedding's data arguments, for a YAML training config."""
+    q, p = _lengths(profile)
+    return f"# lenprof: {_how(profile)}\nquery_max_len: {q}\npassage_max_len: {p}\n"
+
+
+def render_env(profile: Profile) -> str:
+    """Shell assignments (``source <(lenprof scan ... --format env)``)."""
+    q, p = _lengths(profile)
+    return f"QUERY_MAX_LEN={q}\nPASSAGE_MAX_LEN={p}\n"
+
+
+def render_st(profile: Profile) -> str:
+    """sentence-transformers has one ``max_seq_length`` for queries and passages alike."""
+    q, p = _lengths(profile)
+    return (
+        f"model.max_seq_length = {max(q, p)}  # sentence-transformers: one limit serves queries and "
+        f"passages alike (query_max_len {q}, passage_max_len {p}; {_how(profile)})\n"
+    )
+
+
+def render_markdown(profile: Profile) -> str:
+    """The summary table, for a README or a model card."""
+    rows = [
+        "| field | texts | unique | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |",
+        "|---" * 11 + "|",
+    ]
+    for f in FIELDS:
+        st = profile.field_stats(f)
+        if not st["count"]:
+            rows.append(f"| {f} | 0 |" + " - |" * 9)
+            continue
+        pcts = " | ".join(str(st["percentiles"][p]) for p in ("50", "90", "95", "99", "99.9"))
+        rows.append(
+            f"| {f} | {st['count']} | {st['unique']} | {st['min']} | {st['mean']:.1f} | {pcts} | {st['max']} |"
+        )
+    s = profile.samples
+    lines = [
+        f"Token lengths measured by [lenprof](https://pypi.org/project/lenprof/) with {profile.tokenizer['name']}: "
+        f"{s['kept']} of {s['read']} rows kept.",
+        "",
+        *rows,
+    ]
+    if profile.recommendation["query_max_len"] is not None:
+        q, p = _lengths(profile)
+        lines += ["", f"Recommended: `query_max_len` {q}, `passage_max_len` {p} ({_how(profile)})."]
+    return "\n".join(lines) + "\n"
 
 
 def _pct(part: int, whole: int) -> str:
@@ -118,3 +179,14 @@ def render_table(profile: Profile) -> str:
 
 def explain(reason: str) -> str:
     return EXPLANATIONS.get(reason, reason)
+
+
+FORMATS = {
+    "table": render_table,
+    "json": render_json,
+    "args": render_args,
+    "yaml": render_yaml,
+    "env": render_env,
+    "st": render_st,
+    "markdown": render_markdown,
+}

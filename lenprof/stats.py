@@ -105,6 +105,25 @@ class Profile:
     outputs: dict[str, str] = field(default_factory=dict)
     run: dict = field(default_factory=dict)  # how the scan ran (engine, timings): not results
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Profile:
+        """Read back ``to_dict()`` (a saved ``--out`` JSON): the histograms are exact."""
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"not a lenprof profile (schema {d.get('schema')!r}, expected {SCHEMA!r})")
+        fields = d["fields"]
+        return cls(
+            tokenizer=d["tokenizer"],
+            settings=d["settings"],
+            inputs=d["inputs"],
+            samples=d["samples"],
+            histograms={f: LengthHistogram.from_sparse(**fields[f]["histogram"]) for f in FIELDS},
+            unique={f: fields[f]["unique"] for f in FIELDS},
+            recommendation=d["recommendation"],
+            examples=d.get("examples", {}),
+            outputs=d.get("outputs", {}),
+            run=d.get("run", {}),
+        )
+
     @property
     def dropped(self) -> int:
         return sum(self.samples["dropped"].values())
