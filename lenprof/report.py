@@ -72,7 +72,7 @@ def render_markdown(profile: Profile) -> str:
         )
     s = profile.samples
     lines = [
-        f"Token lengths measured by [lenprof](https://pypi.org/project/lenprof/) with {profile.tokenizer['name']}: "
+        f"Token lengths measured by lenprof with {profile.tokenizer['name']}: "
         f"{s['kept']} of {s['read']} rows kept.",
         "",
         *rows,

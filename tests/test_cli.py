@@ -144,3 +144,74 @@ def test_python_dash_m_and_console_script_run_offline():
     )
     assert (proc.returncode, proc.stdout) == (0, "--query_max_len 8 --passage_max_len 40\n")
     assert "PyTorch was not found" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "fmt, expected",
+    [
+        ("yaml", "# lenprof: p95 of token lengths, multiple of 8, cap 512, tokenizer sentence-transformers/all-MiniLM-L6-v2\nquery_max_len: 8\npassage_max_len: 40\n"),
+        ("env", "QUERY_MAX_LEN=8\nPASSAGE_MAX_LEN=40\n"),
+        ("st", "model.max_seq_length = 40  # sentence-transformers: one limit serves queries and passages alike (query_max_len 8, passage_max_len 40; p95 of token lengths, multiple of 8, cap 512, tokenizer sentence-transformers/all-MiniLM-L6-v2)\n"),
+    ],
+)  # fmt: skip
+def test_config_formats(fmt, expected):
+    result = run(DIRTY, "--format", fmt, "-q")
+    assert (result.exit_code, result.stdout) == (0, expected)
+
+
+def test_yaml_and_env_formats_load_as_what_they_say():
+    import yaml
+
+    assert yaml.safe_load(run(DIRTY, "--format", "yaml", "-q").stdout) == {
+        "query_max_len": 8,
+        "passage_max_len": 40,
+    }
+    env = dict(line.split("=") for line in run(DIRTY, "--format", "env", "-q").stdout.split())
+    assert env == {"QUERY_MAX_LEN": "8", "PASSAGE_MAX_LEN": "40"}
+
+
+def test_markdown_table_has_every_field():
+    md = run(DIRTY, "--format", "markdown", "-q").stdout
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert table[0] == "| field | texts | unique | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |"
+    assert table[2] == "| query | 3 | 3 | 7 | 7.7 | 8 | 8 | 8 | 8 | 8 | 8 |"
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| query", "| pos", "| neg", "| passage"]
+    assert md.endswith(
+        "Recommended: `query_max_len` 8, `passage_max_len` 40 (p95 of token lengths, multiple of 8, cap 512, tokenizer sentence-transformers/all-MiniLM-L6-v2).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "settings", [["--coverage", "99"], ["--multiple-of", "64"], ["--coverage", "50", "--multiple-of", "1"]]
+)
+def test_recommend_from_a_saved_profile_equals_a_fresh_scan(tmp_path, settings):
+    saved = tmp_path / "p.json"
+    assert run(str(EXAMPLES), "--out", str(saved), "-q").exit_code == 0
+    rescanned = json.loads(run(str(EXAMPLES), "--format", "json", "-q", *settings).stdout)["recommendation"]
+    result = CliRunner().invoke(
+        main, ["recommend", str(saved), "--format", "json", *settings], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["recommendation"] == rescanned
+
+
+def test_recommend_with_another_cap(tmp_path):
+    saved = tmp_path / "p.json"
+    run(str(EXAMPLES), "--out", str(saved), "-q")
+    result = CliRunner().invoke(main, ["recommend", str(saved), "--cap", "128", "--format", "json"])
+    rec = json.loads(result.stdout)["recommendation"]
+    assert (rec["cap"], rec["passage_max_len"], rec["cap_binds"]["passage"]) == (128, 128, True)
+    none = CliRunner().invoke(
+        main, ["recommend", str(saved), "--cap", "0", "--coverage", "100", "--format", "args"]
+    )
+    assert none.stdout == "--query_max_len 40 --passage_max_len 176\n"  # max 37 and 175, rounded up
+
+
+def test_recommend_refuses_what_is_not_a_profile(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"schema": "something/else"}')
+    result = CliRunner().invoke(main, ["recommend", str(bad)])
+    assert result.exit_code == 2
+    assert (
+        "cannot read it as a lenprof profile (not a lenprof profile (schema 'something/else'" in result.stderr
+    )
