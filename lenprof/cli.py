@@ -13,6 +13,7 @@ from contextlib import nullcontext
 import click
 
 from . import __version__
+from .config import default_map, set_envvars
 from .io import InputError, discover, write_text
 from .report import FORMATS, render_json
 from .scan import OptionsError, ScanOptions, check_outputs, scan
@@ -54,8 +55,17 @@ def _progress(quiet: bool):
 
 @click.group()
 @click.version_option(__version__, prog_name="lenprof")
-def main() -> None:
-    """Token-length profiles, data checks and cleaned data for embedding fine-tuning."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Token-length profiles, data checks and cleaned data for embedding fine-tuning.
+
+    Defaults come from [tool.lenprof] in the nearest pyproject.toml, then LENPROF_* environment
+    variables, then flags (highest).
+    """
+    try:
+        ctx.default_map = default_map(main.commands)
+    except click.ClickException as exc:
+        raise UsageProblem(exc.format_message()) from exc
 
 
 @main.command()
@@ -270,3 +280,7 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt) -> None:
         sys.stdout.write(FORMATS[fmt](profile))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
+
+
+for _command in main.commands.values():
+    set_envvars(_command)

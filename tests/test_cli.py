@@ -215,3 +215,28 @@ def test_recommend_refuses_what_is_not_a_profile(tmp_path):
     assert (
         "cannot read it as a lenprof profile (not a lenprof profile (schema 'something/else'" in result.stderr
     )
+
+
+def test_defaults_from_pyproject_then_environment_then_flags(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.lenprof]\ncoverage = 100\nmultiple_of = 1\nformat = "args"\n'
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)  # the nearest pyproject.toml upwards
+    monkeypatch.delenv("LENPROF_COVERAGE", raising=False)
+    assert run(DIRTY, "-q").stdout == "--query_max_len 8 --passage_max_len 33\n"  # p100 = max
+    monkeypatch.setenv("LENPROF_COVERAGE", "50")
+    assert run(DIRTY, "-q").stdout == "--query_max_len 8 --passage_max_len 13\n"  # p50
+    assert run(DIRTY, "-q", "--coverage", "90").stdout == "--query_max_len 8 --passage_max_len 29\n"  # p90
+
+
+def test_unknown_pyproject_keys_are_named(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.lenprof]\ncoverge = 99\nclean-out = 'x.jsonl'\n")
+    monkeypatch.chdir(tmp_path)
+    result = run(DIRTY)
+    assert result.exit_code == 2
+    assert (
+        f"{tmp_path / 'pyproject.toml'}: [tool.lenprof] has unknown keys clean-out, coverge; known keys: "
+        in result.stderr
+    )
