@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from .config import default_map, set_envvars
-from .io import InputError, discover, write_text
+from .io import InputError, RowWriter, discover, write_text
 from .report import FORMATS, render_json
 from .scan import OptionsError, ScanOptions, check_outputs, scan
 from .schema import Fields, FieldsError
@@ -143,6 +143,11 @@ def main(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False),
     help="Write dropped rows as JSON lines with source, line, reason, detail, raw.",
 )
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="Also write a self-contained HTML report (plots, candidate cuts, checks with examples).",
+)
 @click.option("--fail-on-drop", is_flag=True, help="Exit 1 when any row was dropped.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per batch."
@@ -175,7 +180,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
+                 rejects, report, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -193,7 +198,10 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             train_group_size=train_group_size,
             batch_size=batch_size,
         )
-        check_outputs([p for p in (out, clean_out, rejects) if p], discover(paths))
+        for path in (clean_out, rejects):
+            if path:
+                RowWriter.check_suffix(path)
+        check_outputs([p for p in (out, clean_out, rejects, report) if p], discover(paths))
         tok = load_tokenizer(tokenizer)
         with _progress(quiet) as progress:
             tasks: dict[str, int] = {}
@@ -221,10 +229,16 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
 
     if out:
         write_text(out, render_json(profile))
+    if report:
+        from .html import render_html
+
+        write_text(report, render_html(profile))
     sys.stdout.write(rendered)
     sys.stdout.flush()
     if out:
         _log(quiet, f"profile written to {out}")
+    if report:
+        _log(quiet, f"report written to {report}")
     if clean_out:
         _log(quiet, f"{profile.samples['kept']} cleaned rows written to {clean_out}")
     if rejects:
@@ -257,7 +271,10 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     help="Longest allowed length, e.g. another model's limit; 0 for none [default: the profile's tokenizer cap].",
 )
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True)
-def recommend_command(profile_path, coverage, multiple_of, cap, fmt) -> None:
+@click.option(
+    "--report", type=click.Path(dir_okay=False), help="Also write the HTML report with these settings."
+)
+def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> None:
     """Re-derive max lengths from a saved profile (scan --out) without re-scanning."""
     import json
 
@@ -277,9 +294,14 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt) -> None:
     multiple_of = rec["multiple_of"] if multiple_of is None else multiple_of
     profile.recommendation = recommendation(profile.histograms, coverage, multiple_of, cap)
     try:
-        sys.stdout.write(FORMATS[fmt](profile))
+        rendered = FORMATS[fmt](profile)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
+    if report:
+        from .html import render_html
+
+        write_text(report, render_html(profile))
+    sys.stdout.write(rendered)
 
 
 for _command in main.commands.values():

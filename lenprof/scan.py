@@ -105,6 +105,8 @@ def scan(
     options = options or ScanOptions()
     items = discover([paths] if isinstance(paths, str) else list(paths))
     outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
+    for path in outputs.values():
+        RowWriter.check_suffix(path)
     check_outputs(outputs.values(), items)
     start = time.perf_counter()
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
@@ -139,7 +141,6 @@ def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:
     """Refuse to write over an input, or two outputs to one file."""
     outs = list(outputs)
     for out in outs:
-        RowWriter.check_suffix(out)
         for item in items:
             if same_file(out, item.path):
                 raise InputError(f"{out}: this output would overwrite an input; choose another path")

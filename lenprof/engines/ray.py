@@ -117,6 +117,8 @@ def scan_ray(
     options = options or ScanOptions()
     items = discover([paths] if isinstance(paths, str) else list(paths))
     outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
+    for path in outputs.values():
+        RowWriter.check_suffix(path)
     check_outputs(outputs.values(), items)
     start = time.perf_counter()
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
