@@ -36,9 +36,19 @@ def _log(quiet: bool, message: str) -> None:
 
 
 def _progress(quiet: bool):
-    """Rows scanned per input on stderr, only on a terminal; transient, never on stdout."""
+    """Per input: bytes read of its size, rows, rate and time left, on stderr, only on a
+    terminal; transient, and never on stdout."""
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
@@ -46,8 +56,13 @@ def _progress(quiet: bool):
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} rows"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TransferSpeedColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )
@@ -206,10 +221,11 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         with _progress(quiet) as progress:
             tasks: dict[str, int] = {}
 
-            def advance(item, rows: int) -> None:
+            def advance(item, rows: int, done: int | None, total: int | None) -> None:
                 if item.path not in tasks:
-                    tasks[item.path] = progress.add_task(item.path, total=None)
-                progress.advance(tasks[item.path], rows)
+                    tasks[item.path] = progress.add_task(item.path, total=total, rows=0)
+                task = tasks[item.path]
+                progress.update(task, completed=done, rows=progress.tasks[task].fields["rows"] + rows)
 
             if engine == "ray":
                 from .engines.ray import scan_ray

@@ -101,14 +101,16 @@ class Raw:
     data: bytes | dict
 
 
-def _open_binary(item: InputFile) -> IO[bytes]:
+def _open_binary(item: InputFile) -> tuple[IO[bytes], IO[bytes]]:
+    """The decompressed stream, and the file on disk under it (whose position is the progress)."""
+    raw = open(item.path, "rb", buffering=1 << 20)
     if item.compression == "gzip":
-        return gzip.open(item.path, "rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
     if item.compression == "zstd":
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(item.path, "rb")))
-    return open(item.path, "rb", buffering=1 << 20)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw)), raw
+    return raw, raw
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,10 @@ def read_jsonl(
     physical line in ``counts["lines"]``. A shard holds the lines that start inside its range."""
     start, end, first = (shard.start, shard.end, shard.first) if shard else (0, None, 1)
     batch: list[Raw] = []
+    counts["total"] = os.path.getsize(item.path) if end is None else end - start
     try:
-        with _open_binary(item) as fh:
+        fh, disk = _open_binary(item)
+        with disk, fh:
             if start:
                 fh.seek(start)
             pos = start
@@ -153,10 +157,12 @@ def read_jsonl(
                     continue
                 batch.append(Raw(item.path, number, line))
                 if len(batch) >= batch_size:
+                    counts["done"] = (disk.tell() if item.compression else pos) - start
                     yield batch
                     batch = []
     except (OSError, EOFError, ValueError) as exc:  # corrupt archive, unreadable file
         raise InputError(f"{item.path}: cannot be read ({exc})") from exc
+    counts["done"] = counts["total"]
     if batch:
         yield batch
 

@@ -82,7 +82,8 @@ class ScanOptions:
         }
 
 
-ProgressCallback = Callable[[InputFile, int], None]
+# (input, rows in this batch, bytes of the input read so far, its size): bytes are None for Parquet
+ProgressCallback = Callable[[InputFile, int, "int | None", "int | None"], None]
 
 
 def scan(
@@ -205,7 +206,7 @@ class _Scanner:
             self.flush(clean)
             self._in_flight = ready
             if on_progress:
-                on_progress(item, len(batch))
+                on_progress(item, len(batch), counts.get("done"), counts.get("total"))
         rows = self.stats.read - read_before
         self.stats.inputs.append({**item.describe(), "rows": rows, "blank": counts["blank"]})
 
