@@ -18,6 +18,7 @@ from .io import InputError, RowWriter, discover, write_text
 from .report import FORMATS, render_json
 from .scan import OptionsError, ScanOptions, check_outputs, scan
 from .schema import Fields, FieldsError
+from .split import SplitSpec
 from .tokenize import TokenizerError, load_tokenizer
 
 # transformers warns on import that torch is absent; a length profile never needs torch.
@@ -163,6 +164,18 @@ def main(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False),
     help="Also write a self-contained HTML report (plots, candidate cuts, checks with examples).",
 )
+@click.option(
+    "--split-by-length",
+    "split_edges",
+    metavar="EDGES",
+    help="Also write kept rows into one file per length bucket, e.g. 0,256,512,1024 (a row's length is its longest text), for FlagEmbedding's same-dataset mode.",
+)
+@click.option("--split-dir", type=click.Path(file_okay=False), help="Folder for --split-by-length files.")
+@click.option(
+    "--token-budget",
+    type=click.IntRange(min=1),
+    help="With --split-by-length: tokens one step may hold; sets each bucket's batch_size (uses --train-group-size, default 8).",
+)
 @click.option("--fail-on-drop", is_flag=True, help="Exit 1 when any row was dropped.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per batch."
@@ -195,7 +208,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, report, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
+                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -216,6 +229,15 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         for path in (clean_out, rejects):
             if path:
                 RowWriter.check_suffix(path)
+        split = None
+        if split_edges or split_dir or token_budget:
+            if not (split_edges and split_dir):
+                raise UsageProblem(
+                    "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
+                )
+            if engine == "ray":
+                raise UsageProblem("--split-by-length works with the local engine only, for now")
+            split = SplitSpec.parse(split_edges, split_dir, token_budget, train_group_size or 8)
         check_outputs([p for p in (out, clean_out, rejects, report) if p], discover(paths))
         tok = load_tokenizer(tokenizer)
         with _progress(quiet) as progress:
@@ -234,7 +256,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                                    address=address, shard_bytes=shard_size << 20)  # fmt: skip
             else:
                 profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
-                               on_progress=advance if progress is not None else None, workers=workers)  # fmt: skip
+                               on_progress=advance if progress is not None else None, workers=workers,
+                               split=split)  # fmt: skip
         rendered = FORMATS[fmt](profile)
     except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
         raise UsageProblem(str(exc)) from exc
@@ -255,6 +278,12 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         _log(quiet, f"profile written to {out}")
     if report:
         _log(quiet, f"report written to {report}")
+    for name, entry in profile.split.items():
+        size = f", batch_size {entry['batch_size']}" if entry["batch_size"] is not None else ""
+        _log(
+            quiet,
+            f"{entry['rows']} rows (longest {entry['max_len']} tokens{size}) written to {os.path.join(split_dir, name)}",
+        )
     if clean_out:
         _log(quiet, f"{profile.samples['kept']} cleaned rows written to {clean_out}")
     if rejects:

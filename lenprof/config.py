@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 # Where a run writes is decided per run, never by a default.
-PER_RUN = {"help", "out", "clean-out", "rejects", "report"}
+PER_RUN = {"help", "out", "clean-out", "rejects", "report", "split-dir"}
 
 
 def find_pyproject(start: Path) -> Path | None:

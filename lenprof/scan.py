@@ -6,6 +6,7 @@ kept row (duplicate detection) plus 8 bytes per distinct text (unique counts).
 
 from __future__ import annotations
 
+import os
 import string
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,7 @@ from .io import InputError, InputFile, RowWriter, discover, read_batches, same_f
 from .parallel import Measurer, Pending
 from .recommend import recommendation
 from .schema import Fields
+from .split import SplitSpec, SplitWriter
 from .stats import Profile, ScanStats
 from .tokenize import LoadedTokenizer, load_tokenizer
 
@@ -95,6 +97,7 @@ def scan(
     rejects_out: str | None = None,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
+    split: SplitSpec | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows and rejects.
 
@@ -109,13 +112,19 @@ def scan(
     for path in outputs.values():
         RowWriter.check_suffix(path)
     check_outputs(outputs.values(), items)
+    if split is not None and any(
+        os.path.abspath(i.path).startswith(os.path.abspath(split.folder) + os.sep) for i in items
+    ):
+        raise InputError(f"{split.folder}: the split folder holds inputs; choose an empty or new folder")
     start = time.perf_counter()
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
 
-    writers: dict[str, RowWriter] = {}
+    writers: dict[str, RowWriter | SplitWriter] = {}
     try:
         with Measurer(tok, workers) as measurer:
-            scanner = _Scanner(options, tok, measurer)
+            if split is not None:
+                writers["split"] = SplitWriter(split, tok.cap)
+            scanner = _Scanner(options, tok, measurer, split=writers.get("split"))
             for key, path in outputs.items():
                 writers[key] = RowWriter(path)
             for item in items:
@@ -128,6 +137,9 @@ def scan(
     for w in writers.values():
         w.close()
     profile = make_profile(scanner.stats, options, tok, outputs)
+    if split is not None:
+        profile.outputs["split"] = split.folder
+        profile.split = writers["split"].summary
     profile.run = {
         "workers": measurer.workers,
         "seconds": round(time.perf_counter() - start, 3),
@@ -155,6 +167,7 @@ def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:
 class _Batch:
     """Kept rows of one batch between checking and counting (while their texts are tokenized)."""
 
+    item: InputFile
     kept: list[Checked]
     idx: dict[str, np.ndarray]  # query/pos/neg: each text (as the trainer sees it) -> its distinct index
     prints: np.ndarray  # fingerprint of each distinct text, sorted
@@ -178,8 +191,10 @@ class _Scanner:
         tok: LoadedTokenizer,
         measurer: Measurer,
         keep: Callable[[np.ndarray], np.ndarray] | None = None,
+        split: SplitWriter | None = None,
     ):
         self.options = options
+        self.split = split
         self.tok = tok
         self.measurer = measurer
         self.keep = keep or FingerprintSet().add_new
@@ -202,7 +217,7 @@ class _Scanner:
         for batch in batches if batches is not None else read_batches(item, self.options.batch_size, counts):
             self.stats.read += len(batch)
             # One batch in flight: check this batch while the previous one is tokenized.
-            ready = self._prepare(batch, rejects)
+            ready = self._prepare(item, batch, rejects)
             self.flush(clean)
             self._in_flight = ready
             if on_progress:
@@ -216,7 +231,7 @@ class _Scanner:
             batch, self._in_flight = self._in_flight, None
             self._finish(batch, clean)
 
-    def _prepare(self, batch: list, rejects: RowWriter | None) -> _Batch | None:
+    def _prepare(self, item: InputFile, batch: list, rejects: RowWriter | None) -> _Batch | None:
         """Check rows, write rejects, and send the batch's never-seen texts to the tokenizer."""
         opts = self.options
         outcomes = [check_record(raw, opts.fields, opts.min_neg) for raw in batch]
@@ -261,7 +276,7 @@ class _Scanner:
         pending = self.measurer.submit([every[i] for i in first[new].tolist()]) if len(new) else None
         bounds = np.cumsum([0] + [len(t) for t in texts.values()])
         field_idx = {name: inverse[bounds[i] : bounds[i + 1]] for i, name in enumerate(texts)}
-        return _Batch(kept, field_idx, prints, lengths, new, waiting, pending)
+        return _Batch(item, kept, field_idx, prints, lengths, new, waiting, pending)
 
     def _finish(self, batch: _Batch | None, clean: RowWriter | None) -> None:
         """Take the batch's token counts and add them to histograms, counts and the clean output."""
@@ -291,7 +306,8 @@ class _Scanner:
                 self.stats.repaired[reason] += n
                 self.stats.repaired_rows[reason] += 1
                 self.stats.example(reason, row.raw.source, row.raw.line, f"{n} removed")
-        over = self._over_cap(batch, lengths)
+        row_max = self._row_max(batch, lengths)
+        over = row_max > self.tok.cap if self.tok.cap else np.zeros(len(batch.kept), dtype=bool)
         for i, row in enumerate(batch.kept):
             warnings = row.warnings | ({"over_model_limit"} if over[i] else set())
             if opts.train_group_size and len(row.neg) < opts.train_group_size - 1:
@@ -301,20 +317,19 @@ class _Scanner:
                 self.stats.example(w, row.raw.source, row.raw.line, w.replace("_", " "))
         if clean is not None:
             clean.write([c.obj for c in batch.kept])
+        if self.split is not None:
+            self.split.write(batch.item, [c.obj for c in batch.kept], row_max)
 
-    def _over_cap(self, batch: _Batch, lengths: np.ndarray) -> np.ndarray:
-        """For each kept row: does any of its texts exceed the model's cap?"""
-        over = np.zeros(len(batch.kept), dtype=bool)
-        cap = self.tok.cap
-        if not cap or lengths.max(initial=0) <= cap:
-            return over
+    @staticmethod
+    def _row_max(batch: _Batch, lengths: np.ndarray) -> np.ndarray:
+        """For each kept row: the token count of its longest text."""
         idx = batch.idx
-        over |= lengths[idx["query"]] > cap
+        longest = lengths[idx["query"]].astype(np.int64)
         for name in ("pos", "neg"):
-            counts = np.array([len(getattr(row, name)) for row in batch.kept])
+            counts = np.array([len(getattr(row, name)) for row in batch.kept], dtype=np.int64)
             row_of = np.repeat(np.arange(len(batch.kept)), counts)  # (texts,) -> its row
-            np.logical_or.at(over, row_of, lengths[idx[name]] > cap)
-        return over
+            np.maximum.at(longest, row_of, lengths[idx[name]].astype(np.int64))
+        return longest
 
 
 def make_profile(

@@ -104,6 +104,7 @@ class Profile:
     examples: dict[str, list[dict]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     run: dict = field(default_factory=dict)  # how the scan ran (engine, timings): not results
+    split: dict = field(default_factory=dict)  # --split-by-length: file -> bucket, rows, batch size
 
     @classmethod
     def from_dict(cls, d: dict) -> Profile:
@@ -122,6 +123,7 @@ class Profile:
             examples=d.get("examples", {}),
             outputs=d.get("outputs", {}),
             run=d.get("run", {}),
+            split=d.get("split", {}),
         )
 
     @property
@@ -147,5 +149,6 @@ class Profile:
             "recommendation": self.recommendation,
             "examples": self.examples,
             "outputs": self.outputs,
+            **({"split": self.split} if self.split else {}),
             "run": self.run,
         }
