@@ -21,7 +21,9 @@ def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp
     for path in sorted(folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            first = [i for i, n in enumerate(row["neg"]) if row["neg"].index(n) == i]  # the duplicate_neg repair
+            first = [
+                i for i, n in enumerate(row["neg"]) if row["neg"].index(n) == i
+            ]  # the duplicate_neg repair
             row_neg = [row["neg"][i] for i in first]
             if "neg_scores" in row:
                 row["neg_scores"] = [row["neg_scores"][i] for i in first]
