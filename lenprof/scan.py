@@ -106,18 +106,12 @@ def scan(
     depend on it. Raises :class:`InputError` for unusable inputs or outputs; bad rows never
     raise, they are dropped with a reason.
     """
-    options = options or ScanOptions()
-    items = discover([paths] if isinstance(paths, str) else list(paths))
-    outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
-    for path in outputs.values():
-        RowWriter.check_suffix(path)
-    check_outputs(outputs.values(), items)
+    start = time.perf_counter()
+    options, items, outputs, tok = prepare_run(paths, options, tokenizer, clean_out, rejects_out)
     if split is not None and any(
         os.path.abspath(i.path).startswith(os.path.abspath(split.folder) + os.sep) for i in items
     ):
         raise InputError(f"{split.folder}: the split folder holds inputs; choose an empty or new folder")
-    start = time.perf_counter()
-    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
 
     writers: dict[str, RowWriter | SplitWriter] = {}
     try:
@@ -148,6 +142,23 @@ def scan(
         "parallel_calls": measurer.parallel_calls,
     }
     return profile
+
+
+def prepare_run(
+    paths: Sequence[str] | str,
+    options: ScanOptions | None,
+    tokenizer: LoadedTokenizer | str | None,
+    clean_out: str | None,
+    rejects_out: str | None,
+) -> tuple[ScanOptions, list[InputFile], dict[str, str], LoadedTokenizer]:
+    """What every engine does first: find inputs, vet outputs, load the tokenizer."""
+    items = discover([paths] if isinstance(paths, str) else list(paths))
+    outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
+    for path in outputs.values():
+        RowWriter.check_suffix(path)
+    check_outputs(outputs.values(), items)
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    return options or ScanOptions(), items, outputs, tok
 
 
 def check_outputs(outputs: Iterable[str], items: Sequence[InputFile]) -> None:

@@ -31,11 +31,11 @@ import numpy as np
 
 from ..checks import Checked, check_record
 from ..hashset import FingerprintSet, fingerprints
-from ..io import InputError, RowWriter, Shard, discover, read_batches, split
+from ..io import InputError, RowWriter, Shard, read_batches, split
 from ..parallel import Measurer
-from ..scan import ScanOptions, _Scanner, check_outputs, make_profile
+from ..scan import ScanOptions, _Scanner, make_profile, prepare_run
 from ..stats import Profile
-from ..tokenize import LoadedTokenizer, load_tokenizer
+from ..tokenize import LoadedTokenizer
 
 RUNTIME_ENV = {
     "env_vars": {"PYTHONHASHSEED": "0", "RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -114,14 +114,8 @@ def scan_ray(
         import ray
     except ImportError as exc:
         raise InputError("the ray engine needs Ray: pip install 'lenprof[ray]'") from exc
-    options = options or ScanOptions()
-    items = discover([paths] if isinstance(paths, str) else list(paths))
-    outputs = {k: v for k, v in (("clean", clean_out), ("rejects", rejects_out)) if v}
-    for path in outputs.values():
-        RowWriter.check_suffix(path)
-    check_outputs(outputs.values(), items)
     start = time.perf_counter()
-    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    options, items, outputs, tok = prepare_run(paths, options, tokenizer, clean_out, rejects_out)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, runtime_env=RUNTIME_ENV, include_dashboard=False, log_to_driver=False)
