@@ -349,5 +349,62 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> 
     sys.stdout.write(rendered)
 
 
+@main.command("diagnose")
+@click.argument("path", type=click.Path(exists=True))
+@click.option(
+    "--candidates",
+    type=click.IntRange(min=1),
+    help="Candidates per query (to spot a plateau at ln(candidates)).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Per-device batch size (with --group-size, instead of --candidates).",
+)
+@click.option(
+    "--group-size",
+    type=click.IntRange(min=1),
+    help="train_group_size: 1 positive + (group size - 1) negatives per query.",
+)
+@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--no-in-batch-neg", is_flag=True, help="The run did not use in-batch negatives.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in_batch_neg, fmt) -> None:
+    """Name what a finished run's loss history shows: a HF trainer_state.json (or its folder,
+    e.g. a FlagEmbedding output dir) or lenprof's metrics.jsonl. Exit 1 when something is wrong."""
+    import json
+
+    from .train.health import Event, candidates_per_query, diagnose, read_history
+
+    try:
+        steps = read_history(path)
+    except (ValueError, KeyError, OSError) as exc:
+        raise UsageProblem(f"{path}: {exc}") from exc
+    if candidates is None and group_size:
+        candidates = candidates_per_query(batch_size or 1, group_size, not no_in_batch_neg, world_size)
+    if candidates == 1:
+        found = [Event("single_candidate", [s.step for s in steps])]
+    else:
+        found = diagnose(steps, candidates)
+    if fmt == "json":
+        sys.stdout.write(
+            json.dumps(
+                {"path": path, "steps": len(steps), "findings": [f.to_dict() for f in found]}, indent=2
+            )
+            + "\n"
+        )
+    else:
+        span = f" (steps {steps[0].step}-{steps[-1].step})" if steps else ""
+        lines = [f"lenprof diagnose: {path}, {len(steps)} logged steps{span}"]
+        lines += [
+            f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)\n{'':<17} {f.advice}" for f in found
+        ]
+        if not found:
+            lines.append("nothing to judge: no logged losses, or a loss that never fell")
+        sys.stdout.write("\n".join(lines) + "\n")
+    if any(f.kind not in ("healthy", "rounding_zero") for f in found):
+        raise SystemExit(1)
+
+
 for _command in main.commands.values():
     set_envvars(_command)

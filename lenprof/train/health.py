@@ -1,0 +1,248 @@
+"""Loss health: tell an easy batch from a collapse, a rounding zero from a NaN in disguise.
+
+Contrastive (InfoNCE) loss over ``k`` candidates per query starts near ln(k) and falls as the
+model learns. Four things look alike in a log and mean different things:
+
+- ``easy_batch``: a loss under 1e-3 now and then: the batch was easy. Harmless.
+- ``persistent_zero``: under 1e-3 for a run of steps: training collapsed (or the data is trivial,
+  e.g. queries equal to their positives). Lower the learning rate, warm up, clip gradients.
+- ``non_finite``: NaN or inf in the loss or gradient norm. With fp16, Hugging Face's Trainer logs
+  such steps as 0.0 (``logging_nan_inf_filter``), so they hide among easy batches.
+- ``uniform_collapse``: the loss sits within a few % of ln(k) for a long run: every candidate
+  gets the same score, i.e. the embeddings collapsed to a constant.
+
+:class:`Watchdog` classifies steps live; :func:`diagnose` reads a finished run's history (the
+Trainer's ``trainer_state.json`` rounds logged losses to 4 decimals, so there a 0.0 with a
+finite, non-zero gradient norm is a rounded easy batch, not a collapse).
+
+    >>> w = Watchdog(candidates=8, zero_run=3)
+    >>> [e.kind for s in range(5) for e in w.observe(Step(s, 0.0, grad_norm=0.1))]
+    ['persistent_zero']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ZERO = 1e-3  # a loss below this is "zero" for InfoNCE: the positive has all the probability
+
+ADVICE = {
+    "easy_batch": "harmless: some batches are easy",
+    "persistent_zero": "collapse or trivial data: lower the learning rate, warm up, clip gradients; check for queries equal to their positives (lenprof scan drops them)",
+    "non_finite": "NaN/inf: use bf16 instead of fp16, or lower the learning rate",
+    "uniform_collapse": "embeddings collapsed to a constant (every candidate scores the same): lower the learning rate, warm up longer, check the pooling and temperature",
+    "rounding_zero": "easy batches logged as 0.0 (the Trainer rounds losses to 4 decimals; the gradient norm is non-zero): not a collapse",
+    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (fp16 with logging_nan_inf_filter); use bf16 or lower the learning rate",
+    "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
+    "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
+    "healthy": "the loss falls and stays finite",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    loss: float | None
+    grad_norm: float | None = None
+    lr: float | None = None
+
+
+@dataclass
+class Event:
+    kind: str
+    steps: list[int] = field(default_factory=list)
+    logged: list[int] = field(default_factory=list, repr=False)  # every logged step, to join runs
+
+
+    @property
+    def advice(self) -> str:
+        return ADVICE[self.kind]
+
+    def ranges(self) -> str:
+        """``[1, 2, 3, 7]`` -> ``"1-3, 7"``; steps next to each other in the log join a run."""
+        position = {s: i for i, s in enumerate(self.logged)} if self.logged else {}
+        out, start, prev = [], None, None
+        for s in sorted(self.steps):
+            if start is None:
+                start = prev = s
+            elif (position[s] == position[prev] + 1) if position else s == prev + 1:
+                prev = s
+            else:
+                out.append(f"{start}-{prev}" if prev != start else f"{start}")
+                start = prev = s
+        if start is not None:
+            out.append(f"{start}-{prev}" if prev != start else f"{start}")
+        return ", ".join(out)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def candidates_per_query(
+    batch_size: int, group_size: int, in_batch_negatives: bool, world_size: int = 1
+) -> int:
+    """How many passages each query is scored against in InfoNCE."""
+    return batch_size * world_size * group_size if in_batch_negatives else group_size
+
+
+class Watchdog:
+    """Live classification of training steps; ``observe`` returns the events a step triggers.
+
+    ``zero_run`` consecutive near-zero losses make a ``persistent_zero``; ``plateau_run`` losses
+    within ``plateau_tol`` of ln(candidates) make a ``uniform_collapse``; ``nan_limit`` non-finite
+    steps among the last ``nan_window`` make ``non_finite`` an alarm (one is skipped quietly).
+    """
+
+    def __init__(self, candidates: int | None, zero_run: int = 20, plateau_run: int = 50, plateau_tol: float = 0.03,
+                 nan_limit: int = 3, nan_window: int = 50):  # fmt: skip
+        self.candidates = candidates
+        self.zero_run, self.plateau_run, self.plateau_tol = zero_run, plateau_run, plateau_tol
+        self.nan_limit, self.nan_window = nan_limit, nan_window
+        self.steps = 0
+        self.easy: list[int] = []
+        self.nonfinite: list[int] = []
+        self._zeros: list[int] = []
+        self._plateau: list[int] = []
+
+    def reset(self) -> None:
+        """After a recovery: start counting runs afresh (the totals stay)."""
+        self._zeros, self._plateau = [], []
+
+    def observe(self, step: Step, spread_shrinking: bool | None = None) -> list[Event]:
+        self.steps += 1
+        if not (_finite(step.loss) and (step.grad_norm is None or _finite(step.grad_norm))):
+            self.nonfinite.append(step.step)
+            recent = [s for s in self.nonfinite if s > step.step - self.nan_window]
+            return [Event("non_finite", recent)] if len(recent) >= self.nan_limit else []
+        events = []
+        if step.loss < ZERO:  # type: ignore[operator]
+            self._zeros.append(step.step)
+            if len(self._zeros) == self.zero_run:
+                events.append(Event("persistent_zero", list(self._zeros)))
+        else:
+            if 0 < len(self._zeros) < self.zero_run:
+                self.easy.extend(self._zeros)
+            self._zeros = []
+        if self.candidates and self.candidates > 1:
+            ln_k = math.log(self.candidates)
+            if abs(step.loss - ln_k) <= self.plateau_tol * ln_k and spread_shrinking is not False:  # type: ignore[operator]
+                self._plateau.append(step.step)
+                if len(self._plateau) == self.plateau_run:
+                    events.append(Event("uniform_collapse", list(self._plateau)))
+            else:
+                self._plateau = []
+        return events
+
+    def summary(self) -> dict:
+        easy = self.easy + (self._zeros if len(self._zeros) < self.zero_run else [])
+        return {
+            "steps": self.steps,
+            "easy_batches": len(easy),
+            "easy_share": round(len(easy) / self.steps, 4) if self.steps else 0.0,
+            "non_finite_steps": len(self.nonfinite),
+        }
+
+
+# --- finished runs ---------------------------------------------------------------------------------
+
+
+def read_history(path: str | Path) -> list[Step]:
+    """Steps from a HF ``trainer_state.json`` (or the folder holding it) or lenprof's metrics.jsonl."""
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("**/trainer_state.json"), key=lambda f: f.stat().st_mtime) or sorted(
+            p.glob("metrics.jsonl")
+        )
+        if not found:
+            raise ValueError(f"{p}: no trainer_state.json or metrics.jsonl inside")
+        p = found[-1]
+    text = p.read_text(encoding="utf-8")
+    if p.suffix == ".jsonl":
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [
+            Step(r["step"], _num(r.get("loss")), _num(r.get("grad_norm")), _num(r.get("lr")))
+            for r in rows
+            if "loss" in r
+        ]
+    state = json.loads(text)
+    if "log_history" not in state:
+        raise ValueError(f"{p}: not a trainer_state.json (no log_history)")
+    return [
+        Step(e["step"], _num(e["loss"]), _num(e.get("grad_norm")), _num(e.get("learning_rate")))
+        for e in state["log_history"]
+        if "loss" in e
+    ]
+
+
+def _num(x: object) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, str):  # json has no NaN in strict writers: some write "NaN"/"nan"
+        return float(x)
+    return float(x)  # type: ignore[arg-type]
+
+
+def diagnose(
+    steps: list[Step], candidates: int | None = None, run: int = 5, plateau_tol: float = 0.03
+) -> list[Event]:
+    """Name what a finished run's loss history shows (see the module docstring).
+
+    A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
+    0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
+    (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
+    """
+    findings: dict[str, Event] = {}
+
+    logged = [s.step for s in steps]
+
+    def add(kind: str, step: int) -> None:
+        findings.setdefault(kind, Event(kind, logged=logged)).steps.append(step)
+
+    streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
+
+    def close_streak() -> None:
+        for z in streak:
+            add("persistent_zero" if len(streak) >= run else "rounding_zero", z.step)
+        streak.clear()
+
+    for s in steps:
+        if s.loss is None or not math.isfinite(s.loss):
+            close_streak()
+            add("non_finite", s.step)
+        elif s.loss == 0.0 and s.grad_norm is not None and not math.isfinite(s.grad_norm):
+            add("hidden_nan", s.step)
+        elif s.loss == 0.0 and s.grad_norm == 0.0:
+            close_streak()
+            add("exact_zero", s.step)
+        elif s.loss == 0.0:
+            streak.append(s)
+        else:
+            close_streak()
+    close_streak()
+    if candidates and candidates > 1:
+        ln_k = math.log(candidates)
+        flat = [s for s in steps if _finite(s.loss) and abs(s.loss - ln_k) <= plateau_tol * ln_k]  # type: ignore[arg-type]
+        if len(flat) >= run and len(flat) >= len(steps) // 2:
+            for s in flat:
+                add("uniform_collapse", s.step)
+    if set(findings) <= {"rounding_zero"}:
+        finite = [s.loss for s in steps if _finite(s.loss)]
+        if len(finite) >= 2 and finite[-1] < finite[0]:  # type: ignore[operator]
+            findings["healthy"] = Event("healthy", logged, logged)
+    order = [
+        "exact_zero",
+        "hidden_nan",
+        "non_finite",
+        "persistent_zero",
+        "uniform_collapse",
+        "rounding_zero",
+        "healthy",
+    ]
+    return [findings[k] for k in order if k in findings]

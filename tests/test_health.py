@@ -1,0 +1,145 @@
+"""Loss health: the live watchdog on crafted streams, and `lenprof diagnose` on HF trainer_state.json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from lenprof.cli import main
+from lenprof.train.health import Step, Watchdog, candidates_per_query, diagnose, read_history
+
+NAN = float("nan")
+
+
+def trainer_state(losses, grad_norms, path, logging_steps=10):
+    """A trainer_state.json as transformers' Trainer writes it (NaN as a bare JSON NaN)."""
+    history = [
+        {
+            "epoch": round(i / len(losses), 4),
+            "grad_norm": g,
+            "learning_rate": 1e-5,
+            "loss": round(loss, 4),
+            "step": (i + 1) * logging_steps,
+        }
+        for i, (loss, g) in enumerate(zip(losses, grad_norms, strict=True))
+    ]
+    history.append({"epoch": 1.0, "step": len(losses) * logging_steps, "total_flos": 0.0, "train_loss": 0.5, "train_runtime": 12.3,
+                    "train_samples_per_second": 10.0, "train_steps_per_second": 1.0})  # fmt: skip
+    state = {
+        "best_metric": None, "best_model_checkpoint": None, "epoch": 1.0, "eval_steps": 500,
+        "global_step": len(losses) * logging_steps, "is_hyper_param_search": False, "is_local_process_zero": True,
+        "is_world_process_zero": True, "log_history": history, "logging_steps": logging_steps,
+        "max_steps": len(losses) * logging_steps, "num_input_tokens_seen": 0, "num_train_epochs": 1, "save_steps": 500,
+        "total_flos": 0.0, "train_batch_size": 4, "trial_name": None, "trial_params": None,
+    }  # fmt: skip
+    path.write_text(json.dumps(state, indent=2))  # json writes float("nan") as NaN, as the Trainer's does
+    return path
+
+
+def kinds(path, *args):
+    result = CliRunner().invoke(
+        main, ["diagnose", str(path), "--format", "json", *args], catch_exceptions=False
+    )
+    return result.exit_code, {f["kind"]: f["steps"] for f in json.loads(result.stdout)["findings"]}
+
+
+def test_healthy_run_with_rounded_easy_batches(tmp_path):
+    losses = [2.0, 1.5, 1.0, 0.00004, 0.7, 0.5, 0.00001, 0.4]  # rounds to 0.0 twice
+    grads = [5.0, 4.0, 3.0, 0.02, 2.0, 2.0, 0.01, 1.5]
+    code, found = kinds(trainer_state(losses, grads, tmp_path / "trainer_state.json"))
+    assert (code, found) == (0, {"rounding_zero": "40, 70", "healthy": "10-80"})
+
+
+def test_hidden_nan_behind_zero_losses(tmp_path):
+    losses = [2.0, 1.8, 0.0, 0.0, 1.7, 0.0, 1.6]
+    grads = [5.0, 4.0, NAN, NAN, 3.0, math.inf, 3.0]
+    code, found = kinds(trainer_state(losses, grads, tmp_path / "trainer_state.json"))
+    assert (code, found) == (1, {"hidden_nan": "30-40, 60"})
+
+
+def test_exact_zeros_with_zero_gradient(tmp_path):
+    path = trainer_state([0.0] * 6, [0.0] * 6, tmp_path / "trainer_state.json", logging_steps=1)
+    assert kinds(path) == (1, {"exact_zero": "1-6"})
+    assert kinds(path, "--batch-size", "1", "--group-size", "1", "--no-in-batch-neg") == (
+        1,
+        {"single_candidate": "1-6"},
+    )
+
+
+def test_persistent_rounded_zeros_are_collapse(tmp_path):
+    losses = [2.0, 1.0] + [0.00002] * 6
+    path = trainer_state(losses, [3.0, 2.0] + [1e-4] * 6, tmp_path / "trainer_state.json", logging_steps=1)
+    assert kinds(path) == (1, {"persistent_zero": "3-8"})
+
+
+def test_plateau_at_ln_candidates(tmp_path):
+    ln8 = math.log(8)
+    losses = [ln8 * f for f in (1.0, 0.99, 1.01, 1.0, 0.995, 1.005, 1.0, 1.0)]
+    path = trainer_state(losses, [0.5] * 8, tmp_path / "trainer_state.json")
+    assert kinds(path, "--group-size", "8", "--no-in-batch-neg") == (1, {"uniform_collapse": "10-80"})
+    assert kinds(path, "--candidates", "64")[1] == {}  # ln 64 is elsewhere: no finding
+
+
+def test_diagnose_reads_a_folder_and_metrics_jsonl(tmp_path):
+    run = tmp_path / "run" / "checkpoint-80"
+    run.mkdir(parents=True)
+    trainer_state([2.0, 1.0], [1.0, 1.0], run / "trainer_state.json")
+    assert kinds(tmp_path / "run") == (0, {"healthy": "10-20"})
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(
+        "".join(
+            json.dumps({"step": i, "loss": v, "grad_norm": 1.0, "lr": 1e-5}) + "\n"
+            for i, v in enumerate([2.0, 1.0, 0.5])
+        )
+    )
+    assert [s.loss for s in read_history(metrics)] == [2.0, 1.0, 0.5]
+
+
+def test_diagnose_table_and_bad_input(tmp_path):
+    path = trainer_state([2.0, 0.0, 1.0], [1.0, NAN, 1.0], tmp_path / "trainer_state.json")
+    result = CliRunner().invoke(main, ["diagnose", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1].startswith("hidden_nan        steps 20 (1 logged)")
+    bad = tmp_path / "other.json"
+    bad.write_text("{}")
+    result = CliRunner().invoke(main, ["diagnose", str(bad)])
+    assert result.exit_code == 2 and "not a trainer_state.json (no log_history)" in result.stderr
+
+
+def test_watchdog_easy_batches_are_harmless_and_runs_are_collapse():
+    w = Watchdog(candidates=16, zero_run=4)
+    stream = [2.0, 0.0001, 1.5, 0.0, 0.0, 1.2] + [0.0] * 4
+    events = [e for i, loss in enumerate(stream) for e in w.observe(Step(i, loss, grad_norm=0.5))]
+    assert [(e.kind, e.steps) for e in events] == [("persistent_zero", [6, 7, 8, 9])]
+    assert w.summary() == {"steps": 10, "easy_batches": 3, "easy_share": 0.3, "non_finite_steps": 0}
+
+
+def test_watchdog_non_finite_alarm_after_repeats():
+    w = Watchdog(candidates=8, nan_limit=3, nan_window=10)
+    out = [
+        w.observe(Step(i, loss, grad_norm=g))
+        for i, (loss, g) in enumerate([(1.0, NAN), (1.0, 1.0), (NAN, 1.0), (1.0, 1.0), (math.inf, 1.0)])
+    ]
+    assert [[e.kind for e in o] for o in out] == [[], [], [], [], ["non_finite"]]
+
+
+@pytest.mark.parametrize("spread_shrinking, fires", [(True, True), (None, True), (False, False)])
+def test_watchdog_uniform_collapse_needs_the_spread_not_growing(spread_shrinking, fires):
+    w = Watchdog(candidates=8, plateau_run=5)
+    events = [
+        e for i in range(6) for e in w.observe(Step(i, math.log(8) * 1.01, grad_norm=0.1), spread_shrinking)
+    ]
+    assert [e.kind for e in events] == (["uniform_collapse"] if fires else [])
+
+
+def test_candidates_per_query():
+    assert candidates_per_query(4, 8, True, world_size=2) == 64
+    assert candidates_per_query(4, 8, False) == 8 and candidates_per_query(1, 1, True) == 1
+
+
+def test_diagnose_function_orders_findings():
+    steps = [Step(1, NAN), Step(2, 0.0, 0.0), Step(3, 2.0)]
+    assert [e.kind for e in diagnose(steps)] == ["exact_zero", "non_finite"]
