@@ -456,6 +456,9 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
 @click.option("--passage-instruction-format", default="{}{}", show_default=True)
 @click.option("--gradient-checkpointing", is_flag=True)
 @click.option(
+    "--group-by-length", is_flag=True, help="Batch texts of similar length together (less padding)."
+)
+@click.option(
     "--precision",
     type=click.Choice(["no", "fp16", "bf16"]),
     help="[default: bf16 (else fp16) on GPU, fp32 on CPU]",
@@ -483,7 +486,7 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
 def train_command(paths, model, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
                   group_size, no_in_batch_neg, temperature, learning_rate, warmup_ratio, max_grad_norm, pooling,
                   query_instruction, query_instruction_format, passage_instruction, passage_instruction_format,
-                  gradient_checkpointing, precision, seed, save_steps, resume, eval_split, on_collapse, collapse_steps,
+                  gradient_checkpointing, group_by_length, precision, seed, save_steps, resume, eval_split, on_collapse, collapse_steps,
                   max_recoveries, quiet) -> None:  # fmt: skip
     """Fine-tune an embedding model on DATA, cleaned by a scan, at the recommended lengths.
 
@@ -548,7 +551,7 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
         temperature=temperature, learning_rate=learning_rate, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
         pooling=pooling, query_instruction=query_instruction, query_instruction_format=query_instruction_format,
         passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
-        gradient_checkpointing=gradient_checkpointing, mixed_precision=precision, seed=seed, save_steps=save_steps,
+        gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, mixed_precision=precision, seed=seed, save_steps=save_steps,
         resume=resume, eval_split=eval_split, on_collapse=on_collapse, collapse_steps=collapse_steps, max_recoveries=max_recoveries,
     )  # fmt: skip
     try:

@@ -167,3 +167,46 @@ def test_random_seed_is_reproducible(tmp_path):
     la = [json.loads(x)["loss"] for x in (a / "metrics.jsonl").read_text().splitlines()]
     lb = [json.loads(x)["loss"] for x in (b / "metrics.jsonl").read_text().splitlines()]
     assert la == lb
+
+
+def test_length_grouped_batches_cut_padding_and_lose_nothing():
+    rows = [
+        Row(f"q{i}", [f"p{i}" + "x" * (i % 7) * 10], [f"n{i}" + "y" * (i % 5) * 10, f"m{i}"])
+        for i in range(40)
+    ]
+    groups = GroupSampler(rows, 2).epoch(0)
+    plain = batches(groups, 4, seed=0)
+    grouped = batches(groups, 4, seed=0, by_length=True)
+
+    def padding(bs):
+        return sum(
+            max(len(p) for g in b for p in g.passages) * len(b) * 2
+            - sum(len(p) for g in b for p in g.passages)
+            for b in bs
+        )
+
+    assert sorted(g.query for b in grouped for g in b) == sorted(g.query for b in plain for g in b)
+    assert padding(grouped) < padding(plain)
+
+
+def test_data_parallel_with_two_processes(tmp_path):
+    """DDP through accelerate, on CPU with the gloo backend: the same code path as several GPUs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    proc = subprocess.run(
+        [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "-m", "lenprof", "train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path),
+         "--model", MODEL, "--max-steps", "2", "--batch-size", "2", "--train-group-size", "3", "-q"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trained 2 steps" in proc.stdout
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+    ]  # main process only
+    assert (tmp_path / "model.safetensors").exists()

@@ -73,10 +73,25 @@ class GroupSampler:
         return groups
 
 
-def batches(groups: list[Group], batch_size: int, seed: int, drop_last: bool = True) -> list[list[Group]]:
-    """Shuffle, then fill batches without repeating a query or positive text inside one."""
+def batches(
+    groups: list[Group], batch_size: int, seed: int, drop_last: bool = True, by_length: bool = False
+) -> list[list[Group]]:
+    """Shuffle, then fill batches without repeating a query or positive text inside one.
+
+    ``by_length``: within windows of 64 batches, order groups by their longest passage (in
+    characters) before batching, then shuffle the batches: similar lengths share a batch, so
+    less padding, while batch order stays random.
+    """
+    rng = random.Random(seed)
     order = list(groups)
-    random.Random(seed).shuffle(order)
+    rng.shuffle(order)
+    if by_length:
+        window = batch_size * 64
+        order = [
+            g
+            for i in range(0, len(order), window)
+            for g in sorted(order[i : i + window], key=lambda g: max(map(len, g.passages)))
+        ]
     out: list[list[Group]] = []
     waiting: list[Group] = []
     current: list[Group] = []
@@ -96,6 +111,8 @@ def batches(groups: list[Group], batch_size: int, seed: int, drop_last: bool = T
                 current, seen = [], set()
     if current and not drop_last:
         out.append(current)
+    if by_length:
+        rng.shuffle(out)
     return out
 
 

@@ -54,6 +54,7 @@ class TrainConfig:
     passage_instruction: str | None = None
     passage_instruction_format: str = "{}{}"
     gradient_checkpointing: bool = False
+    group_by_length: bool = False
     mixed_precision: str | None = None  # None: bf16 (or fp16) on GPU, fp32 on CPU
     seed: int = 42
     save_steps: int = 500
@@ -124,7 +125,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     accelerator = Accelerator(mixed_precision=_precision(cfg))
     world = accelerator.num_processes
-    candidates = candidates_per_query(cfg.batch_size, cfg.group_size, cfg.in_batch_negatives, world)
+    # In-batch negatives are the passages on this device (no gathering across devices).
+    candidates = candidates_per_query(cfg.batch_size, cfg.group_size, cfg.in_batch_negatives)
     if candidates == 1:
         raise TrainError(
             "each query would have one candidate (batch size 1 and group size 1, or group size 1 without in-batch "
@@ -155,7 +157,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     pooling = cfg.pooling or default_pooling(cfg.model)
     model = Embedder(cfg.model, pooling, cfg.gradient_checkpointing)
-    per_epoch = len(batches(sampler.epoch(0), cfg.batch_size * world, cfg.seed))
+    per_epoch = len(
+        batches(sampler.epoch(0), cfg.batch_size * world, cfg.seed, by_length=cfg.group_by_length)
+    )
     if per_epoch == 0:
         raise TrainError(f"{cfg.data}: {len(rows)} rows make no full batch of {cfg.batch_size * world}")
     total = cfg.max_steps or cfg.epochs * per_epoch
@@ -192,7 +196,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     try:
         while step < total and stopped is None:
             epoch = step // per_epoch
-            epoch_batches = batches(sampler.epoch(epoch), cfg.batch_size * world, cfg.seed + epoch)
+            epoch_batches = batches(
+                sampler.epoch(epoch), cfg.batch_size * world, cfg.seed + epoch, by_length=cfg.group_by_length
+            )
             for batch in epoch_batches[step % per_epoch :]:
                 mine = batch[accelerator.process_index :: world]
                 queries = [
