@@ -69,6 +69,12 @@ def _progress(quiet: bool):
     )
 
 
+def _write_report(path: str, profile) -> None:
+    from .html import render_html  # matplotlib loads only when a report is asked for
+
+    write_text(path, render_html(profile))
+
+
 @click.group()
 @click.version_option(__version__, prog_name="lenprof")
 @click.pass_context
@@ -269,9 +275,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     if out:
         write_text(out, render_json(profile))
     if report:
-        from .html import render_html
-
-        write_text(report, render_html(profile))
+        _write_report(report, profile)
     sys.stdout.write(rendered)
     sys.stdout.flush()
     if out:
@@ -343,9 +347,7 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> 
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
     if report:
-        from .html import render_html
-
-        write_text(report, render_html(profile))
+        _write_report(report, profile)
     sys.stdout.write(rendered)
 
 

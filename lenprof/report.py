@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-from .checks import EXPLANATIONS
 from .stats import FIELDS, Profile
 
 
@@ -175,10 +174,6 @@ def render_table(profile: Profile) -> str:
     if any(c["capped"] for f in by_name for c in by_name[f].values()):
         lines.append("* lowered to the model's cap")
     return "\n".join(lines) + "\n"
-
-
-def explain(reason: str) -> str:
-    return EXPLANATIONS.get(reason, reason)
 
 
 FORMATS = {

@@ -1,7 +1,8 @@
 """The scan pipeline: read -> check and repair -> tokenize as the trainer will -> count -> recommend.
 
-Everything streams in batches: memory holds one batch of rows, the histograms, and 8 bytes per
-kept row (duplicate detection) plus 8 bytes per distinct text (unique counts).
+Everything streams in batches: memory holds one batch of rows, the histograms, 8 bytes per kept
+row (duplicate detection), 12 bytes per distinct text (the length cache that lets each distinct
+text be tokenized once) and 8 bytes per distinct text per field (unique counts).
 """
 
 from __future__ import annotations
