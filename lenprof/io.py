@@ -140,12 +140,12 @@ def read_jsonl(
         with disk, fh:
             if start:
                 fh.seek(start)
-            pos = start
+            pos, lines = start, 0
             for number, line in enumerate(fh, start=first):
                 if end is not None and pos >= end:
                     break
                 pos += len(line)
-                counts["lines"] = counts.get("lines", 0) + 1
+                lines += 1
                 if pos == len(line) and line.startswith(BOM):  # the file's first line
                     line = line[len(BOM) :]
                 if line.endswith(b"\n"):
@@ -160,6 +160,7 @@ def read_jsonl(
                     counts["done"] = (disk.tell() if item.compression else pos) - start
                     yield batch
                     batch = []
+            counts["lines"] = lines
     except (OSError, EOFError, ValueError) as exc:  # corrupt archive, unreadable file
         raise InputError(f"{item.path}: cannot be read ({exc})") from exc
     counts["done"] = counts["total"]
