@@ -61,11 +61,11 @@ class ScanOptions:
             if not ok:
                 raise OptionsError(f"{name} {fmt!r} must take two {{}} fields: instruction, then text")
 
-    def query_text(self, row: Checked) -> str:
+    def query_text(self, query: str, prompt: str | None = None) -> str:
         """The query as FlagEmbedding feeds it: a row's own ``prompt`` replaces the instruction."""
         if self.query_instruction is None:
-            return row.query
-        return self.query_instruction_format.format(row.prompt or self.query_instruction, row.query)
+            return query
+        return self.query_instruction_format.format(prompt or self.query_instruction, query)
 
     def passage_text(self, text: str) -> str:
         if self.passage_instruction is None:
@@ -270,7 +270,7 @@ class _Scanner:
             return None
 
         texts = {
-            "query": [opts.query_text(c) for c in kept],
+            "query": [opts.query_text(c.query, c.prompt) for c in kept],
             "pos": [opts.passage_text(t) for c in kept for t in c.pos],
             "neg": [opts.passage_text(t) for c in kept for t in c.neg],
         }

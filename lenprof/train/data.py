@@ -114,8 +114,3 @@ def batches(
     if by_length:
         rng.shuffle(out)
     return out
-
-
-def query_text(query: str, prompt: str | None, instruction: str | None, fmt: str) -> str:
-    """As in the scan (and FlagEmbedding): a row's prompt replaces the query instruction."""
-    return query if instruction is None else fmt.format(prompt or instruction, query)

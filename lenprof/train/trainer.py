@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import GroupSampler, Row, batches, query_text, read_rows
+from ..scan import ScanOptions
+from .data import GroupSampler, Row, batches, read_rows
 from .health import ADVICE, Step, Watchdog, candidates_per_query
 from .loss import info_nce
 from .model import Embedder, default_pooling
@@ -73,19 +74,23 @@ def _precision(cfg: TrainConfig) -> str:
     return "no"
 
 
+def _instructions(cfg: TrainConfig) -> ScanOptions:
+    """The scan's own instruction formatting, so training sees the texts the scan measured."""
+    return ScanOptions(
+        query_instruction=cfg.query_instruction,
+        query_instruction_format=cfg.query_instruction_format,
+        passage_instruction=cfg.passage_instruction,
+        passage_instruction_format=cfg.passage_instruction_format,
+    )
+
+
 def evaluate(model: Embedder, tokenizer, rows: list[Row], cfg: TrainConfig, device) -> dict[str, float]:
     """recall@10 and MRR@10 of held-out queries against all held-out passages."""
     corpus = list(dict.fromkeys(t for r in rows for t in (*r.pos, *r.neg)))
     index = {t: i for i, t in enumerate(corpus)}
-    queries = [
-        query_text(r.query, r.prompt, cfg.query_instruction, cfg.query_instruction_format) for r in rows
-    ]
-    passages = [
-        t
-        if cfg.passage_instruction is None
-        else cfg.passage_instruction_format.format(cfg.passage_instruction, t)
-        for t in corpus
-    ]
+    texts = _instructions(cfg)
+    queries = [texts.query_text(r.query, r.prompt) for r in rows]
+    passages = [texts.passage_text(t) for t in corpus]
     model.eval()
     with torch.no_grad():
         q = _encode(model, tokenizer, queries, cfg.query_max_len, device)
@@ -188,6 +193,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         step = json.loads((latest / "lenprof.json").read_text())["step"]
         log(f"lenprof: resumed from {latest} at step {step}")
 
+    texts = _instructions(cfg)
     watchdog = Watchdog(candidates, zero_run=cfg.collapse_steps, plateau_run=cfg.collapse_steps)
     events_log: list[dict] = []
     recoveries, first_spread, healthy = 0, None, None
@@ -201,17 +207,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             )
             for batch in epoch_batches[step % per_epoch :]:
                 mine = batch[accelerator.process_index :: world]
-                queries = [
-                    query_text(g.query, None, cfg.query_instruction, cfg.query_instruction_format)
-                    for g in mine
-                ]
-                passages = [
-                    t
-                    if cfg.passage_instruction is None
-                    else cfg.passage_instruction_format.format(cfg.passage_instruction, t)
-                    for g in mine
-                    for t in g.passages
-                ]
+                queries = [texts.query_text(g.query, None) for g in mine]
+                passages = [texts.passage_text(t) for g in mine for t in g.passages]
                 q_in = tokenizer(
                     queries, truncation=True, max_length=cfg.query_max_len, padding=True, return_tensors="pt"
                 ).to(accelerator.device)
