@@ -66,6 +66,18 @@ def test_sampler_invariants():
             assert set(negs) == set(row.neg)  # every negative before any repeats
 
 
+def test_groups_carry_the_row_prompt_to_training():
+    from lenprof.scan import ScanOptions
+
+    rows = [Row("q", ["p"], ["n"], prompt="Given a web search query: "), Row("r", ["s"], ["t"])]
+    groups = GroupSampler(rows, 2).epoch(0)
+    texts = ScanOptions(query_instruction="Query: ")
+    assert [texts.query_text(g.query, g.prompt) for g in groups] == [
+        "Given a web search query: q",
+        "Query: r",
+    ]
+
+
 def test_batches_never_repeat_a_query_or_positive():
     groups = GroupSampler(
         [Row("same", ["p"], ["n1", "n2"])] * 3 + [Row(f"q{i}", [f"p{i}"], ["x", "y"]) for i in range(5)], 2

@@ -45,6 +45,7 @@ def read_rows(path: str | Path) -> list[Row]:
 class Group:
     query: str
     passages: list[str]  # positive first
+    prompt: str | None = None  # the row's own prompt: replaces the query instruction, as in the scan
 
 
 class GroupSampler:
@@ -69,7 +70,7 @@ class GroupSampler:
                 negatives = rng.sample(row.neg, need)
             else:  # too few: every negative once, then repeats (FlagEmbedding does the same)
                 negatives = row.neg * (need // len(row.neg)) + rng.sample(row.neg, need % len(row.neg))
-            groups.append(Group(row.query, [positive, *negatives]))
+            groups.append(Group(row.query, [positive, *negatives], row.prompt))
         return groups
 
 

@@ -207,7 +207,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             )
             for batch in epoch_batches[step % per_epoch :]:
                 mine = batch[accelerator.process_index :: world]
-                queries = [texts.query_text(g.query, None) for g in mine]
+                queries = [texts.query_text(g.query, g.prompt) for g in mine]
                 passages = [texts.passage_text(t) for g in mine for t in g.passages]
                 q_in = tokenizer(
                     queries, truncation=True, max_length=cfg.query_max_len, padding=True, return_tensors="pt"
