@@ -124,8 +124,9 @@ def scan_ray(
         prefix=".lenprof-parts-", dir=Path(next(iter(outputs.values()))).parent if outputs else None
     )
     try:
-        shards = [s for item in items for s in split(item, shard_bytes)]
-        input_of = [i for i, item in enumerate(items) for _ in split(item, shard_bytes)]
+        planned = [(i, s) for i, item in enumerate(items) for s in split(item, shard_bytes)]
+        input_of = [i for i, _ in planned]  # by input, not path: a file given twice is two inputs
+        shards = [s for _, s in planned]
         check = ray.remote(_check_shard)
         checked = ray.get([check.remote(s, options) for s in shards])
 
@@ -134,7 +135,7 @@ def scan_ray(
         keeps = [seen.add_new(keys) for _, keys in checked]
         placed, next_line = [], {}
         for shard, i, (lines, _) in zip(shards, input_of, checked, strict=True):
-            first = next_line.get(i, 1)  # by input, not path: a file given twice is two inputs
+            first = next_line.get(i, 1)
             placed.append(Shard(shard.item, shard.start, shard.end, first))
             next_line[i] = first + (lines if shard.item.format == "jsonl" else _rows_in(shard))
 
