@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
+from .recommend import cost_at
 from .stats import FIELDS, Profile
 
 CSS = """
@@ -161,11 +162,14 @@ def render_html(profile: Profile) -> str:
         chosen = rec[f"{target}_max_len"]
         if chosen is None:
             continue
-        cuts = (
-            [c for c in rec["candidates"][target]]
-            if field in ("query", "passage")
-            else [c for c in _field_cuts(profile, field, rec)]
-        )
+        if field in ("query", "passage"):
+            cuts = rec["candidates"][target]
+        else:  # pos or neg alone, at the passage recommendation's cuts
+            hist = profile.histograms[field]
+            cuts = [
+                cost_at(hist, c["name"], c["max_len"], c["capped"]).to_dict()
+                for c in rec["candidates"]["passage"]
+            ]
         parts.append(_figure(profile, field, cuts, chosen))
         parts.append(_candidates(profile, field, cuts, chosen))
     parts += [
@@ -184,25 +188,3 @@ def render_html(profile: Profile) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
-
-
-def _field_cuts(profile: Profile, field: str, rec: dict) -> list[dict]:
-    """Candidate cuts for pos or neg alone, at the passage recommendation's lengths."""
-    from .recommend import Candidate
-
-    hist = profile.histograms[field]
-    out = []
-    for c in rec["candidates"]["passage"]:
-        cost = hist.cut_cost(c["max_len"])
-        out.append(
-            Candidate(
-                c["name"],
-                c["max_len"],
-                cost["truncated"],
-                cost["tokens_lost"],
-                hist.count,
-                hist.tokens,
-                c["capped"],
-            ).to_dict()
-        )
-    return out

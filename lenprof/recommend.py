@@ -64,14 +64,16 @@ def candidates(hist: LengthHistogram, recommended: int | None, cap: int | None) 
         cuts.append(("cap", cap))
     if recommended is not None:
         cuts.append(("recommended", recommended))
-    count, tokens = hist.count, hist.tokens
-    out = []
-    for name, value in cuts:
-        capped = bool(cap and value > cap)
-        cut = min(value, cap) if cap else value
-        cost = hist.cut_cost(cut)
-        out.append(Candidate(name, cut, cost["truncated"], cost["tokens_lost"], count, tokens, capped))
-    return out
+    return [
+        cost_at(hist, name, min(value, cap) if cap else value, bool(cap and value > cap))
+        for name, value in cuts
+    ]
+
+
+def cost_at(hist: LengthHistogram, name: str, max_len: int, capped: bool = False) -> Candidate:
+    """What cutting ``hist``'s texts at ``max_len`` costs."""
+    cost = hist.cut_cost(max_len)
+    return Candidate(name, max_len, cost["truncated"], cost["tokens_lost"], hist.count, hist.tokens, capped)
 
 
 def recommendation(
