@@ -45,8 +45,8 @@ def default_workers() -> int:
 class Pending:
     """Token counts on their way: ``get()`` waits for them."""
 
-    def __init__(self, measurer: Measurer, n: int, result=None, lengths: np.ndarray | None = None):
-        self._measurer, self._n, self._result, self._lengths = measurer, n, result, lengths
+    def __init__(self, measurer: Measurer, result=None, lengths: np.ndarray | None = None):
+        self._measurer, self._result, self._lengths = measurer, result, lengths
 
     def get(self) -> np.ndarray:
         if self._lengths is None:
@@ -78,7 +78,7 @@ class Measurer:
             start = time.perf_counter()
             lengths = self.tok.lengths(texts)
             self.seconds += time.perf_counter() - start
-            return Pending(self, len(texts), lengths=lengths)
+            return Pending(self, lengths=lengths)
         if self._pool is None:
             # spawn, not fork: the parent may already run Rayon threads, which fork would copy
             # in a broken state (tokenizers then disables its parallelism with a warning).
@@ -88,10 +88,7 @@ class Measurer:
         n = min(self.workers, len(texts) // MIN_TEXTS_PER_WORKER)
         step = -(-len(texts) // n)
         chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
-        return Pending(self, len(texts), result=self._pool.map_async(_worker_lengths, chunks))
-
-    def lengths(self, texts: list[str]) -> np.ndarray:
-        return self.submit(texts).get()
+        return Pending(self, result=self._pool.map_async(_worker_lengths, chunks))
 
     def close(self) -> None:
         if self._pool is not None:
