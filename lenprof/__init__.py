@@ -4,21 +4,28 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .io import InputError  # noqa: E402
-from .profile import LengthHistogram  # noqa: E402
-from .scan import ScanOptions, scan  # noqa: E402
+from .buckets import LengthBuckets  # noqa: E402
+from .histogram import LengthHistogram  # noqa: E402
+from .inputs import InputError  # noqa: E402
+from .options import ScanOptions  # noqa: E402
+from .outputs import OutputError  # noqa: E402
+from .profile import Profile, ProfileError  # noqa: E402
+from .scan import scan  # noqa: E402
 from .schema import Fields  # noqa: E402
-from .stats import Profile  # noqa: E402
-from .tokenize import LoadedTokenizer, TokenizerError, load_tokenizer  # noqa: E402
+from .tokenize import LoadedTokenizer, TokenizerError, TokenizerInfo, load_tokenizer  # noqa: E402
 
 __all__ = [
     "Fields",
     "InputError",
+    "LengthBuckets",
     "LengthHistogram",
     "LoadedTokenizer",
+    "OutputError",
     "Profile",
+    "ProfileError",
     "ScanOptions",
     "TokenizerError",
+    "TokenizerInfo",
     "__version__",
     "load_tokenizer",
     "scan",

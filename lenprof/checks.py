@@ -1,26 +1,35 @@
-"""Row checks: each row either passes (maybe repaired) or is dropped with one reason code.
+"""Every check lenprof makes, in one place: each row is kept (maybe repaired) or dropped with a reason.
 
 Checks run in a fixed order and the first failure decides a dropped row's fate, so every row has
 exactly one reason and ``read = kept + sum(dropped)`` always holds. Repairs remove single bad
 negatives (or blank positives) and keep the row; ``pos_scores``/``neg_scores`` lists are kept
-aligned with the texts they score.
+aligned with the texts they score. Two rules need more than the row itself and are decided here
+too, from what the scan hands over: ``duplicate_row`` (the row's :func:`dedup_key` was kept
+before) and the warnings that need token counts (:func:`length_warnings`).
 
-    >>> checked = check_record(Raw("a.jsonl", 1, b'{"query": "q", "pos": ["p"], "neg": ["p", "n"]}'), Fields())
+    >>> checked = check_row(b'{"query": "q", "pos": ["p"], "neg": ["p", "n"]}', Fields())
     >>> checked.neg, checked.repairs
     (['n'], {'pos_in_neg': 1})
+    >>> check_row(b'{"query": "q", "pos": ["q "], "neg": ["n"]}', Fields())
+    Dropped(reason='query_equals_pos', detail="query equals 'pos'[0]")
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .io import Raw, dumps
+import msgspec
+import numpy as np
+
+from .inputs import LineTooLong
 from .schema import Fields
 
-# Dropped rows, in the order the checks run (``duplicate_row`` runs per batch, in scan.py).
+# Dropped rows, in the order the checks run.
 DROP_REASONS: tuple[str, ...] = (
+    "line_too_long",
     "invalid_utf8",
     "malformed_json",
     "not_object",
@@ -36,13 +45,15 @@ DROP_REASONS: tuple[str, ...] = (
 REPAIR_REASONS: tuple[str, ...] = ("empty_pos_item", "empty_neg", "pos_in_neg", "duplicate_neg")
 # Warnings: the row is kept as it is; they only inform.
 WARNING_REASONS: tuple[str, ...] = ("control_chars", "over_model_limit", "few_negatives")
+REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
 EXPLANATIONS: dict[str, str] = {
+    "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
-    "malformed_json": "the line is not valid JSON",
+    "malformed_json": "the line is not valid JSON (NaN, Infinity and out-of-range numbers included)",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
-    "wrong_type": "query is not a string, or pos/neg is not a list of strings",
+    "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
     "empty_query": "the query is blank",
     "empty_pos": "no positive has text",
     "query_equals_pos": "the query equals one of its positives: the loss is trivially zero",
@@ -57,35 +68,108 @@ EXPLANATIONS: dict[str, str] = {
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
 }
 
-_SUSPECT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # control or surrogate
-_ONLY_STR = {str}
-_decode = json.JSONDecoder().raw_decode
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ONLY_STR = {str}
+_fast_decode = msgspec.json.Decoder().decode
+_raw_decode = json.JSONDecoder().raw_decode
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dropped:
-    raw: Raw
     reason: str
     detail: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Checked:
     """A row that passed the per-row checks; ``obj`` already carries the repairs."""
 
-    raw: Raw
     obj: dict
     query: str
     pos: list[str]
     neg: list[str]
     prompt: str | None
-    repairs: dict[str, int] = field(default_factory=dict)
-    warnings: set[str] = field(default_factory=set)
+    repairs: dict[str, int]
+    control_chars: bool
 
-    def dedup_key(self) -> str:
-        """Stripped query and the set of stripped positives: what makes two rows the same."""
-        return "\x1e".join([self.query.strip(), *sorted({p.strip() for p in self.pos})])
+
+class _NonStandardNumber(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> float:
+    raise _NonStandardNumber(f"{name} is not a JSON number (datasets and pyarrow refuse it)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NonStandardNumber(f"the number {text[:40]} is out of range for a 64-bit float")
+    return value
+
+
+_strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
+    """A line's bytes to a JSON object (Parquet rows already are one), and whether some string
+    in it holds a lone surrogate escape (which no output could encode).
+
+    msgspec decodes the common line; it refuses exactly what needs a closer look (invalid UTF-8,
+    lone surrogate escapes, NaN/Infinity, out-of-range numbers, malformed JSON), and those lines
+    take the standard library's path, which names the problem.
+    """
+    if isinstance(data, dict):
+        return data, False
+    try:
+        obj, surrogate = _fast_decode(data), False
+    except Exception:  # DecodeError, UnicodeDecodeError, RecursionError: look closer
+        slow = _slow_parse(data)
+        if isinstance(slow, Dropped):
+            return slow
+        obj, surrogate = slow
+    if not isinstance(obj, dict):
+        return Dropped("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    return obj, surrogate
+
+
+def _slow_parse(data: bytes) -> tuple[object, bool] | Dropped:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Dropped("invalid_utf8", f"invalid byte {data[exc.start]:#04x} at byte {exc.start + 1}")
+    try:
+        body = text.strip(" \t\r\n")
+        obj, end = _raw_decode(body)
+        if end != len(body):
+            raise ValueError(f"Extra data after the JSON value: column {end + 1}")
+    except (ValueError, RecursionError) as exc:
+        return Dropped("malformed_json", str(exc)[:200])
+    try:
+        _strict.raw_decode(body)  # the same value: only non-standard numbers fail here
+    except _NonStandardNumber as exc:
+        return Dropped("malformed_json", str(exc))
+    return obj, _has_surrogate(obj)
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
+def _surrogate_home(obj: dict, fields: Fields) -> str:
+    """Where a lone surrogate is: the row's query, pos or neg first, then any other key."""
+    for name in (fields.query, fields.pos, fields.neg, *obj):
+        if name in obj and _has_surrogate(obj[name]):
+            return f"'{name}'"
+    return "a key"
 
 
 def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, str]:
@@ -104,79 +188,65 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
-def parse(raw: Raw) -> dict | Dropped:
-    """Bytes to a JSON object (Parquet rows already are one)."""
-    if isinstance(raw.data, dict):
-        return raw.data
-    try:
-        text = raw.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Dropped(
-            raw, "invalid_utf8", f"invalid byte {raw.data[exc.start]:#04x} at byte {exc.start + 1}"
-        )
-    try:
-        # json.loads, less its two whitespace regex passes; trailing text is still an error.
-        body = text.strip(" \t\r\n")
-        obj, end = _decode(body)
-        if end != len(body):
-            raise ValueError(f"Extra data after the JSON value: column {end + 1}")
-    except (ValueError, RecursionError) as exc:
-        return Dropped(raw, "malformed_json", str(exc)[:200])
-    if not isinstance(obj, dict):
-        return Dropped(raw, "not_object", f"expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def check_record(raw: Raw, fields: Fields, min_neg: int = 1) -> Checked | Dropped:
-    obj = parse(raw)
-    if isinstance(obj, Dropped):
-        return obj
+def check_row(
+    data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
+) -> Checked | Dropped:
+    """The fate of one row as read (a line's bytes, a Parquet row, or a line too long to read)."""
+    if isinstance(data, LineTooLong):
+        return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
+    parsed = parse(data)
+    if isinstance(parsed, Dropped):
+        return parsed
+    obj, surrogate = parsed
     missing = [n for n in (fields.query, fields.pos) if n not in obj]
     if missing:
         present = ", ".join(sorted(map(str, obj))[:10]) or "none"
-        return Dropped(raw, "missing_field", f"no '{missing[0]}' (keys present: {present})")
+        return Dropped("missing_field", f"no '{missing[0]}' (keys present: {present})")
 
     query = obj[fields.query]
     if not isinstance(query, str):
         kind = "null" if query is None else type(query).__name__
-        return Dropped(raw, "wrong_type", f"'{fields.query}' must be a string, got {kind}")
+        return Dropped("wrong_type", f"'{fields.query}' must be a string, got {kind}")
     pos, why = _texts(obj[fields.pos], fields.pos, fields.lenient(fields.pos))
     if pos is None:
-        return Dropped(raw, "wrong_type", why)
+        return Dropped("wrong_type", why)
     has_neg = fields.neg in obj
     neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
     if neg is None:
-        return Dropped(raw, "wrong_type", why)
-    # Valid JSON carries a control character or a lone surrogate only as an escape (\u..., \b,
-    # \f), DEL excepted, so a line with none needs no regex; else one call over the row's texts.
-    data = raw.data
-    suspect = (
-        isinstance(data, dict) or b"\\u" in data or b"\\b" in data or b"\\f" in data or b"\x7f" in data
-    ) and _SUSPECT.search("\n".join([query, *pos, *neg])) is not None
-    if suspect:
-        for name, texts in ((fields.query, [query]), (fields.pos, pos), (fields.neg, neg)):
-            if any(_SURROGATE.search(t) for t in texts):
-                return Dropped(raw, "invalid_utf8", f"'{name}' holds a lone surrogate escape")
+        return Dropped("wrong_type", why)
+    prompt = obj.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        return Dropped("wrong_type", f"'prompt' must be a string, got {type(prompt).__name__}")
+    if surrogate:
+        return Dropped("invalid_utf8", f"{_surrogate_home(obj, fields)} holds a lone surrogate escape")
+    # Valid JSON carries a control character only as an escape (\u..., \b, \f), DEL excepted,
+    # so a line with none needs no look at its texts.
+    control = (
+        isinstance(data, dict) or b"\x7f" in data or _ESCAPE.search(data) is not None
+    ) and _CONTROL.search("\n".join([query, *pos, *neg])) is not None
 
     q = query.strip()
     if not q:
-        return Dropped(raw, "empty_query", f"'{fields.query}' is blank")
-    stripped_pos = [p.strip() for p in pos]
+        return Dropped("empty_query", f"'{fields.query}' is blank")
+    stripped_pos = list(map(str.strip, pos))
     if not any(stripped_pos):
-        return Dropped(raw, "empty_pos", f"none of the {len(pos)} positives has text")
+        return Dropped("empty_pos", f"none of the {len(pos)} positives has text")
     if q in stripped_pos:
         i = stripped_pos.index(q)
-        return Dropped(raw, "query_equals_pos", f"query equals '{fields.pos}'[{i}]")
+        return Dropped("query_equals_pos", f"query equals '{fields.pos}'[{i}]")
 
     repairs: dict[str, int] = {}
-    keep_pos = [i for i, p in enumerate(stripped_pos) if p]
-    if len(keep_pos) < len(pos):
+    if all(stripped_pos):
+        keep_pos = range(len(pos))
+        pos_set = set(stripped_pos)
+    else:
+        keep_pos = [i for i, p in enumerate(stripped_pos) if p]  # type: ignore[assignment]
         repairs["empty_pos_item"] = len(pos) - len(keep_pos)
-    pos_set = {stripped_pos[i] for i in keep_pos}
-    stripped_neg = [n.strip() for n in neg]
+        pos_set = {stripped_pos[i] for i in keep_pos}
+    stripped_neg = list(map(str.strip, neg))
     neg_set = set(stripped_neg)
     if all(stripped_neg) and len(neg_set) == len(neg) and pos_set.isdisjoint(neg_set):
-        keep_neg = list(range(len(neg)))  # nothing to repair (most rows): no per-item loop
+        keep_neg = range(len(neg))  # nothing to repair (most rows): no per-item loop
     else:
         keep_neg = []
         seen: set[str] = set()
@@ -200,28 +270,24 @@ def check_record(raw: Raw, fields: Fields, min_neg: int = 1) -> Checked | Droppe
         why = (
             "no 'neg' field" if not has_neg else f"{len(keep_neg)} of {len(neg)} negatives left after repairs"
         )
-        return Dropped(raw, "no_negatives", f"{why}; need at least {min_neg} (--min-neg)")
+        return Dropped("no_negatives", f"{why}; need at least {min_neg} (--min-neg)")
 
     if repairs:
         obj = dict(obj)
         _keep(obj, fields.pos, "pos_scores", keep_pos, len(pos))
         _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
-    prompt = obj.get("prompt")
-    checked = Checked(
-        raw,
+    return Checked(
         obj,
         query,
         pos if len(keep_pos) == len(pos) else [pos[i] for i in keep_pos],
         neg if len(keep_neg) == len(neg) else [neg[i] for i in keep_neg],
-        prompt if isinstance(prompt, str) else None,
+        prompt,
         repairs,
+        control,
     )
-    if suspect:  # no surrogate, so a control character
-        checked.warnings.add("control_chars")
-    return checked
 
 
-def _keep(obj: dict, key: str, scores_key: str, keep: list[int], n: int) -> None:
+def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> None:
     """Keep only items ``keep`` of ``obj[key]`` (and of its aligned scores list, if any)."""
     if len(keep) == n:
         return
@@ -232,17 +298,37 @@ def _keep(obj: dict, key: str, scores_key: str, keep: list[int], n: int) -> None
         obj[scores_key] = [scores[i] for i in keep]
 
 
-def reject_record(dropped: Dropped, raw_limit: int) -> dict:
-    """The JSON line written to the rejects file for a dropped row."""
-    data = dropped.raw.data
-    text = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else dumps(data)
-    record = {
-        "source": dropped.raw.source,
-        "line": dropped.raw.line,
-        "reason": dropped.reason,
-        "detail": dropped.detail,
-        "raw": text[:raw_limit],
+# --- rules beyond one row --------------------------------------------------------------------------
+
+
+def dedup_key(row: Checked) -> tuple[str, ...]:
+    """What makes two rows the same: the stripped query and the set of stripped positives.
+
+    A tuple, not texts joined with a separator, so no two different rows share a key whatever
+    characters their texts hold (``["eta", "theta"]`` is not ``["eta\\x1etheta"]``); its hash
+    is the row's fingerprint.
+
+        >>> dedup_key(check_row(b'{"query": "q ", "pos": ["b", "a", "a"], "neg": ["n"]}', Fields()))
+        ('q', 'a', 'b')
+    """
+    return (row.query.strip(), *sorted(set(map(str.strip, row.pos))))
+
+
+DUPLICATE_ROW = Dropped("duplicate_row", "same query and positives as an earlier kept row")
+
+
+def length_warnings(
+    row_max: np.ndarray, negatives: np.ndarray, cap: int | None, train_group_size: int | None
+) -> dict[str, np.ndarray]:
+    """Warnings that need token counts, for each kept row: its longest text over the model's
+    cap, or fewer negatives than a training group samples.
+
+        >>> w = length_warnings(np.array([10, 600]), np.array([1, 9]), 512, 8)
+        >>> w["over_model_limit"].tolist(), w["few_negatives"].tolist()
+        ([False, True], [True, False])
+    """
+    none = np.zeros(len(row_max), dtype=bool)
+    return {
+        "over_model_limit": row_max > cap if cap else none,
+        "few_negatives": negatives < train_group_size - 1 if train_group_size else none,
     }
-    if len(text) > raw_limit:
-        record["raw_truncated_from"] = len(text)
-    return record

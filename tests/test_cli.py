@@ -212,8 +212,9 @@ def test_recommend_refuses_what_is_not_a_profile(tmp_path):
     bad.write_text('{"schema": "something/else"}')
     result = CliRunner().invoke(main, ["recommend", str(bad)])
     assert result.exit_code == 2
-    assert (
-        "cannot read it as a lenprof profile (not a lenprof profile (schema 'something/else'" in result.stderr
+    assert result.stderr == (
+        f"Error: {bad}: not a lenprof profile (schema 'something/else', expected 'lenprof.profile/1'); "
+        "write a profile with lenprof scan --out\n"
     )
 
 

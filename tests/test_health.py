@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from lenprof.cli import main
-from lenprof.train.health import Step, Watchdog, candidates_per_query, diagnose, read_history
+from lenprof.train.diagnose import diagnose, read_history
+from lenprof.train.health import Step, Watchdog, candidates_per_query
 
 NAN = float("nan")
 
@@ -95,7 +96,7 @@ def test_diagnose_reads_a_folder_and_metrics_jsonl(tmp_path):
             for i, v in enumerate([2.0, 1.0, 0.5])
         )
     )
-    assert [s.loss for s in read_history(metrics)] == [2.0, 1.0, 0.5]
+    assert [s.loss for s in read_history(metrics)[0]] == [2.0, 1.0, 0.5]
 
 
 def test_diagnose_table_and_bad_input(tmp_path):
@@ -106,7 +107,10 @@ def test_diagnose_table_and_bad_input(tmp_path):
     bad = tmp_path / "other.json"
     bad.write_text("{}")
     result = CliRunner().invoke(main, ["diagnose", str(bad)])
-    assert result.exit_code == 2 and "not a trainer_state.json (no log_history)" in result.stderr
+    assert (
+        result.exit_code == 2
+        and f"Error: {bad}: not a trainer_state.json (no log_history list)\n" == result.stderr
+    )
 
 
 def test_watchdog_easy_batches_are_harmless_and_runs_are_collapse():

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenprof.hashset import FingerprintSet
-from lenprof.profile import PERCENTILES, LengthHistogram
-from lenprof.recommend import candidates, recommend_length, recommendation
+from lenprof.fingerprints import FingerprintSet
+from lenprof.histogram import PERCENTILES, LengthHistogram
+from lenprof.recommend import Recommendation, candidates, recommend_length
 
 lengths = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=400)
 
@@ -60,10 +60,10 @@ def test_recommendation_rounds_up_and_caps():
     assert recommend_length(h, 95, 8, None) == 952
     assert recommend_length(h, 95, 8, 512) == 512
     assert recommend_length(h, 50, 64, 512) == 512  # p50 = 500 -> 512
-    rec = recommendation({"query": h, "passage": LengthHistogram.from_lengths([3, 4])}, 95, 8, 512)
-    assert rec["query_max_len"] == 512 and rec["passage_max_len"] == 8
-    assert rec["cap_binds"] == {"query": True, "passage": False}
-    by_name = {c["name"]: c for c in rec["candidates"]["query"]}
+    rec = Recommendation.of({"query": h, "passage": LengthHistogram.from_lengths([3, 4])}, 95, 8, 512)
+    assert rec.query_max_len == 512 and rec.passage_max_len == 8
+    assert rec.cap_binds == {"query": True, "passage": False}
+    by_name = {c.name: c.to_dict() for c in rec.candidates["query"]}
     assert by_name["p95"] == {
         "name": "p95", "max_len": 512, "capped": True, "truncated": 488,
         "truncated_share": 0.488, "tokens_lost": sum(range(1, 489)), "tokens_lost_share": round(sum(range(1, 489)) / 500500, 6),

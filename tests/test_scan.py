@@ -20,7 +20,8 @@ import zstandard
 from conftest import EXAMPLES, write_lines
 
 from lenprof import InputError, ScanOptions, scan
-from lenprof.profile import PERCENTILES
+from lenprof.histogram import PERCENTILES
+from lenprof.stats import Example
 
 
 def oracle_rows(path):
@@ -52,14 +53,12 @@ def test_every_real_corpus_file_as_it_is(tok, oracle, corpus_files):
         rows = oracle_rows(path)
         s = profile.samples
         expected_rows = 11 if path.name == "llara_toy_finetune_data.jsonl" else 10
-        assert (s["read"], s["kept"], s["blank"], s["dropped"]) == (expected_rows, expected_rows, 0, {}), path
+        assert (s.read, s.kept, s.blank, s.dropped) == (expected_rows, expected_rows, 0, {}), path
         if path.name == "nq.jsonl":  # row 1: 100 negatives, 2 of them repeated
-            assert s["repaired"] == {"duplicate_neg": 2} and s["repaired_rows"] == {"duplicate_neg": 1}
-            assert profile.examples["duplicate_neg"] == [
-                {"source": str(path), "line": 1, "detail": "2 removed"}
-            ]
+            assert s.repaired == {"duplicate_neg": 2} and s.repaired_rows == {"duplicate_neg": 1}
+            assert profile.examples["duplicate_neg"] == [Example(str(path), 1, "2 removed")]
         else:
-            assert s["repaired"] == {}, path
+            assert s.repaired == {}, path
 
         texts = {
             "query": [r["query"] for r in rows],
@@ -83,9 +82,9 @@ def test_recommendation_follows_the_oracle_percentile(tok, oracle, corpora):
         np.percentile(oracle([t for r in rows for t in r["pos"] + r["neg"]]), 90, method="inverted_cdf")
     )
     rec = profile.recommendation
-    assert rec["query_max_len"] == -(-q90 // 16) * 16
-    assert rec["passage_max_len"] == min(-(-p90 // 16) * 16, 512)
-    assert (rec["coverage"], rec["multiple_of"], rec["cap"]) == (90, 16, 512)
+    assert rec.query_max_len == -(-q90 // 16) * 16
+    assert rec.passage_max_len == min(-(-p90 // 16) * 16, 512)
+    assert (rec.coverage, rec.multiple_of, rec.cap) == (90, 16, 512)
 
 
 def test_instructions_are_measured_as_flagembedding_builds_them(tok, oracle, corpora):
@@ -113,8 +112,8 @@ def test_cleaned_output_rescans_clean(tok, corpus_files, tmp_path):
     clean = tmp_path / "clean.jsonl"
     first = scan([str(p) for p in corpus_files], tokenizer=tok, clean_out=str(clean))
     again = scan(str(clean), tokenizer=tok)
-    assert again.samples["dropped"] == {} and again.samples["repaired"] == {}
-    assert again.samples["read"] == first.samples["kept"]
+    assert again.samples.dropped == {} and again.samples.repaired == {}
+    assert again.samples.read == first.samples.kept
     for f in ("query", "pos", "neg", "passage"):
         assert again.histograms[f] == first.histograms[f]
     # extra keys survive, in input order
@@ -138,7 +137,7 @@ def test_jsonl_parquet_and_compressed_inputs_agree(tok, corpora, tmp_path):
     pq.write_table(pj.read_json(src), parquet)
     for other in (gz, zst, parquet):
         assert numbers(scan(str(other), tokenizer=tok)) == numbers(base), other
-    assert [i["format"] for i in scan([str(gz), str(zst), str(parquet)], tokenizer=tok).inputs] == [
+    assert [i.format for i in scan([str(gz), str(zst), str(parquet)], tokenizer=tok).inputs] == [
         "jsonl+gzip",
         "jsonl+zstd",
         "parquet",
@@ -157,57 +156,77 @@ def test_bom_crlf_blank_lines_and_missing_final_newline_are_normal(tok, tmp_path
     )
     a, b = scan(str(plain), tokenizer=tok), scan(str(odd), tokenizer=tok)
     assert numbers(a)["fields"] == numbers(b)["fields"]
-    assert (b.samples["read"], b.samples["kept"], b.samples["blank"]) == (4, 4, 3)
+    assert (b.samples.read, b.samples.kept, b.samples.blank) == (4, 4, 3)
 
 
-def test_results_do_not_depend_on_batch_size(tok, corpora, tmp_path):
-    paths = [str(corpora / "embedder"), str(EXAMPLES / "dirty.jsonl")]
-    outputs = {}
-    for size in (1, 3, 2048):
-        clean, rejects = tmp_path / f"c{size}.parquet", tmp_path / f"r{size}.jsonl"
-        p = scan(
-            paths, ScanOptions(batch_size=size), tokenizer=tok, clean_out=str(clean), rejects_out=str(rejects)
-        )
-        outputs[size] = (numbers(p), p.examples, pq.read_table(clean).to_pylist(), rejects.read_bytes())
-    assert outputs[1] == outputs[3] == outputs[2048]
+def every_output(folder, clean_suffix=".jsonl") -> dict:
+    return {
+        "clean_out": str(folder / f"clean{clean_suffix}"),
+        "rejects_out": str(folder / "rejects.jsonl"),
+        "profile_out": str(folder / "profile.json"),
+    }
 
 
-def test_results_do_not_depend_on_worker_count(tok, corpora, tmp_path, monkeypatch):
-    monkeypatch.setattr("lenprof.parallel.MIN_TEXTS_PER_WORKER", 20)  # make small batches go parallel
-    paths = [str(corpora), str(EXAMPLES / "dirty.jsonl")]
-    outputs = {}
-    for workers in (1, 2):
-        clean, rejects = tmp_path / f"c{workers}.jsonl", tmp_path / f"r{workers}.jsonl"
-        p = scan(paths, tokenizer=tok, workers=workers, clean_out=str(clean), rejects_out=str(rejects))
-        assert p.run["workers"] == workers and (p.run["parallel_calls"] > 0) == (workers > 1)
-        outputs[workers] = (numbers(p), p.examples, clean.read_bytes(), rejects.read_bytes())
-    assert outputs[1] == outputs[2]
+def outcome(profile, outputs) -> tuple:
+    """Everything a scan produced, byte for byte (the profile JSON less how the run went)."""
+    saved = json.loads(open(outputs["profile_out"], encoding="utf-8").read())
+    saved.pop("run")
+    saved["outputs"] = {
+        k: os.path.basename(v) for k, v in saved["outputs"].items()
+    }  # each run has its folder
+    clean = outputs["clean_out"]
+    rows = pq.read_table(clean).to_pylist() if clean.endswith(".parquet") else open(clean, "rb").read()
+    if clean.endswith(".parquet"):
+        rows = (str(pq.read_schema(clean)), rows)
+    return saved, profile.examples, rows, open(outputs["rejects_out"], "rb").read()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".jsonl.gz"])
+def test_results_do_not_depend_on_workers_or_shards(tok, corpora, tmp_path, suffix):
+    """One worker in this process, or two processes; shards of 4 MiB (one per file here), of
+    3 KB (a few rows each) or of one byte (one line each): the same bytes out."""
+    paths = [
+        str(corpora),
+        str(EXAMPLES / "dirty.jsonl"),
+        str(corpora / "embedder" / "retrieval" / "nq.jsonl"),
+    ]
+    runs = {}
+    for workers, shard_bytes in ((1, 4 << 20), (2, 3000), (2, 1), (1, 700)):
+        outputs = every_output(tmp_path / f"w{workers}-s{shard_bytes}", suffix)
+        p = scan(paths, tokenizer=tok, workers=workers, shard_bytes=shard_bytes, **outputs)
+        assert p.run["workers"] == workers and p.run["engine"] == "local"
+        runs[workers, shard_bytes] = outcome(p, outputs)
+    first, *others = runs.values()
+    assert all(o == first for o in others)
+    assert first[0]["samples"]["dropped"]["duplicate_row"] >= 10  # nq.jsonl given twice
 
 
 def test_each_distinct_text_is_tokenized_once_per_scan(tok, corpora):
     msmarco = str(corpora / "embedder" / "retrieval" / "msmarco.jsonl")
     once = scan(msmarco, tokenizer=tok, workers=1)
-    twice = scan([msmarco, msmarco], ScanOptions(batch_size=3), tokenizer=tok, workers=1)
-    assert (
-        twice.run["texts_tokenized"]
-        == once.run["texts_tokenized"]
-        == once.unique["query"] + once.unique["passage"]
-    )
+    for workers in (1, 2):
+        twice = scan([msmarco, msmarco], tokenizer=tok, workers=workers, shard_bytes=5000)
+        assert twice.run["shards"] >= 20  # every row its own shard
+        assert (
+            twice.run["texts_tokenized"]
+            == once.run["texts_tokenized"]
+            == once.unique["query"] + once.unique["passage"]
+        )
 
 
-def test_duplicates_are_found_across_files_and_batches(tok, corpora):
+def test_duplicates_are_found_across_files_and_shards(tok, corpora):
     msmarco = str(corpora / "embedder" / "retrieval" / "msmarco.jsonl")
-    p = scan([msmarco, msmarco], ScanOptions(batch_size=4), tokenizer=tok)
-    assert p.samples["dropped"] == {"duplicate_row": 10}
-    assert p.examples["duplicate_row"][0]["line"] == 1 and p.inputs[1]["rows"] == 10
+    p = scan([msmarco, msmarco], tokenizer=tok, shard_bytes=4000)
+    assert p.samples.dropped == {"duplicate_row": 10}
+    assert p.examples["duplicate_row"][0].line == 1 and p.inputs[1].rows == 10
 
 
 def test_folders_and_globs_expand_sorted(tok, corpora):
     folder = scan(str(corpora / "embedder"), tokenizer=tok)
-    names = [os.path.relpath(i["path"], corpora / "embedder") for i in folder.inputs]
+    names = [os.path.relpath(i.path, corpora / "embedder") for i in folder.inputs]
     assert names == sorted(names) and len(names) == 8
     glob = scan(str(corpora / "embedder" / "*" / "*.jsonl"), tokenizer=tok)
-    assert [i["path"] for i in glob.inputs] == [i["path"] for i in folder.inputs]
+    assert [i.path for i in glob.inputs] == [i.path for i in folder.inputs]
 
 
 @pytest.mark.parametrize(
@@ -248,7 +267,7 @@ def test_a_failed_scan_leaves_no_partial_output(tok, tmp_path):
     broken.write_bytes(gzip.compress(b'{"query": "q", "pos": ["p"], "neg": ["n"]}\n' * 50)[:-12])
     clean = tmp_path / "clean.jsonl"
     clean.write_text("previous run\n")
-    with pytest.raises(InputError, match=r"b\.jsonl\.gz: cannot be read"):
+    with pytest.raises(InputError, match=r"b\.jsonl\.gz: corrupt or truncated gzip data"):
         scan([str(EXAMPLES / "msmarco.jsonl"), str(broken)], tokenizer=tok, clean_out=str(clean))
     assert clean.read_text() == "previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jsonl.gz", "clean.jsonl"]
@@ -262,7 +281,7 @@ def test_parquet_output_unifies_types_across_batches(tok, tmp_path):
     ]
     src = write_lines(tmp_path / "in.jsonl", [json.dumps(r).encode() for r in rows])
     out = tmp_path / "out.parquet"
-    scan(str(src), ScanOptions(batch_size=1), tokenizer=tok, clean_out=str(out))
+    scan(str(src), tokenizer=tok, clean_out=str(out), shard_bytes=1)
     got = pq.read_table(out).to_pylist()
     assert got == [{**r, "extra": r.get("extra")} for r in rows]
 
@@ -275,5 +294,5 @@ def test_warnings_do_not_change_fates(tok, tmp_path):
     ]
     src = write_lines(tmp_path / "w.jsonl", [json.dumps(r).encode() for r in rows])
     p = scan(str(src), ScanOptions(train_group_size=3), tokenizer=tok)
-    assert p.samples["kept"] == 2
-    assert p.samples["warnings"] == {"over_model_limit": 1, "few_negatives": 1}
+    assert p.samples.kept == 2
+    assert p.samples.warnings == {"over_model_limit": 1, "few_negatives": 1}

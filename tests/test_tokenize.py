@@ -21,7 +21,7 @@ def corpus_texts(files) -> list[str]:
 
 def test_lengths_match_autotokenizer_on_every_corpus_text(tok, oracle, corpus_files):
     texts = corpus_texts(corpus_files)
-    got = tok.lengths(texts).tolist()
+    got = tok.count(texts).tolist()
     assert got == oracle(texts)
     # The packaged tokenizer.json truncates and pads at 128: a profile that forgot to switch
     # that off would report 128 for every long text.
@@ -30,11 +30,11 @@ def test_lengths_match_autotokenizer_on_every_corpus_text(tok, oracle, corpus_fi
 
 def test_lengths_are_not_truncated_at_the_model_limit(tok, oracle):
     text = "token " * 1000
-    assert tok.lengths([text]).tolist() == oracle([text]) == [1002]  # [CLS] + 1000 + [SEP]
+    assert tok.count([text]).tolist() == oracle([text]) == [1002]  # [CLS] + 1000 + [SEP]
 
 
 def test_packaged_model_limits(tok):
-    d = tok.describe()
+    d = tok.info.to_dict()
     assert d["name"] == "sentence-transformers/all-MiniLM-L6-v2" and d["source"] == "packaged"
     assert (d["model_max_length"], d["max_position_embeddings"], d["position_offset"], d["cap"]) == (
         512,
@@ -53,9 +53,10 @@ def test_bare_tokenizer_json_reads_limits_beside_it(tok, tmp_path):
     config = {"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}
     (tmp_path / "config.json").write_text(json.dumps(config))
     tj = load_tokenizer(str(tmp_path / "tokenizer.json"))
-    assert (tj.source, tj.max_position_embeddings, tj.position_offset, tj.cap) == ("file", 514, 2, 512)
+    i = tj.info
+    assert (i.source, i.max_position_embeddings, i.position_offset, i.cap) == ("file", 514, 2, 512)
     texts = ["a short text", "word " * 300]
-    assert tj.lengths(texts).tolist() == tok.lengths(texts).tolist()
+    assert tj.count(texts).tolist() == tok.count(texts).tolist()
 
 
 def test_model_folder_without_declared_max_length(tmp_path):
@@ -65,7 +66,7 @@ def test_model_folder_without_declared_max_length(tmp_path):
     del cfg["model_max_length"]
     (tmp_path / "m" / "tokenizer_config.json").write_text(json.dumps(cfg))
     t = load_tokenizer(str(tmp_path / "m"))
-    assert t.source == "folder" and t.model_max_length is None and t.cap == 512  # from the config
+    assert t.info.source == "folder" and t.info.model_max_length is None and t.cap == 512  # from the config
 
 
 @pytest.mark.parametrize(

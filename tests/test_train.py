@@ -67,7 +67,7 @@ def test_sampler_invariants():
 
 
 def test_groups_carry_the_row_prompt_to_training():
-    from lenprof.scan import ScanOptions
+    from lenprof.options import ScanOptions
 
     rows = [Row("q", ["p"], ["n"], prompt="Given a web search query: "), Row("r", ["s"], ["t"])]
     groups = GroupSampler(rows, 2).epoch(0)

@@ -11,9 +11,7 @@ model learns. Four things look alike in a log and mean different things:
 - ``uniform_collapse``: the loss sits within a few % of ln(k) for a long run: every candidate
   gets the same score, i.e. the embeddings collapsed to a constant.
 
-:class:`Watchdog` classifies steps live; :func:`diagnose` reads a finished run's history (the
-Trainer's ``trainer_state.json`` rounds logged losses to 4 decimals, so there a 0.0 with a
-finite, non-zero gradient norm is a rounded easy batch, not a collapse).
+:class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history.
 
     >>> w = Watchdog(candidates=8, zero_run=3)
     >>> [e.kind for s in range(5) for e in w.observe(Step(s, 0.0, grad_norm=0.1))]
@@ -22,10 +20,8 @@ finite, non-zero gradient norm is a rounded easy batch, not a collapse).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 ZERO = 1e-3  # a loss below this is "zero" for InfoNCE: the positive has all the probability
 
@@ -80,7 +76,7 @@ class Event:
         return {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
 
 
-def _finite(x: float | None) -> bool:
+def finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
@@ -125,7 +121,7 @@ class Watchdog:
 
     def observe(self, step: Step, spread_shrinking: bool | None = None) -> list[Event]:
         self.steps += 1
-        if not (_finite(step.loss) and (step.grad_norm is None or _finite(step.grad_norm))):
+        if not (finite(step.loss) and (step.grad_norm is None or finite(step.grad_norm))):
             self.nonfinite.append(step.step)
             recent = [s for s in self.nonfinite if s > step.step - self.nan_window]
             return [Event("non_finite", recent)] if len(recent) >= self.nan_limit else []
@@ -156,101 +152,3 @@ class Watchdog:
             "easy_share": round(len(easy) / self.steps, 4) if self.steps else 0.0,
             "non_finite_steps": len(self.nonfinite),
         }
-
-
-# --- finished runs ---------------------------------------------------------------------------------
-
-
-def read_history(path: str | Path) -> list[Step]:
-    """Steps from a HF ``trainer_state.json`` (or the folder holding it) or lenprof's metrics.jsonl."""
-    p = Path(path)
-    if p.is_dir():
-        found = sorted(p.glob("**/trainer_state.json"), key=lambda f: f.stat().st_mtime) or sorted(
-            p.glob("metrics.jsonl")
-        )
-        if not found:
-            raise ValueError(f"{p}: no trainer_state.json or metrics.jsonl inside")
-        p = found[-1]
-    text = p.read_text(encoding="utf-8")
-    if p.suffix == ".jsonl":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return [
-            Step(r["step"], _num(r.get("loss")), _num(r.get("grad_norm")), _num(r.get("lr")))
-            for r in rows
-            if "loss" in r
-        ]
-    state = json.loads(text)
-    if "log_history" not in state:
-        raise ValueError(f"{p}: not a trainer_state.json (no log_history)")
-    return [
-        Step(e["step"], _num(e["loss"]), _num(e.get("grad_norm")), _num(e.get("learning_rate")))
-        for e in state["log_history"]
-        if "loss" in e
-    ]
-
-
-def _num(x: object) -> float | None:
-    if x is None:
-        return None
-    if isinstance(x, str):  # json has no NaN in strict writers: some write "NaN"/"nan"
-        return float(x)
-    return float(x)  # type: ignore[arg-type]
-
-
-def diagnose(
-    steps: list[Step], candidates: int | None = None, run: int = 5, plateau_tol: float = 0.03
-) -> list[Event]:
-    """Name what a finished run's loss history shows (see the module docstring).
-
-    A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
-    0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
-    (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
-    """
-    findings: dict[str, Event] = {}
-
-    logged = [s.step for s in steps]
-
-    def add(kind: str, step: int) -> None:
-        findings.setdefault(kind, Event(kind, logged=logged)).steps.append(step)
-
-    streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
-
-    def close_streak() -> None:
-        for z in streak:
-            add("persistent_zero" if len(streak) >= run else "rounding_zero", z.step)
-        streak.clear()
-
-    for s in steps:
-        if s.loss is None or not math.isfinite(s.loss):
-            close_streak()
-            add("non_finite", s.step)
-        elif s.loss == 0.0 and s.grad_norm is not None and not math.isfinite(s.grad_norm):
-            add("hidden_nan", s.step)
-        elif s.loss == 0.0 and s.grad_norm == 0.0:
-            close_streak()
-            add("exact_zero", s.step)
-        elif s.loss == 0.0:
-            streak.append(s)
-        else:
-            close_streak()
-    close_streak()
-    if candidates and candidates > 1:
-        ln_k = math.log(candidates)
-        flat = [s for s in steps if _finite(s.loss) and abs(s.loss - ln_k) <= plateau_tol * ln_k]  # type: ignore[arg-type]
-        if len(flat) >= run and len(flat) >= len(steps) // 2:
-            for s in flat:
-                add("uniform_collapse", s.step)
-    if set(findings) <= {"rounding_zero"}:
-        finite = [s.loss for s in steps if _finite(s.loss)]
-        if len(finite) >= 2 and finite[-1] < finite[0]:  # type: ignore[operator]
-            findings["healthy"] = Event("healthy", logged, logged)
-    order = [
-        "exact_zero",
-        "hidden_nan",
-        "non_finite",
-        "persistent_zero",
-        "uniform_collapse",
-        "rounding_zero",
-        "healthy",
-    ]
-    return [findings[k] for k in order if k in findings]

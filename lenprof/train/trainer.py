@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..scan import ScanOptions
+from ..options import ScanOptions
 from .data import GroupSampler, Row, batches, read_rows
 from .health import ADVICE, Step, Watchdog, candidates_per_query
 from .loss import info_nce
@@ -37,8 +37,8 @@ class TrainConfig:
     data: str  # cleaned JSONL (lenprof scan --clean-out)
     model: str
     output_dir: str
-    query_max_len: int
-    passage_max_len: int
+    query_max_len: int | None  # None: the scan's recommendation (see run.py)
+    passage_max_len: int | None
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 8

@@ -1,4 +1,5 @@
-"""Render a :class:`~lenprof.scan.Profile`: JSON, the one-line trainer arguments, a text table.
+"""Render a :class:`~lenprof.profile.Profile` as text: JSON, the one-line trainer arguments,
+YAML, shell variables, a sentence-transformers line, Markdown and the terminal table.
 
 Rendering only: every number here was computed by the scan.
 """
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import json
 
-from .stats import FIELDS, Profile
+from ..profile import Profile
+from ..recommend import TARGETS
+from ..stats import FIELDS
 
 
 def render_json(profile: Profile) -> str:
@@ -21,16 +24,13 @@ def render_args(profile: Profile) -> str:
 
 
 def _lengths(profile: Profile) -> tuple[int, int]:
-    rec = profile.recommendation
-    if rec["query_max_len"] is None:
-        raise ValueError("no rows were kept, so there are no lengths to recommend")
-    return rec["query_max_len"], rec["passage_max_len"]
+    return profile.recommendation.lengths()
 
 
 def _how(profile: Profile) -> str:
     rec = profile.recommendation
-    cap = f", cap {rec['cap']}" if rec["cap"] else ""
-    return f"p{rec['coverage']:g} of token lengths, multiple of {rec['multiple_of']}{cap}, tokenizer {profile.tokenizer['name']}"
+    cap = f", cap {rec.cap}" if rec.cap else ""
+    return f"p{rec.coverage:g} of token lengths, multiple of {rec.multiple_of}{cap}, tokenizer {profile.tokenizer.name}"
 
 
 def render_yaml(profile: Profile) -> str:
@@ -71,12 +71,11 @@ def render_markdown(profile: Profile) -> str:
         )
     s = profile.samples
     lines = [
-        f"Token lengths measured by lenprof with {profile.tokenizer['name']}: "
-        f"{s['kept']} of {s['read']} rows kept.",
+        f"Token lengths measured by lenprof with {profile.tokenizer.name}: {s.kept} of {s.read} rows kept.",
         "",
         *rows,
     ]
-    if profile.recommendation["query_max_len"] is not None:
+    if profile.recommendation.query_max_len is not None:
         q, p = _lengths(profile)
         lines += ["", f"Recommended: `query_max_len` {q}, `passage_max_len` {p} ({_how(profile)})."]
     return "\n".join(lines) + "\n"
@@ -106,17 +105,17 @@ def _counts(counts: dict[str, int], unit: str = "") -> str:
 
 def render_table(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
-    cap = f"cap {tok['cap']}" if tok["cap"] else "no known cap"
+    cap = f"cap {tok.cap}" if tok.cap else "no known cap"
     n_inputs = len(profile.inputs)
     lines = [
-        f"lenprof: {n_inputs} input{'s' * (n_inputs != 1)}, tokenizer {tok['name']} ({cap})",
+        f"lenprof: {n_inputs} input{'s' * (n_inputs != 1)}, tokenizer {tok.name} ({cap})",
         "",
-        f"rows      read {s['read']}, kept {s['kept']}, dropped {profile.dropped}, blank lines {s['blank']}",
-        f"dropped   {_counts(s['dropped'])}",
-        f"repaired  {_counts(s['repaired'])}" + (" (texts removed, rows kept)" if s["repaired"] else ""),
+        f"rows      read {s.read}, kept {s.kept}, dropped {profile.dropped}, blank lines {s.blank}",
+        f"dropped   {_counts(s.dropped)}",
+        f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
     ]
-    if s["warnings"]:
-        lines.append(f"warnings  {_counts(s['warnings'], ' rows')}")
+    if s.warnings:
+        lines.append(f"warnings  {_counts(s.warnings, ' rows')}")
     lines.append("")
     header = ["field", "texts", "unique", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"]
     rows = [header]
@@ -139,49 +138,39 @@ def render_table(profile: Profile) -> str:
         )
     lines += _grid(rows, right=set(range(1, len(header))))
     lines.append("")
-    if rec["query_max_len"] is None:
+    if rec.query_max_len is None:
         lines.append("no rows kept: nothing to recommend")
         return "\n".join(lines) + "\n"
     lines.append(
-        f"recommended (p{rec['coverage']:g} rounded up to a multiple of {rec['multiple_of']}"
-        + (f", at most {rec['cap']})" if rec["cap"] else ")")
+        f"recommended (p{rec.coverage:g} rounded up to a multiple of {rec.multiple_of}"
+        + (f", at most {rec.cap})" if rec.cap else ")")
     )
-    for f in ("query", "passage"):
-        chosen = next(c for c in rec["candidates"][f] if c["name"] == "recommended")
-        binds = "  (the model's cap binds)" if rec["cap_binds"][f] else ""
+    for f in TARGETS:
+        chosen = rec.chosen(f)
+        binds = "  (the model's cap binds)" if rec.cap_binds[f] else ""
+        h = profile.histograms[f]
         lines.append(
-            f"  {'--' + f + '_max_len ' + str(rec[f + '_max_len']):<24} truncates {chosen['truncated']} of "
-            f"{profile.histograms[f].count} texts ({_pct(chosen['truncated'], profile.histograms[f].count)}), "
-            f"loses {_pct(chosen['tokens_lost'], profile.histograms[f].tokens)} of tokens{binds}"
+            f"  {'--' + f + '_max_len ' + str(chosen.max_len):<24} truncates {chosen.truncated} of "
+            f"{h.count} texts ({_pct(chosen.truncated, h.count)}), "
+            f"loses {_pct(chosen.tokens_lost, h.tokens)} of tokens{binds}"
         )
     lines.append("")
     rows = [
         ["cut", "query_max_len", "truncated", "tokens lost", "passage_max_len", "truncated", "tokens lost"]
     ]
-    by_name = {f: {c["name"]: c for c in rec["candidates"][f]} for f in ("query", "passage")}
+    by_name = {f: {c.name: c for c in rec.candidates[f]} for f in TARGETS}
     for name in by_name["query"]:
         row = [name]
-        for f in ("query", "passage"):
+        for f in TARGETS:
             c = by_name[f][name]
             h = profile.histograms[f]
             row += [
-                f"{c['max_len']}{'*' if c['capped'] else ''}",
-                f"{c['truncated']} ({_pct(c['truncated'], h.count)})",
-                f"{c['tokens_lost']} ({_pct(c['tokens_lost'], h.tokens)})",
+                f"{c.max_len}{'*' if c.capped else ''}",
+                f"{c.truncated} ({_pct(c.truncated, h.count)})",
+                f"{c.tokens_lost} ({_pct(c.tokens_lost, h.tokens)})",
             ]
         rows.append(row)
     lines += _grid(rows, right=set(range(1, 7)))
-    if any(c["capped"] for f in by_name for c in by_name[f].values()):
+    if any(c.capped for f in by_name for c in by_name[f].values()):
         lines.append("* lowered to the model's cap")
     return "\n".join(lines) + "\n"
-
-
-FORMATS = {
-    "table": render_table,
-    "json": render_json,
-    "args": render_args,
-    "yaml": render_yaml,
-    "env": render_env,
-    "st": render_st,
-    "markdown": render_markdown,
-}

@@ -1,4 +1,4 @@
-"""Cleaned rows split into length buckets, for FlagEmbedding's same-dataset mode.
+"""Cleaned rows in length buckets, for FlagEmbedding's same-dataset mode (``--split-by-length``).
 
 FlagEmbedding trains long and short data apart when each length range is its own file
 (``{name}_len-{lo}-{hi}.jsonl``, as its ``scripts/split_data_by_length.py`` writes them) and reads
@@ -7,9 +7,11 @@ as the trainer sees them. With a token budget, each bucket gets the batch size t
 step under it: ``budget // ((1 + group size) * min(bucket top, model cap))`` (a query and its
 group of passages, each padded at most to the bucket's top).
 
-    >>> spec = SplitSpec.parse("0,128,512", "out", token_budget=65536, group_size=8)
-    >>> spec.bucket_of(np.array([5, 128, 700])).tolist(), spec.name(2), spec.batch_size(1, cap=512)
+    >>> b = LengthBuckets.parse("0,128,512", "out", token_budget=65536, group_size=8)
+    >>> b.bucket_of(np.array([5, 128, 700])).tolist(), b.name(2), b.batch_size(1, cap=512)
     ([0, 1, 2], 'len-512-inf', 14)
+    >>> stems(["a/x.jsonl", "b/x.jsonl.gz", "y.parquet"])
+    ['x', 'x-2', 'y']
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .io import InputError, InputFile, RowWriter
+from .inputs import InputError
 
 
 @dataclass(frozen=True)
-class SplitSpec:
+class LengthBuckets:
     edges: tuple[int, ...]
     folder: str
     token_budget: int | None = None
@@ -34,7 +35,7 @@ class SplitSpec:
     @classmethod
     def parse(
         cls, edges: str, folder: str, token_budget: int | None = None, group_size: int = 8
-    ) -> SplitSpec:
+    ) -> LengthBuckets:
         try:
             values = sorted({int(e) for e in re.split(r"[,\s]+", edges.strip()) if e})
         except ValueError as exc:
@@ -56,6 +57,9 @@ class SplitSpec:
         hi = self.edges[bucket + 1] if bucket + 1 < len(self.edges) else "inf"
         return f"len-{self.edges[bucket]}-{hi}"
 
+    def path(self, stem: str, bucket: int) -> str:
+        return os.path.join(self.folder, f"{stem}_{self.name(bucket)}.jsonl")
+
     def batch_size(self, bucket: int, cap: int | None) -> int | None:
         if self.token_budget is None:
             return None
@@ -65,6 +69,10 @@ class SplitSpec:
             raise InputError("--token-budget needs a model cap or a last bucket edge to size the open bucket")
         return max(1, self.token_budget // ((1 + self.group_size) * longest))
 
+    def every_path(self, input_paths: list[str]) -> list[str]:
+        """Every file this split could write for these inputs (to vet them before the scan)."""
+        return [self.path(s, b) for s in stems(input_paths) for b in range(len(self.edges))]
+
 
 def stem(path: str) -> str:
     name = os.path.basename(path)
@@ -73,54 +81,14 @@ def stem(path: str) -> str:
     return name
 
 
-class SplitWriter:
-    """One JSONL file per (input, bucket), written atomically; a summary of what went where."""
-
-    def __init__(self, spec: SplitSpec, cap: int | None):
-        self.spec, self.cap = spec, cap
-        self._stems: dict[int, str] = {}  # input (by id) -> a stem unique in the folder
-        self._writers: dict[tuple[str, int], RowWriter] = {}
-        self.summary: dict[str, dict] = {}
-
-    def _stem_for(self, item: InputFile) -> str:
-        key = id(item)
-        if key not in self._stems:
-            base, n = stem(item.path), 1
-            taken = set(self._stems.values())
-            name = base
-            while name in taken:
-                n += 1
-                name = f"{base}-{n}"
-            self._stems[key] = name
-        return self._stems[key]
-
-    def write(self, item: InputFile, rows: list[dict], row_max: np.ndarray) -> None:
-        buckets = self.spec.bucket_of(row_max)
-        name = self._stem_for(item)
-        for bucket in np.unique(buckets).tolist():
-            chosen = np.flatnonzero(buckets == bucket)
-            size = self.spec.batch_size(bucket, self.cap)
-            out = [dict(rows[i], batch_size=size) if size is not None else rows[i] for i in chosen.tolist()]
-            key = (name, bucket)
-            if key not in self._writers:
-                path = Path(self.spec.folder) / f"{name}_{self.spec.name(bucket)}.jsonl"
-                self._writers[key] = RowWriter(path)
-                self.summary[path.name] = {
-                    "source": item.path,
-                    "bucket": self.spec.name(bucket),
-                    "rows": 0,
-                    "max_len": 0,
-                    "batch_size": size,
-                }
-            self._writers[key].write(out)
-            entry = self.summary[f"{name}_{self.spec.name(bucket)}.jsonl"]
-            entry["rows"] += len(out)
-            entry["max_len"] = max(entry["max_len"], int(row_max[chosen].max()))
-
-    def close(self) -> None:
-        for w in self._writers.values():
-            w.close()
-
-    def abort(self) -> None:
-        for w in self._writers.values():
-            w.abort()
+def stems(paths: list[str]) -> list[str]:
+    """A file-name stem per input, made unique in the split folder (``x``, ``x-2``, ...)."""
+    out: list[str] = []
+    for path in paths:
+        base, n = stem(path), 1
+        name = base
+        while name in out:
+            n += 1
+            name = f"{base}-{n}"
+        out.append(name)
+    return out

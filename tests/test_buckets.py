@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 
 from lenprof import InputError, scan
+from lenprof.buckets import LengthBuckets
 from lenprof.cli import main
-from lenprof.split import SplitSpec
 
 
 def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp_path):
     folder = corpora / "embedder"
-    spec = SplitSpec.parse("0,64,128", str(tmp_path / "split"), token_budget=32768, group_size=8)
+    spec = LengthBuckets.parse("0,64,128", str(tmp_path / "split"), token_budget=32768, group_size=8)
     profile = scan(str(folder), tokenizer=tok, split=spec)
     expected: dict[str, list[dict]] = {}
     for path in sorted(folder.rglob("*.jsonl")):
@@ -41,7 +41,7 @@ def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp
         p.name: [json.loads(x) for x in p.read_text().splitlines()] for p in (tmp_path / "split").iterdir()
     }
     assert written == expected
-    assert {name: e["rows"] for name, e in profile.split.items()} == {
+    assert {name: e["rows"] for name, e in profile.buckets.items()} == {
         name: len(rows) for name, rows in expected.items()
     }
     assert profile.to_dict()["outputs"]["split"] == str(tmp_path / "split")
@@ -77,4 +77,6 @@ def test_split_usage_errors(args, message):
 
 def test_split_folder_must_not_hold_inputs(tok):
     with pytest.raises(InputError, match="the split folder holds inputs"):
-        scan(str(EXAMPLES / "msmarco.jsonl"), tokenizer=tok, split=SplitSpec.parse("0,100", str(EXAMPLES)))
+        scan(
+            str(EXAMPLES / "msmarco.jsonl"), tokenizer=tok, split=LengthBuckets.parse("0,100", str(EXAMPLES))
+        )

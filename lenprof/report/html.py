@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file (figures inlined as SVG data, no scripts, no fonts).
 
-Rendering only: every number comes from the :class:`~lenprof.stats.Profile`.
+Rendering only: every number comes from the :class:`~lenprof.profile.Profile`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import json
 
 import numpy as np
 
-from . import __version__
-from .checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
-from .recommend import cost_at
-from .stats import FIELDS, Profile
+from .. import __version__
+from ..checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
+from ..profile import Profile
+from ..recommend import Candidate, cost_at
+from ..stats import FIELDS
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#1d1d1f;padding:0 1rem}
@@ -38,7 +39,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def _figure(profile: Profile, field: str, cuts: list[dict], chosen: int) -> str:
+def _figure(profile: Profile, field: str, cuts: list[Candidate], chosen: int) -> str:
     """Histogram and cumulative share of one field with the candidate cuts, as an <img> tag."""
     import matplotlib
 
@@ -64,19 +65,17 @@ def _figure(profile: Profile, field: str, cuts: list[dict], chosen: int) -> str:
         title=f"{field}: coverage by cut",
         ylim=(0, 101),
     )
-    shown = min(int(lengths[-1]) if len(lengths) else 0, max(c["max_len"] for c in cuts)) if cuts else None
+    shown = min(int(lengths[-1]) if len(lengths) else 0, max(c.max_len for c in cuts)) if cuts else None
     for c in cuts:
-        if c["name"] == "recommended" or (
-            shown is not None and c["max_len"] > shown * 1.05 and c["name"] == "cap"
-        ):
+        if c.name == "recommended" or (shown is not None and c.max_len > shown * 1.05 and c.name == "cap"):
             continue
         for a in (ax, cum):
             a.axvline(
-                c["max_len"],
-                color=CUT_COLORS.get(c["name"], "#999"),
+                c.max_len,
+                color=CUT_COLORS.get(c.name, "#999"),
                 lw=1,
                 ls="--",
-                label=f"{c['name']} {c['max_len']}",
+                label=f"{c.name} {c.max_len}",
             )
     for a in (ax, cum):
         a.axvline(chosen, color="#238b45", lw=2.5, label=f"recommended {chosen}")
@@ -88,18 +87,18 @@ def _figure(profile: Profile, field: str, cuts: list[dict], chosen: int) -> str:
     return f'<figure><img alt="{_e(field)} length histogram and coverage" src="data:image/svg+xml;base64,{data}"></figure>'
 
 
-def _candidates(profile: Profile, field: str, cuts: list[dict], chosen: int) -> str:
+def _candidates(profile: Profile, field: str, cuts: list[Candidate], chosen: int) -> str:
     hist = profile.histograms[field]
     rows = []
     for c in cuts:
-        kept = hist.tokens - c["tokens_lost"]
-        padding = c["max_len"] * hist.count - kept  # pad tokens if every text were padded to max_len
-        cls = ' class="chosen"' if c["name"] == "recommended" else ""
+        kept = hist.tokens - c.tokens_lost
+        padding = c.max_len * hist.count - kept  # pad tokens if every text were padded to max_len
+        cls = ' class="chosen"' if c.name == "recommended" else ""
         rows.append(
-            f"<tr{cls}><td>{_e(c['name'])}</td><td>{c['max_len']}{'*' if c['capped'] else ''}</td>"
-            f"<td>{c['truncated']} ({_pct(c['truncated'], hist.count)})</td>"
-            f"<td>{c['tokens_lost']} ({_pct(c['tokens_lost'], hist.tokens)})</td>"
-            f"<td>{_pct(padding, c['max_len'] * hist.count)}</td><td>{c['max_len'] / chosen:.2f}×</td></tr>"
+            f"<tr{cls}><td>{_e(c.name)}</td><td>{c.max_len}{'*' if c.capped else ''}</td>"
+            f"<td>{c.truncated} ({_pct(c.truncated, hist.count)})</td>"
+            f"<td>{c.tokens_lost} ({_pct(c.tokens_lost, hist.tokens)})</td>"
+            f"<td>{_pct(padding, c.max_len * hist.count)}</td><td>{c.max_len / chosen:.2f}×</td></tr>"
         )
     return (
         "<table><tr><th>cut</th><th>max_len</th><th>texts truncated</th><th>tokens lost</th>"
@@ -110,16 +109,16 @@ def _candidates(profile: Profile, field: str, cuts: list[dict], chosen: int) -> 
 def _checks(profile: Profile) -> str:
     s = profile.samples
     groups = (
-        ("dropped", DROP_REASONS, s["dropped"]),
-        ("repaired", REPAIR_REASONS, s["repaired"]),
-        ("warning", WARNING_REASONS, s["warnings"]),
+        ("dropped", DROP_REASONS, s.dropped),
+        ("repaired", REPAIR_REASONS, s.repaired),
+        ("warning", WARNING_REASONS, s.warnings),
     )
     rows = []
     for fate, reasons, counts in groups:
         for reason in reasons:
             n = counts.get(reason, 0)
             examples = "<br>".join(
-                f"<code>{_e(e['source'])}:{e['line']}</code> {_e(e['detail'])}"
+                f"<code>{_e(e.source)}:{e.line}</code> {_e(e.detail)}"
                 for e in profile.examples.get(reason, [])
             )
             rows.append(
@@ -138,14 +137,14 @@ def render_html(profile: Profile) -> str:
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>lenprof report</title><style>{CSS}</style></head><body>",
         "<h1>lenprof report</h1>",
-        f"<p class=muted>tokenizer <code>{_e(tok['name'])}</code> · cap {_e(tok['cap'])} · "
+        f"<p class=muted>tokenizer <code>{_e(tok.name)}</code> · cap {_e(tok.cap)} · "
         f"{len(profile.inputs)} input(s) · lenprof {__version__}</p>",
-        f"<p>{s['read']} rows read, <b>{s['kept']} kept</b>, {profile.dropped} dropped, {s['blank']} blank lines.</p>",
+        f"<p>{s.read} rows read, <b>{s.kept} kept</b>, {profile.dropped} dropped, {s.blank} blank lines.</p>",
     ]
-    if rec["query_max_len"] is not None:
+    if rec.query_max_len is not None:
         parts.append(
-            f"<div class=rec>Recommended (p{rec['coverage']:g}, multiple of {rec['multiple_of']}, cap {_e(rec['cap'])}):<br>"
-            f"<code>--query_max_len {rec['query_max_len']} --passage_max_len {rec['passage_max_len']}</code></div>"
+            f"<div class=rec>Recommended (p{rec.coverage:g}, multiple of {rec.multiple_of}, cap {_e(rec.cap)}):<br>"
+            f"<code>--query_max_len {rec.query_max_len} --passage_max_len {rec.passage_max_len}</code></div>"
         )
     for field in FIELDS:
         hist = profile.histograms[field]
@@ -159,17 +158,14 @@ def render_html(profile: Profile) -> str:
             f"<p>{st['count']} texts, {st['unique']} unique; min {st['min']}, mean {st['mean']:.1f}, {pcts}, max {st['max']}</p>"
         )
         target = "query" if field == "query" else "passage"
-        chosen = rec[f"{target}_max_len"]
+        chosen = rec.query_max_len if target == "query" else rec.passage_max_len
         if chosen is None:
             continue
         if field in ("query", "passage"):
-            cuts = rec["candidates"][target]
+            cuts = rec.candidates[target]
         else:  # pos or neg alone, at the passage recommendation's cuts
             hist = profile.histograms[field]
-            cuts = [
-                cost_at(hist, c["name"], c["max_len"], c["capped"]).to_dict()
-                for c in rec["candidates"]["passage"]
-            ]
+            cuts = [cost_at(hist, c.name, c.max_len, c.capped) for c in rec.candidates["passage"]]
         parts.append(_figure(profile, field, cuts, chosen))
         parts.append(_candidates(profile, field, cuts, chosen))
     parts += [
@@ -180,11 +176,11 @@ def render_html(profile: Profile) -> str:
         "<h2>How this report was made</h2>",
         "<table>"
         + "".join(
-            f"<tr><td>{_e(i['path'])}</td><td>{_e(i['format'])}</td><td>{i['rows']} rows</td><td>{i['blank']} blank</td></tr>"
+            f"<tr><td>{_e(i.path)}</td><td>{_e(i.format)}</td><td>{i.rows} rows</td><td>{i.blank} blank</td></tr>"
             for i in profile.inputs
         )
         + "</table>",
-        f"<pre>{_e(json.dumps({'tokenizer': tok, 'settings': profile.settings}, indent=2, ensure_ascii=False))}</pre>",
+        f"<pre>{_e(json.dumps({'tokenizer': tok.to_dict(), 'settings': profile.options.describe()}, indent=2, ensure_ascii=False))}</pre>",
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -1,0 +1,65 @@
+"""The local engine: this machine, one worker process per core, or this process alone when the
+input is small (worker start-up would cost more than it saves) or one worker is asked for."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from contextlib import contextmanager
+from typing import Any
+
+from .plan import Plan, WorkerSetup
+from .pool import ProcessPool
+from .shard import ShardWork
+
+INLINE_BELOW = 8 << 20  # bytes of input (compressed files count four-fold) scanned in-process
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Inline:
+    """Every call in this process, in the order sent."""
+
+    workers = 1
+
+    def __init__(self, setup: WorkerSetup):
+        self._work = ShardWork(setup)
+        self._done: deque[tuple[str, Any]] = deque()
+
+    def submit(self, worker: int, call: str, *args: Any) -> None:
+        self._done.append((call, getattr(self._work, call)(*args)))
+
+    def result(self) -> tuple[str, Any]:
+        return self._done.popleft()
+
+    def close(self) -> None:
+        pass
+
+
+class LocalEngine:
+    """``workers`` processes (asked for, or one per core; in-process for small inputs)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        self.asked = workers
+
+    def workers_for(self, plan: Plan) -> int:
+        if self.asked is not None:
+            return max(1, self.asked)
+        size = sum(i.size * (4 if i.compression else 1) for i in plan.inputs)
+        return 1 if size < INLINE_BELOW else default_workers()
+
+    @contextmanager
+    def executor(self, plan: Plan):
+        n = self.workers_for(plan)
+        ex = Inline(plan.setup()) if n == 1 else ProcessPool(plan.setup(), n)
+        try:
+            yield ex
+        finally:
+            ex.close()
+
+    def describe(self, plan: Plan) -> dict:
+        return {"engine": self.name, "workers": self.workers_for(plan)}

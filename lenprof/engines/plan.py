@@ -1,0 +1,179 @@
+"""The plan of a scan: everything decided before the first row is read.
+
+Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
+are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
+its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL and Parquet, which only the
+driver can read in order. Every engine runs the same plan; shards never change a result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import outputs as out
+from ..buckets import LengthBuckets, stems
+from ..inputs import (
+    InputError,
+    InputFile,
+    LineTooLong,
+    cut_points,
+    decompressed_blocks,
+    discover,
+    iter_lines,
+    parquet_batches,
+    parquet_rows_per_batch,
+)
+from ..options import ScanOptions
+from ..tokenize import LoadedTokenizer, load_tokenizer
+
+DEFAULT_SHARD_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a scan writes; every one is optional."""
+
+    clean: str | None = None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet)
+    rejects: str | None = None  # dropped rows with line and reason
+    profile: str | None = None  # the JSON profile
+    report: str | None = None  # the HTML report
+    buckets: LengthBuckets | None = None  # kept rows by length, in their own folder
+
+    def files(self) -> dict[str, str]:
+        return {k: v for k, v in (("clean", self.clean), ("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A piece of one input, in corpus order. Exactly one of (a byte range), ``lines`` or ``rows``
+    says where its data is."""
+
+    input: int  # position of its input in the plan
+    path: str
+    start: int = 0  # plain JSONL: the byte range [start, end) of whole lines
+    end: int = 0
+    lines: list[bytes | LineTooLong] | None = None  # a decompressed piece, as physical lines
+    rows: Any = None  # a Parquet piece: a pyarrow RecordBatch
+    done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
+
+    @property
+    def at_file_start(self) -> bool:
+        """Its first line is the file's first line (where a UTF-8 BOM may stand)."""
+        return self.lines is not None or self.start == 0
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker needs, sent once: small and picklable."""
+
+    options: ScanOptions
+    tokenizer_json: str
+    cap: int | None
+    clean: bool
+    clean_parquet: bool
+    rejects: bool
+    buckets: LengthBuckets | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    inputs: list[InputFile]
+    options: ScanOptions
+    tokenizer: LoadedTokenizer
+    outputs: Outputs
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
+
+    def setup(self) -> WorkerSetup:
+        o = self.outputs
+        return WorkerSetup(
+            options=self.options,
+            tokenizer_json=self.tokenizer.backend.to_str(),
+            cap=self.tokenizer.cap,
+            clean=o.clean is not None,
+            clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
+            rejects=o.rejects is not None,
+            buckets=o.buckets,
+        )
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(i.size for i in self.inputs)
+
+    def shards(self) -> Iterator[Shard]:
+        """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
+        for i, item in enumerate(self.inputs):
+            if item.format == "parquet":
+                yield from self._parquet(i, item)
+            elif item.compression:
+                yield from self._stream(i, item)
+            else:
+                cuts = cut_points(item.path, self.shard_bytes) + [item.size]
+                for a, b in zip(cuts, cuts[1:], strict=False):
+                    yield Shard(i, item.path, a, b, done=b)
+
+    def _stream(self, i: int, item: InputFile) -> Iterator[Shard]:
+        where: dict[str, int] = {}
+        blocks = decompressed_blocks(item, where)
+        pending: list[bytes | LineTooLong] = []
+        cut_at = self.shard_bytes
+        for lines in iter_lines(blocks, self.options.max_line_bytes, 4 * self.options.raw_limit):
+            pending += lines
+            if where["decompressed"] >= cut_at:
+                yield Shard(i, item.path, lines=pending, done=where["disk"])
+                pending, cut_at = [], where["decompressed"] + self.shard_bytes
+        yield Shard(i, item.path, lines=pending, done=item.size)
+
+    def _parquet(self, i: int, item: InputFile) -> Iterator[Shard]:
+        size = item.size
+        per_batch = parquet_rows_per_batch(item, self.shard_bytes)
+        rows = 0
+        total = _parquet_rows(item)
+        for batch in parquet_batches(item, per_batch):
+            rows += batch.num_rows
+            yield Shard(i, item.path, rows=batch, done=size * rows // max(total, 1))
+        if rows == 0:
+            yield Shard(i, item.path, rows=None, lines=[], done=size)
+
+
+def _parquet_rows(item: InputFile) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(item.path).metadata.num_rows
+
+
+def make_plan(
+    paths: Sequence[str] | str,
+    options: ScanOptions | None = None,
+    tokenizer: LoadedTokenizer | str | None = None,
+    outputs: Outputs | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+) -> Plan:
+    """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
+    if shard_bytes < 1:
+        raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
+    outputs = outputs or Outputs()
+    inputs = discover([paths] if isinstance(paths, str) else list(paths))
+    input_paths = [i.path for i in inputs]
+    files = outputs.files()
+    if outputs.buckets is not None:
+        folder = os.path.abspath(outputs.buckets.folder)
+        if any(os.path.abspath(p).startswith(folder + os.sep) for p in input_paths):
+            raise InputError(
+                f"{outputs.buckets.folder}: the split folder holds inputs; choose an empty or new folder"
+            )
+        for n, path in enumerate(outputs.buckets.every_path(input_paths)):
+            files[f"bucket {n}"] = path
+    out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    return Plan(
+        inputs,
+        options or ScanOptions(),
+        tok,
+        outputs,
+        shard_bytes,
+        stems(input_paths) if outputs.buckets else [],
+    )

@@ -1,0 +1,222 @@
+"""What a worker does with one shard, in three calls, so that every row-level step runs in
+parallel while the decisions that need the whole corpus are made once, in corpus order:
+
+1. ``check``: read the shard, check and repair every row, fingerprint the rows and the distinct
+   texts the trainer will see; report only fingerprints (8 bytes each) to the driver;
+2. ``measure``: count the tokens of the distinct texts the driver says no earlier shard owns
+   (so each distinct text of the corpus is tokenized once);
+3. ``finish``: given which rows are duplicates of earlier ones, where the shard's lines start,
+   and the length of every distinct text, count everything into :class:`ScanStats` and render
+   the shard's cleaned rows, rejects and bucket rows as bytes, in line order.
+
+Between calls the worker keeps the checked rows of the shard; nothing else is kept.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..checks import DUPLICATE_ROW, Checked, Dropped, check_row, dedup_key, length_warnings
+from ..columns import ColumnKinds
+from ..fingerprints import FingerprintSet, fingerprints
+from ..inputs import BOM, file_blocks, iter_lines
+from ..outputs import dumps, reject_record
+from ..stats import TEXT_FIELDS, InputCount, ScanStats
+from ..tokenize import count_tokens
+from .plan import Shard, WorkerSetup
+
+
+@dataclass
+class CheckReport:
+    index: int
+    lines: int  # physical lines (JSONL) or rows (Parquet): where the next shard of the input starts
+    dedup: np.ndarray  # uint64: duplicate-detection key of each row that passed the row checks
+    texts: np.ndarray  # uint64: each distinct text of those rows, as the trainer sees it
+
+
+@dataclass
+class ShardResult:
+    index: int
+    stats: ScanStats
+    clean: bytes = b""  # kept rows as JSON lines
+    kinds: ColumnKinds | None = None  # of the kept rows' values, for a Parquet clean output
+    rejects: bytes = b""
+    buckets: dict[int, tuple[bytes, int, int]] = field(
+        default_factory=dict
+    )  # bucket -> (lines, rows, longest)
+
+
+@dataclass
+class _Checked:
+    """A checked shard waiting for the driver's decisions."""
+
+    input: int
+    path: str
+    read: int
+    blank: int
+    drops: list[tuple[int, Dropped, object]]  # (line within the shard, why, the row as read)
+    rows: list[Checked]
+    row_at: list[int]  # line within the shard of each row
+    raws: list[object]  # each row as read (for a duplicate's reject)
+    prints: np.ndarray  # distinct texts' fingerprints, sorted
+    texts: list[str] | None  # distinct texts, in ``prints`` order, until measured
+    text_idx: dict[str, np.ndarray]  # per field: each text's distinct index
+    text_row: dict[str, np.ndarray]  # per field: each text's row
+
+
+class ShardWork:
+    def __init__(self, setup: WorkerSetup):
+        from tokenizers import Tokenizer
+
+        self.setup = setup
+        self.options = setup.options
+        self.backend = Tokenizer.from_str(setup.tokenizer_json)
+        self._open: dict[int, _Checked] = {}
+
+    # --- 1. check ----------------------------------------------------------------------------------
+
+    def _records(self, shard: Shard) -> list:
+        if shard.rows is not None:
+            return shard.rows.to_pylist()
+        if shard.lines is not None:
+            return shard.lines
+        blocks = file_blocks(shard.path, shard.start, shard.end)
+        keep = 4 * self.options.raw_limit
+        return [line for part in iter_lines(blocks, self.options.max_line_bytes, keep) for line in part]
+
+    def check(self, index: int, shard: Shard) -> CheckReport:
+        opts = self.options
+        fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
+        records = self._records(shard)
+        drops: list[tuple[int, Dropped, object]] = []
+        rows: list[Checked] = []
+        row_at: list[int] = []
+        raws: list[object] = []
+        blank = 0
+        for r, record in enumerate(records):
+            if type(record) is bytes:
+                if r == 0 and shard.at_file_start and record.startswith(BOM):
+                    record = record[len(BOM) :]
+                if record.endswith(b"\r"):
+                    record = record[:-1]
+                if not record.strip():
+                    blank += 1
+                    continue
+            outcome = check_row(record, fields, min_neg, max_line)
+            if type(outcome) is Checked:
+                rows.append(outcome)
+                row_at.append(r)
+                raws.append(record)
+            else:
+                drops.append((r, outcome, record))  # type: ignore[arg-type]
+
+        if opts.query_instruction is None:
+            queries = [c.query for c in rows]
+        else:
+            queries = [opts.query_text(c.query, c.prompt) for c in rows]
+        pos = [t for c in rows for t in c.pos]
+        neg = [t for c in rows for t in c.neg]
+        if opts.passage_instruction is not None:
+            pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
+        every = queries + pos + neg
+        prints, first, inverse = np.unique(fingerprints(every), return_index=True, return_inverse=True)
+        n_rows = np.arange(len(rows))
+        bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
+        text_idx = {f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)}
+        text_row = {
+            "query": n_rows,
+            "pos": np.repeat(n_rows, [len(c.pos) for c in rows]),
+            "neg": np.repeat(n_rows, [len(c.neg) for c in rows]),
+        }
+        self._open[index] = _Checked(
+            shard.input, shard.path, len(records) - blank, blank, drops, rows, row_at, raws, prints,
+            [every[i] for i in first.tolist()], text_idx, text_row,
+        )  # fmt: skip
+        return CheckReport(index, len(records), fingerprints(dedup_key(c) for c in rows), prints)
+
+    # --- 2. measure --------------------------------------------------------------------------------
+
+    def measure(self, index: int, need: np.ndarray) -> tuple[int, np.ndarray, float]:
+        """Token counts of the shard's distinct texts at positions ``need``, and the seconds taken."""
+        texts = self._open[index].texts
+        assert texts is not None, "measure() twice for one shard"
+        start = time.perf_counter()
+        lengths = count_tokens(self.backend, [texts[i] for i in need.tolist()])
+        self._open[index].texts = None
+        return index, lengths.astype(np.uint32), time.perf_counter() - start
+
+    # --- 3. finish ---------------------------------------------------------------------------------
+
+    def finish(self, index: int, keep: np.ndarray, first_line: int, lengths: np.ndarray) -> ShardResult:
+        """Count and render the shard; ``keep`` marks rows that are no duplicate of an earlier
+        one, ``lengths`` holds the token count of each distinct text."""
+        st = self._open.pop(index)
+        opts, setup = self.options, self.setup
+        stats = ScanStats(read=st.read, inputs={st.input: InputCount(st.read, st.blank)})
+        result = ShardResult(index, stats)
+
+        duplicates = [(st.row_at[i], DUPLICATE_ROW, st.raws[i]) for i in np.flatnonzero(~keep).tolist()]
+        rejects = []
+        for r, why, raw in heapq.merge(st.drops, duplicates, key=lambda d: d[0]):
+            stats.dropped[why.reason] += 1
+            stats.example(why.reason, st.path, first_line + r, why.detail)
+            if setup.rejects:
+                rejects.append(
+                    reject_record(st.path, first_line + r, why.reason, why.detail, raw, opts.raw_limit)
+                )
+        result.rejects = "".join(rejects).encode("utf-8")
+
+        kept_idx = np.flatnonzero(keep)
+        kept = [st.rows[i] for i in kept_idx.tolist()]
+        kept_lines = [first_line + st.row_at[i] for i in kept_idx.tolist()]
+        for row, line in zip(kept, kept_lines, strict=True):
+            for reason, n in row.repairs.items():
+                stats.repaired[reason] += n
+                stats.repaired_rows[reason] += 1
+                stats.example(reason, st.path, line, f"{n} removed")
+
+        lengths = lengths.astype(np.int64)
+        row_max = np.zeros(len(st.rows), dtype=np.int64)
+        for f in TEXT_FIELDS:
+            idx, rows_of = st.text_idx[f], st.text_row[f]
+            np.maximum.at(row_max, rows_of, lengths[idx])
+            chosen = idx[keep[rows_of]]
+            stats.hists[f].add(lengths[chosen])
+            stats.unique[f] = FingerprintSet.of(st.prints[chosen])
+        stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
+
+        row_max = row_max[kept_idx]
+        negatives = np.fromiter((len(c.neg) for c in kept), np.int64, len(kept))
+        warned = length_warnings(row_max, negatives, setup.cap, opts.train_group_size)
+        warned["control_chars"] = np.fromiter((c.control_chars for c in kept), bool, len(kept))
+        for reason in sorted(warned):
+            hits = np.flatnonzero(warned[reason])
+            if len(hits):
+                stats.warnings[reason] += len(hits)
+                for i in hits[:5].tolist():
+                    stats.example(reason, st.path, kept_lines[i], reason.replace("_", " "))
+
+        if setup.clean:
+            result.clean = "".join([dumps(c.obj) + "\n" for c in kept]).encode("utf-8")
+            if setup.clean_parquet:
+                result.kinds = ColumnKinds.of([c.obj for c in kept])
+        if setup.buckets is not None:
+            result.buckets = self._buckets(kept, row_max)
+        return result
+
+    def _buckets(self, kept: list[Checked], row_max: np.ndarray) -> dict[int, tuple[bytes, int, int]]:
+        spec = self.setup.buckets
+        assert spec is not None
+        of_row = spec.bucket_of(row_max)
+        out = {}
+        for bucket in np.unique(of_row).tolist():
+            chosen = np.flatnonzero(of_row == bucket)
+            size = spec.batch_size(bucket, self.setup.cap)
+            objs = (kept[i].obj for i in chosen.tolist())
+            lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
+            out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
+        return out

@@ -1,0 +1,314 @@
+"""Finding input files and reading them as numbered physical lines or Parquet rows.
+
+Readers never judge content: a JSONL reader yields each physical line as bytes (a bad byte or a
+broken line stays inside its own line), a Parquet reader yields record batches. Validation
+lives in ``checks.py``. Readers do guard the machine: a line longer than ``max_line_bytes`` is
+never held whole (only its first bytes are kept, as a :class:`LineTooLong`), a truncated or
+corrupt ``.gz``/``.zst``/Parquet stream is an :class:`InputError` naming the file and how far it
+got, never fewer rows and exit 0, and only regular files are read.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import stat
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
+BOM = b"\xef\xbb\xbf"
+BLOCK = 1 << 20  # bytes read at a time
+TEMP_MARK = ".lenprof-"  # in the name of every temporary file or folder lenprof makes
+
+
+class InputError(Exception):
+    """An input or output cannot be used at all (missing, unreadable, corrupt). Exit code 2."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # as found: relative paths stay relative, so outputs name what the user typed
+    format: str  # "jsonl" or "parquet"
+    compression: str | None = None  # "gzip", "zstd" or None
+
+    def describe(self) -> dict[str, Any]:
+        fmt = self.format if self.compression is None else f"{self.format}+{self.compression}"
+        return {"path": self.path, "format": fmt}
+
+    @property
+    def size(self) -> int:
+        return os.path.getsize(self.path)
+
+
+def classify(path: str) -> InputFile | None:
+    """The format of a data file from its name, or None when it is not one."""
+    name = path.lower()
+    compression = None
+    for suffix, kind in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            compression, name = kind, name[: -len(suffix)]
+    if name.endswith(JSONL_SUFFIXES):
+        return InputFile(path, "jsonl", compression)
+    if name.endswith(PARQUET_SUFFIXES) and compression is None:
+        return InputFile(path, "parquet")
+    return None
+
+
+def _readable_file(path: str) -> None:
+    """Refuse what is not a regular, readable file (a FIFO or a device would never end)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: not a regular file (a device, FIFO or socket); lenprof reads files only")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")
+
+
+def _walk(folder: str) -> list[str]:
+    """Data files under ``folder``, following symlinked folders once each (no loops)."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            st = os.stat(current)
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # a symlink loop, or a folder reached twice
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(current))
+        except OSError as exc:
+            raise InputError(f"{current}: folder cannot be read ({exc.strerror})") from exc
+        for entry in entries:
+            if TEMP_MARK in entry.name:
+                continue  # a temporary file of a lenprof run, perhaps one that was killed
+            path = str(Path(current) / entry.name)
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(path)
+            elif classify(path) is not None:
+                _readable_file(path)
+                found.append(path)
+    return sorted(found)
+
+
+def discover(paths: Sequence[str]) -> list[InputFile]:
+    """Expand files, folders (their data files, recursively, sorted) and globs, in the order given."""
+    found: list[InputFile] = []
+    for spec in paths:
+        if os.path.isdir(spec):
+            names = _walk(spec)
+            if not names:
+                raise InputError(
+                    f"{spec}: folder holds no data files "
+                    f"(looked for {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}, optionally .gz/.zst)"
+                )
+            found.extend(classify(n) for n in names)  # type: ignore[misc]
+        elif os.path.lexists(spec):
+            item = classify(spec)
+            if item is None:
+                raise InputError(
+                    f"{spec}: unknown file type; lenprof reads "
+                    f"{', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)} (JSONL also as .gz or .zst)"
+                )
+            _readable_file(spec)
+            found.append(item)
+        elif glob.has_magic(spec):
+            names = sorted(
+                n for n in glob.glob(spec, recursive=True) if TEMP_MARK not in n and classify(n) is not None
+            )
+            names = [n for n in names if not os.path.isdir(n)]
+            if not names:
+                raise InputError(f"{spec}: the pattern matches no data files")
+            for n in names:
+                _readable_file(n)
+            found.extend(classify(n) for n in names)  # type: ignore[misc]
+        else:
+            raise InputError(f"{spec}: no such file or folder")
+    return found
+
+
+# --- lines ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineTooLong:
+    """A line longer than ``max_line_bytes``: its first bytes and its whole length."""
+
+    head: bytes
+    length: int
+
+
+def iter_lines(blocks: Iterator[bytes], max_line_bytes: int, keep: int) -> Iterator[list]:
+    """Physical lines of a byte stream, a list per block, each without its newline (a CR is
+    kept). A line over ``max_line_bytes`` is yielded as a :class:`LineTooLong` holding its
+    first ``keep`` bytes; memory never holds more than one block plus ``max_line_bytes``.
+
+        >>> [line for part in iter_lines(iter([b"ab\\nc", b"d\\n\\nxyzzy"]), 3, 2) for line in part]
+        [b'ab', b'cd', b'', LineTooLong(head=b'xy', length=5)]
+    """
+    carry = b""
+    skipping: LineTooLong | None = None  # the over-long line being skipped
+    for block in blocks:
+        if skipping is not None:
+            end = block.find(b"\n")
+            if end < 0:
+                skipping = LineTooLong(skipping.head, skipping.length + len(block))
+                continue
+            yield [LineTooLong(skipping.head, skipping.length + end)]
+            skipping, block = None, block[end + 1 :]
+        data = carry + block if carry else block
+        lines = data.split(b"\n")
+        carry = lines.pop()  # the start of a line that the next block finishes
+        if len(carry) > max_line_bytes:
+            skipping, carry = LineTooLong(carry[:keep], len(carry)), b""
+        if len(data) > max_line_bytes:  # only then can a whole line be too long
+            lines = [LineTooLong(x[:keep], len(x)) if len(x) > max_line_bytes else x for x in lines]
+        if lines:
+            yield lines
+    if skipping is not None:
+        yield [skipping]
+    elif carry:
+        yield [carry]
+
+
+def file_blocks(path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of ``path`` from ``start`` to ``end``, a block at a time."""
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(start)
+            left = (end - start) if end is not None else None
+            while left is None or left > 0:
+                block = fh.read(BLOCK if left is None else min(BLOCK, left))
+                if not block:
+                    return
+                if left is not None:
+                    left -= len(block)
+                yield block
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def decompressed_blocks(item: InputFile, where: dict[str, int] | None = None) -> Iterator[bytes]:
+    """The decompressed bytes of a ``.gz``/``.zst`` input; a truncated or corrupt stream raises
+    :class:`InputError` saying how much was read, never ends early in silence. ``where`` is
+    kept up to date with the bytes read on disk and decompressed."""
+    where = where if where is not None else {}
+    where["disk"] = where["decompressed"] = 0
+    try:
+        with open(item.path, "rb") as raw:
+            blocks = _gzip_blocks(raw) if item.compression == "gzip" else _zstd_blocks(raw)
+            for block in blocks:
+                where["disk"] = raw.tell()
+                where["decompressed"] += len(block)
+                yield block
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(
+            f"{item.path}: corrupt or truncated {item.compression} data after "
+            f"{where['decompressed']:,} decompressed bytes ({exc})"
+        ) from exc
+    except InputError as exc:
+        raise InputError(f"{item.path}: {exc}") from exc
+
+
+def _gzip_blocks(raw) -> Iterator[bytes]:
+    with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+        while block := fh.read(BLOCK):
+            yield block
+
+
+def _zstd_blocks(raw) -> Iterator[bytes]:
+    import zstandard
+
+    # Small input pieces bound the output of one call (a zstd block can expand 32,768-fold).
+    piece = 4096
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    done, pending = 0, b""
+    started = False
+    while True:
+        data = pending or raw.read(piece)
+        pending = b""
+        if not data:
+            break
+        started = True
+        try:
+            out = dobj.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise InputError(f"corrupt zstd data after {done:,} decompressed bytes ({exc})") from exc
+        if out:
+            done += len(out)
+            yield out
+        if dobj.eof:  # one frame ended: another may follow
+            pending = dobj.unused_data
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+            started = bool(pending)
+    if started and not dobj.eof:
+        raise InputError(
+            f"truncated zstd data: the stream ends inside a frame after {done:,} decompressed bytes"
+        )
+
+
+def cut_points(path: str, target_bytes: int) -> list[int]:
+    """Offsets at line starts that cut a plain file into ranges of about ``target_bytes``."""
+    total = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as fh:
+        while cuts[-1] + target_bytes < total:
+            pos = cuts[-1] + target_bytes
+            fh.seek(pos)
+            while True:  # to the start of the next line, reading a block at a time
+                block = fh.read(BLOCK)
+                if not block:
+                    return cuts
+                end = block.find(b"\n")
+                if end >= 0:
+                    pos += end + 1
+                    break
+                pos += len(block)
+            if pos >= total:
+                break
+            cuts.append(pos)
+    return cuts
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+
+def parquet_batches(item: InputFile, rows_per_batch: int) -> Iterator[Any]:
+    """Record batches of a Parquet file; a corrupt file raises :class:`InputError` naming the row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    done = 0
+    try:
+        pf = pq.ParquetFile(item.path)
+        for batch in pf.iter_batches(batch_size=rows_per_batch):
+            done += batch.num_rows
+            yield batch
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{item.path}: not a readable Parquet file after {done:,} rows ({exc})") from exc
+
+
+def parquet_rows_per_batch(item: InputFile, target_bytes: int) -> int:
+    """Rows that hold about ``target_bytes`` of (uncompressed) data."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(item.path).metadata
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{item.path}: not a readable Parquet file ({exc})") from exc
+    size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    return max(1, min(65536, target_bytes * max(meta.num_rows, 1) // max(size, 1)))

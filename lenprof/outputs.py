@@ -1,0 +1,305 @@
+"""Writing a run's outputs so that nothing is ever half-written or harmed.
+
+Every output of a run (cleaned rows, rejects, length buckets, the JSON profile, the HTML report)
+is written to a temporary file beside its target and moved into place only when all of them are
+complete and flushed to disk (:class:`Transaction`): a run that fails, is interrupted or is
+killed leaves the previous outputs as they were. Before any work, :func:`vet` refuses targets
+that are not regular files (a device, FIFO, symlink or folder), that would overwrite an input or
+each other, or whose folder cannot be written. Temporary names carry ``.lenprof-`` and the
+writer's process id: input discovery skips them, and a later run removes those whose process is
+gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import decimal
+import errno
+import gzip
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from .inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputError, LineTooLong
+
+ROW_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + tuple(s + ".gz" for s in JSONL_SUFFIXES)
+_STALE = re.compile(r"^\..*\.lenprof-(\d+)-[^.]+\.tmp$")
+
+
+class OutputError(InputError):
+    """An output cannot be written. Exit code 2, and the previous outputs stay as they were."""
+
+
+def json_default(value: Any) -> Any:
+    """Values Parquet can hold but JSON cannot: dates as ISO text, decimals as text, bytes as
+    UTF-8 text when they are text and base64 otherwise, anything else as its text."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (datetime.timedelta, decimal.Decimal)):
+        return str(value)
+    return str(value)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=json_default)
+
+
+def write_failed(path: str | os.PathLike, exc: OSError) -> OutputError:
+    why = {
+        errno.ENOSPC: "the disk is full",
+        errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return OutputError(f"{path}: cannot write ({why}); no output of this run was changed")
+
+
+# --- vetting targets before any work ----------------------------------------------------------------
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def remove_stale_temps(folder: str) -> None:
+    """Remove temporary files that killed lenprof runs left in ``folder``."""
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    for name in names:
+        m = _STALE.match(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, ValueError):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder or ".", name))
+
+
+def vet(targets: dict[str, str], inputs: Iterable[str], row_outputs: Iterable[str] = ()) -> None:
+    """Refuse, before any work, every output that could not be written or would do harm."""
+    inputs = list(inputs)
+    for kind in row_outputs:
+        path = targets.get(kind)
+        if path and not path.lower().endswith(ROW_SUFFIXES):
+            raise OutputError(f"{path}: output must end in .jsonl, .json, .jsonl.gz or .parquet")
+    paths = list(targets.values())
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot use it as an output ({exc.strerror})") from exc
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            what = (
+                "a symlink" if stat.S_ISLNK(st.st_mode)
+                else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a device, FIFO or socket"
+            )  # fmt: skip
+            raise OutputError(f"{path}: is {what}, not a regular file; lenprof replaces only regular files")
+        for item in inputs:
+            if _same(path, item):
+                raise OutputError(f"{path}: this output would overwrite an input; choose another path")
+    for i, a in enumerate(paths):
+        for b in paths[i + 1 :]:
+            if _same(a, b):
+                raise OutputError(f"{a}: two outputs name the same file")
+    for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        check_folder(folder)
+
+
+def check_folder(folder: str) -> None:
+    """Make ``folder`` if needed and prove a file can be created in it; clear stale temps."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".probe{TEMP_MARK}{os.getpid()}-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise write_failed(folder, exc) from exc
+    remove_stale_temps(folder)
+
+
+# --- the transaction ----------------------------------------------------------------------------
+
+
+class Transaction:
+    """A run's outputs as temporary files, moved into place together by :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[Path, Any]] = {}  # target -> (temp path, open sink)
+
+    def _temp(self, target: str) -> Path:
+        path = Path(target)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=path.parent
+            )
+            os.close(fd)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a finished output gets the usual mode
+        except OSError as exc:
+            raise write_failed(target, exc) from exc
+        return Path(tmp)
+
+    def rows(self, target: str) -> RowSink:
+        """A sink for JSON rows (``.jsonl``, ``.jsonl.gz``), or for Parquet (``.parquet``)."""
+        if target not in self._files:
+            tmp = self._temp(target)
+            sink = (
+                ParquetSink(target, tmp)
+                if target.lower().endswith(PARQUET_SUFFIXES)
+                else RowSink(target, tmp)
+            )
+            self._files[target] = (tmp, sink)
+        return self._files[target][1]
+
+    def text(self, target: str, text: str) -> None:
+        tmp = self._temp(target)
+        self._files[target] = (tmp, None)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise write_failed(target, exc) from exc
+
+    def commit(self) -> None:
+        """Finish every file, then move them all into place."""
+        for _, sink in self._files.values():
+            if sink is not None:
+                sink.close()
+        for target, (tmp, _) in self._files.items():
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise write_failed(target, exc) from exc
+        self._files.clear()
+
+    def abort(self) -> None:
+        """Remove every temporary file; the targets stay as they were."""
+        for tmp, sink in self._files.values():
+            if sink is not None:
+                sink.discard()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._files.clear()
+
+
+class RowSink:
+    """Bytes of JSON lines, appended in order (gzip-compressed for ``.gz`` targets)."""
+
+    def __init__(self, target: str, tmp: Path):
+        self.target, self.rows = target, 0
+        try:
+            self._raw: IO[bytes] = open(tmp, "wb")
+        except OSError as exc:
+            raise write_failed(target, exc) from exc
+        self._fh: IO[bytes] = (
+            # the header names the target, not the temporary file: the same rows, the same bytes
+            gzip.GzipFile(filename=os.path.basename(target), fileobj=self._raw, mode="wb", mtime=0)
+            if target.lower().endswith(".gz")
+            else self._raw
+        )
+
+    def write(self, lines: bytes, rows: int) -> None:
+        self.rows += rows
+        try:
+            self._fh.write(lines)
+        except OSError as exc:
+            raise write_failed(self.target, exc) from exc
+
+    def close(self) -> None:
+        try:
+            if self._fh is not self._raw:
+                self._fh.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+        except OSError as exc:
+            raise write_failed(self.target, exc) from exc
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._raw.close()
+
+
+class ParquetSink(RowSink):
+    """Rows spooled as JSON lines beside the target; at :meth:`close` one schema is decided
+    from the kinds of every value (see ``columns.py``) and the Parquet file is written."""
+
+    def __init__(self, target: str, tmp: Path):
+        from .columns import ColumnKinds
+
+        self.tmp = tmp
+        self.kinds = ColumnKinds()
+        super().__init__(target, tmp.with_name(tmp.name[: -len(".tmp")] + "-spool.tmp"))
+
+    def add_kinds(self, kinds) -> None:
+        self.kinds += kinds
+
+    def close(self) -> None:
+        import msgspec
+        import pyarrow.parquet as pq
+
+        from .columns import schema, table
+
+        spool = Path(self._raw.name)
+        super().close()
+        arrow_schema = schema(self.kinds)
+        decode = msgspec.json.Decoder().decode
+        try:
+            with pq.ParquetWriter(self.tmp, arrow_schema) as writer, open(spool, "rb") as fh:
+                while lines := fh.readlines(64 << 20):
+                    writer.write_table(table([decode(line) for line in lines], arrow_schema))
+        except OSError as exc:
+            raise write_failed(self.target, exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                spool.unlink()
+
+    def discard(self) -> None:
+        super().discard()
+        with contextlib.suppress(OSError):
+            Path(self._raw.name).unlink()
+
+
+def reject_record(source: str, line: int, reason: str, detail: str, raw: Any, raw_limit: int) -> str:
+    """The JSON line the rejects file holds for one dropped row: where, why, and the row as text
+    (invalid bytes escaped as ``\\xNN``, cut at ``raw_limit`` characters)."""
+    if isinstance(raw, LineTooLong):
+        text, full = raw.head.decode("utf-8", "backslashreplace"), raw.length
+    else:
+        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else dumps(raw)
+        full = len(text)
+    record = {"source": source, "line": line, "reason": reason, "detail": detail, "raw": text[:raw_limit]}
+    if full > raw_limit or len(text) > raw_limit:
+        record["raw_truncated_from"] = full
+    return dumps(record) + "\n"

@@ -1,0 +1,207 @@
+"""``lenprof diagnose``: name what a finished run's loss history shows.
+
+Reads a Hugging Face ``trainer_state.json`` (what FlagEmbedding's and sentence-transformers'
+output folders hold) or lenprof's ``metrics.jsonl``. The Trainer rounds logged losses to 4
+decimals, so there a 0.0 with a finite, non-zero gradient norm is a rounded easy batch, not a
+collapse. Files are checked as they are read: a damaged one is a :class:`HistoryError` naming
+the file, the entry or line, and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .health import Event, Step, candidates_per_query, finite
+
+ORDER = (
+    "exact_zero",
+    "hidden_nan",
+    "non_finite",
+    "persistent_zero",
+    "uniform_collapse",
+    "rounding_zero",
+    "healthy",
+)
+FINE = {"healthy", "rounding_zero"}
+
+
+class HistoryError(ValueError):
+    """A loss history that cannot be read. Exit code 2."""
+
+
+def _number(value: object, where: str) -> float | None:
+    """A logged number: null, a JSON number, or a string such as "NaN" that strict writers use."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise HistoryError(f"{where} must be a number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except (ValueError, OverflowError) as exc:
+        raise HistoryError(f"{where} must be a number, got {value!r}") from exc
+
+
+def _step(entry: object, where: str, loss_key: str, lr_key: str) -> Step | None:
+    if not isinstance(entry, dict):
+        raise HistoryError(f"{where} must be an object, got {type(entry).__name__}")
+    if loss_key not in entry:
+        return None  # an evaluation or summary entry
+    step = entry.get("step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise HistoryError(f"{where}.step must be a whole number, got {json.dumps(step)}")
+    return Step(
+        step,
+        _number(entry[loss_key], f"{where}.{loss_key}"),
+        _number(entry.get("grad_norm"), f"{where}.grad_norm"),
+        _number(entry.get(lr_key), f"{where}.{lr_key}"),
+    )
+
+
+def find_history(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("**/trainer_state.json"), key=lambda f: f.stat().st_mtime) or sorted(
+            p.glob("metrics.jsonl")
+        )
+        if not found:
+            raise HistoryError(f"{p}: no trainer_state.json or metrics.jsonl inside")
+        p = found[-1]
+    return p
+
+
+def read_history(path: str | Path) -> tuple[list[Step], str | None]:
+    """The logged steps, and a note when the file's last line was cut short (a run still
+    writing, or killed): that line is left out, every complete one is read."""
+    p = find_history(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HistoryError(f"{p}: cannot be read ({exc})") from exc
+    if p.suffix == ".jsonl":
+        return _read_metrics(p, text)
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise HistoryError(f"{p}: not JSON ({exc})") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
+        raise HistoryError(f"{p}: not a trainer_state.json (no log_history list)")
+    steps = [
+        _step(e, f"{p}: log_history[{i}]", "loss", "learning_rate")
+        for i, e in enumerate(state["log_history"])
+    ]
+    return [s for s in steps if s is not None], None
+
+
+def _read_metrics(p: Path, text: str) -> tuple[list[Step], str | None]:
+    lines = text.split("\n")
+    note = None
+    steps = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines):  # no newline after it: cut mid-write
+                note = f"{p}: line {number} is cut short and was left out"
+                break
+            raise HistoryError(f"{p}: line {number} is not JSON ({exc})") from exc
+        step = _step(row, f"{p}: line {number}", "loss", "lr")
+        if step is not None:
+            steps.append(step)
+    return steps, note
+
+
+def diagnose(
+    steps: list[Step], candidates: int | None = None, run: int = 5, plateau_tol: float = 0.03
+) -> list[Event]:
+    """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
+
+    A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
+    0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
+    (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
+    """
+    findings: dict[str, Event] = {}
+    logged = [s.step for s in steps]
+
+    def add(kind: str, step: int) -> None:
+        findings.setdefault(kind, Event(kind, logged=logged)).steps.append(step)
+
+    streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
+
+    def close_streak() -> None:
+        for z in streak:
+            add("persistent_zero" if len(streak) >= run else "rounding_zero", z.step)
+        streak.clear()
+
+    for s in steps:
+        if s.loss is None or not math.isfinite(s.loss):
+            close_streak()
+            add("non_finite", s.step)
+        elif s.loss == 0.0 and s.grad_norm is not None and not math.isfinite(s.grad_norm):
+            add("hidden_nan", s.step)
+        elif s.loss == 0.0 and s.grad_norm == 0.0:
+            close_streak()
+            add("exact_zero", s.step)
+        elif s.loss == 0.0:
+            streak.append(s)
+        else:
+            close_streak()
+    close_streak()
+    if candidates and candidates > 1:
+        ln_k = math.log(candidates)
+        flat = [s for s in steps if finite(s.loss) and abs(s.loss - ln_k) <= plateau_tol * ln_k]  # type: ignore[arg-type]
+        if len(flat) >= run and len(flat) >= len(steps) // 2:
+            for s in flat:
+                add("uniform_collapse", s.step)
+    if set(findings) <= {"rounding_zero"}:
+        losses = [s.loss for s in steps if finite(s.loss)]
+        if len(losses) >= 2 and losses[-1] < losses[0]:  # type: ignore[operator]
+            findings["healthy"] = Event("healthy", logged, logged)
+    return [findings[k] for k in ORDER if k in findings]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    path: str
+    steps: list[Step]
+    findings: list[Event]
+    note: str | None = None
+
+    @property
+    def trouble(self) -> bool:
+        return any(f.kind not in FINE for f in self.findings)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "steps": len(self.steps), "findings": [f.to_dict() for f in self.findings]}
+
+    def render(self) -> str:
+        span = f" (steps {self.steps[0].step}-{self.steps[-1].step})" if self.steps else ""
+        lines = [f"lenprof diagnose: {self.path}, {len(self.steps)} logged steps{span}"]
+        lines += [
+            f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)\n{'':<17} {f.advice}"
+            for f in self.findings
+        ]
+        if not self.findings:
+            lines.append("nothing to judge: no logged losses, or a loss that never fell")
+        return "\n".join(lines) + "\n"
+
+
+def diagnose_path(
+    path: str,
+    candidates: int | None = None,
+    batch_size: int | None = None,
+    group_size: int | None = None,
+    in_batch: bool = True,
+    world_size: int = 1,
+) -> Diagnosis:
+    """Read a run's history and judge it; ``candidates`` may come from batch and group size."""
+    steps, note = read_history(path)
+    if candidates is None and group_size:
+        candidates = candidates_per_query(batch_size or 1, group_size, in_batch, world_size)
+    if candidates == 1:
+        return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note)
+    return Diagnosis(path, steps, diagnose(steps, candidates), note)
