@@ -50,7 +50,7 @@ REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 EXPLANATIONS: dict[str, str] = {
     "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
-    "malformed_json": "the line is not valid JSON (NaN, Infinity and out-of-range numbers included)",
+    "malformed_json": "the line is not valid JSON (also: NaN, Infinity, out-of-range numbers, a repeated key)",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
@@ -100,17 +100,50 @@ class _NonStandardNumber(ValueError):
 
 
 def _no_constant(name: str) -> float:
-    raise _NonStandardNumber(f"{name} is not a JSON number (datasets and pyarrow refuse it)")
+    raise _NonStandardNumber(
+        f"{name} is not standard JSON (RFC 8259): many readers refuse it, and a NaN score poisons training"
+    )
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise _NonStandardNumber(f"the number {text[:40]} is out of range for a 64-bit float")
+        raise _NonStandardNumber(
+            f"the number {text[:40]} is out of range for a 64-bit float (it would be written back as Infinity)"
+        )
     return value
 
 
 _strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_KEY = re.compile(rb'"\s*:')  # a key and its colon (also inside a string: never misses a key)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    seen = {}
+    for k, v in pairs:
+        if k in seen:
+            raise _DuplicateKey(k)
+        seen[k] = v
+    return seen
+
+
+def _duplicate_key(data: bytes, obj: dict) -> str | None:
+    """A key the line repeats (JSON readers disagree on which value wins; pyarrow, and so
+    ``datasets.load_dataset``, refuses the whole file). Lines with no more key-colon pairs than
+    the object has keys cannot repeat one, so the exact look is rare."""
+    if len(_KEY.findall(data)) <= len(obj):
+        return None
+    try:
+        json.loads(data, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        return str(exc)
+    except (ValueError, RecursionError):
+        pass
+    return None
 
 
 def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
@@ -132,6 +165,11 @@ def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
         obj, surrogate = slow
     if not isinstance(obj, dict):
         return Dropped("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    repeated = _duplicate_key(data, obj)
+    if repeated is not None:
+        return Dropped(
+            "malformed_json", f"the key {repeated!r} appears twice (readers disagree on which value counts)"
+        )
     return obj, surrogate
 
 
@@ -168,8 +206,13 @@ def _surrogate_home(obj: dict, fields: Fields) -> str:
     """Where a lone surrogate is: the row's query, pos or neg first, then any other key."""
     for name in (fields.query, fields.pos, fields.neg, *obj):
         if name in obj and _has_surrogate(obj[name]):
-            return f"'{name}'"
+            return f"'{_printable(name)}'"
     return "a key"
+
+
+def _printable(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape, so that every output can hold it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, str]:
@@ -200,7 +243,7 @@ def check_row(
     obj, surrogate = parsed
     missing = [n for n in (fields.query, fields.pos) if n not in obj]
     if missing:
-        present = ", ".join(sorted(map(str, obj))[:10]) or "none"
+        present = ", ".join(sorted(map(_printable, obj))[:10]) or "none"
         return Dropped("missing_field", f"no '{missing[0]}' (keys present: {present})")
 
     query = obj[fields.query]

@@ -55,6 +55,12 @@ def _usage_errors():
         raise UsageProblem(str(exc)) from exc
 
 
+def _out(text: str) -> None:
+    """Write to stdout; a lone surrogate (from a damaged profile, say) goes out as its escape."""
+    sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
+    sys.stdout.flush()
+
+
 def _log(quiet: bool, message: str) -> None:
     if not quiet:
         click.echo(f"lenprof: {message}", err=True)
@@ -285,8 +291,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 
-    sys.stdout.write(rendered)
-    sys.stdout.flush()
+    _out(rendered)
     for path, what in ((out, "profile"), (report, "report")):
         if path:
             _log(quiet, f"{what} written to {path}")
@@ -350,7 +355,7 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> 
             except BaseException:
                 txn.abort()
                 raise
-    sys.stdout.write(rendered)
+    _out(rendered)
 
 
 @main.command("diagnose")
@@ -386,7 +391,7 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
         raise UsageProblem(str(exc)) from exc
     if found.note:
         click.echo(f"lenprof: {found.note}", err=True)
-    sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n" if fmt == "json" else found.render())
+    _out(json.dumps(found.to_dict(), indent=2) + "\n" if fmt == "json" else found.render())
     if found.trouble:
         raise SystemExit(1)
 
@@ -510,7 +515,7 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
             )
         except (TrainError, TrainSetupError) as exc:
             raise UsageProblem(str(exc)) from exc
-    sys.stdout.write(summary(report, output_dir))
+    _out(summary(report, output_dir))
     if report["stopped"]:
         raise SystemExit(1)
 

@@ -104,6 +104,22 @@ def _walk(folder: str) -> list[str]:
     return sorted(found)
 
 
+def _once(paths: list[str]) -> list[str]:
+    """Each file once, by its first path (``**`` follows symlinked folders, loops included)."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(path)  # reported by _readable_file
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            out.append(path)
+    return out
+
+
 def discover(paths: Sequence[str]) -> list[InputFile]:
     """Expand files, folders (their data files, recursively, sorted) and globs, in the order given."""
     found: list[InputFile] = []
@@ -129,7 +145,7 @@ def discover(paths: Sequence[str]) -> list[InputFile]:
             names = sorted(
                 n for n in glob.glob(spec, recursive=True) if TEMP_MARK not in n and classify(n) is not None
             )
-            names = [n for n in names if not os.path.isdir(n)]
+            names = _once([n for n in names if not os.path.isdir(n)])
             if not names:
                 raise InputError(f"{spec}: the pattern matches no data files")
             for n in names:

@@ -184,7 +184,7 @@ class Transaction:
         tmp = self._temp(target)
         self._files[target] = (tmp, None)
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -196,7 +196,30 @@ def _count(value: object, what: str, limit: int = 1 << 62) -> int:
     return value
 
 
-def _histogram(h: dict, name: str) -> LengthHistogram:
+def _maybe(value: object, what: str, limit: int = 1 << 40) -> int | None:
+    return None if value is None else _count(value, what, limit)
+
+
+def _text(value: object, what: str, optional: bool = False) -> str:
+    if (value is None and optional) or isinstance(value, str):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"{what} must be text, got {type(value).__name__}")
+
+
+def _mapping(value: object, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object, what: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _histogram(h: object, name: str) -> LengthHistogram:
+    h = _mapping(h, f"fields.{name}.histogram")
     lengths, counts = h["lengths"], h["counts"]
     if not isinstance(lengths, list) or not isinstance(counts, list) or len(lengths) != len(counts):
         raise ValueError(f"fields.{name}.histogram needs two lists of one length")
@@ -209,55 +232,94 @@ def _histogram(h: dict, name: str) -> LengthHistogram:
     return LengthHistogram.from_sparse(lengths, counts)
 
 
-def _from_dict(d: dict) -> Profile:
-    settings, rec = d["settings"], d["recommendation"]
-    names = settings["fields"]
+def _tokenizer(t: object) -> TokenizerInfo:
+    t = _mapping(t, "tokenizer")
+    return TokenizerInfo(
+        _text(t["name"], "tokenizer.name"),
+        _text(t["source"], "tokenizer.source"),
+        _maybe(t.get("model_max_length"), "tokenizer.model_max_length"),
+        _maybe(t.get("max_position_embeddings"), "tokenizer.max_position_embeddings"),
+        _count(t.get("position_offset", 0), "tokenizer.position_offset", 1 << 20),
+        _maybe(t.get("st_max_seq_length"), "tokenizer.st_max_seq_length"),
+    )
+
+
+def _options(settings: object, rec: dict) -> ScanOptions:
+    settings = _mapping(settings, "settings")
+    names = _mapping(settings["fields"], "settings.fields")
+    roles = {r: _text(names[r], f"settings.fields.{r}") for r in ("query", "pos", "neg")}
     defaults = Fields()
-    fields = Fields(
-        names["query"],
-        names["pos"],
-        names["neg"],
-        frozenset(v for k, v in names.items() if v != getattr(defaults, k)),
+    coverage = rec["coverage"]
+    if isinstance(coverage, bool) or not isinstance(coverage, (int, float)):
+        raise ValueError(f"recommendation.coverage must be a number, got {coverage!r}")
+    optional = {
+        k: settings[k]
+        for k in ("query_instruction_format", "passage_instruction_format", "max_line_bytes")
+        if k in settings
+    }
+    for k in ("query_instruction_format", "passage_instruction_format"):
+        if k in optional:
+            _text(optional[k], f"settings.{k}")
+    return ScanOptions(
+        fields=Fields(**roles, mapped=frozenset(v for k, v in roles.items() if v != getattr(defaults, k))),
+        query_instruction=_text(settings.get("query_instruction"), "settings.query_instruction", True),
+        passage_instruction=_text(settings.get("passage_instruction"), "settings.passage_instruction", True),
+        coverage=float(coverage),
+        multiple_of=_count(rec["multiple_of"], "recommendation.multiple_of", 1 << 20),
+        min_neg=_count(settings.get("min_neg", 1), "settings.min_neg", 1 << 20),
+        train_group_size=_maybe(settings.get("train_group_size"), "settings.train_group_size", 1 << 20),
+        raw_limit=_count(settings.get("raw_limit", 4096), "settings.raw_limit"),
+        **optional,
     )
-    options = ScanOptions(
-        fields=fields,
-        query_instruction=settings.get("query_instruction"),
-        query_instruction_format=settings.get("query_instruction_format", "{}{}"),
-        passage_instruction=settings.get("passage_instruction"),
-        passage_instruction_format=settings.get("passage_instruction_format", "{}{}"),
-        coverage=float(rec["coverage"]),
-        multiple_of=_count(rec["multiple_of"], "recommendation.multiple_of", 1 << 20) or 1,
-        min_neg=settings.get("min_neg", 1),
-        train_group_size=settings.get("train_group_size"),
-        raw_limit=settings.get("raw_limit", 4096),
-        **({"max_line_bytes": settings["max_line_bytes"]} if "max_line_bytes" in settings else {}),
-    )
-    tokenizer = TokenizerInfo.from_dict(d["tokenizer"])
-    cap = rec["cap"]
-    if cap is not None:
-        _count(cap, "recommendation.cap", 1 << 24)
-    hists = {f: _histogram(d["fields"][f]["histogram"], f) for f in FIELDS}
-    s = d["samples"]
+
+
+def _from_dict(d: dict) -> Profile:
+    rec = _mapping(d["recommendation"], "recommendation")
+    options = _options(d["settings"], rec)
+    cap = _maybe(rec["cap"], "recommendation.cap", 1 << 24)
+    fields = _mapping(d["fields"], "fields")
+    hists = {f: _histogram(_mapping(fields[f], f"fields.{f}")["histogram"], f) for f in FIELDS}
+    s = _mapping(d["samples"], "samples")
     samples = Samples(
         **{k: _count(s[k], f"samples.{k}") for k in ("read", "blank", "kept")},
         **{
-            k: {r: _count(v, f"samples.{k}.{r}") for r, v in s.get(k, {}).items()}
+            k: {
+                _text(r, f"samples.{k} reason"): _count(v, f"samples.{k}.{r}")
+                for r, v in _mapping(s.get(k, {}), f"samples.{k}").items()
+            }
             for k in ("dropped", "repaired", "repaired_rows", "warnings")
         },
     )
+    inputs = [_mapping(i, "inputs[]") for i in _list(d["inputs"], "inputs")]
+    examples = _mapping(d.get("examples", {}), "examples")
     return Profile(
-        tokenizer=tokenizer,
+        tokenizer=_tokenizer(d["tokenizer"]),
         options=options,
-        inputs=[InputSummary(i["path"], i["format"], i["rows"], i["blank"]) for i in d["inputs"]],
+        inputs=[
+            InputSummary(
+                _text(i["path"], "inputs[].path"),
+                _text(i["format"], "inputs[].format"),
+                _count(i["rows"], "inputs[].rows"),
+                _count(i["blank"], "inputs[].blank"),
+            )
+            for i in inputs
+        ],  # fmt: skip
         samples=samples,
         histograms=hists,
-        unique={f: _count(d["fields"][f]["unique"], f"fields.{f}.unique") for f in FIELDS},
+        unique={f: _count(fields[f]["unique"], f"fields.{f}.unique") for f in FIELDS},
         recommendation=Recommendation.of(hists, options.coverage, options.multiple_of, cap),
         examples={
-            r: [Example(e["source"], e["line"], e["detail"]) for e in ex]
-            for r, ex in d.get("examples", {}).items()
+            _text(r, "examples reason"): [
+                Example(
+                    _text(e["source"], "examples[].source"),
+                    _count(e["line"], "examples[].line"),
+                    _text(e["detail"], "examples[].detail"),
+                )
+                for e in map(lambda e: _mapping(e, "examples[]"), _list(ex, f"examples.{r}"))
+            ]
+            for r, ex in examples.items()
         },
-        outputs=dict(d.get("outputs", {})),
-        buckets=dict(d.get("split", {})),
-        run=dict(d.get("run", {})),
+        outputs={k: _text(v, f"outputs.{k}") for k, v in _mapping(d.get("outputs", {}), "outputs").items()},
+        buckets=dict(_mapping(d.get("split", {}), "split")),
+        run=dict(_mapping(d.get("run", {}), "run")),
     )

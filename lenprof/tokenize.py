@@ -41,7 +41,7 @@ OFFSET_POSITION_MODELS = {
     "ibert",
 }
 PACKAGED = "sentence-transformers/all-MiniLM-L6-v2"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Files that never shape a tokenizer: model weights, skipped when keying the cache.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt", ".gguf")
 
@@ -248,11 +248,21 @@ def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
     try:
         cached = json.loads(entry.read_text(encoding="utf-8"))
         info = TokenizerInfo.from_dict({**cached["info"], "name": name, "source": source})
-        return LoadedTokenizer(info, Tokenizer.from_str(cached["backend"]))
+        backend = Tokenizer.from_str(cached["backend"])
+        # split_special_tokens lives on the Rust object, outside its JSON
+        backend.encode_special_tokens = cached["encode_special_tokens"]
+        return LoadedTokenizer(info, backend)
     except Exception:  # absent, unreadable or from another tokenizers: build it again
         pass
     loaded = _load_auto(folder, name=name, source=source)
-    _store(entry, {"info": asdict(loaded.info), "backend": loaded.backend.to_str()})
+    _store(
+        entry,
+        {
+            "info": asdict(loaded.info),
+            "backend": loaded.backend.to_str(),
+            "encode_special_tokens": bool(getattr(loaded.backend, "encode_special_tokens", False)),
+        },
+    )
     return loaded
 
 

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 import pytest
 import ray
 from conftest import EXAMPLES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fuzz import mutated_line
 
 from lenprof import scan
 from lenprof.engines.ray import RUNTIME_ENV, RayEngine
@@ -83,3 +90,107 @@ def test_ray_engine_from_the_command_line(tmp_path):
     )
     assert distributed.exit_code == local.exit_code == 0
     assert distributed.stdout == local.stdout == "--query_max_len 40 --passage_max_len 152\n"
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(lines=st.lists(mutated_line(), min_size=1, max_size=15))
+def test_ray_engine_on_mutated_rows_matches_local(local_ray, tok, tmp_path_factory, lines):
+    """The property test's inputs, on a sample: Ray gives the same bytes as the local engine."""
+    folder = tmp_path_factory.mktemp("rayfuzz")
+    src = folder / "in.jsonl"
+    src.write_bytes(b"\n".join(lines))
+    out = {}
+    for name, engine in (("local", None), ("ray", RayEngine())):
+        (folder / name).mkdir()
+        outputs = {
+            k: str(folder / name / f)
+            for k, f in (
+                ("clean_out", "clean.jsonl"),
+                ("rejects_out", "rejects.jsonl"),
+                ("profile_out", "profile.json"),
+            )
+        }
+        scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
+        out[name] = outcome(folder / name)
+    assert out["ray"] == out["local"]
+
+
+def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_path):
+    from lenprof import InputError
+    from lenprof.engines.plan import Outputs, Plan, Shard
+    from lenprof.engines.ray import RayActors
+    from lenprof.options import ScanOptions
+
+    plan = Plan([], ScanOptions(), tok, Outputs())
+    actors = RayActors(plan.setup(), 1)
+    try:
+        actors.submit(0, "check", 0, Shard(0, str(tmp_path / "gone.jsonl"), 0, 10))
+        with pytest.raises(InputError) as err:
+            actors.result()
+    finally:
+        actors.close()
+    assert str(err.value) == f"{tmp_path / 'gone.jsonl'}: cannot be read (No such file or directory)"
+
+
+def descendants(pid: int) -> list[int]:
+    from lenprof.engines.reaper import descendants
+
+    return list(descendants(pid))
+
+
+@pytest.mark.slow
+def test_ray_from_a_real_process_is_quiet_and_leaves_nothing_behind(tmp_path):
+    """-q means nothing on stderr, Ray's own lines included; and a driver killed mid-scan does
+    not leave Ray's processes running."""
+    env = {**os.environ, "LENPROF_DEBUG": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lenprof", "scan", str(EXAMPLES), "--engine", "ray", "-q", "--format", "args"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        "--query_max_len 40 --passage_max_len 152\n",
+        "",
+    )
+
+    big = tmp_path / "big.jsonl"
+    rows = (EXAMPLES / "msmarco.jsonl").read_text().splitlines()
+    with open(big, "w") as fh:
+        for i in range(3000):
+            row = json.loads(rows[i % len(rows)])
+            row["query"] = f"{row['query']} {i}"
+            fh.write(json.dumps(row) + "\n")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "lenprof", "scan", str(big), "--engine", "ray", "--shard-size", "0.01", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    started: list[int] = []
+    while time.monotonic() < deadline and driver.poll() is None:
+        started = descendants(driver.pid)
+        if any(
+            b"raylet" in Path(f"/proc/{p}/cmdline").read_bytes()
+            for p in started
+            if Path(f"/proc/{p}").exists()
+        ):
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the scan ended before Ray was seen running"
+    time.sleep(1.0)
+    started = descendants(driver.pid)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in started):
+        time.sleep(0.5)
+    alive = [
+        p
+        for p in started
+        if Path(f"/proc/{p}").exists()
+        and b"Z" not in Path(f"/proc/{p}/stat").read_bytes().split(b")")[-1][:3]
+    ]
+    assert alive == [], "Ray's processes outlived the killed driver"

@@ -71,6 +71,7 @@ class WorkerSetup:
 
     options: ScanOptions
     tokenizer_json: str
+    encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
     cap: int | None
     clean: bool
     clean_parquet: bool
@@ -92,6 +93,7 @@ class Plan:
         return WorkerSetup(
             options=self.options,
             tokenizer_json=self.tokenizer.backend.to_str(),
+            encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
             clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..inputs import InputError
+from . import reaper
 from .plan import Plan, WorkerSetup
 from .pool import WORKER_ENV, WorkerFailed
 from .shard import ShardWork
@@ -79,88 +80,39 @@ class RayEngine:
         except ImportError as exc:
             raise InputError("the ray engine needs Ray: pip install 'lenprof[ray]'") from exc
         started_here = not ray.is_initialized()
-        reaper = None
-        if started_here:
-            try:
-                ray.init(
-                    address=self.address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
-                )
-            except Exception as exc:  # ConnectionError, RuntimeError, ValueError...
-                raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
-            if self.address is None:
-                reaper = _reap_when_gone(os.getpid(), _children(os.getpid()))
+        # Watch before starting Ray: a scan killed while Ray starts must not leave it running.
+        watcher = _reap_when_gone(os.getpid()) if started_here and self.address is None else None
         actors = None
         try:
+            if started_here:
+                try:
+                    ray.init(
+                        address=self.address,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                    )
+                except Exception as exc:  # ConnectionError, RuntimeError, ValueError...
+                    raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
             self.workers = self.asked or max(1, int(ray.cluster_resources().get("CPU", 1)))
             actors = RayActors(plan.setup(), self.workers)
             yield actors
         finally:
             if actors is not None:
                 actors.close()
-            if started_here:
+            if started_here and ray.is_initialized():
                 ray.shutdown()
-            if reaper is not None:
-                reaper.communicate("done")
+            if watcher is not None:
+                watcher.communicate("done")
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _children(pid: int) -> list[str]:
-    """Every process descending from ``pid``, as ``pid:start-time`` (Linux /proc; else none)."""
-    parent_of: dict[int, int] = {}
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
-                parent_of[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = [], {pid}
-    while frontier:
-        frontier = {p for p, parent in parent_of.items() if parent in frontier}
-        found += [f"{p}:{_start_time(p)}" for p in sorted(frontier)]
-    return found
-
-
-# Reads until the driver's end of the pipe closes. "done" first means Ray was shut down
-# normally; otherwise the driver was killed, and the processes it started (each checked to be
-# the same process by its start time, never a later one with a reused id) are killed.
-_REAPER = """
-import os, signal, sys
-if sys.stdin.read() != "done":
-    for entry in sys.argv[1:]:
-        pid, started = entry.split(":")
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[19] == started:
-                    os.kill(int(pid), signal.SIGKILL)
-        except (OSError, IndexError):
-            pass
-"""
-
-
-def _reap_when_gone(driver: int, processes: list[str]) -> subprocess.Popen | None:
-    """A tiny watcher that kills the local Ray's processes once the driver is gone, when the
-    driver was killed and could not shut Ray down itself."""
-    if not processes:
-        return None
+def _reap_when_gone(scan: int) -> subprocess.Popen:
+    """A watcher (``reaper.py``) that stops the local Ray if this scan is killed."""
     return subprocess.Popen(
-        [sys.executable, "-c", _REAPER, *processes],
+        [sys.executable, reaper.__file__, str(scan)],  # a script: no package import, a fast start
         stdin=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -75,6 +75,7 @@ class ShardWork:
         self.setup = setup
         self.options = setup.options
         self.backend = Tokenizer.from_str(setup.tokenizer_json)
+        self.backend.encode_special_tokens = setup.encode_special_tokens
         self._open: dict[int, _Checked] = {}
 
     # --- 1. check ----------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class ShardWork:
                 rejects.append(
                     reject_record(st.path, first_line + r, why.reason, why.detail, raw, opts.raw_limit)
                 )
-        result.rejects = "".join(rejects).encode("utf-8")
+        result.rejects = "".join(rejects).encode("utf-8", "backslashreplace")  # a path may hold any bytes
 
         kept_idx = np.flatnonzero(keep)
         kept = [st.rows[i] for i in kept_idx.tolist()]
