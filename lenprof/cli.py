@@ -239,11 +239,16 @@ def main(ctx: click.Context) -> None:
     show_default=True,
     help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
 )
+@click.option(
+    "--exact-only",
+    is_flag=True,
+    help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
-                 address, shard_size, quiet) -> None:  # fmt: skip
+                 address, shard_size, exact_only, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -284,7 +289,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             profile = scan(
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, engine=get_engine(engine, workers, address),
-                shard_bytes=max(1, int(shard_size * (1 << 20))), on_progress=advance if progress else None,
+                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
+                on_progress=advance if progress else None,
             )  # fmt: skip
         try:
             rendered = FORMATS[fmt](profile)
@@ -292,6 +298,12 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 
     _out(rendered)
+    failed = profile.run.get("counting", {}).get("fast_path_failed")
+    if failed:
+        _log(
+            quiet,
+            f"the chunk-cache count disagreed with the tokenizer ({failed}); every text was counted again by the tokenizer",
+        )
     for path, what in ((out, "profile"), (report, "report")):
         if path:
             _log(quiet, f"{what} written to {path}")

@@ -50,8 +50,14 @@ class FingerprintSet:
     @classmethod
     def of(cls, keys: np.ndarray) -> FingerprintSet:
         """A set holding ``keys`` (repeats allowed)."""
+        return cls.of_sorted(np.unique(np.asarray(keys, dtype=np.uint64)))
+
+    @classmethod
+    def of_sorted(cls, keys: np.ndarray) -> FingerprintSet:
+        """A set holding ``keys``, already sorted and distinct (no copy, no sort)."""
         s = cls()
-        s.update(np.unique(np.asarray(keys, dtype=np.uint64)))
+        if len(keys):
+            s._runs = [np.asarray(keys, dtype=np.uint64)]
         return s
 
     def __len__(self) -> int:

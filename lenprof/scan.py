@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from .buckets import LengthBuckets
-from .engines.driver import Progress, drive
+from .engines.driver import FastPathFailed, Progress, drive
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
 from .engines.shard import ShardResult
+from .fastcount import recognise
 from .options import ScanOptions
 from .outputs import Transaction
 from .profile import Profile
@@ -37,6 +38,7 @@ def scan(
     engine=None,
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
+    exact_only: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
@@ -44,13 +46,20 @@ def scan(
 
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
-    or a ``RayEngine``. Neither the engine, the workers nor ``shard_bytes`` change a result.
+    or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
+    chunk-cache counting, see ``fastcount.py``) change a result.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes)
-    return run(plan, engine or LocalEngine(workers), on_progress)
+    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
+    engine = engine or LocalEngine(workers)
+    try:
+        return run(plan, engine, on_progress)
+    except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
+        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
+        counting = {**profile.run["counting"], "fast_path_failed": str(exc)}
+        return dataclasses.replace(profile, run={**profile.run, "counting": counting})
 
 
 def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> Profile:
@@ -109,6 +118,11 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
                 "seconds": round(time.perf_counter() - start, 3),
                 "tokenize_s": round(totals.tokenize_seconds, 3),
                 "texts_tokenized": totals.tokenized,
+                "counting": {
+                    "path": _counting_path(plan, totals.fast),
+                    "fast_share": round(totals.fast / totals.tokenized, 4) if totals.tokenized else 0.0,
+                    "self_checked": totals.checked,
+                },
             },
         )
         if out.profile:
@@ -124,3 +138,9 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
         txn.abort()
         raise
     return profile
+
+
+def _counting_path(plan: Plan, fast: int) -> str:
+    """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
+    rule = None if plan.exact_only or not fast else recognise(plan.tokenizer.backend)
+    return f"chunks:{rule.family}" if rule else "tokenizer"

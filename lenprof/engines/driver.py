@@ -55,8 +55,14 @@ class Progress:
 class Totals:
     stats: ScanStats = field(default_factory=ScanStats)
     shards: int = 0
-    tokenized: int = 0  # distinct texts tokenized
+    tokenized: int = 0  # distinct texts counted
+    fast: int = 0  # of them through the chunk cache
+    checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
+
+
+class FastPathFailed(RuntimeError):
+    """The chunk-cache count of a text differed from the tokenizer's: recount exactly."""
 
 
 @dataclass
@@ -114,14 +120,17 @@ def drive(
         if call == "check":
             reports[value.index] = value
         elif call == "measure":
-            k, lens, seconds = value
-            f = flights[k]
-            lengths.assign(f.report.texts[f.need], lens)  # type: ignore[union-attr,index]
+            if value.mismatch is not None:
+                raise FastPathFailed(value.mismatch)
+            f = flights[value.index]
+            lengths.assign(f.report.texts[f.need], value.lengths)  # type: ignore[union-attr,index]
             f.measured = True
-            totals.tokenize_seconds += seconds
+            totals.tokenize_seconds += value.seconds
+            totals.fast += value.fast
+            totals.checked += value.checked
         else:
             results[value.index] = value
-        load[flights[value[0] if call == "measure" else value.index].worker] -= 1
+        load[flights[value.index].worker] -= 1
 
         while decided in reports:  # decisions in corpus order
             f = flights[decided]

@@ -72,6 +72,7 @@ class WorkerSetup:
     options: ScanOptions
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
+    exact_only: bool  # no chunk-cache counting (fastcount.py)
     cap: int | None
     clean: bool
     clean_parquet: bool
@@ -87,6 +88,7 @@ class Plan:
     outputs: Outputs
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
+    exact_only: bool = False  # every text through the full tokenizer, no chunk cache
 
     def setup(self) -> WorkerSetup:
         o = self.outputs
@@ -94,6 +96,7 @@ class Plan:
             options=self.options,
             tokenizer_json=self.tokenizer.backend.to_str(),
             encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
+            exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
             clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
@@ -153,6 +156,7 @@ def make_plan(
     tokenizer: LoadedTokenizer | str | None = None,
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
+    exact_only: bool = False,
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
@@ -178,4 +182,5 @@ def make_plan(
         outputs,
         shard_bytes,
         stems(input_paths) if outputs.buckets else [],
+        exact_only,
     )

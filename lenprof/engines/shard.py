@@ -17,16 +17,17 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
 from ..checks import DUPLICATE_ROW, Checked, Dropped, check_row, dedup_key, length_warnings
 from ..columns import ColumnKinds
+from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..outputs import dumps, reject_record
 from ..stats import TEXT_FIELDS, InputCount, ScanStats
-from ..tokenize import count_tokens
 from .plan import Shard, WorkerSetup
 
 
@@ -36,6 +37,16 @@ class CheckReport:
     lines: int  # physical lines (JSONL) or rows (Parquet): where the next shard of the input starts
     dedup: np.ndarray  # uint64: duplicate-detection key of each row that passed the row checks
     texts: np.ndarray  # uint64: each distinct text of those rows, as the trainer sees it
+
+
+@dataclass
+class Measured:
+    index: int
+    lengths: np.ndarray  # uint32, of the texts asked for
+    seconds: float
+    fast: int  # of them counted through the chunk cache
+    checked: int  # of those, counted by the full tokenizer too
+    mismatch: str | None  # why the fast path stopped, if its self-check failed
 
 
 @dataclass
@@ -60,12 +71,15 @@ class _Checked:
     blank: int
     drops: list[tuple[int, Dropped, object]]  # (line within the shard, why, the row as read)
     rows: list[Checked]
-    row_at: list[int]  # line within the shard of each row
+    row_at: np.ndarray  # line within the shard of each row
     raws: list[object]  # each row as read (for a duplicate's reject)
     prints: np.ndarray  # distinct texts' fingerprints, sorted
     texts: list[str] | None  # distinct texts, in ``prints`` order, until measured
     text_idx: dict[str, np.ndarray]  # per field: each text's distinct index
     text_row: dict[str, np.ndarray]  # per field: each text's row
+    negatives: np.ndarray  # of each row
+    repaired: list[int]  # rows with a repair
+    control: list[int]  # rows with control characters
 
 
 class ShardWork:
@@ -76,6 +90,7 @@ class ShardWork:
         self.options = setup.options
         self.backend = Tokenizer.from_str(setup.tokenizer_json)
         self.backend.encode_special_tokens = setup.encode_special_tokens
+        self.counter = FastCounter(self.backend, exact_only=setup.exact_only)
         self._open: dict[int, _Checked] = {}
 
     # --- 1. check ----------------------------------------------------------------------------------
@@ -119,36 +134,56 @@ class ShardWork:
             queries = [c.query for c in rows]
         else:
             queries = [opts.query_text(c.query, c.prompt) for c in rows]
-        pos = [t for c in rows for t in c.pos]
-        neg = [t for c in rows for t in c.neg]
+        pos = list(chain.from_iterable(c.pos for c in rows))
+        neg = list(chain.from_iterable(c.neg for c in rows))
         if opts.passage_instruction is not None:
             pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
         every = queries + pos + neg
         prints, first, inverse = np.unique(fingerprints(every), return_index=True, return_inverse=True)
         n_rows = np.arange(len(rows))
+        negatives = np.fromiter(map(len, (c.neg for c in rows)), np.int64, len(rows))
         bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
-        text_idx = {f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)}
-        text_row = {
-            "query": n_rows,
-            "pos": np.repeat(n_rows, [len(c.pos) for c in rows]),
-            "neg": np.repeat(n_rows, [len(c.neg) for c in rows]),
-        }
         self._open[index] = _Checked(
-            shard.input, shard.path, len(records) - blank, blank, drops, rows, row_at, raws, prints,
-            [every[i] for i in first.tolist()], text_idx, text_row,
-        )  # fmt: skip
-        return CheckReport(index, len(records), fingerprints(dedup_key(c) for c in rows), prints)
+            input=shard.input,
+            path=shard.path,
+            read=len(records) - blank,
+            blank=blank,
+            drops=drops,
+            rows=rows,
+            row_at=np.array(row_at, dtype=np.int64),
+            raws=raws,
+            prints=prints,
+            texts=[every[i] for i in first.tolist()],
+            text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
+            text_row={
+                "query": n_rows,
+                "pos": np.repeat(n_rows, np.fromiter(map(len, (c.pos for c in rows)), np.int64, len(rows))),
+                "neg": np.repeat(n_rows, negatives),
+            },
+            negatives=negatives,
+            repaired=[i for i, c in enumerate(rows) if c.repairs],
+            control=[i for i, c in enumerate(rows) if c.control_chars],
+        )
+        return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
 
     # --- 2. measure --------------------------------------------------------------------------------
 
-    def measure(self, index: int, need: np.ndarray) -> tuple[int, np.ndarray, float]:
-        """Token counts of the shard's distinct texts at positions ``need``, and the seconds taken."""
+    def measure(self, index: int, need: np.ndarray) -> Measured:
+        """Token counts of the shard's distinct texts at positions ``need``."""
         texts = self._open[index].texts
         assert texts is not None, "measure() twice for one shard"
-        start = time.perf_counter()
-        lengths = count_tokens(self.backend, [texts[i] for i in need.tolist()])
+        counter = self.counter
+        start, fast, checked = time.perf_counter(), counter.fast, counter.checked
+        lengths = counter.count([texts[i] for i in need.tolist()])
         self._open[index].texts = None
-        return index, lengths.astype(np.uint32), time.perf_counter() - start
+        return Measured(
+            index,
+            lengths.astype(np.uint32),
+            time.perf_counter() - start,
+            counter.fast - fast,
+            counter.checked - checked,
+            counter.mismatch,
+        )
 
     # --- 3. finish ---------------------------------------------------------------------------------
 
@@ -160,7 +195,7 @@ class ShardWork:
         stats = ScanStats(read=st.read, inputs={st.input: InputCount(st.read, st.blank)})
         result = ShardResult(index, stats)
 
-        duplicates = [(st.row_at[i], DUPLICATE_ROW, st.raws[i]) for i in np.flatnonzero(~keep).tolist()]
+        duplicates = [(int(st.row_at[i]), DUPLICATE_ROW, st.raws[i]) for i in np.flatnonzero(~keep).tolist()]
         rejects = []
         for r, why, raw in heapq.merge(st.drops, duplicates, key=lambda d: d[0]):
             stats.dropped[why.reason] += 1
@@ -171,35 +206,40 @@ class ShardWork:
                 )
         result.rejects = "".join(rejects).encode("utf-8", "backslashreplace")  # a path may hold any bytes
 
+        everyone = bool(keep.all())
         kept_idx = np.flatnonzero(keep)
-        kept = [st.rows[i] for i in kept_idx.tolist()]
-        kept_lines = [first_line + st.row_at[i] for i in kept_idx.tolist()]
-        for row, line in zip(kept, kept_lines, strict=True):
-            for reason, n in row.repairs.items():
-                stats.repaired[reason] += n
-                stats.repaired_rows[reason] += 1
-                stats.example(reason, st.path, line, f"{n} removed")
+        kept = st.rows if everyone else [st.rows[i] for i in kept_idx.tolist()]
+        for i in st.repaired:
+            if keep[i]:
+                line = first_line + int(st.row_at[i])
+                for reason, n in st.rows[i].repairs.items():
+                    stats.repaired[reason] += n
+                    stats.repaired_rows[reason] += 1
+                    stats.example(reason, st.path, line, f"{n} removed")
 
         lengths = lengths.astype(np.int64)
         row_max = np.zeros(len(st.rows), dtype=np.int64)
         for f in TEXT_FIELDS:
             idx, rows_of = st.text_idx[f], st.text_row[f]
             np.maximum.at(row_max, rows_of, lengths[idx])
-            chosen = idx[keep[rows_of]]
+            chosen = idx if everyone else idx[keep[rows_of]]
             stats.hists[f].add(lengths[chosen])
-            stats.unique[f] = FingerprintSet.of(st.prints[chosen])
+            present = np.zeros(len(st.prints), dtype=bool)
+            present[chosen] = True
+            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
         stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
 
-        row_max = row_max[kept_idx]
-        negatives = np.fromiter((len(c.neg) for c in kept), np.int64, len(kept))
-        warned = length_warnings(row_max, negatives, setup.cap, opts.train_group_size)
-        warned["control_chars"] = np.fromiter((c.control_chars for c in kept), bool, len(kept))
+        warned = length_warnings(row_max, st.negatives, setup.cap, opts.train_group_size)
+        control = np.zeros(len(st.rows), dtype=bool)
+        control[st.control] = True
+        warned["control_chars"] = control
         for reason in sorted(warned):
-            hits = np.flatnonzero(warned[reason])
+            hits = np.flatnonzero(warned[reason] & keep)
             if len(hits):
                 stats.warnings[reason] += len(hits)
                 for i in hits[:5].tolist():
-                    stats.example(reason, st.path, kept_lines[i], reason.replace("_", " "))
+                    stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
+        row_max = row_max if everyone else row_max[kept_idx]
 
         if setup.clean:
             result.clean = "".join([dumps(c.obj) + "\n" for c in kept]).encode("utf-8")

@@ -1,0 +1,157 @@
+"""Token counts faster than the tokenizer runs, never different from what it would count.
+
+A length profile needs only how many tokens a text has. For some tokenizers that count splits
+exactly over the text's whitespace-separated chunks, and real corpora reuse few distinct
+chunks, so each chunk is tokenized once and its count cached:
+
+    count(text) = specials + sum(count(chunk) - specials for chunk in text.split())
+
+When it holds (the proof, per family):
+
+- BERT WordPiece, cased or uncased (``BertNormalizer``, ``BertPreTokenizer``, ``WordPiece``):
+  for a text of printable ASCII plus space, tab, newline and return, the normalizer works one
+  character at a time (lower-casing, and accents and Chinese characters do not occur), the
+  pre-tokenizer splits at every whitespace character first and then isolates punctuation
+  inside each piece, and WordPiece encodes each word alone (words over
+  ``max_input_chars_per_word`` become [UNK] alone too). Added tokens match inside one chunk as
+  long as none holds whitespace. ``str.split()`` cuts exactly at those whitespace characters
+  in this class: the characters it also splits at (``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1f``,
+  ``\\x85``, no-break space...), which BERT's normalizer deletes or keeps, are outside it.
+
+Texts outside the safe class, and tokenizers no rule recognises, go through the full tokenizer.
+Every run checks itself: the first 1,000 texts a worker counts this way and one in a hundred
+after that are counted by the full tokenizer too, and any difference stops the fast path.
+
+    >>> from lenprof import load_tokenizer
+    >>> counter = FastCounter(load_tokenizer(None).backend)
+    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "¿qué?"]).tolist()
+    ('bert-wordpiece', [6, 4, 5])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .tokenize import count_tokens
+
+_UNSAFE_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")  # the safe class: printable ASCII, space, \t, \n, \r
+CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
+CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
+MAX_CACHED_CHUNKS = 1_000_000  # ~120 MB; a full cache starts afresh (time, never results)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A tokenizer family whose counts split over whitespace-separated chunks of safe texts."""
+
+    family: str
+    specials: int  # tokens the post-processor adds around every text
+
+
+def recognise(backend: Any) -> Rule | None:
+    """The rule for this tokenizer's pipeline, or None when no proof covers it."""
+    try:
+        spec = json.loads(backend.to_str())
+    except (ValueError, AttributeError):
+        return None
+    normalizer, pre, model, post = (
+        spec.get(k) or {} for k in ("normalizer", "pre_tokenizer", "model", "post_processor")
+    )
+    if (
+        model.get("type") == "WordPiece"
+        and normalizer.get("type", "BertNormalizer") == "BertNormalizer"
+        and pre.get("type") == "BertPreTokenizer"
+        and post.get("type", "TemplateProcessing")
+        in ("TemplateProcessing", "BertProcessing", "RobertaProcessing")
+        and not spec.get("truncation")
+        and not spec.get("padding")
+        and not any(len(t.get("content", "").split()) != 1 for t in spec.get("added_tokens", []))
+    ):
+        return Rule("bert-wordpiece", int(count_tokens(backend, [""])[0]))
+    return None
+
+
+class FastCounter:
+    """Token counts: through the chunk cache for safe texts where a rule holds, else the
+    tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
+
+    def __init__(self, backend: Any, exact_only: bool = False):
+        self.backend = backend
+        self.rule = None if exact_only else recognise(backend)
+        self.cache: dict[str, int] = {}  # chunk -> its tokens, specials left out
+        self.texts = self.fast = self.checked = 0
+        self.mismatch: str | None = None
+
+    @property
+    def path(self) -> str:
+        return f"chunks:{self.rule.family}" if self.rule and not self.mismatch else "tokenizer"
+
+    def count(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        if self.rule is None or self.mismatch is not None:
+            return count_tokens(self.backend, texts)
+        unsafe = _UNSAFE_ASCII.search
+        fast = [i for i, t in enumerate(texts) if t.isascii() and unsafe(t) is None]
+        out = np.zeros(len(texts), dtype=np.int64)
+        if len(fast) < len(texts):
+            slow = np.ones(len(texts), dtype=bool)
+            slow[fast] = False
+            where = np.flatnonzero(slow)
+            out[where] = count_tokens(self.backend, [texts[i] for i in where.tolist()])
+        if fast:
+            out[fast] = self._chunked([texts[i] for i in fast])
+            self.fast += len(fast)
+            self._check([texts[i] for i in fast], out[fast])
+        return out
+
+    def _chunked(self, texts: list[str]) -> list[int]:
+        cache, specials = self.cache, self.rule.specials  # type: ignore[union-attr]
+        pieces = [text.split() for text in texts]
+        new = set().union(*pieces).difference(cache)  # a dict argument: lookups, no copy
+        if len(cache) + len(new) > MAX_CACHED_CHUNKS:
+            cache.clear()
+            new = set().union(*pieces)
+        if new:
+            chunks = list(new)
+            cache.update(zip(chunks, self._chunk_counts(chunks), strict=True))
+        get = cache.__getitem__
+        return [specials + sum(map(get, chunks)) for chunks in pieces]
+
+    def _chunk_counts(self, chunks: list[str], per_text: int = 64) -> list[int]:
+        """Tokens of each chunk, specials left out. Chunks go to the tokenizer joined by spaces,
+        ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
+        is given to the chunk its offset falls in."""
+        counts = np.zeros(len(chunks), dtype=np.int64)
+        texts, starts = [], []
+        for i in range(0, len(chunks), per_text):
+            group = chunks[i : i + per_text]
+            texts.append(" ".join(group))
+            starts.append(np.cumsum([0] + [len(c) + 1 for c in group[:-1]]))
+        encodings = self.backend.encode_batch(texts, add_special_tokens=False)
+        for g, (encoding, at) in enumerate(zip(encodings, starts, strict=True)):
+            token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+            owner = np.searchsorted(at, token_starts, side="right") - 1
+            counts[g * per_text : g * per_text + len(at)] = np.bincount(owner, minlength=len(at))
+        return counts.tolist()
+
+    def _check(self, texts: list[str], counts: np.ndarray) -> None:
+        """Count some of the texts the full way too; a difference stops the fast path."""
+        head = max(0, CHECK_FIRST - self.checked)
+        sample = list(range(min(head, len(texts))))
+        sample += [i for i in range(len(sample), len(texts)) if hash(texts[i]) % CHECK_EVERY == 0]
+        if not sample:
+            return
+        exact = count_tokens(self.backend, [texts[i] for i in sample])
+        self.checked += len(sample)
+        wrong = np.flatnonzero(exact != counts[sample])
+        if len(wrong):
+            i = sample[int(wrong[0])]
+            self.mismatch = (
+                f"the chunk count of {texts[i][:60]!r} was {int(counts[i])}, the tokenizer's "
+                f"{int(exact[wrong[0]])}"
+            )

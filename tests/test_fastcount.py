@@ -1,0 +1,172 @@
+"""The chunk-cache count (fastcount.py) is never different from the tokenizer's.
+
+Property tests draw texts from the safe class and from characters just outside it (the ones
+``str.split`` treats differently from BERT, accents, CJK, no-break spaces...), for each family a
+rule covers, with tokenizers built here from the ``tokenizers`` library's own components."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, write_lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from lenprof import scan
+from lenprof.fastcount import CHECK_FIRST, FastCounter, recognise
+from lenprof.tokenize import count_tokens
+
+TRAINING = [
+    "The quick brown fox jumps over the lazy dog, again and again!",
+    "Embedding models map queries and passages to vectors; cosine similarity ranks them.",
+    "FlagEmbedding's query_max_len and passage_max_len: 64 and 256 tokens (p95).",
+    "Tokenizers split text into words, then WordPiece splits words into sub-words: ##ing.",
+    "Café naïve résumé — accents, «quotes», and 中文 characters too.",
+] * 20
+
+
+def bert(lowercase: bool) -> Tokenizer:
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=12))
+    tok.normalizer = normalizers.BertNormalizer(
+        lowercase=lowercase, strip_accents=None if lowercase else False
+    )
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    tok.train_from_iterator(TRAINING, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tok
+
+
+@pytest.fixture(scope="module")
+def families(tok) -> dict[str, Tokenizer]:
+    return {"packaged-minilm": tok.backend, "bert-uncased": bert(True), "bert-cased": bert(False)}
+
+
+SAFE = "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 \t\n\r.,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|"
+NEAR_MISS = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2028\u3000\x00\x7fé\u0301ñß中文日本語😀\ufffd"
+WORDS = ["[MASK]", "[SEP]", "[UNK]", "##ing", "supercalifragilistic", "embedding", "e-mail", "don't", "..."]
+VOCAB_WORDS = ["ab", "cd", "the", "quick", "fox", "token", "##izer", "embedding", "a", "b", "new", "york"]
+text = st.lists(
+    st.one_of(
+        st.sampled_from(WORDS),
+        st.text(alphabet=SAFE, max_size=20),
+        st.text(alphabet=SAFE + NEAR_MISS, max_size=6),
+        # a near-miss character between two words: where a wrong split would show
+        st.tuples(st.sampled_from(VOCAB_WORDS), st.sampled_from(NEAR_MISS), st.sampled_from(VOCAB_WORDS)).map(
+            "".join
+        ),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(text, min_size=1, max_size=40))
+def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
+    for name, backend in families.items():
+        counter = FastCounter(backend)
+        assert counter.rule is not None and counter.rule.family == "bert-wordpiece", name
+        got = counter.count(texts)
+        assert got.tolist() == count_tokens(backend, texts).tolist(), name
+        assert counter.mismatch is None
+        # and again from a warm cache, where no chunk is tokenized any more
+        assert counter.count(texts).tolist() == got.tolist(), name
+
+
+def test_safe_texts_do_take_the_fast_path(families):
+    counter = FastCounter(families["bert-cased"])
+    counter.count(["Plain ASCII, with punctuation!", "tabs\tand\nnewlines\r\n", "", "   "])
+    counter.count(["café", "a\x0bb", "no\xa0break"])  # each outside the safe class
+    assert (counter.texts, counter.fast) == (7, 4)
+
+
+def test_other_families_are_not_recognised():
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    wordpiece_whitespace = bert(True)
+    wordpiece_whitespace.pre_tokenizer = pre_tokenizers.Whitespace()
+    spaced = bert(True)
+    spaced.add_tokens(["new york"])  # an added token across a space: chunks would cut it
+    for backend in (bpe, unigram, wordpiece_whitespace, spaced):
+        assert recognise(backend) is None
+        assert FastCounter(backend).path == "tokenizer"
+
+
+def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp_path, monkeypatch):
+    rows = [
+        json.dumps({"query": f"question number {i}", "pos": [f"answer {i}"], "neg": [f"other {i}"]})
+        for i in range(300)
+    ]
+    src = write_lines(tmp_path / "d.jsonl", [r.encode() for r in rows])
+    exact = scan(str(src), tokenizer=tok, exact_only=True)
+    assert exact.run["counting"] == {"path": "tokenizer", "fast_share": 0.0, "self_checked": 0}
+
+    real = FastCounter._chunk_counts
+    monkeypatch.setattr(
+        FastCounter, "_chunk_counts", lambda self, chunks: [n + 1 for n in real(self, chunks)]
+    )
+    counter = FastCounter(tok.backend)
+    counter.count(["a wrong count is caught"])
+    assert counter.mismatch == "the chunk count of 'a wrong count is caught' was 12, the tokenizer's 7"
+    after = ["after that, the tokenizer counts"]
+    assert (
+        counter.count(after).tolist() == count_tokens(tok.backend, after).tolist()
+        and counter.path == "tokenizer"
+    )
+
+    p = scan(str(src), tokenizer=tok)
+    assert p.to_dict()["fields"] == exact.to_dict()["fields"]
+    assert p.run["counting"]["path"] == "tokenizer"
+    assert p.run["counting"]["fast_path_failed"].startswith("the chunk count of ")
+
+
+def test_the_self_check_covers_the_first_texts_and_a_sample(tok):
+    counter = FastCounter(tok.backend)
+    texts = [f"text number {i}" for i in range(CHECK_FIRST + 5000)]
+    counter.count(texts)
+    sampled = sum(1 for t in texts[CHECK_FIRST:] if hash(t) % 100 == 0)
+    assert counter.checked == CHECK_FIRST + sampled and 20 < sampled < 90
+
+
+def test_every_corpus_counts_the_same_with_and_without_the_fast_path(tok, corpora, tmp_path):
+    cjk = write_lines(
+        tmp_path / "cjk.jsonl",
+        [
+            json.dumps(
+                {
+                    "query": "東京の天気は？",
+                    "pos": ["今日は晴れです。"],
+                    "neg": ["中文的句子", "mixed 日本語 and English"],
+                },
+                ensure_ascii=False,
+            ).encode(),
+            json.dumps(
+                {"query": "naïve café", "pos": ["résumé\u00a0here"], "neg": ["tab\tand\x0bvtab"]},
+                ensure_ascii=False,
+            ).encode(),
+        ],
+    )
+    paths = [str(corpora), str(EXAMPLES), str(cjk)]
+    fast = scan(paths, tokenizer=tok, shard_bytes=20_000, workers=2)
+    exact = scan(paths, tokenizer=tok, shard_bytes=20_000, workers=2, exact_only=True)
+    assert fast.to_dict()["fields"] == exact.to_dict()["fields"]
+    assert fast.samples == exact.samples and fast.examples == exact.examples
+    assert (
+        fast.run["counting"]["path"] == "chunks:bert-wordpiece"
+        and 0.5 < fast.run["counting"]["fast_share"] < 1
+    )
+    lengths = {f: np.flatnonzero(h.counts) for f, h in fast.histograms.items()}
+    assert all(len(v) for v in lengths.values())
