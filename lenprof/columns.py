@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .jsontext import dumps
+
 INT64 = (-(1 << 63), (1 << 63) - 1)
 JSON_TEXT = "json"
 
@@ -120,8 +122,6 @@ def schema(kinds: ColumnKinds) -> Any:
 def table(rows: list[dict], arrow_schema: Any) -> Any:
     """Rows as an Arrow table of ``arrow_schema``; JSON-text columns hold each value's JSON."""
     import pyarrow as pa
-
-    from .outputs import dumps
 
     columns = []
     for f in arrow_schema:

@@ -8,24 +8,30 @@ chunks, so each chunk is tokenized once and its count cached:
 
 When it holds (the proof, per family):
 
-- BERT WordPiece, cased or uncased (``BertNormalizer``, ``BertPreTokenizer``, ``WordPiece``):
-  for a text of printable ASCII plus space, tab, newline and return, the normalizer works one
-  character at a time (lower-casing, and accents and Chinese characters do not occur), the
-  pre-tokenizer splits at every whitespace character first and then isolates punctuation
-  inside each piece, and WordPiece encodes each word alone (words over
-  ``max_input_chars_per_word`` become [UNK] alone too). Added tokens match inside one chunk as
-  long as none holds whitespace. ``str.split()`` cuts exactly at those whitespace characters
-  in this class: the characters it also splits at (``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1f``,
-  ``\\x85``, no-break space...), which BERT's normalizer deletes or keeps, are outside it.
+- BERT WordPiece, cased or uncased (``BertNormalizer``, ``BertPreTokenizer``, ``WordPiece``),
+  for any text without control characters other than tab, newline and return:
+  - the normalizer works one character at a time: it deletes control and format characters,
+    turns every other whitespace character into a space, puts spaces around Chinese characters,
+    and lower-cases and strips accents (canonical decomposition, NFD, never makes a space);
+  - the pre-tokenizer splits at every whitespace character before anything else, then isolates
+    punctuation inside each piece, and WordPiece encodes each word alone (a word over
+    ``max_input_chars_per_word`` becomes [UNK] alone too);
+  - added tokens match inside one chunk as long as none holds whitespace;
+  - so the chunks are ``str.split()``'s: outside control characters Python splits at exactly
+    the characters the normalizer turns into spaces (the control characters ``\x0b``, ``\x0c``,
+    ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the
+    rule leaves out).
 
-Texts outside the safe class, and tokenizers no rule recognises, go through the full tokenizer.
+Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
 Every run checks itself: the first 1,000 texts a worker counts this way and one in a hundred
 after that are counted by the full tokenizer too, and any difference stops the fast path.
 
     >>> from lenprof import load_tokenizer
     >>> counter = FastCounter(load_tokenizer(None).backend)
-    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "¿qué?"]).tolist()
-    ('bert-wordpiece', [6, 4, 5])
+    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "a\x0bb"]).tolist()
+    ('bert-wordpiece', [6, 4, 3])
+    >>> counter.texts, counter.fast  # the last text has a control character: the tokenizer counted it
+    (3, 2)
 """
 
 from __future__ import annotations
@@ -39,7 +45,16 @@ import numpy as np
 
 from .tokenize import count_tokens
 
-_UNSAFE_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")  # the safe class: printable ASCII, space, \t, \n, \r
+# Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
+# splits at some of them).
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The characters BERT's normalizer puts spaces around (``handle_chinese_chars``; a test holds this
+# list against the normalizer itself, code point by code point): padded here the same way, each
+# is a chunk of its own, so Chinese and Japanese text reuses chunks as much as English does.
+_CHINESE = re.compile(
+    "([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
+    "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f])"
+)
 CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
 MAX_CACHED_CHUNKS = 1_000_000  # ~120 MB; a full cache starts afresh (time, never results)
@@ -51,6 +66,7 @@ class Rule:
 
     family: str
     specials: int  # tokens the post-processor adds around every text
+    pad_chinese: bool = False  # the normalizer puts spaces around Chinese characters
 
 
 def recognise(backend: Any) -> Rule | None:
@@ -72,7 +88,11 @@ def recognise(backend: Any) -> Rule | None:
         and not spec.get("padding")
         and not any(len(t.get("content", "").split()) != 1 for t in spec.get("added_tokens", []))
     ):
-        return Rule("bert-wordpiece", int(count_tokens(backend, [""])[0]))
+        return Rule(
+            "bert-wordpiece",
+            int(count_tokens(backend, [""])[0]),
+            pad_chinese=bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False,
+        )
     return None
 
 
@@ -95,8 +115,8 @@ class FastCounter:
         self.texts += len(texts)
         if self.rule is None or self.mismatch is not None:
             return count_tokens(self.backend, texts)
-        unsafe = _UNSAFE_ASCII.search
-        fast = [i for i, t in enumerate(texts) if t.isascii() and unsafe(t) is None]
+        unsafe = _UNSAFE.search
+        fast = [i for i, t in enumerate(texts) if unsafe(t) is None]
         out = np.zeros(len(texts), dtype=np.int64)
         if len(fast) < len(texts):
             slow = np.ones(len(texts), dtype=bool)
@@ -111,7 +131,11 @@ class FastCounter:
 
     def _chunked(self, texts: list[str]) -> list[int]:
         cache, specials = self.cache, self.rule.specials  # type: ignore[union-attr]
-        pieces = [text.split() for text in texts]
+        if self.rule.pad_chinese:  # type: ignore[union-attr]
+            pad = _CHINESE.sub
+            pieces = [(text if text.isascii() else pad(r" \1 ", text)).split() for text in texts]
+        else:
+            pieces = [text.split() for text in texts]
         new = set().union(*pieces).difference(cache)  # a dict argument: lookups, no copy
         if len(cache) + len(new) > MAX_CACHED_CHUNKS:
             cache.clear()

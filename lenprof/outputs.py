@@ -12,13 +12,9 @@ gone.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime
-import decimal
 import errno
 import gzip
-import json
 import os
 import re
 import stat
@@ -28,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputError, LineTooLong
+from .jsontext import dumps
 
 ROW_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + tuple(s + ".gz" for s in JSONL_SUFFIXES)
 _STALE = re.compile(r"^\..*\.lenprof-(\d+)-[^.]+\.tmp$")
@@ -35,25 +32,6 @@ _STALE = re.compile(r"^\..*\.lenprof-(\d+)-[^.]+\.tmp$")
 
 class OutputError(InputError):
     """An output cannot be written. Exit code 2, and the previous outputs stay as they were."""
-
-
-def json_default(value: Any) -> Any:
-    """Values Parquet can hold but JSON cannot: dates as ISO text, decimals as text, bytes as
-    UTF-8 text when they are text and base64 otherwise, anything else as its text."""
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return base64.b64encode(value).decode("ascii")
-    if isinstance(value, (datetime.timedelta, decimal.Decimal)):
-        return str(value)
-    return str(value)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=json_default)
 
 
 def write_failed(path: str | os.PathLike, exc: OSError) -> OutputError:

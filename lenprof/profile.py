@@ -11,7 +11,6 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from . import __version__
 from .checks import DROP_REASONS, REASONS, REPAIR_REASONS, WARNING_REASONS
 from .histogram import LengthHistogram
 from .options import ScanOptions
@@ -19,6 +18,7 @@ from .recommend import Recommendation
 from .schema import Fields
 from .stats import FIELDS, Example, ScanStats
 from .tokenize import TokenizerInfo
+from .version import __version__
 
 SCHEMA = "lenprof.profile/1"
 

@@ -1,8 +1,9 @@
 """The chunk-cache count (fastcount.py) is never different from the tokenizer's.
 
-Property tests draw texts from the safe class and from characters just outside it (the ones
-``str.split`` treats differently from BERT, accents, CJK, no-break spaces...), for each family a
-rule covers, with tokenizers built here from the ``tokenizers`` library's own components."""
+Property tests draw texts from printable ASCII and from the characters that could break the
+rule (the ones ``str.split`` treats differently from BERT, other whitespace, format characters,
+accents and combining marks, CJK, emoji...), for each family a rule covers, with tokenizers
+built here from the ``tokenizers`` library's own components."""
 
 from __future__ import annotations
 
@@ -54,7 +55,14 @@ def families(tok) -> dict[str, Tokenizer]:
 
 
 SAFE = "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 \t\n\r.,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|"
-NEAR_MISS = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2028\u3000\x00\x7fé\u0301ñß中文日本語😀\ufffd"
+NEAR_MISS = (
+    "\x0b\x0c\x1c\x1d\x1e\x1f\x85\x00\x7f\x9f"  # control: Python splits at some, BERT deletes them
+    "\xa0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # whitespace BERT turns into a space
+    "\u200b\u200d\u00ad\ufeff\u180e\ue000\U000e0001\ufffd"  # format, private use, replacement
+    "é\u0301\u0308ñßİǅﬁ\u1e9e"  # accents, combining marks, case that changes length
+    "中文日本語한국어\uf900\u3400，。「」"  # CJK: spaced out one by one; CJK punctuation
+    "😀👍🏽Ωω∑√"  # emoji, symbols
+)
 WORDS = ["[MASK]", "[SEP]", "[UNK]", "##ing", "supercalifragilistic", "embedding", "e-mail", "don't", "..."]
 VOCAB_WORDS = ["ab", "cd", "the", "quick", "fox", "token", "##izer", "embedding", "a", "b", "new", "york"]
 text = st.lists(
@@ -71,7 +79,7 @@ text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(texts=st.lists(text, min_size=1, max_size=40))
 def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
     for name, backend in families.items():
@@ -84,11 +92,13 @@ def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
         assert counter.count(texts).tolist() == got.tolist(), name
 
 
-def test_safe_texts_do_take_the_fast_path(families):
+def test_texts_without_control_characters_take_the_fast_path(families):
     counter = FastCounter(families["bert-cased"])
-    counter.count(["Plain ASCII, with punctuation!", "tabs\tand\nnewlines\r\n", "", "   "])
-    counter.count(["café", "a\x0bb", "no\xa0break"])  # each outside the safe class
-    assert (counter.texts, counter.fast) == (7, 4)
+    counter.count(
+        ["Plain ASCII, with punctuation!", "tabs\tand\nnewlines\r\n", "", "   ", "café 中文", "no\xa0break"]
+    )
+    counter.count(["a\x0bb", "x\x85y", "\x1f", "del\x7f"])  # control characters: the tokenizer counts them
+    assert (counter.texts, counter.fast) == (10, 6)
 
 
 def test_other_families_are_not_recognised():
@@ -170,3 +180,17 @@ def test_every_corpus_counts_the_same_with_and_without_the_fast_path(tok, corpor
     )
     lengths = {f: np.flatnonzero(h.counts) for f, h in fast.histograms.items()}
     assert all(len(v) for v in lengths.values())
+
+
+def test_the_chinese_characters_are_those_bert_pads(tok):
+    """Code point by code point, the list fastcount pads is the one BERT's normalizer pads."""
+    from lenprof.fastcount import _CHINESE
+
+    normalize = tok.backend.normalizer.normalize_str
+    for cp in range(0x80, 0x30000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        out = normalize(f"x{c}x")
+        padded = out.startswith("x ") and out.endswith(" x") and len(out) >= 5
+        assert padded == bool(_CHINESE.fullmatch(c)), hex(cp)

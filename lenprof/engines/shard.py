@@ -26,7 +26,8 @@ from ..columns import ColumnKinds
 from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
-from ..outputs import dumps, reject_record
+from ..jsontext import dumps
+from ..outputs import reject_record
 from ..stats import TEXT_FIELDS, InputCount, ScanStats
 from .plan import Shard, WorkerSetup
 

@@ -12,11 +12,11 @@ import json
 
 import numpy as np
 
-from .. import __version__
 from ..checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
 from ..profile import Profile
 from ..recommend import Candidate, cost_at
 from ..stats import FIELDS
+from ..version import __version__
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#1d1d1f;padding:0 1rem}

@@ -1,0 +1,263 @@
+"""``lenprof scan``: profile token lengths, check and repair rows, recommend max lengths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import click
+
+from ..buckets import LengthBuckets
+from ..engines import ENGINES, get_engine
+from ..engines.plan import DEFAULT_SHARD_BYTES
+from ..options import MAX_LINE_BYTES, ScanOptions
+from ..recommend import NothingToRecommend
+from ..report import FORMATS
+from ..schema import Fields
+from .common import UsageProblem, emit, log, usage_errors
+
+
+def _progress(quiet: bool):
+    """Per input: bytes read of its size, rows, rate and time left, on stderr, only on a
+    terminal; transient, and never on stdout."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        return contextlib.nullcontext(None)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--tokenizer",
+    envvar="LENPROF_TOKENIZER",
+    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
+)
+@click.option(
+    "--fields",
+    "fields_spec",
+    metavar="ROLE=COLUMN,...",
+    help="Read other columns, e.g. query=anchor,pos=positive,neg=negative (mapped string columns count as one-item lists).",
+)
+@click.option(
+    "--query-instruction",
+    metavar="TEXT",
+    help="Prepended to every query, as FlagEmbedding's query_instruction_for_retrieval (a row's own 'prompt' replaces it).",
+)
+@click.option(
+    "--query-instruction-format",
+    default="{}{}",
+    show_default=True,
+    help="How instruction and query are joined.",
+)
+@click.option(
+    "--passage-instruction",
+    metavar="TEXT",
+    help="Prepended to every passage (passage_instruction_for_retrieval).",
+)
+@click.option("--passage-instruction-format", default="{}{}", show_default=True)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=95.0,
+    show_default=True,
+    help="Percentile of texts that must fit untruncated.",
+)
+@click.option(
+    "--multiple-of",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Round lengths up to a multiple of this.",
+)
+@click.option(
+    "--min-neg",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Drop rows with fewer negatives left (FlagEmbedding crashes on none; 0 keeps them).",
+)
+@click.option(
+    "--train-group-size",
+    type=click.IntRange(min=1),
+    help="Warn about rows with fewer than this minus one negatives.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="table",
+    show_default=True,
+    help="What stdout carries.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON profile here.")
+@click.option(
+    "--clean-out",
+    type=click.Path(dir_okay=False),
+    help="Write kept rows, repaired, in input order (.jsonl, .jsonl.gz or .parquet).",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Write dropped rows as JSON lines with source, line, reason, detail, raw.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="Also write a self-contained HTML report (plots, candidate cuts, checks with examples).",
+)
+@click.option(
+    "--split-by-length",
+    "split_edges",
+    metavar="EDGES",
+    help="Also write kept rows into one file per length bucket, e.g. 0,256,512,1024 (a row's length is its longest text), for FlagEmbedding's same-dataset mode.",
+)
+@click.option("--split-dir", type=click.Path(file_okay=False), help="Folder for --split-by-length files.")
+@click.option(
+    "--token-budget",
+    type=click.IntRange(min=1),
+    help="With --split-by-length: tokens one step may hold; sets each bucket's batch_size (uses --train-group-size, default 8).",
+)
+@click.option("--fail-on-drop", is_flag=True, help="Exit 1 when any row was dropped.")
+@click.option(
+    "--max-line-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_LINE_BYTES,
+    show_default=True,
+    help="A JSON line longer than this is dropped as line_too_long, read without holding it whole.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    envvar="LENPROF_WORKERS",
+    help="Worker processes [env: LENPROF_WORKERS; default: one per core, none for small inputs]. Results do not depend on it.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(list(ENGINES)),
+    default="local",
+    show_default=True,
+    help="Where to scan: this machine, or a Ray cluster (pip install 'lenprof[ray]').",
+)
+@click.option(
+    "--address",
+    envvar="LENPROF_RAY_ADDRESS",
+    help="Ray cluster to join with --engine ray (e.g. ray://head:10001) [env: LENPROF_RAY_ADDRESS; default: start a local Ray].",
+)
+@click.option(
+    "--shard-size",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SHARD_BYTES / (1 << 20),
+    show_default=True,
+    help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
+)
+@click.option(
+    "--exact-only",
+    is_flag=True,
+    help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
+def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+                 passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
+                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
+                 address, shard_size, exact_only, quiet) -> None:  # fmt: skip
+    """Profile token lengths, check and repair rows, and recommend max lengths.
+
+    PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
+    """
+    from ..scan import scan
+
+    if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
+        raise UsageProblem(
+            "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
+        )
+    with usage_errors():
+        options = ScanOptions(
+            fields=Fields.parse(fields_spec),
+            query_instruction=query_instruction,
+            query_instruction_format=query_instruction_format,
+            passage_instruction=passage_instruction,
+            passage_instruction_format=passage_instruction_format,
+            coverage=coverage,
+            multiple_of=multiple_of,
+            min_neg=min_neg,
+            train_group_size=train_group_size,
+            max_line_bytes=max_line_bytes,
+        )
+        split = None
+        if split_edges:
+            split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
+        with _progress(quiet) as progress:
+            tasks: dict[int, int] = {}
+
+            def advance(event) -> None:
+                if event.input not in tasks:
+                    tasks[event.input] = progress.add_task(event.path, total=event.total, rows=0)
+                task = tasks[event.input]
+                progress.update(
+                    task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows
+                )
+
+            profile = scan(
+                paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
+                report_out=report, split=split, engine=get_engine(engine, workers, address),
+                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
+                on_progress=advance if progress else None,
+            )  # fmt: skip
+        try:
+            rendered = FORMATS[fmt](profile)
+        except NothingToRecommend as exc:
+            raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
+
+    emit(rendered)
+    failed = profile.run.get("counting", {}).get("fast_path_failed")
+    if failed:
+        log(
+            quiet,
+            f"the chunk-cache count disagreed with the tokenizer ({failed}); every text was counted again by the tokenizer",
+        )
+    for path, what in ((out, "profile"), (report, "report")):
+        if path:
+            log(quiet, f"{what} written to {path}")
+    for name, entry in profile.buckets.items():
+        size = f", batch_size {entry['batch_size']}" if entry["batch_size"] is not None else ""
+        log(
+            quiet,
+            f"{entry['rows']} rows (longest {entry['max_len']} tokens{size}) written to {os.path.join(split_dir, name)}",
+        )
+    if clean_out:
+        log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
+    if rejects:
+        log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
+    elif profile.dropped:
+        log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
+    if profile.samples.read and not profile.samples.kept:
+        reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
+        hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
+        log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
+    if fail_on_drop and profile.dropped:
+        raise SystemExit(1)

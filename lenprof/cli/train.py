@@ -1,0 +1,131 @@
+"""``lenprof train``: scan the data, then fine-tune on the cleaned rows with the loss watched."""
+
+from __future__ import annotations
+
+import click
+
+from .common import UsageProblem, emit, usage_errors
+
+
+@click.command("train")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--model", help="Hub id or folder [default: the packaged all-MiniLM-L6-v2].")
+@click.option(
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the model, metrics.jsonl, loss.png and reports go.",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False),
+    help="Take lengths from a saved scan profile.",
+)
+@click.option("--query-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
+@click.option("--passage-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Queries per device per step.",
+)
+@click.option(
+    "--train-group-size",
+    "group_size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="1 positive + (n - 1) negatives per query.",
+)
+@click.option("--no-in-batch-neg", is_flag=True, help="Score each query against its own group only.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean"]),
+    help="[default: the model's sentence-transformers config, else cls]",
+)
+@click.option("--query-instruction", metavar="TEXT")
+@click.option("--query-instruction-format", default="{}{}", show_default=True)
+@click.option("--passage-instruction", metavar="TEXT")
+@click.option("--passage-instruction-format", default="{}{}", show_default=True)
+@click.option("--gradient-checkpointing", is_flag=True)
+@click.option(
+    "--group-by-length", is_flag=True, help="Batch texts of similar length together (less padding)."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["no", "fp16", "bf16"]),
+    help="[default: bf16 (else fp16) on GPU, fp32 on CPU]",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--save-steps", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in OUTPUT_DIR/checkpoints.")
+@click.option(
+    "--eval-split",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of rows held out for recall@10 / MRR@10 before and after.",
+)
+@click.option("--on-collapse", type=click.Choice(["recover", "stop"]), default="recover", show_default=True)
+@click.option(
+    "--collapse-steps",
+    type=click.IntRange(min=2),
+    default=20,
+    show_default=True,
+    help="Steps of near-zero loss that make a collapse.",
+)
+@click.option("--max-recoveries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def train_command(paths, model, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
+                  group_size, no_in_batch_neg, temperature, learning_rate, warmup_ratio, max_grad_norm, pooling,
+                  query_instruction, query_instruction_format, passage_instruction, passage_instruction_format,
+                  gradient_checkpointing, group_by_length, precision, seed, save_steps, resume, eval_split, on_collapse, collapse_steps,
+                  max_recoveries, quiet) -> None:  # fmt: skip
+    """Fine-tune an embedding model on DATA, cleaned by a scan, at the recommended lengths.
+
+    The loss is watched live (metrics.jsonl, loss.png): easy batches are counted, a collapse
+    restores the last healthy weights and halves the learning rate. Runs on CPU, one GPU, or
+    several under `accelerate launch -m lenprof train ...` / torchrun.
+    """
+    try:
+        import accelerate  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UsageProblem(
+            f"lenprof train needs the train extra ({exc.name} is missing): pip install 'lenprof[train]'"
+        ) from exc
+    from ..train.run import TrainSetupError, default_model, scan_then_train, summary
+    from ..train.trainer import TrainConfig, TrainError
+
+    with usage_errors():
+        cfg = TrainConfig(
+            data="", model=default_model(model), output_dir=output_dir, query_max_len=query_max_len,
+            passage_max_len=passage_max_len, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+            group_size=group_size, in_batch_negatives=not no_in_batch_neg, temperature=temperature,
+            learning_rate=learning_rate, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm, pooling=pooling,
+            query_instruction=query_instruction, query_instruction_format=query_instruction_format,
+            passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
+            gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, mixed_precision=precision,
+            seed=seed, save_steps=save_steps, resume=resume, eval_split=eval_split, on_collapse=on_collapse,
+            collapse_steps=collapse_steps, max_recoveries=max_recoveries,
+        )  # fmt: skip
+        try:
+            _, report = scan_then_train(
+                paths,
+                cfg,
+                profile_path,
+                log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+            )
+        except (TrainError, TrainSetupError) as exc:
+            raise UsageProblem(str(exc)) from exc
+    emit(summary(report, output_dir))
+    if report["stopped"]:
+        raise SystemExit(1)
