@@ -53,7 +53,7 @@ def main() -> None:
     pooling = default_pooling(model)
     work = Path(tempfile.mkdtemp(prefix="lenprof-train-bench-"))
     profile = scan(str(args.data), tokenizer=model, clean_out=str(work / "clean.jsonl"))
-    q_len, p_len = profile.recommendation["query_max_len"], profile.recommendation["passage_max_len"]
+    q_len, p_len = profile.recommendation.lengths()
     lines = (work / "clean.jsonl").read_text().splitlines()
     random.Random(0).shuffle(lines)
     (work / "eval.jsonl").write_text("\n".join(lines[: args.eval_rows]) + "\n")
