@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import msgspec
 import numpy as np
@@ -344,17 +345,19 @@ def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> 
 # --- rules beyond one row --------------------------------------------------------------------------
 
 
-def dedup_key(row: Checked) -> tuple[str, ...]:
+def dedup_key(row: Checked) -> tuple:
     """What makes two rows the same: the stripped query and the set of stripped positives.
 
     A tuple, not texts joined with a separator, so no two different rows share a key whatever
-    characters their texts hold (``["eta", "theta"]`` is not ``["eta\\x1etheta"]``); its hash
-    is the row's fingerprint.
+    characters their texts hold (``["eta", "theta"]`` is not ``["eta\\x1etheta"]``); each text
+    comes with its length, because Python's hash of ``"中"`` is that of ``"-N"`` (see
+    ``fingerprints.py``). Its hash is the row's fingerprint.
 
         >>> dedup_key(check_row(b'{"query": "q ", "pos": ["b", "a", "a"], "neg": ["n"]}', Fields()))
-        ('q', 'a', 'b')
+        (1, 'q', 1, 'a', 1, 'b')
     """
-    return (row.query.strip(), *sorted(set(map(str.strip, row.pos))))
+    texts = (row.query.strip(), *sorted(set(map(str.strip, row.pos))))
+    return tuple(chain.from_iterable((len(t), t) for t in texts))
 
 
 DUPLICATE_ROW = Dropped("duplicate_row", "same query and positives as an earlier kept row")

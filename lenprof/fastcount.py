@@ -39,10 +39,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from .fingerprints import FingerprintMap, fingerprints
 from .tokenize import count_tokens
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
@@ -57,7 +59,7 @@ _CHINESE = re.compile(
 )
 CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
-MAX_CACHED_CHUNKS = 1_000_000  # ~120 MB; a full cache starts afresh (time, never results)
+MAX_CACHED_CHUNKS = 8_000_000  # ~100 MB; a full cache starts afresh (time, never results)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class FastCounter:
     def __init__(self, backend: Any, exact_only: bool = False):
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
-        self.cache: dict[str, int] = {}  # chunk -> its tokens, specials left out
+        self.cache = FingerprintMap()  # chunk -> its tokens, specials left out
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
 
@@ -129,24 +131,31 @@ class FastCounter:
             self._check([texts[i] for i in fast], out[fast])
         return out
 
-    def _chunked(self, texts: list[str]) -> list[int]:
-        cache, specials = self.cache, self.rule.specials  # type: ignore[union-attr]
+    def _chunked(self, texts: list[str]) -> np.ndarray:
+        """Counts of safe texts: each distinct chunk is looked up by its fingerprint (12 bytes a
+        chunk in sorted arrays, not a dict of strings), the new ones tokenized, and each text's
+        chunks summed with numpy."""
+        specials = self.rule.specials  # type: ignore[union-attr]
         if self.rule.pad_chinese:  # type: ignore[union-attr]
             pad = _CHINESE.sub
             pieces = [(text if text.isascii() else pad(r" \1 ", text)).split() for text in texts]
         else:
             pieces = [text.split() for text in texts]
-        new = set().union(*pieces).difference(cache)  # a dict argument: lookups, no copy
-        if len(cache) + len(new) > MAX_CACHED_CHUNKS:
-            cache.clear()
-            new = set().union(*pieces)
-        if new:
-            chunks = list(new)
-            cache.update(zip(chunks, self._chunk_counts(chunks), strict=True))
-        get = cache.__getitem__
-        return [specials + sum(map(get, chunks)) for chunks in pieces]
+        sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        flat = list(chain.from_iterable(pieces))
+        prints, first, inverse = np.unique(fingerprints(flat), return_index=True, return_inverse=True)
+        if len(self.cache) > MAX_CACHED_CHUNKS:
+            self.cache = FingerprintMap()
+        counts = self.cache.get(prints).astype(np.int64)
+        missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
+        if len(missing):
+            counts[missing] = self._chunk_counts([flat[i] for i in first[missing].tolist()])
+            self.cache.put(prints[missing], counts[missing])
+        ends = np.cumsum(sizes)
+        running = np.concatenate([[0], np.cumsum(counts[inverse])])
+        return specials + running[ends] - running[ends - sizes]
 
-    def _chunk_counts(self, chunks: list[str], per_text: int = 64) -> list[int]:
+    def _chunk_counts(self, chunks: list[str], per_text: int = 64) -> np.ndarray:
         """Tokens of each chunk, specials left out. Chunks go to the tokenizer joined by spaces,
         ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
         is given to the chunk its offset falls in."""
@@ -161,7 +170,7 @@ class FastCounter:
             token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
             owner = np.searchsorted(at, token_starts, side="right") - 1
             counts[g * per_text : g * per_text + len(at)] = np.bincount(owner, minlength=len(at))
-        return counts.tolist()
+        return counts
 
     def _check(self, texts: list[str], counts: np.ndarray) -> None:
         """Count some of the texts the full way too; a difference stops the fast path."""

@@ -6,8 +6,8 @@ geometrically (like an LSM tree): a new array merges into the newest while that 
 ``MERGE`` times larger, so each member is re-sorted O(log n) times in total, and a lookup is one
 ``searchsorted`` per array. Memory is 8 bytes per member, 16 transiently while arrays merge.
 
-Fingerprints are Python's own 64-bit string hash (SipHash-1-3): a string caches its hash, so a
-text hashed once while de-duplicating a shard costs nothing more. The hash is salted per process
+Fingerprints are Python's own 64-bit string hash (SipHash-1-3) mixed with the length (see
+:func:`fingerprints`): a string caches its hash, so hashing costs little. The hash is salted per process
 (PYTHONHASHSEED): every fingerprint of a scan is made in one process, or in worker processes
 started with the same fixed seed, so they always agree. Two different keys collide with
 probability ~n²/2⁶⁵: about one in 300,000 for 10M distinct keys.
@@ -23,7 +23,7 @@ probability ~n²/2⁶⁵: about one in 300,000 for 10M distinct keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -32,9 +32,25 @@ import numpy as np
 MERGE = 4
 
 
-def fingerprints(texts: Iterable[str]) -> np.ndarray:
-    """64-bit fingerprints of texts, valid within this process (or processes sharing its seed)."""
-    return np.fromiter(map(hash, texts), dtype=np.int64).view(np.uint64)
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is one-to-one on 64-bit lengths
+
+
+def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
+    """64-bit fingerprints of strings (or tuples of them), valid within this process (or
+    processes sharing its seed).
+
+    Python hashes a string's internal buffer, which holds one, two or four bytes a character
+    depending on the widest one, so two different strings can hash alike: ``"中"`` (U+4E2D,
+    bytes 2D 4E) and ``"-N"`` (bytes 2D 4E). Their lengths differ whenever their buffers are
+    alike, so the length is mixed in:
+
+        >>> hash("中") == hash("-N"), len(set(fingerprints(["中", "-N"]).tolist()))
+        (True, 2)
+    """
+    texts = texts if isinstance(texts, (list, tuple)) else list(texts)
+    n = len(texts)
+    hashes = np.fromiter(map(hash, texts), dtype=np.int64, count=n).view(np.uint64)
+    return hashes ^ (np.fromiter(map(len, texts), dtype=np.uint64, count=n) * _SPREAD)
 
 
 def _merge_runs(runs: list[np.ndarray], run: np.ndarray) -> None:
@@ -168,16 +184,20 @@ class FingerprintMap:
         for hit, _ in self._locate(uniq):
             present |= hit
         new[first[~present]] = True
-        fresh = uniq[~present]
-        if len(fresh):
-            run, vals = fresh, np.full(len(fresh), self.UNKNOWN, dtype=np.uint32)
-            while self._runs and len(self._runs[-1][0]) <= MERGE * len(run):
-                old_run, old_vals = self._runs.pop()
-                merged = np.concatenate([old_run, run])
-                order = np.argsort(merged, kind="stable")
-                run, vals = merged[order], np.concatenate([old_vals, vals])[order]
-            self._runs.append((run, vals))
+        self.put(uniq[~present], np.full(int((~present).sum()), self.UNKNOWN, dtype=np.uint32))
         return new
+
+    def put(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Add keys that are not present yet, sorted and distinct, with their values."""
+        if len(keys) == 0:
+            return
+        run, vals = np.asarray(keys, dtype=np.uint64), np.asarray(values, dtype=np.uint32)
+        while self._runs and len(self._runs[-1][0]) <= MERGE * len(run):
+            old_run, old_vals = self._runs.pop()
+            merged = np.concatenate([old_run, run])
+            order = np.argsort(merged, kind="stable")
+            run, vals = merged[order], np.concatenate([old_vals, vals])[order]
+        self._runs.append((run, vals))
 
     def assign(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Set the values of claimed keys."""

@@ -296,3 +296,34 @@ def test_warnings_do_not_change_fates(tok, tmp_path):
     p = scan(str(src), ScanOptions(train_group_size=3), tokenizer=tok)
     assert p.samples.kept == 2
     assert p.samples.warnings == {"over_model_limit": 1, "few_negatives": 1}
+
+
+def test_a_bom_counts_only_at_the_start_of_a_file_whatever_the_shards(tok, tmp_path):
+    """A BOM opens a file; one at the start of a later line is that line's bytes (malformed)."""
+    rows = [json.dumps({"query": f"q{i}", "pos": [f"p{i}"], "neg": [f"n{i}"]}).encode() for i in range(400)]
+    data = b"\xef\xbb\xbf" + b"\n".join(rows[:200] + [b"\xef\xbb\xbf" + rows[200]] + rows[201:]) + b"\n"
+    plain = tmp_path / "bom.jsonl"
+    plain.write_bytes(data)
+    packed = tmp_path / "bom.jsonl.gz"
+    packed.write_bytes(gzip.compress(data))
+    for path in (plain, packed):
+        for shard_bytes in (1, 2000, 4 << 20):
+            p = scan(str(path), tokenizer=tok, shard_bytes=shard_bytes)
+            assert (p.samples.kept, p.samples.dropped) == (399, {"malformed_json": 1}), (path, shard_bytes)
+            assert p.examples["malformed_json"][0].line == 201
+
+
+def test_texts_whose_python_hashes_collide_are_told_apart(tok, oracle, tmp_path):
+    """Python hashes "中" (U+4E2D) and "-N" (bytes 2D 4E) alike: neither the length cache nor
+    duplicate detection may take one for the other."""
+    assert hash("中") == hash("-N")
+    rows = [
+        {"query": "中", "pos": ["x"], "neg": ["-N"]},
+        {"query": "-N", "pos": ["x"], "neg": ["中"]},
+    ]
+    src = write_lines(tmp_path / "c.jsonl", [json.dumps(r, ensure_ascii=False).encode() for r in rows])
+    for workers in (1, 2):
+        p = scan(str(src), tokenizer=tok, workers=workers, shard_bytes=1)
+        assert p.samples.kept == 2 and p.samples.dropped == {}
+        assert p.histograms["query"].tokens == sum(oracle(["中", "-N"])) == 7
+        assert p.unique["query"] == 2 and p.unique["passage"] == 3

@@ -58,11 +58,7 @@ class Shard:
     lines: list[bytes | LineTooLong] | None = None  # a decompressed piece, as physical lines
     rows: Any = None  # a Parquet piece: a pyarrow RecordBatch
     done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
-
-    @property
-    def at_file_start(self) -> bool:
-        """Its first line is the file's first line (where a UTF-8 BOM may stand)."""
-        return self.lines is not None or self.start == 0
+    first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
 
 
 @dataclass(frozen=True)
@@ -118,19 +114,19 @@ class Plan:
             else:
                 cuts = cut_points(item.path, self.shard_bytes) + [item.size]
                 for a, b in zip(cuts, cuts[1:], strict=False):
-                    yield Shard(i, item.path, a, b, done=b)
+                    yield Shard(i, item.path, a, b, done=b, first=a == 0)
 
     def _stream(self, i: int, item: InputFile) -> Iterator[Shard]:
         where: dict[str, int] = {}
         blocks = decompressed_blocks(item, where)
         pending: list[bytes | LineTooLong] = []
-        cut_at = self.shard_bytes
+        cut_at, first = self.shard_bytes, True
         for lines in iter_lines(blocks, self.options.max_line_bytes, 4 * self.options.raw_limit):
             pending += lines
             if where["decompressed"] >= cut_at:
-                yield Shard(i, item.path, lines=pending, done=where["disk"])
-                pending, cut_at = [], where["decompressed"] + self.shard_bytes
-        yield Shard(i, item.path, lines=pending, done=item.size)
+                yield Shard(i, item.path, lines=pending, done=where["disk"], first=first)
+                pending, cut_at, first = [], where["decompressed"] + self.shard_bytes, False
+        yield Shard(i, item.path, lines=pending, done=item.size, first=first)
 
     def _parquet(self, i: int, item: InputFile) -> Iterator[Shard]:
         size = item.size

@@ -116,7 +116,7 @@ class ShardWork:
         blank = 0
         for r, record in enumerate(records):
             if type(record) is bytes:
-                if r == 0 and shard.at_file_start and record.startswith(BOM):
+                if r == 0 and shard.first and record.startswith(BOM):
                     record = record[len(BOM) :]
                 if record.endswith(b"\r"):
                     record = record[:-1]
