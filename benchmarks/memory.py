@@ -16,9 +16,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import measure  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -33,23 +35,6 @@ q = [len(x) for x in tok([r["query"] for r in rows])["input_ids"]]
 p = [len(x) for x in tok([t for r in rows for t in r["pos"] + r["neg"]])["input_ids"]]
 print(np.percentile(q, 95, method="inverted_cdf"), np.percentile(p, 95, method="inverted_cdf"))
 """
-WRAPPER = (
-    "import resource, subprocess, sys, time\n"
-    "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
-    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, p.returncode)\n"
-    "print(p.stdout, end='')\n"
-)
-
-
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    out = subprocess.run(
-        [sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE, text=True, check=True
-    ).stdout
-    head, _, rest = out.partition("\n")
-    seconds, rss, rc = head.split()
-    if rc != "0":
-        raise SystemExit(f"{' '.join(cmd[:4])} failed with {rc}")
-    return float(seconds), float(rss), rest
 
 
 def main() -> None:

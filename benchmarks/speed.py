@@ -20,10 +20,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import measure  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -44,24 +46,6 @@ out = ds.map(lengths, batched=True, batch_size=1000, remove_columns=ds.column_na
 q = np.array(out["q"]); p = np.concatenate([np.array(x, dtype=np.int64) for x in out["p"]])
 print(int(np.percentile(q, 95, method="inverted_cdf")), int(np.percentile(p, 95, method="inverted_cdf")), int(q.sum() + p.sum()))
 """
-
-
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """One run in a wrapper process, so that the peak RSS is this run's alone."""
-    wrapper = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, p.returncode)\n"
-        "print(p.stdout, end='')\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", wrapper, *cmd], stdout=subprocess.PIPE, text=True, check=True
-    ).stdout
-    head, _, rest = out.partition("\n")
-    seconds, rss, rc = head.split()
-    if rc != "0":
-        raise SystemExit(f"{' '.join(cmd[:4])} failed with {rc}")
-    return float(seconds), float(rss), rest
 
 
 def main() -> None:

@@ -195,7 +195,7 @@ class RowSink:
     """Bytes of JSON lines, appended in order (gzip-compressed for ``.gz`` targets)."""
 
     def __init__(self, target: str, tmp: Path):
-        self.target, self.rows = target, 0
+        self.target = target
         try:
             self._raw: IO[bytes] = open(tmp, "wb")
         except OSError as exc:
@@ -207,8 +207,7 @@ class RowSink:
             else self._raw
         )
 
-    def write(self, lines: bytes, rows: int) -> None:
-        self.rows += rows
+    def write(self, lines: bytes) -> None:
         try:
             self._fh.write(lines)
         except OSError as exc:

@@ -72,14 +72,14 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
     def write(shard: Shard, result: ShardResult) -> None:
         if out.clean:
             sink = txn.rows(out.clean)
-            sink.write(result.clean, result.stats.kept)
+            sink.write(result.clean)
             if result.kinds is not None:
                 sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
         if out.rejects:
-            txn.rows(out.rejects).write(result.rejects, sum(result.stats.dropped.values()))
+            txn.rows(out.rejects).write(result.rejects)
         for bucket, (lines, rows, longest) in result.buckets.items():
             path = out.buckets.path(plan.stems[shard.input], bucket)  # type: ignore[union-attr]
-            txn.rows(path).write(lines, rows)
+            txn.rows(path).write(lines)
             entry = buckets.setdefault(
                 os.path.basename(path),
                 {

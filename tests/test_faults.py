@@ -354,7 +354,7 @@ def test_write_errors_name_the_path(tmp_path, data, monkeypatch, code):
     clean, profile = tmp_path / "clean.jsonl", tmp_path / "profile.json"
     profile.write_text("old")
 
-    def failing_write(self, lines, rows):
+    def failing_write(self, lines):
         raise outputs.write_failed(self.target, OSError(code, os.strerror(code)))
 
     monkeypatch.setattr(outputs.RowSink, "write", failing_write)

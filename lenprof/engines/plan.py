@@ -100,10 +100,6 @@ class Plan:
             buckets=o.buckets,
         )
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(i.size for i in self.inputs)
-
     def shards(self) -> Iterator[Shard]:
         """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
         for i, item in enumerate(self.inputs):
