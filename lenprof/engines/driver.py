@@ -16,6 +16,7 @@ of workers or the shard size.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -110,7 +111,9 @@ def drive(
                 exhausted = True
                 break
             w = min(range(executor.workers), key=load.__getitem__)
-            flights[dispatched] = _Flight(shard, w)
+            flights[dispatched] = _Flight(
+                dataclasses.replace(shard, lines=None, rows=None), w
+            )  # no data kept
             send(dispatched, "check", dispatched, shard)
             dispatched += 1
         if exhausted and merged == dispatched:
