@@ -126,10 +126,26 @@ def check_folder(folder: str) -> None:
 
 
 class Transaction:
-    """A run's outputs as temporary files, moved into place together by :meth:`commit`."""
+    """A run's outputs as temporary files, moved into place together by :meth:`commit`.
+
+    As a context manager it commits when the block ends normally and aborts (every temporary
+    file removed, every target as it was) when anything escapes it, an interrupt included."""
 
     def __init__(self) -> None:
         self._files: dict[str, tuple[Path, Any]] = {}  # target -> (temp path, open sink)
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            try:
+                self.commit()
+                return
+            except BaseException:
+                self.abort()
+                raise
+        self.abort()
 
     def _temp(self, target: str) -> Path:
         path = Path(target)

@@ -93,7 +93,7 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             entry["rows"] += rows
             entry["max_len"] = max(entry["max_len"], longest)
 
-    try:
+    with txn:
         for path in (out.clean, out.rejects):
             if path:
                 txn.rows(path)  # an output exists even when no row lands in it
@@ -133,10 +133,6 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             from .report.html import render_html  # matplotlib loads only when a report is asked for
 
             txn.text(out.report, render_html(profile))
-        txn.commit()
-    except BaseException:
-        txn.abort()
-        raise
     return profile
 
 

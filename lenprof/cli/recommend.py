@@ -41,11 +41,6 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> 
             from ..report.html import render_html
 
             vet({"report": report}, [profile_path])
-            txn = Transaction()
-            try:
+            with Transaction() as txn:
                 txn.text(report, render_html(profile))
-                txn.commit()
-            except BaseException:
-                txn.abort()
-                raise
     emit(rendered)
