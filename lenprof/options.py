@@ -50,6 +50,11 @@ class ScanOptions:
             if not ok:
                 raise OptionsError(f"{name} {fmt!r} must take two {{}} fields: instruction, then text")
 
+    @property
+    def line_head_bytes(self) -> int:
+        """Bytes kept of a line over ``max_line_bytes``: enough for ``raw_limit`` characters."""
+        return 4 * self.raw_limit
+
     def query_text(self, query: str, prompt: str | None = None) -> str:
         """The query as FlagEmbedding feeds it: a row's own ``prompt`` replaces the instruction."""
         if self.query_instruction is None:

@@ -117,7 +117,7 @@ class Plan:
         blocks = decompressed_blocks(item, where)
         pending: list[bytes | LineTooLong] = []
         cut_at, first = self.shard_bytes, True
-        for lines in iter_lines(blocks, self.options.max_line_bytes, 4 * self.options.raw_limit):
+        for lines in iter_lines(blocks, self.options.max_line_bytes, self.options.line_head_bytes):
             pending += lines
             if where["decompressed"] >= cut_at:
                 yield Shard(i, item.path, lines=pending, done=where["disk"], first=first)

@@ -102,8 +102,10 @@ class ShardWork:
         if shard.lines is not None:
             return shard.lines
         blocks = file_blocks(shard.path, shard.start, shard.end)
-        keep = 4 * self.options.raw_limit
-        return [line for part in iter_lines(blocks, self.options.max_line_bytes, keep) for line in part]
+        opts = self.options
+        return [
+            line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part
+        ]
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
