@@ -102,8 +102,9 @@ class RayEngine:
                 actors.close()
             if started_here and ray.is_initialized():
                 ray.shutdown()
-            if watcher is not None:
-                watcher.communicate("done")
+            if watcher is not None:  # it looks for stray agents a moment longer, on its own
+                watcher.stdin.write("done")  # type: ignore[union-attr]
+                watcher.stdin.close()  # type: ignore[union-attr]
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}

@@ -4,8 +4,10 @@
 that ends normally shuts it down; a scan that is killed (SIGKILL, OOM) cannot, and those
 processes would run on. The watcher runs in its own session, notes the scan's descendants five
 times a second, and when its stdin closes without the word ``done`` (the scan died), kills each of them
-that is still the same process (checked by start time, so a reused process id is never hit),
-and the Ray processes of the scan's session that lost their parent meanwhile.
+that is still the same process (checked by start time, so a reused process id is never hit).
+Either way it then kills the Ray processes of the scan's session that lost their parent since
+the scan started, looking again for three seconds: a raylet that stops soon after it started
+(a small scan) or that outlives the scan by a moment can leave agents it was still starting.
 
     python .../lenprof/engines/reaper.py SCAN_PID   # stdin: a pipe from the scan; imports nothing
 """
@@ -16,6 +18,9 @@ import os
 import select
 import signal
 import sys
+import time
+
+SWEEPS = 10  # looks, 0.3 s apart, once the scan is gone
 
 
 def _stat(pid: int | str) -> list[str] | None:
@@ -84,22 +89,27 @@ def watch(scan: int) -> None:
         ready, _, _ = select.select([sys.stdin], [], [], 0.2)
         if ready:
             if sys.stdin.read() == "done":
-                return  # Ray was shut down normally
+                # Ray was shut down; only agents a raylet started as it stopped may be left
+                known = {}
             break
         if start_time(scan) is None:
             break
         known.update(descendants(scan))
-    victims = dict(known)
-    for pid in known:  # what they started since the last look
-        victims.update(descendants(pid))
-    victims.update(ray_orphans(session, since))
-    victims.pop(os.getpid(), None)  # the watcher is the scan's child too
-    for pid, started in victims.items():
-        if start_time(pid) == started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    # A raylet that outlives the scan by a moment may still start agents: look a few times.
+    for _ in range(SWEEPS):
+        victims = dict(known)
+        for pid in known:  # what they started since the last look
+            victims.update(descendants(pid))
+        victims.update(ray_orphans(session, since))
+        victims.pop(os.getpid(), None)  # the watcher is the scan's child too
+        for pid, started in victims.items():
+            if start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        known.update(victims)
+        time.sleep(0.3)
 
 
 if __name__ == "__main__":
