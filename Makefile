@@ -1,6 +1,7 @@
 # Two entry points, each self-contained on a fresh machine with Python 3.10+:
 #   make demo   set up .venv with what a scan needs, and scan the bundled example corpus
-#   make test   add the extras the tests need (dev, ray, train) and run the whole suite (what CI runs)
+#   make test   add the extras the tests need (dev, ray, train) and FlagEmbedding's own venv, and
+#               run the whole suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,14 +21,25 @@ $(VENV)/.all-extras: $(BIN)/lenprof
 	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
 	touch $@
 
-.PHONY: setup demo test lint
+.PHONY: setup peers demo test lint
 setup: $(VENV)/.all-extras
 
 demo: $(BIN)/lenprof
 	$(BIN)/lenprof scan examples/ --clean-out out/clean.jsonl --rejects out/rejects.jsonl --out out/profile.json
 
-test: $(VENV)/.all-extras
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+# FlagEmbedding itself, in a venv of its own (it pins transformers < 5), for the tests that run
+# the real peer: its data loader on lenprof's output, its trainer with lenprof's callback.
+FE_VENV := .venv-fe
+$(FE_VENV)/.done:
+	$(PYTHON) -m venv $(FE_VENV)
+	$(FE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2
+	touch $@
+
+peers: $(FE_VENV)/.done
+
+test: $(VENV)/.all-extras $(FE_VENV)/.done
+	OMP_NUM_THREADS=1 LENPROF_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.all-extras
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -65,3 +65,22 @@ def oracle():
 def write_lines(path: Path, lines: list[bytes], end: bytes = b"\n") -> Path:
     path.write_bytes(b"".join(line + end for line in lines))
     return path
+
+
+FLAGEMBEDDING_VENV = Path(os.environ.get("LENPROF_FLAGEMBEDDING_VENV", REPO / ".venv-fe"))
+
+
+@pytest.fixture(scope="session")
+def flagembedding_python() -> Path:
+    """The python of a venv holding FlagEmbedding itself (its pins clash with ours: transformers < 5).
+
+    `make test` builds it (`make peers`, at .venv-fe); elsewhere those tests skip unless
+    LENPROF_REQUIRE_PEERS=1 (CI), which makes them required.
+    """
+    python = FLAGEMBEDDING_VENV / "bin" / "python"
+    if not python.exists():
+        message = f"no FlagEmbedding venv at {FLAGEMBEDDING_VENV} (run `make peers` or set LENPROF_FLAGEMBEDDING_VENV)"
+        if os.environ.get("LENPROF_REQUIRE_PEERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
