@@ -251,6 +251,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     metrics = MetricsLog(out / "metrics.jsonl", step if resumed else None, accelerator.is_main_process)
     if resumed:
         guard.load_state(resumed, metrics.kept)
+    snapshot.take(step + 1, inner, optimizer)  # where the run begins is healthy by definition
     start, next_probe = time.perf_counter(), 0
     try:
         while step < total and not guard.stopped:
