@@ -201,18 +201,19 @@ def test_length_grouped_batches_cut_padding_and_lose_nothing():
     assert padding(grouped) < padding(plain)
 
 
-def test_data_parallel_with_two_processes(tmp_path):
-    """DDP through accelerate, on CPU with the gloo backend: the same code path as several GPUs."""
+@pytest.mark.parametrize("cross_device", [False, True])
+def test_data_parallel_with_two_processes(tmp_path, cross_device):
+    """DDP through accelerate, on CPU with the gloo backend: the same code path as several GPUs;
+    with --negatives-cross-device each query meets both processes' passages."""
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    accelerate = str(Path(sys.executable).parent / "accelerate")
+    # torchrun (torch.distributed.run): `accelerate launch --cpu --num_processes 2` starts one process
     proc = subprocess.run(
-        [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "-m", "lenprof", "train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path),
-         "--model", MODEL, "--max-steps", "2", "--batch-size", "2", "--train-group-size", "3", "-q"],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lenprof", "train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path),
+         "--model", MODEL, "--max-steps", "2", "--batch-size", "2", "--train-group-size", "3", "-q",
+         *(["--negatives-cross-device"] if cross_device else [])],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -222,6 +223,14 @@ def test_data_parallel_with_two_processes(tmp_path):
         2,
     ]  # main process only
     assert (tmp_path / "model.safetensors").exists()
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["world_size"] == 2
+    assert report["candidates_per_query"] == (2 * 2 * 3 if cross_device else 2 * 3)
+    rates = [json.loads(x)["lr"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rates == [1e-5, 5e-6]  # linear decay over 2 global steps, not stepped once per process
+    assert all(
+        math.isfinite(json.loads(x)["loss"]) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    )
 
 
 def metrics_of(folder):

@@ -17,13 +17,14 @@ import torch
 
 
 class Snapshot:
-    def __init__(self, where: str = "memory", folder: str | Path | None = None):
+    def __init__(self, where: str = "memory", folder: str | Path | None = None, rank: int = 0):
         if where not in ("memory", "disk"):
             raise ValueError(f"snapshot must be memory or disk, got {where!r}")
         if where == "disk" and folder is None:
             raise ValueError("a disk snapshot needs a folder")
         self.where = where
-        self.path = Path(folder) / "healthy.pt" if folder is not None else None
+        name = "healthy.pt" if rank == 0 else f"healthy-rank{rank}.pt"  # one file per process
+        self.path = Path(folder) / name if folder is not None else None
         self.step: int | None = None  # the step whose loss these weights produced
         self._state: tuple[dict, dict | None] | None = None
 

@@ -129,13 +129,19 @@ def _encode(model, tokenizer, texts: list[str], max_len: int, device, batch: int
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
 
-    accelerator = Accelerator(mixed_precision=_precision(cfg))
+    # cpu=True on a machine without CUDA: only then does accelerate join the processes that
+    # torchrun started into one gloo group (without it each trains alone, silently).
+    # find_unused_parameters: encoders such as BERT carry a pooler that embeddings never use.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(
+        mixed_precision=_precision(cfg), cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp]
+    )
     world = accelerator.num_processes
     # In-batch negatives are this device's passages, or every device's with negatives_cross_device.
     candidates = candidates_per_query(
@@ -186,7 +192,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     total = cfg.max_steps or cfg.epochs * per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays unprepared: accelerate would step it once per process per step, while
+    # ``total`` already counts global steps. It is still saved with checkpoints.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
     inner = accelerator.unwrap_model(model)
 
     report: dict = {
@@ -217,7 +226,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ).to(accelerator.device)
         teacher = torch.tensor([g.scores for g in mine], device=accelerator.device) if distill else None
         with accelerator.autocast():
-            return model(**q_in), model(**p_in), teacher  # (B, d), (B * G, d), (B, G)
+            q, p = model(**q_in, passages=dict(p_in))  # (B, d), (B * G, d)
+        return q, p, teacher  # teacher: (B, G)
 
     def loss_of(q, p, teacher):
         return contrastive_loss(q, p, cfg.group_size, cfg.temperature, cfg.in_batch_negatives,
@@ -245,7 +255,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         0
     ]
     probe_start = resumed["probe_start"] if resumed and "probe_start" in resumed else probe()
-    snapshot = Snapshot(cfg.snapshot, out)
+    snapshot = Snapshot(cfg.snapshot, out, rank=accelerator.process_index)
     guard = Guard(candidates, snapshot, cfg.collapse_steps, cfg.on_collapse, cfg.max_recoveries,
                   _precision(cfg), log)  # fmt: skip
     metrics = MetricsLog(out / "metrics.jsonl", step if resumed else None, accelerator.is_main_process)
@@ -267,7 +277,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 accelerator.backward(loss * world if cfg.negatives_cross_device else loss)
                 grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
                 loss_value = float(accelerator.reduce(loss.detach(), "mean"))
-                spread = float(p.detach().float().std(dim=0).mean())
+                # every process must see the same numbers, or they would decide differently
+                spread = float(accelerator.reduce(p.detach().float().std(dim=0).mean(), "mean"))
                 lr = current_lr(optimizer)  # what this step uses (halved after a recovery)
                 step += 1
                 events = guard.observe(step, loss_value, grad_norm, lr, spread)
