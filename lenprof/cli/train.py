@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .common import UsageProblem, emit, usage_errors
@@ -153,6 +155,7 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
             )
         except (TrainError, TrainSetupError) as exc:
             raise UsageProblem(str(exc)) from exc
-    emit(summary(report, output_dir))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the first process speaks for all
+        emit(summary(report, output_dir))
     if report["stopped"]:
         raise SystemExit(1)

@@ -150,7 +150,7 @@ class LossHealthCallback(TrainerCallback):
         self._hook_gradients(model)
         resume = state.global_step if state.global_step > 0 else None
         self.metrics = MetricsLog(out / "metrics.jsonl", resume, state.is_world_process_zero)
-        self.snapshot = Snapshot(self.snapshot_where, out)
+        self.snapshot = Snapshot(self.snapshot_where, out, rank=args.process_index)
         self.guard = Guard(self.candidates, self.snapshot, self.collapse_steps, self.on_collapse, self.max_recoveries,
                            self.precision, self.log if state.is_world_process_zero else (lambda m: None))  # fmt: skip
         if resume:
