@@ -179,23 +179,21 @@ class LossHealthCallback(TrainerCallback):
             grad_norm = None  # loss-scaled gradients: not the true norm
         return loss, grad_norm
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def _observe(self, step: int, model, optimizer, before_update: bool) -> None:
         loss, grad_norm = self._step_numbers()
-        step = state.global_step + 1
-        lr = current_lr(optimizer) if optimizer is not None else None
+        lr = current_lr(optimizer) if optimizer is not None and before_update else None
         events = self.guard.observe(step, loss, grad_norm, lr)
-        if self.guard.snapshot_due(step, events):  # these weights produced a healthy loss
+        if before_update and self.guard.snapshot_due(step, events):  # weights that made a healthy loss
             self.snapshot.take(step, model, optimizer)
-        self._pending = {
-            "step": step,
-            "loss": loss,
-            "grad_norm": grad_norm,
-            "lr": lr,
-            "spread": None,
-            "events": events,
-        }
+        self._pending = {"step": step, "loss": loss, "grad_norm": grad_norm, "lr": lr, "spread": None,
+                         "events": events}  # fmt: skip
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+        self._observe(state.global_step + 1, model, optimizer, before_update=True)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        if self._pending is None and self._losses:  # a transformers without on_pre_optimizer_step
+            self._observe(state.global_step, model, optimizer, before_update=False)
         if self._pending is None:
             return
         record, self._pending = self._pending, None

@@ -18,6 +18,7 @@ from a plateau only where the batch size is known (see ``diagnose.infer_candidat
 
 from __future__ import annotations
 
+import builtins
 import copyreg
 import io
 import json
@@ -72,7 +73,7 @@ class _InertUnpickler(pickle.Unpickler):
         if (module, name) in self._SAFE:
             return self._SAFE[(module, name)]
         if module == "builtins" and name in self._BUILTINS:
-            return __builtins__[name] if isinstance(__builtins__, dict) else getattr(__builtins__, name)
+            return getattr(builtins, name)
         return type(name, (_Inert,), {})
 
     def persistent_load(self, pid):  # torch's tensor storages: not needed
