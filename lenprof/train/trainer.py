@@ -235,12 +235,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     def probe() -> float:
         """The loss of a fixed batch (the first of epoch 0), no gradient, no dropout: the run's own
-        measure of whether its weights got better or worse than where they started."""
+        measure of whether its weights got better or worse than where they started. The random
+        state is put back afterwards, so probing leaves the training run as it would have been."""
+        rng = torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         model.eval()
-        with torch.no_grad():
-            value = float(accelerator.reduce(loss_of(*encode(first_batch)).detach(), "mean"))
-        model.train()
-        return value
+        try:
+            with torch.no_grad():
+                return float(accelerator.reduce(loss_of(*encode(first_batch)).detach(), "mean"))
+        finally:
+            model.train()
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None:
+                torch.cuda.set_rng_state_all(rng[1])
 
     step, resumed = 0, None
     ckpt_dir = out / "checkpoints"
@@ -262,6 +268,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if resumed:
         guard.load_state(resumed, metrics.kept)
     snapshot.take(step + 1, inner, optimizer)  # where the run begins is healthy by definition
+    # from_pretrained leaves the encoder in eval mode; train with dropout, as the HF Trainer does
+    # (before, dropout was on only when --eval-split had switched it on)
+    model.train()
     start, next_probe = time.perf_counter(), 0
     try:
         while step < total and not guard.stopped:
