@@ -41,7 +41,7 @@ def ranges(steps):
     return Event("x", steps).ranges()
 
 
-def st_train(out, learning_rate, steps=6):
+def st_train(out, learning_rate, steps=6, **watch):
     """The documented example (README, trainer section), on the bundled example rows."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -58,7 +58,7 @@ def st_train(out, learning_rate, steps=6):
     args = Args(output_dir=str(out), max_steps=steps, per_device_train_batch_size=4, learning_rate=learning_rate,
                 logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                 dataloader_drop_last=True, seed=0)  # fmt: skip
-    callback = LossHealthCallback(loss_module=loss, max_recoveries=1)
+    callback = LossHealthCallback(loss_module=loss, **{"max_recoveries": 1, **watch})
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=data, loss=loss, callbacks=[callback]
     )
@@ -96,6 +96,20 @@ def test_sentence_transformers_absurd_learning_rate_is_caught_live(tmp_path, cap
     report = json.loads((tmp_path / "train_report.json").read_text())
     assert report["recoveries"] == 1 and report["weights"] == "from before step 1"
     assert diagnosed(tmp_path) == (1, {"non_finite": ranges(nan_steps(rows))})  # the same verdict
+
+
+@pytest.mark.slow
+def test_sentence_transformers_collapse_to_ln_candidates_is_caught_live(tmp_path, capsys):
+    """The seed case: the loss goes flat at ln(batch) = ln 4 and stays there (lr 1e-2)."""
+    trainer, callback, _ = st_train(tmp_path, 1e-2, steps=20, collapse_steps=5, on_collapse="stop")
+    rows = metrics_of(tmp_path)
+    ln4 = math.log(4)
+    flat = [r["step"] for r in rows if abs(r["loss"] - ln4) <= 0.03 * ln4]
+    (event,) = [r["step"] for r in rows if r["events"]]
+    assert rows[-1]["events"] == ["uniform_collapse"] and flat[-5:] == list(range(event - 4, event + 1))
+    assert f"lenprof: step {event}: uniform_collapse" in capsys.readouterr().err
+    assert callback.stopped and trainer.state.global_step == event < 20
+    assert diagnosed(tmp_path) == (1, {"uniform_collapse": ranges(flat)})
 
 
 def flagembedding(python, out, learning_rate, *extra):
