@@ -172,3 +172,20 @@ def test_flagembedding_absurd_learning_rate_is_caught_live_and_the_healthy_weigh
     weights = load_file(str(out / "model.safetensors"))
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert diagnosed(out) == (1, {"non_finite": ranges(nan_steps(rows))})
+
+
+@pytest.mark.slow
+def test_flagembedding_collapse_to_ln_candidates_is_caught_live(tmp_path, flagembedding_python):
+    """The seed case in FlagEmbedding itself: lr 1e-2 sends the loss flat at ln(2 x 2) = ln 4."""
+    out = tmp_path / "run"
+    proc = flagembedding(flagembedding_python, out, 1e-2, "--max_steps", "30", "--save_steps", "1000",
+                         "--lenprof_collapse_steps", "5", "--lenprof_on_collapse", "stop")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    rows = metrics_of(out)
+    ln4 = math.log(4)
+    flat = [r["step"] for r in rows if abs(r["loss"] - ln4) <= 0.03 * ln4]
+    (event,) = [r["step"] for r in rows if r["events"]]
+    assert rows[-1]["events"] == ["uniform_collapse"] and flat[-5:] == list(range(event - 4, event + 1))
+    assert f"lenprof: step {event}: uniform_collapse" in proc.stderr
+    assert "FlagEmbedding saved the last healthy weights (from before step 1)" in proc.stderr
+    assert diagnosed(out) == (1, {"uniform_collapse": ranges(flat)})
