@@ -189,3 +189,34 @@ def test_flagembedding_collapse_to_ln_candidates_is_caught_live(tmp_path, flagem
     assert f"lenprof: step {event}: uniform_collapse" in proc.stderr
     assert "FlagEmbedding saved the last healthy weights (from before step 1)" in proc.stderr
     assert diagnosed(out) == (1, {"uniform_collapse": ranges(flat)})
+
+
+@pytest.mark.slow
+def test_diagnose_judges_a_plain_flagembedding_collapse_from_its_own_files(tmp_path, flagembedding_python):
+    """Defect 4 on a real run: FlagEmbedding alone (no callback), lr 1e-2, its checkpoint's
+    trainer_state.json with 4-decimal losses; no flags: the batch size comes from the file, the
+    group size from the plateau."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(flagembedding_python), "-m", "torch.distributed.run", "--nproc_per_node", "1",
+         "-m", "FlagEmbedding.finetune.embedder.encoder_only.base", "--model_name_or_path", MODEL,
+         "--train_data", str(EXAMPLES / "msmarco.jsonl"), "--output_dir", str(out), "--query_max_len", "32",
+         "--passage_max_len", "64", "--train_group_size", "2", "--per_device_train_batch_size", "2",
+         "--learning_rate", "1e-2", "--temperature", "0.02", "--sentence_pooling_method", "mean",
+         "--normalize_embeddings", "True", "--logging_steps", "1", "--max_steps", "12", "--save_steps", "12",
+         "--dataloader_drop_last", "True", "--use_cpu", "True", "--report_to", "none", "--seed", "0"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
+    ln4 = math.log(4)
+    flat = [e["step"] for e in state["log_history"] if "loss" in e and abs(e["loss"] - ln4) <= 0.03 * ln4]
+    assert len(flat) >= 6  # the oracle: most of the run sits at ln 4
+    result = CliRunner().invoke(main, ["diagnose", str(out)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1] == f"uniform_collapse  steps {ranges(flat)} ({len(flat)} logged)"
+    assert (
+        "setup: 4 candidates per query = batch size 2 x group size 2, inferred from the loss plateau"
+        in result.stdout
+    )
