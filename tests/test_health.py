@@ -245,3 +245,18 @@ def test_training_args_are_read_without_running_the_pickle(tmp_path):
         b"cos\nsystem\n(S'touch " + str(tmp_path / "ran").encode() + b"'\ntR."
     )
     assert read_training_args(tmp_path / "evil.bin") == {} and not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("precision, alarms", [("fp16", []), ("no", [3])])
+def test_fp16_gradient_overflow_is_the_scalers_business_not_an_alarm(precision, alarms):
+    """With fp16 the loss scaler starts high and halves on overflowing gradients: inf gradient
+    norms with a finite loss are routine there. A NaN loss is not, in any precision."""
+    from lenprof.train.guard import Guard
+    from lenprof.train.snapshot import Snapshot
+
+    guard = Guard(candidates=8, snapshot=Snapshot(), precision=precision, log=lambda m: None)
+    fired = [s for s in range(1, 5) if guard.observe(s, 1.5, math.inf if s < 4 else 1.0, 1e-5)]
+    assert fired == alarms
+    assert [s for s in range(5, 8) if guard.observe(s, NAN, 1.0, 1e-5)] == (
+        [7] if precision == "fp16" else [5, 6, 7]
+    )

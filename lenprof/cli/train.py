@@ -119,8 +119,8 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
 
     The loss is watched live (metrics.jsonl, loss.png): easy batches are counted, a collapse
     restores the last healthy weights and halves the learning rate. A run that stops keeps the
-    last healthy weights (exit 1). Runs on CPU, one GPU, or several under
-    `accelerate launch -m lenprof train ...` / torchrun.
+    last healthy weights (exit 1). Runs on CPU, one GPU, or several processes under
+    `torchrun --nproc_per_node N -m lenprof train ...` (CPU too) or `accelerate launch` (GPUs).
     """
     try:
         import accelerate  # noqa: F401

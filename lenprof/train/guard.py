@@ -13,6 +13,7 @@ what a stopped run saves is the last healthy weights (or nothing, when none were
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,8 @@ class Guard:
         of the batch's embeddings; under half the first step's it is shrinking, under a tenth
         it has vanished (what a collapse to a constant looks like)."""
         shrinking = vanished = None
+        if self.watchdog.precision == "fp16" and grad_norm is not None and not math.isfinite(grad_norm):
+            grad_norm = None  # with fp16 the loss scaler skips overflowing gradients itself: routine
         if spread is not None and spread == spread:  # not NaN
             self.first_spread = self.first_spread or spread
             shrinking, vanished = spread < 0.5 * self.first_spread, spread < 0.1 * self.first_spread

@@ -271,6 +271,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     # from_pretrained leaves the encoder in eval mode; train with dropout, as the HF Trainer does
     # (before, dropout was on only when --eval-split had switched it on)
     model.train()
+    scaled = getattr(accelerator, "scaler", None) is not None  # fp16's loss scaling
     start, next_probe = time.perf_counter(), 0
     try:
         while step < total and not guard.stopped:
@@ -298,9 +299,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         snapshot.take(step, inner, optimizer)
                     else:
                         next_probe = step + max(1, cfg.collapse_steps // 4)
-                if math.isfinite(loss_value) and math.isfinite(grad_norm):
-                    optimizer.step()
-                    scheduler.step()
+                if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaled):
+                    optimizer.step()  # with fp16 the scaler skips an overflow and lowers its scale
+                    if not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()
                 optimizer.zero_grad()  # a non-finite step is skipped
                 metrics.write({"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
                                "spread": round(spread, 6), "events": [e.kind for e in events]})  # fmt: skip
