@@ -232,6 +232,19 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
+def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None, str]:
+    """The negatives of an n-tuple row: one text per column; a missing or null column has none."""
+    texts = []
+    for name in columns:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None, f"'{name}' must be a string, got {type(value).__name__}"
+        texts.append(value)
+    return texts, ""
+
+
 def check_row(
     data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
 ) -> Checked | Dropped:
@@ -254,8 +267,12 @@ def check_row(
     pos, why = _texts(obj[fields.pos], fields.pos, fields.lenient(fields.pos))
     if pos is None:
         return Dropped("wrong_type", why)
-    has_neg = fields.neg in obj
-    neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
+    if fields.neg_columns:
+        neg, why = _tuple_texts(obj, fields.neg_columns)
+        has_neg = any(c in obj for c in fields.neg_columns)
+    else:
+        has_neg = fields.neg in obj
+        neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
     if neg is None:
         return Dropped("wrong_type", why)
     prompt = obj.get("prompt")
@@ -319,7 +336,10 @@ def check_row(
     if repairs:
         obj = dict(obj)
         _keep(obj, fields.pos, "pos_scores", keep_pos, len(pos))
-        _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
+        if fields.neg_columns:
+            _keep_tuple(obj, fields.neg_columns, [neg[i] for i in keep_neg])
+        else:
+            _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
     return Checked(
         obj,
         query,
@@ -340,6 +360,14 @@ def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> 
     scores = obj.get(scores_key)
     if isinstance(scores, list) and len(scores) == n:
         obj[scores_key] = [scores[i] for i in keep]
+
+
+def _keep_tuple(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
+    """An n-tuple keeps its columns: the negatives left fill them in order, the rest are null
+    (``--min-neg`` set to the number of columns drops such rows instead)."""
+    for i, name in enumerate(columns):
+        if name in obj or i < len(kept):
+            obj[name] = kept[i] if i < len(kept) else None
 
 
 # --- rules beyond one row --------------------------------------------------------------------------

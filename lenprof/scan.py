@@ -106,7 +106,10 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             totals.stats,
             plan.tokenizer.info,
             plan.options,
-            [(i.path, i.describe()["format"]) for i in plan.inputs],
+            [
+                (i.path, i.describe()["format"], *_layout(layout))
+                for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
+            ],
             files,
         )
         profile = dataclasses.replace(
@@ -140,3 +143,10 @@ def _counting_path(plan: Plan, fast: int) -> str:
     """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
     rule = None if plan.exact_only or not fast else recognise(plan.tokenizer.backend)
     return f"chunks:{rule.family}" if rule else "tokenizer"
+
+
+def _layout(layout) -> tuple:
+    """How an input was read, for the profile: nothing when as FlagEmbedding's rows."""
+    if layout is None or layout.name in ("flagembedding", "unknown"):
+        return ()
+    return (layout.name, layout.fields.spec())

@@ -188,6 +188,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
+    FlagEmbedding rows (query, pos, neg) are read as they are, sentence-transformers columns
+    (anchor, positive, negative or negative_1..n) through their mapping; --fields names others.
     """
     from ..scan import scan
 
@@ -233,6 +235,9 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 
+    for item in profile.inputs:
+        if item.layout and item.layout != "as --fields":
+            log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")
     emit(rendered)
     failed = profile.run.get("counting", {}).get("fast_path_failed")
     if failed:
@@ -257,7 +262,10 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
     if profile.samples.read and not profile.samples.kept:
         reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
-        hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
+        hint = {
+            "missing_field": " (does the data use other keys? see --fields)",
+            "no_negatives": " (to train on in-batch negatives only, --min-neg 0 keeps rows without any)",
+        }.get(reason, "")
         log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)

@@ -26,7 +26,9 @@ from ..inputs import (
     parquet_batches,
     parquet_rows_per_batch,
 )
+from ..layouts import Layout, resolve
 from ..options import ScanOptions
+from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
 DEFAULT_SHARD_BYTES = 4 << 20
@@ -66,6 +68,7 @@ class WorkerSetup:
     """What every worker needs, sent once: small and picklable."""
 
     options: ScanOptions
+    fields: tuple[Fields, ...]  # per input: the columns its layout reads
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
     exact_only: bool  # no chunk-cache counting (fastcount.py)
@@ -85,11 +88,16 @@ class Plan:
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
+    layouts: list[Layout] = field(default_factory=list)  # per input
+
+    def fields(self, i: int) -> Fields:
+        return self.layouts[i].fields if self.layouts else self.options.fields
 
     def setup(self) -> WorkerSetup:
         o = self.outputs
         return WorkerSetup(
             options=self.options,
+            fields=tuple(self.fields(i) for i in range(len(self.inputs))),
             tokenizer_json=self.tokenizer.backend.to_str(),
             encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
             exact_only=self.exact_only,
@@ -166,13 +174,17 @@ def make_plan(
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
     out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    options = options or ScanOptions()
+    given = bool(options.fields.mapped)
+    layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     return Plan(
         inputs,
-        options or ScanOptions(),
+        options,
         tok,
         outputs,
         shard_bytes,
         stems(input_paths) if outputs.buckets else [],
         exact_only,
+        layouts,
     )

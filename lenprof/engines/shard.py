@@ -109,7 +109,7 @@ class ShardWork:
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
-        fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
+        fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
         records = self._records(shard)
         drops: list[tuple[int, Dropped, object]] = []
         rows: list[Checked] = []
