@@ -13,7 +13,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from . import cleaned
 from .buckets import LengthBuckets
+from .checks import partial_keys
 from .engines.driver import FastPathFailed, Progress, drive
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
@@ -35,6 +37,7 @@ def scan(
     profile_out: str | None = None,
     report_out: str | None = None,
     split: LengthBuckets | None = None,
+    clean_format: str = "input",
     engine=None,
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
@@ -44,6 +47,8 @@ def scan(
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
 
+    ``clean_out`` is one file, or a folder (``out/``) that mirrors the inputs; ``clean_format``
+    is ``"input"`` (each row as read, repaired) or ``"flagembedding"`` (see ``cleaned.py``).
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
@@ -51,7 +56,7 @@ def scan(
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason.
     """
-    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
+    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
     engine = engine or LocalEngine(workers)
     try:
@@ -68,11 +73,14 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
     out = plan.outputs
     txn = Transaction()
     buckets: dict[str, dict] = {}
+    mirrored = len(set(plan.clean_targets)) > 1 or (out.clean is not None and cleaned.is_folder(out.clean))
+    fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
 
     def write(shard: Shard, result: ShardResult) -> None:
-        if out.clean:
-            sink = txn.rows(out.clean)
+        if out.clean and (result.clean or not mirrored):
+            sink = txn.rows(plan.clean_targets[shard.input], fill)
             sink.write(result.clean)
+            sink.add_keys(result.keys, result.stats.kept)
             if result.kinds is not None:
                 sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
         if out.rejects:
@@ -94,11 +102,18 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             entry["max_len"] = max(entry["max_len"], longest)
 
     with txn:
-        for path in (out.clean, out.rejects):
+        # An output exists even when no row lands in it; but a mirrored file exists only with rows,
+        # as FlagEmbedding's loader fails on an empty file in its folder.
+        for path in (*([] if mirrored else plan.clean_targets), out.rejects):
             if path:
-                txn.rows(path)  # an output exists even when no row lands in it
+                txn.rows(path, fill)
         with engine.executor(plan) as executor:
             totals = drive(plan, executor, write, on_progress)
+        partial_keys(totals.stats.presence, [i.path for i in plan.inputs], totals.stats)
+        if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
+            for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
+                if target in plan.clean_targets:
+                    txn.rows(target).require("prompt")
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
@@ -120,6 +135,12 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
                 "shards": totals.shards,
                 "seconds": round(time.perf_counter() - start, 3),
                 "tokenize_s": round(totals.tokenize_seconds, 3),
+                "filled": {
+                    t: txn.rows(t).missing()
+                    for t in txn.targets()
+                    if t in plan.clean_targets and txn.rows(t).missing()
+                },
+                "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
                 "texts_tokenized": totals.tokenized,
                 "counting": {
                     "path": _counting_path(plan, totals.fast),

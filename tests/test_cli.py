@@ -73,7 +73,10 @@ def test_clean_and_rejects_files(tmp_path):
     result = run(DIRTY, "--clean-out", str(clean), "--rejects", str(rejects))
     assert result.exit_code == 0
     assert result.stderr == (
-        f"lenprof: 3 cleaned rows written to {clean}\nlenprof: 11 dropped rows written to {rejects}\n"
+        f"lenprof: 3 cleaned rows written to {clean}\n"
+        f"lenprof: {clean}: every row has the same keys, written with null as 'pos_scores' on 2 rows, "
+        "null as 'neg_scores' on 2 rows\n"
+        f"lenprof: 11 dropped rows written to {rejects}\n"
     )
     assert len(clean.read_text().splitlines()) == 3 and len(rejects.read_text().splitlines()) == 11
 

@@ -117,8 +117,15 @@ def _progress(quiet: bool):
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON profile here.")
 @click.option(
     "--clean-out",
-    type=click.Path(dir_okay=False),
-    help="Write kept rows, repaired, in input order (.jsonl, .jsonl.gz or .parquet).",
+    type=click.Path(),
+    help="Write kept rows, repaired, in input order: one file (.jsonl, .jsonl.gz or .parquet), or DIR/ for one cleaned file per input under its own name.",
+)
+@click.option(
+    "--clean-format",
+    type=click.Choice(["input", "flagembedding"]),
+    default="input",
+    show_default=True,
+    help="Rows as read (repaired), or FlagEmbedding's query/pos/neg JSON lines whatever the input layout.",
 )
 @click.option(
     "--rejects",
@@ -183,7 +190,7 @@ def _progress(quiet: bool):
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
+                 clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
                  address, shard_size, exact_only, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
@@ -226,7 +233,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
 
             profile = scan(
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
-                report_out=report, split=split, engine=get_engine(engine, workers, address),
+                report_out=report, split=split, clean_format=clean_format, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
                 on_progress=advance if progress else None,
             )  # fmt: skip
@@ -256,6 +263,15 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         )
     if clean_out:
         log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
+    for target in profile.run.get("not_written", []):
+        log(quiet, f"{target}: not written, as no row of its input was kept")
+    for target, missing in profile.run.get("filled", {}).items():
+        filled = [
+            f"{'the --query-instruction' if key == 'prompt' and query_instruction is not None else 'null'} "
+            f"as {key!r} on {n} rows"
+            for key, n in missing.items()
+        ]
+        log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")
     if rejects:
         log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import cleaned
 from .. import outputs as out
 from ..buckets import LengthBuckets, stems
 from ..inputs import (
@@ -38,14 +39,17 @@ DEFAULT_SHARD_BYTES = 4 << 20
 class Outputs:
     """Where a scan writes; every one is optional."""
 
-    clean: str | None = None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet)
+    clean: str | None = (
+        None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet), or DIR/ to mirror the inputs
+    )
     rejects: str | None = None  # dropped rows with line and reason
     profile: str | None = None  # the JSON profile
     report: str | None = None  # the HTML report
     buckets: LengthBuckets | None = None  # kept rows by length, in their own folder
+    clean_format: str = "input"  # or "flagembedding" (see cleaned.py)
 
     def files(self) -> dict[str, str]:
-        return {k: v for k, v in (("clean", self.clean), ("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
+        return {k: v for k, v in (("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class WorkerSetup:
     exact_only: bool  # no chunk-cache counting (fastcount.py)
     cap: int | None
     clean: bool
-    clean_parquet: bool
+    clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file
+    clean_format: str
     rejects: bool
     buckets: LengthBuckets | None
 
@@ -89,6 +94,7 @@ class Plan:
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
     layouts: list[Layout] = field(default_factory=list)  # per input
+    clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
 
     def fields(self, i: int) -> Fields:
         return self.layouts[i].fields if self.layouts else self.options.fields
@@ -103,7 +109,8 @@ class Plan:
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
-            clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
+            clean_parquet=tuple(t.lower().endswith((".parquet", ".pq")) for t in self.clean_targets),
+            clean_format=o.clean_format,
             rejects=o.rejects is not None,
             buckets=o.buckets,
         )
@@ -173,7 +180,9 @@ def make_plan(
             )
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
-    out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
+    files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
+    out.vet(files, input_paths, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)
     layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
@@ -187,4 +196,5 @@ def make_plan(
         stems(input_paths) if outputs.buckets else [],
         exact_only,
         layouts,
+        clean,
     )

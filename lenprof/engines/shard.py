@@ -16,19 +16,30 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
 
-from ..checks import DUPLICATE_ROW, Checked, Dropped, check_row, dedup_key, length_warnings
+from ..checks import (
+    DUPLICATE_ROW,
+    WATCHED_KEYS,
+    Checked,
+    Dropped,
+    check_row,
+    dedup_key,
+    length_warnings,
+    watched_keys,
+)
+from ..cleaned import flagembedding_row
 from ..columns import ColumnKinds
 from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..outputs import reject_record
-from ..stats import TEXT_FIELDS, InputCount, ScanStats
+from ..stats import TEXT_FIELDS, InputCount, KeyPresence, ScanStats
 from .plan import Shard, WorkerSetup
 
 
@@ -55,6 +66,7 @@ class ShardResult:
     index: int
     stats: ScanStats
     clean: bytes = b""  # kept rows as JSON lines
+    keys: Counter[str] = field(default_factory=Counter)  # of the kept rows: how many hold each key
     kinds: ColumnKinds | None = None  # of the kept rows' values, for a Parquet clean output
     rejects: bytes = b""
     buckets: dict[int, tuple[bytes, int, int]] = field(
@@ -243,11 +255,16 @@ class ShardWork:
                 for i in hits[:5].tolist():
                     stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
         row_max = row_max if everyone else row_max[kept_idx]
+        stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
 
         if setup.clean:
-            result.clean = "".join([dumps(c.obj) + "\n" for c in kept]).encode("utf-8")
-            if setup.clean_parquet:
-                result.kinds = ColumnKinds.of([c.obj for c in kept])
+            objs = (
+                [c.obj for c in kept] if setup.clean_format == "input" else list(map(flagembedding_row, kept))
+            )
+            result.clean = "".join([dumps(o) + "\n" for o in objs]).encode("utf-8")
+            result.keys = Counter(chain.from_iterable(objs))
+            if setup.clean_parquet[st.input]:
+                result.kinds = ColumnKinds.of(objs)
         if setup.buckets is not None:
             result.buckets = self._buckets(kept, row_max)
         return result
@@ -264,3 +281,15 @@ class ShardWork:
             lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
             out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
         return out
+
+
+def _presence(kept: list[Checked], lines: np.ndarray) -> KeyPresence:
+    """Which kept rows carry each of FlagEmbedding's optional keys (see checks.WATCHED_KEYS)."""
+    presence = KeyPresence(rows=len(kept))
+    flags = np.array([watched_keys(c.obj) for c in kept], dtype=bool).reshape(len(kept), len(WATCHED_KEYS))
+    for k, key in enumerate(WATCHED_KEYS):
+        have = int(flags[:, k].sum())
+        presence.have[key] = have
+        if have < len(kept):
+            presence.lacking[key] = lines[~flags[:, k]][:5].tolist()
+    return presence
