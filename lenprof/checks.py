@@ -41,6 +41,7 @@ DROP_REASONS: tuple[str, ...] = (
     "empty_pos",
     "query_equals_pos",
     "no_negatives",
+    "eval_leak",
     "duplicate_row",
 )
 # Repairs: the row is kept, the offending text is removed.
@@ -52,6 +53,8 @@ WARNING_REASONS: tuple[str, ...] = (
     "few_negatives",
     "partial_prompt",
     "partial_scores",
+    "eval_query_leak",
+    "eval_pos_leak",
 )
 REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
@@ -67,6 +70,7 @@ EXPLANATIONS: dict[str, str] = {
     "empty_pos": "no positive has text",
     "query_equals_pos": "the query equals one of its positives: the loss is trivially zero",
     "no_negatives": "too few negatives left (FlagEmbedding divides by their number and crashes)",
+    "eval_leak": "the query or a positive is in an --against evaluation file (--drop-leaks)",
     "duplicate_row": "same query and positives as an earlier kept row",
     "empty_pos_item": "blank positive removed",
     "empty_neg": "blank negative removed",
@@ -75,8 +79,10 @@ EXPLANATIONS: dict[str, str] = {
     "control_chars": "text holds control characters",
     "over_model_limit": "a text is longer than the model can read: it is always truncated",
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
-    "partial_prompt": "other rows of the file have a 'prompt' and this one has none: FlagEmbedding reads it as None and, with an instruction, trains on 'None' + query",
-    "partial_scores": "other rows of the file have pos_scores/neg_scores and this one has none: knowledge distillation fails on it",
+    "partial_prompt": "other kept rows have a 'prompt' and this one has none: FlagEmbedding (which concatenates its files) reads it as None and, with an instruction, trains on 'None' + query",
+    "partial_scores": "other kept rows have pos_scores/neg_scores and this one has none: knowledge distillation fails on it",
+    "eval_query_leak": "the query is a query of an --against evaluation file (exactly, or after normalising whitespace and case)",
+    "eval_pos_leak": "a positive is a positive of an --against evaluation file (exactly, or after normalising whitespace and case)",
 }
 # Optional keys FlagEmbedding reads; its training data should carry each on every row or on none
 # ("scores": both pos_scores and neg_scores).

@@ -42,6 +42,8 @@ def scan(
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
@@ -52,12 +54,14 @@ def scan(
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    chunk-cache counting, see ``fastcount.py``) change a result.
+    chunk-cache counting, see ``fastcount.py``) change a result. ``against`` names evaluation
+    files whose queries and positives must not be in the training rows (see ``leaks.py``);
+    ``drop_leaks`` drops the rows that hold them instead of warning.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
+    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks)
     engine = engine or LocalEngine(workers)
     try:
         return run(plan, engine, on_progress)
@@ -135,6 +139,11 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
                 "shards": totals.shards,
                 "seconds": round(time.perf_counter() - start, 3),
                 "tokenize_s": round(totals.tokenize_seconds, 3),
+                **(
+                    {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
+                    if plan.against
+                    else {}
+                ),
                 "filled": {
                     t: txn.rows(t).missing()
                     for t in txn.targets()

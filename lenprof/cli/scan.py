@@ -187,11 +187,18 @@ def _progress(quiet: bool):
     is_flag=True,
     help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
 )
+@click.option(
+    "--against",
+    multiple=True,
+    metavar="EVAL",
+    help="An evaluation/test file (or folder): warn about training rows holding its queries or positives, exactly or after normalising whitespace and case. Repeatable.",
+)
+@click.option("--drop-leaks", is_flag=True, help="Drop the rows --against finds, instead of warning.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
-                 address, shard_size, exact_only, quiet) -> None:  # fmt: skip
+                 address, shard_size, exact_only, against, drop_leaks, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -200,6 +207,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     """
     from ..scan import scan
 
+    if drop_leaks and not against:
+        raise UsageProblem("--drop-leaks needs --against EVAL (the evaluation files to compare with)")
     if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
         raise UsageProblem(
             "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
@@ -234,7 +243,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
             profile = scan(
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, clean_format=clean_format, engine=get_engine(engine, workers, address),
-                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
+                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
+                drop_leaks=drop_leaks,
                 on_progress=advance if progress else None,
             )  # fmt: skip
         try:
@@ -263,6 +273,15 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         )
     if clean_out:
         log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
+    if "against" in profile.run:
+        a = profile.run["against"]
+        found = sum(profile.samples.warnings.get(r, 0) for r in ("eval_query_leak", "eval_pos_leak"))
+        found += profile.samples.dropped.get("eval_leak", 0)
+        what = "dropped" if a["drop_leaks"] else "kept, with a warning (--drop-leaks drops them)"
+        log(
+            quiet,
+            f"{found} training rows hold test data of {', '.join(a['files'])} ({a['rows']} test rows): {what}",
+        )
     for target in profile.run.get("not_written", []):
         log(quiet, f"{target}: not written, as no row of its input was kept")
     for target, missing in profile.run.get("filled", {}).items():

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import cleaned
+from .. import cleaned, leaks
 from .. import outputs as out
 from ..buckets import LengthBuckets, stems
 from ..inputs import (
@@ -28,6 +28,7 @@ from ..inputs import (
     parquet_rows_per_batch,
 )
 from ..layouts import Layout, resolve
+from ..leaks import EvalIndex
 from ..options import ScanOptions
 from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
@@ -82,6 +83,8 @@ class WorkerSetup:
     clean_format: str
     rejects: bool
     buckets: LengthBuckets | None
+    against: EvalIndex | None = None  # --against: the test queries and positives
+    drop_leaks: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class Plan:
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
     layouts: list[Layout] = field(default_factory=list)  # per input
     clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
+    against: EvalIndex | None = None
+    drop_leaks: bool = False
 
     def fields(self, i: int) -> Fields:
         return self.layouts[i].fields if self.layouts else self.options.fields
@@ -113,6 +118,8 @@ class Plan:
             clean_format=o.clean_format,
             rejects=o.rejects is not None,
             buckets=o.buckets,
+            against=self.against,
+            drop_leaks=self.drop_leaks,
         )
 
     def shards(self) -> Iterator[Shard]:
@@ -164,6 +171,8 @@ def make_plan(
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
@@ -182,10 +191,14 @@ def make_plan(
             files[f"bucket {n}"] = path
     clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
-    out.vet(files, input_paths, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
+    protected = input_paths + [i.path for i in discover(list(against))]  # test files are inputs too
+    out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)
     layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
+    index = (
+        leaks.build(against, lambda item: resolve(item, options.fields, given, 0).fields) if against else None
+    )
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     return Plan(
         inputs,
@@ -197,4 +210,6 @@ def make_plan(
         exact_only,
         layouts,
         clean,
+        index,
+        drop_leaks,
     )

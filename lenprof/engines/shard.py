@@ -93,6 +93,7 @@ class _Checked:
     negatives: np.ndarray  # of each row
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
+    leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
 
 
 class ShardWork:
@@ -128,6 +129,8 @@ class ShardWork:
         row_at: list[int] = []
         raws: list[object] = []
         blank = 0
+        against = self.setup.against
+        leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -138,6 +141,13 @@ class ShardWork:
                     blank += 1
                     continue
             outcome = check_row(record, fields, min_neg, max_line)
+            if type(outcome) is Checked and against is not None:
+                leak = against.check(outcome.query, outcome.pos)
+                if leak is not None:
+                    if self.setup.drop_leaks:
+                        outcome = Dropped("eval_leak", leak[1])
+                    else:
+                        leaks.append((len(rows), *leak))
             if type(outcome) is Checked:
                 rows.append(outcome)
                 row_at.append(r)
@@ -178,6 +188,7 @@ class ShardWork:
             negatives=negatives,
             repaired=[i for i, c in enumerate(rows) if c.repairs],
             control=[i for i, c in enumerate(rows) if c.control_chars],
+            leaks=leaks,
         )
         return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
 
@@ -254,6 +265,10 @@ class ShardWork:
                 stats.warnings[reason] += len(hits)
                 for i in hits[:5].tolist():
                     stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
+        for i, reason, detail in st.leaks:
+            if keep[i]:
+                stats.warnings[reason] += 1
+                stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         row_max = row_max if everyone else row_max[kept_idx]
         stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
 
