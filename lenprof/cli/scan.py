@@ -11,10 +11,9 @@ from ..buckets import LengthBuckets
 from ..engines import ENGINES, get_engine
 from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
-from ..recommend import NothingToRecommend
 from ..report import FORMATS
 from ..schema import Fields
-from .common import UsageProblem, emit, log, usage_errors
+from .common import UsageProblem, emit, log, nothing_kept, usage_errors
 
 
 def _progress(quiet: bool):
@@ -228,10 +227,9 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
                 on_progress=advance if progress else None,
             )  # fmt: skip
-        try:
-            rendered = FORMATS[fmt](profile)
-        except NothingToRecommend as exc:
-            raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
+        if not profile.samples.kept:
+            raise UsageProblem(nothing_kept(profile.samples, rejects))
+        rendered = FORMATS[fmt](profile)
 
     emit(rendered)
     failed = profile.run.get("counting", {}).get("fast_path_failed")
@@ -255,9 +253,5 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
-    if profile.samples.read and not profile.samples.kept:
-        reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
-        hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
-        log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)
