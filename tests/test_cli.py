@@ -218,7 +218,7 @@ def test_recommend_refuses_what_is_not_a_profile(tmp_path):
 
 def test_defaults_from_pyproject_then_environment_then_flags(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "x"\n\n[tool.lenprof]\ncoverage = 100\nmultiple_of = 1\nformat = "args"\n'
+        '[project]\nname = "x"\n\n[tool.lenprof]\ncoverage = 100\nmultiple_of = 1\n\n[tool.lenprof.scan]\nformat = "args"\n'
     )
     sub = tmp_path / "sub"
     sub.mkdir()
