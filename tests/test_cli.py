@@ -125,10 +125,8 @@ def test_all_rows_dropped_says_why(tmp_path):
     data.write_text('{"anchor": "a", "positive": "p", "negative": "n"}\n')
     result = run(str(data), "--format", "args")
     assert result.exit_code == 2
-    assert (
-        "no row was kept: 1 read, all dropped (missing_field 1); does the data use other keys? see --fields"
-        in result.stderr
-    )
+    assert result.stderr.startswith("Error: no row was kept: 1 read, all dropped (missing_field 1); ")
+    assert "does the data use other keys? see --fields" in result.stderr
     ok = run(str(data), "--fields", "query=anchor,pos=positive,neg=negative", "--format", "args", "-q")
     assert ok.stdout == "--query_max_len 8 --passage_max_len 8\n"
 

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, REPO
 
+from lenprof import InputError, NothingKept, scan
 from lenprof.cli import main
 from lenprof.report import FORMATS
 from lenprof.tokenize import packaged_model_path
@@ -44,27 +45,31 @@ def unusable(tmp_path):
     return data
 
 
+NOTHING_KEPT = (
+    "Error: no row was kept: 3 read, all dropped (missing_field 2, malformed_json 1); first missing_field: "
+    "{data} line 1: no 'query' (keys present: anchor, negative, positive); does the data use other keys? "
+    "see --fields; no output was written\n"
+)
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_no_row_kept_is_exit_2_for_every_format(unusable, tmp_path, fmt):
-    rejects = tmp_path / "rejects.jsonl"
-    result = invoke("scan", str(unusable), "--format", fmt, "--rejects", str(rejects))
+    outs = {
+        "--rejects": "rejects.jsonl",
+        "--clean-out": "clean.jsonl",
+        "--out": "p.json",
+        "--report": "r.html",
+    }
+    for name in outs.values():
+        (tmp_path / name).write_text("old")  # a good earlier run's outputs
+    flags = [x for flag, name in outs.items() for x in (flag, str(tmp_path / name))]
+    result = invoke("scan", str(unusable), "--format", fmt, *flags)
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == (
-        "Error: no row was kept: 3 read, all dropped (missing_field 2, malformed_json 1); "
-        f"does the data use other keys? see --fields; each dropped row is in {rejects}\n"
+    assert result.stderr == NOTHING_KEPT.format(data=unusable)
+    # a failed run changes nothing: no empty cleaned file replaces a good one
+    assert {name: (tmp_path / name).read_text() for name in outs.values()} == dict.fromkeys(
+        outs.values(), "old"
     )
-    # the rejects still say which rows, and why
-    assert [json.loads(line)["reason"] for line in rejects.read_text().splitlines()] == [
-        "missing_field",
-        "missing_field",
-        "malformed_json",
-    ]
-
-
-def test_no_row_kept_without_rejects_says_how_to_get_them(unusable):
-    result = invoke("scan", str(unusable), "-q")
-    assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr.endswith("; --rejects FILE writes each dropped row with its reason\n")
 
 
 def test_empty_input_is_exit_2_too(tmp_path):
@@ -72,21 +77,28 @@ def test_empty_input_is_exit_2_too(tmp_path):
     empty.write_text("\n\n")
     result = invoke("scan", str(empty), "--format", "json")
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == (
-        "Error: no row was read: the inputs hold no rows (blank lines only, or empty files)\n"
+    assert (
+        result.stderr
+        == "Error: no row was read: the inputs hold no rows (blank lines only, or empty files)\n"
     )
+
+
+def test_the_library_raises_nothing_kept_when_asked(unusable):
+    assert scan([str(unusable)]).samples.kept == 0  # by default a profile, as before
+    with pytest.raises(NothingKept) as err:
+        scan([str(unusable)], require_kept=True)
+    assert isinstance(err.value, InputError)
+    assert (err.value.profile.samples.read, err.value.profile.samples.kept) == (3, 0)
+    assert str(err.value) + "\n" == NOTHING_KEPT.format(data=unusable).removeprefix("Error: ")
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_recommend_from_a_profile_that_kept_nothing_is_exit_2(unusable, tmp_path, fmt):
     profile = tmp_path / "profile.json"
-    assert invoke("scan", str(unusable), "--out", str(profile), "-q").exit_code == 2
-    assert json.loads(profile.read_text())["samples"]["kept"] == 0  # --out is still written
+    scan([str(unusable)], profile_out=str(profile))  # such a profile: from the API, or an older lenprof
     result = invoke("recommend", str(profile), "--format", fmt)
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == (
-        f"Error: {profile}: its scan kept no row, so there are no lengths to recommend\n"
-    )
+    assert result.stderr == f"Error: {profile}: its scan kept no row, so there are no lengths to recommend\n"
 
 
 # --- tokenizers: a hub that cannot answer, a folder without one -------------------------------

@@ -38,25 +38,6 @@ def usage_errors():
         raise UsageProblem(with_source(exc.message)) from exc
 
 
-def nothing_kept(samples, rejects: str | None) -> str:
-    """The one line for a run that kept no row, whatever ``--format`` asked for.
-
-    Exit 2, stdout empty: with no lengths to recommend, ``$(lenprof scan ... --format args)`` must
-    stop a script rather than hand it empty flags, and a table or JSON of zeros is no profile to
-    train from. The reasons say why; the rejects file says for which rows.
-    """
-    if not samples.read:
-        return "no row was read: the inputs hold no rows (blank lines only, or empty files)"
-    reasons = ", ".join(f"{r} {n}" for r, n in sorted(samples.dropped.items(), key=lambda kv: -kv[1]))
-    hint = "; does the data use other keys? see --fields" if "missing_field" in samples.dropped else ""
-    where = (
-        f"each dropped row is in {rejects}"
-        if rejects
-        else "--rejects FILE writes each dropped row with its reason"
-    )
-    return f"no row was kept: {samples.read} read, all dropped ({reasons}){hint}; {where}"
-
-
 def emit(text: str) -> None:
     """Write to stdout; a lone surrogate (from a damaged profile, say) goes out as its escape."""
     sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))

@@ -13,7 +13,7 @@ from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
 from ..report import FORMATS
 from ..schema import Fields
-from .common import UsageProblem, emit, log, nothing_kept, usage_errors
+from .common import UsageProblem, emit, log, usage_errors
 
 
 def _progress(quiet: bool):
@@ -225,10 +225,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
-                on_progress=advance if progress else None,
+                on_progress=advance if progress else None, require_kept=True,
             )  # fmt: skip
-        if not profile.samples.kept:
-            raise UsageProblem(nothing_kept(profile.samples, rejects))
         rendered = FORMATS[fmt](profile)
 
     emit(rendered)
