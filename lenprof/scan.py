@@ -21,10 +21,36 @@ from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
 from .engines.shard import ShardResult
 from .fastcount import recognise
+from .inputs import InputError
 from .options import ScanOptions
 from .outputs import Transaction
 from .profile import Profile
 from .tokenize import LoadedTokenizer
+
+
+class NothingKept(InputError):
+    """The scan kept no row: nothing to profile or train on. Exit code 2, and like every failed
+    run it writes no output (a good cleaned file from an earlier run is not replaced by an
+    empty one), so the message carries the counts and the first example of the main reason.
+    ``profile`` is the profile of the run, for callers who want it anyway."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        s = profile.samples
+        if not s.read:
+            super().__init__("no row was read: the inputs hold no rows (blank lines only, or empty files)")
+            return
+        ranked = sorted(s.dropped.items(), key=lambda kv: -kv[1])
+        counts = ", ".join(f"{reason} {n}" for reason, n in ranked)
+        first = profile.examples.get(ranked[0][0], [])[:1]
+        example = "".join(f"; first {ranked[0][0]}: {e.source} line {e.line}: {e.detail}" for e in first)
+        hint = {
+            "missing_field": "; does the data use other keys? see --fields",
+            "no_negatives": "; to train on in-batch negatives only, --min-neg 0 keeps rows without any",
+        }.get(ranked[0][0], "")
+        super().__init__(
+            f"no row was kept: {s.read} read, all dropped ({counts}){example}{hint}; no output was written"
+        )
 
 
 def scan(
@@ -45,6 +71,7 @@ def scan(
     against: Sequence[str] = (),
     drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
@@ -58,20 +85,23 @@ def scan(
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
     ``drop_leaks`` drops the rows that hold them instead of warning.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
-    never raise, they are dropped with a reason.
+    never raise, they are dropped with a reason. With ``require_kept`` (as the CLI runs it), a
+    scan that keeps no row raises :class:`NothingKept` and writes nothing.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks)
     engine = engine or LocalEngine(workers)
     try:
-        return run(plan, engine, on_progress)
+        return run(plan, engine, on_progress, require_kept)
     except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
+        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
         counting = {**profile.run["counting"], "fast_path_failed": str(exc)}
         return dataclasses.replace(profile, run={**profile.run, "counting": counting})
 
 
-def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> Profile:
+def run(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> Profile:
     """Run a plan on an engine and commit its outputs."""
     start = time.perf_counter()
     out = plan.outputs
@@ -131,6 +161,8 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             ],
             files,
         )
+        if require_kept and not profile.samples.kept:  # before the commit: a failed run writes nothing
+            raise NothingKept(profile)
         profile = dataclasses.replace(
             profile,
             buckets=dict(sorted(buckets.items())),

@@ -11,7 +11,6 @@ from ..buckets import LengthBuckets
 from ..engines import ENGINES, get_engine
 from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
-from ..recommend import NothingToRecommend
 from ..report import FORMATS
 from ..schema import Fields
 from .common import UsageProblem, emit, log, usage_errors
@@ -245,12 +244,9 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 report_out=report, split=split, clean_format=clean_format, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
                 drop_leaks=drop_leaks,
-                on_progress=advance if progress else None,
+                on_progress=advance if progress else None, require_kept=True,
             )  # fmt: skip
-        try:
-            rendered = FORMATS[fmt](profile)
-        except NothingToRecommend as exc:
-            raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
+        rendered = FORMATS[fmt](profile)
 
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
@@ -295,12 +291,5 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
-    if profile.samples.read and not profile.samples.kept:
-        reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
-        hint = {
-            "missing_field": " (does the data use other keys? see --fields)",
-            "no_negatives": " (to train on in-batch negatives only, --min-neg 0 keeps rows without any)",
-        }.get(reason, "")
-        log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)
