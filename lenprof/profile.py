@@ -30,12 +30,16 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class InputSummary:
     path: str
-    format: str  # "jsonl", "jsonl+gzip", "jsonl+zstd" or "parquet"
+    format: str  # "jsonl", "jsonl+gzip", "json", "csv", "tsv", "parquet", "datasets"...
     rows: int
     blank: int
+    split: str | None = None  # a dataset's split, or train/test... for files found together
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.split is None:
+            del d["split"]  # most inputs have none
+        return d
 
 
 @dataclass(frozen=True)
@@ -91,19 +95,23 @@ class Profile:
         stats: ScanStats,
         tokenizer: TokenizerInfo,
         options: ScanOptions,
-        inputs: list[tuple[str, str]],
+        inputs: list[tuple[str, str]] | list[tuple[str, str, str | None]],
         outputs: dict[str, str] | None = None,
     ) -> Profile:
-        """The profile of a finished scan: ``inputs`` are (path, format) in scan order."""
+        """The profile of a finished scan: ``inputs`` are (path, format[, split]) in scan order."""
         counts = stats.inputs
         return cls(
             tokenizer=tokenizer,
             options=options,
             inputs=[
                 InputSummary(
-                    path, fmt, counts[i].rows if i in counts else 0, counts[i].blank if i in counts else 0
+                    path,
+                    fmt,
+                    counts[i].rows if i in counts else 0,
+                    counts[i].blank if i in counts else 0,
+                    *split,
                 )
-                for i, (path, fmt) in enumerate(inputs)
+                for i, (path, fmt, *split) in enumerate(inputs)
             ],
             samples=Samples.of(stats),
             histograms=dict(stats.hists),
@@ -301,6 +309,7 @@ def _from_dict(d: dict) -> Profile:
                 _text(i["format"], "inputs[].format"),
                 _count(i["rows"], "inputs[].rows"),
                 _count(i["blank"], "inputs[].blank"),
+                _text(i.get("split"), "inputs[].split", True),
             )
             for i in inputs
         ],  # fmt: skip

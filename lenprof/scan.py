@@ -40,6 +40,7 @@ def scan(
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    dataset_split: str | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
@@ -47,12 +48,13 @@ def scan(
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    chunk-cache counting, see ``fastcount.py``) change a result.
+    chunk-cache counting, see ``fastcount.py``) change a result. ``dataset_split`` picks the split
+    of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
+    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, dataset_split)
     engine = engine or LocalEngine(workers)
     try:
         return run(plan, engine, on_progress)
@@ -106,7 +108,7 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             totals.stats,
             plan.tokenizer.info,
             plan.options,
-            [(i.path, i.describe()["format"]) for i in plan.inputs],
+            [(i.path, i.describe()["format"], i.split) for i in plan.inputs],
             files,
         )
         profile = dataclasses.replace(

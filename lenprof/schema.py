@@ -4,6 +4,7 @@ FlagEmbedding rows are ``{"query": str, "pos": [str], "neg": [str], ...}``. Othe
 as sentence-transformers' ``anchor``/``positive``/``negative`` columns, are read through a
 mapping; a mapped column may hold a plain string, which counts as a one-item list. Unmapped
 ``pos``/``neg`` must be lists: FlagEmbedding would silently sample characters from a string.
+CSV cannot hold lists, so in a CSV row every column may hold a string (``strings``).
 
     >>> f = Fields.parse("query=anchor,pos=positive")
     >>> f.query, f.pos, f.neg, f.lenient("positive")
@@ -27,6 +28,7 @@ class Fields:
     pos: str = "pos"
     neg: str = "neg"
     mapped: frozenset[str] = frozenset()  # column names given by the user
+    strings: bool = False  # every column may hold a plain string (CSV rows: no cell is a list)
 
     @classmethod
     def parse(cls, spec: str | None) -> Fields:
@@ -48,4 +50,4 @@ class Fields:
         return cls(**names, mapped=frozenset(names.values()))
 
     def lenient(self, column: str) -> bool:
-        return column in self.mapped
+        return self.strings or column in self.mapped

@@ -58,6 +58,12 @@ def _progress(quiet: bool):
     help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
 )
 @click.option(
+    "--split",
+    "dataset_split",
+    metavar="SPLIT",
+    help="The split of a datasets folder (DatasetDict) or hub dataset hf://ORG/NAME[/CONFIG], e.g. train.",
+)
+@click.option(
     "--fields",
     "fields_spec",
     metavar="ROLE=COLUMN,...",
@@ -181,13 +187,15 @@ def _progress(quiet: bool):
     help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
-def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
                  address, shard_size, exact_only, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
-    PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
+    PATHS are JSONL (.jsonl/.json, also .gz/.zst), JSON arrays (.json), CSV/TSV or Parquet
+    files, folders, globs, datasets save_to_disk folders, hub datasets (hf://ORG/NAME with
+    --split), or - for stdin.
     """
     from ..scan import scan
 
@@ -226,7 +234,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
-                on_progress=advance if progress else None,
+                on_progress=advance if progress else None, dataset_split=dataset_split,
             )  # fmt: skip
         try:
             rendered = FORMATS[fmt](profile)

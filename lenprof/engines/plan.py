@@ -19,6 +19,7 @@ from ..inputs import (
     InputError,
     InputFile,
     LineTooLong,
+    Unreadable,
     cut_points,
     decompressed_blocks,
     discover,
@@ -27,6 +28,7 @@ from ..inputs import (
     parquet_rows_per_batch,
 )
 from ..options import ScanOptions
+from ..readers import PIECEWISE, pieces, stdin
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
 DEFAULT_SHARD_BYTES = 4 << 20
@@ -55,10 +57,11 @@ class Shard:
     path: str
     start: int = 0  # plain JSONL: the byte range [start, end) of whole lines
     end: int = 0
-    lines: list[bytes | LineTooLong] | None = None  # a decompressed piece, as physical lines
-    rows: Any = None  # a Parquet piece: a pyarrow RecordBatch
+    lines: list[bytes | LineTooLong | Unreadable | dict | None] | None = None  # records: see readers/
+    rows: Any = None  # a Parquet or datasets piece: a pyarrow RecordBatch or Table
     done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
     first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
+    strings: bool = False  # CSV: every pos/neg column may hold a plain string (one-item list)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,12 @@ class Plan:
         for i, item in enumerate(self.inputs):
             if item.format == "parquet":
                 yield from self._parquet(i, item)
-            elif item.compression:
+            elif item.format in PIECEWISE:
+                for piece, done in pieces(item, self.shard_bytes, self.options.max_line_bytes):
+                    table = not isinstance(piece, list)
+                    yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                                done=done, first=False, strings=item.format in ("csv", "tsv"))  # fmt: skip
+            elif item.compression or item.path == stdin.NAME:
                 yield from self._stream(i, item)
             else:
                 cuts = cut_points(item.path, self.shard_bytes) + [item.size]
@@ -114,7 +122,7 @@ class Plan:
 
     def _stream(self, i: int, item: InputFile) -> Iterator[Shard]:
         where: dict[str, int] = {}
-        blocks = decompressed_blocks(item, where)
+        blocks = stdin.blocks(item, where) if item.path == stdin.NAME else decompressed_blocks(item, where)
         pending: list[bytes | LineTooLong] = []
         cut_at, first = self.shard_bytes, True
         for lines in iter_lines(blocks, self.options.max_line_bytes, self.options.line_head_bytes):
@@ -149,23 +157,25 @@ def make_plan(
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    dataset_split: str | None = None,
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     outputs = outputs or Outputs()
-    inputs = discover([paths] if isinstance(paths, str) else list(paths))
+    inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
     input_paths = [i.path for i in inputs]
+    on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
     files = outputs.files()
     if outputs.buckets is not None:
         folder = os.path.abspath(outputs.buckets.folder)
-        if any(os.path.abspath(p).startswith(folder + os.sep) for p in input_paths):
+        if any(os.path.abspath(p).startswith(folder + os.sep) for p in on_disk):
             raise InputError(
                 f"{outputs.buckets.folder}: the split folder holds inputs; choose an empty or new folder"
             )
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
-    out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    out.vet(files, on_disk, row_outputs=("clean", "rejects"))
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     return Plan(
         inputs,

@@ -14,6 +14,7 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from dataclasses import dataclass, field
@@ -110,12 +111,14 @@ class ShardWork:
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
         fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
+        if shard.strings:
+            fields = dataclasses.replace(fields, strings=True)
         records = self._records(shard)
         drops: list[tuple[int, Dropped, object]] = []
         rows: list[Checked] = []
         row_at: list[int] = []
         raws: list[object] = []
-        blank = 0
+        blank = skipped = 0
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -125,6 +128,9 @@ class ShardWork:
                 if not record.strip():
                     blank += 1
                     continue
+            elif record is None:  # a line that is no row (a CSV header, a cell's later lines)
+                skipped += 1
+                continue
             outcome = check_row(record, fields, min_neg, max_line)
             if type(outcome) is Checked:
                 rows.append(outcome)
@@ -149,7 +155,7 @@ class ShardWork:
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=len(records) - blank,
+            read=len(records) - blank - skipped,
             blank=blank,
             drops=drops,
             rows=rows,
