@@ -102,3 +102,27 @@ def test_a_hub_id_needs_a_split_and_the_extra(monkeypatch):
         2,
         "Error: hf://org/name: reading datasets needs the datasets library: pip install 'lenprof[hf]'\n",
     )
+
+
+def test_an_unreachable_hub_goes_offline_at_once(monkeypatch):
+    """No network: one probe fails, the load reads the cache only (no retries), one line."""
+    import socket
+
+    from lenprof.readers import hf
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    probes = []
+
+    def no_route(address, timeout):
+        probes.append((address, timeout))
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    with pytest.raises(InputError) as failed:
+        hf.load(hf.hub("hf://nobody/no-such-dataset", "train"))
+    assert probes == [(("huggingface.co", 443), 3.0)]
+    assert str(failed.value).startswith(
+        "hf://nobody/no-such-dataset: cannot load the dataset (huggingface.co cannot be reached "
+        "(Name or service not known); only what the Hugging Face cache holds can be read): "
+    )

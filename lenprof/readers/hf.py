@@ -9,6 +9,8 @@
 - ``hf://ORG/NAME`` (or ``hf://ORG/NAME/CONFIG``) with ``--split`` is a hub dataset, loaded as
   ``datasets.load_dataset(ORG/NAME, CONFIG, split=SPLIT)`` would: offline
   (``HF_HUB_OFFLINE=1``), the Hugging Face cache serves it, and a dataset it lacks fails at once.
+  When the hub cannot be reached (no network), the load goes offline at once too, instead of
+  the five retries ``huggingface_hub`` would print over half a minute.
 
 Rows come as dicts, as Parquet rows do, a piece of about ``--shard-size`` at a time; the data
 stays memory-mapped, so memory holds only the pieces in flight. A row's "line" is its 1-based
@@ -17,10 +19,13 @@ position in the split.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 from ..inputs import InputError, InputFile
 
@@ -87,19 +92,54 @@ def _datasets(spec: str) -> Any:
 def load(item: InputFile) -> Any:
     """The ``datasets.Dataset`` of an input; any failure is one line naming it."""
     datasets = _datasets(item.path)
+    offline = _offline()
+    why = "offline: only what the Hugging Face cache holds can be read"
     try:
-        if item.path.startswith(HUB):
-            repo, config = _repo_config(item.path)
+        if not item.path.startswith(HUB):
+            return datasets.load_from_disk(item.path)
+        repo, config = _repo_config(item.path)
+        unreachable = None if offline else _unreachable()
+        if unreachable:
+            why = f"{unreachable}; only what the Hugging Face cache holds can be read"
+        with _offline_mode(datasets) if unreachable else contextlib.nullcontext():
             return datasets.load_dataset(repo, config, split=item.split)
-        return datasets.load_from_disk(item.path)
     except Exception as exc:  # datasets raises many kinds (ConnectionError, FileNotFoundError, ValueError...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = " (offline: only what the Hugging Face cache holds can be read)" if _offline() else ""
-        raise InputError(f"{item.path}: cannot load the dataset{offline}: {first[:300]}") from exc
+        note = f" ({why})" if offline or unreachable else ""
+        raise InputError(f"{item.path}: cannot load the dataset{note}: {first[:300]}") from exc
 
 
 def _offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))  # fmt: skip
+
+
+def _unreachable(seconds: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (no DNS, no route), found in at most ``seconds``; None when
+    it can, or when a proxy stands between (a direct connection proves nothing then)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or exc})"
+    return None
+
+
+@contextlib.contextmanager
+def _offline_mode(datasets: Any) -> Iterator[None]:
+    """The hub's offline mode for one load, as ``HF_HUB_OFFLINE=1`` would set it at import."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 def pieces(item: InputFile, shard_bytes: int) -> Iterator[tuple[Any, int]]:
