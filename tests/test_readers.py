@@ -262,3 +262,65 @@ def test_train_and_test_files_in_one_folder_are_named(tok, corpora, tmp_path):
     # one split alone is no finding
     alone = scan(str(train), tokenizer=tok)
     assert alone.inputs[0].split is None and "split" not in alone.to_dict()["inputs"][0]
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lenprof.readers import delimited, json_array  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(json_values, max_size=6), indent=st.sampled_from([None, 0, 2]))
+def test_splitting_an_array_by_hand_agrees_with_the_decoder(values, indent):
+    """The fallback splitter (used when some element is damaged) cuts where msgspec does."""
+    data = json.dumps(values, indent=indent).encode()
+    by_hand = json_array._split(data, "x.json", ValueError())
+    assert by_hand == json_array.elements(data, "x.json")
+    assert [json.loads(e) for e in by_hand] == values
+
+
+cell = st.text(alphabet=st.sampled_from('ab ,"\n\t'), max_size=6)
+
+
+def csv_line(row: list[str]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(row)
+    return text.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(cell, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_csv_records_are_the_rows_written_at_their_lines(rows):
+    """The oracle is the writer: each row starts on the line after the newlines written before it."""
+    written = [csv_line(["c0", "c1", "c2"])] + [csv_line(r) for r in rows]
+    records = [
+        r for piece, _ in delimited.records(iter(["".join(written).encode()]), ",", 1 << 20) for r in piece
+    ]
+    assert len(records) == sum(w.count("\n") for w in written)  # a record per physical line
+    line = written[0].count("\n") + 1
+    for row, text in zip(rows, written[1:], strict=True):
+        got = records[line - 1]
+        if not text.strip(" \t\n"):
+            assert got == b""  # a blank line
+        elif len(row) == 3:
+            assert got == dict(zip(["c0", "c1", "c2"], row, strict=True))
+        else:
+            assert (got.reason, got.text) == ("malformed_csv", text[:-1])
+        assert records[line : line + text.count("\n") - 1] == [None] * (text.count("\n") - 1)
+        line += text.count("\n")
+
+
+def test_a_trailing_comma_is_an_empty_element_but_an_empty_array_has_none():
+    e = json_array.EMPTY
+    assert json_array.elements(b'[{"a": 1},\n]', "x.json") == [b'{"a": 1}', e]
+    assert json_array.elements(b"[ \n ]", "x.json") == [] == json_array.elements(b"[]", "x.json")
+    assert json_array.elements(b'[1,,"x,]"]', "x.json") == [b"1", e, b'"x,]"']
