@@ -17,9 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lenprof import scan
+from lenprof import ScanOptions, scan
 from lenprof.cli import main
+from lenprof.readers import delimited, json_array
+from lenprof.schema import Fields
 
 
 def numbers(profile) -> dict:
@@ -140,11 +144,7 @@ def test_csv_of_st_columns_gives_the_numbers_of_the_same_jsonl(
     table.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
     assert sum(1 for r in rows if "\n" in "".join(r.values())) > 0  # some cells span lines
 
-    fields = "query=anchor,pos=positive,neg=negative"
-    from lenprof import ScanOptions
-    from lenprof.schema import Fields
-
-    options = ScanOptions(fields=Fields.parse(fields))
+    options = ScanOptions(fields=Fields.parse("query=anchor,pos=positive,neg=negative"))
     base = scan(str(jsonl), options, tokenizer=tok)
     got = scan(str(table), options, tokenizer=tok, shard_bytes=5000)
     assert numbers(got) == numbers(base)
@@ -265,11 +265,6 @@ def test_train_and_test_files_in_one_folder_are_named(tok, corpora, tmp_path):
 
 
 # --- properties ----------------------------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from lenprof.readers import delimited, json_array  # noqa: E402
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
