@@ -213,8 +213,8 @@ class LineTooLong:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A row a reader could not make a record of (a CSV row with too many cells, an empty array
-    element): dropped with this ``reason`` and ``detail``, and ``text`` as its raw text."""
+    """A row a reader could not make a record of (a CSV row with the wrong number of cells, an
+    empty array element): dropped with this ``reason`` and ``detail``, and ``text`` as its raw text."""
 
     reason: str
     detail: str

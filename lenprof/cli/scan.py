@@ -224,7 +224,9 @@ def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction
 
             def advance(event) -> None:
                 if event.input not in tasks:
-                    tasks[event.input] = progress.add_task(event.path, total=event.total, rows=0)
+                    tasks[event.input] = progress.add_task(
+                        event.path, total=event.total or None, rows=0
+                    )  # 0: a pipe, size unknown
                 task = tasks[event.input]
                 progress.update(
                     task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows

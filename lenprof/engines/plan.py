@@ -2,8 +2,9 @@
 
 Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
 are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
-its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL and Parquet, which only the
-driver can read in order. Every engine runs the same plan; shards never change a result.
+its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL, stdin, Parquet and the
+inputs of ``readers/`` (JSON arrays, CSV/TSV, ``datasets``), which only the driver can read in
+order. Every engine runs the same plan; shards never change a result.
 """
 
 from __future__ import annotations

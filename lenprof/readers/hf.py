@@ -57,6 +57,8 @@ def saved(folder: str, split: str | None) -> InputFile:
                 f"choose one with --split, e.g. --split {splits[0] if splits else 'train'}"
             )
         folder = os.path.join(folder, split)
+    else:
+        split = None  # one Dataset: it is what it is, whatever --split says
     size = sum(e.stat().st_size for e in os.scandir(folder) if e.name.endswith(".arrow") and e.is_file())
     return InputFile(folder, "datasets", split=split, known_size=size)
 
