@@ -319,3 +319,14 @@ def test_a_trailing_comma_is_an_empty_element_but_an_empty_array_has_none():
     assert json_array.elements(b'[{"a": 1},\n]', "x.json") == [b'{"a": 1}', e]
     assert json_array.elements(b"[ \n ]", "x.json") == [] == json_array.elements(b"[]", "x.json")
     assert json_array.elements(b'[1,,"x,]"]', "x.json") == [b"1", e, b'"x,]"']
+
+
+def test_csv_strings_reach_the_trainer_as_one_text_each(tok, tmp_path):
+    from lenprof.train.data import read_rows
+
+    path = tmp_path / "rows.csv"
+    path.write_text("query,pos,neg\nwhat is up,the sky,a cat\n")
+    clean = tmp_path / "clean.jsonl"
+    scan(str(path), tokenizer=tok, clean_out=str(clean))
+    [row] = read_rows(clean)
+    assert (row.query, row.pos, row.neg) == ("what is up", ["the sky"], ["a cat"])
