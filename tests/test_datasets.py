@@ -126,3 +126,28 @@ def test_an_unreachable_hub_goes_offline_at_once(monkeypatch):
         "hf://nobody/no-such-dataset: cannot load the dataset (huggingface.co cannot be reached "
         "(Name or service not known); only what the Hugging Face cache holds can be read): "
     )
+
+
+def test_a_cached_hub_dataset_is_read_offline(tok, retrieval, tmp_path, monkeypatch):
+    """What a past load_dataset("acme/pairs") left in the cache serves the scan, with no network."""
+    import glob
+    import shutil
+
+    cache = tmp_path / "cache"
+    datasets.load_dataset(
+        "json", data_files={"train": str(retrieval[2])}, split="train", cache_dir=str(cache)
+    )
+    [built] = [p for p in glob.glob(str(cache / "json" / "*" / "*" / "*")) if os.path.isdir(p)]
+    home = cache / "acme___pairs" / "default" / "0.0.0"  # where a hub load of acme/pairs caches
+    home.mkdir(parents=True)
+    shutil.move(built, home / os.path.basename(built))
+    for arrow in (home / os.path.basename(built)).glob("json-*.arrow"):
+        arrow.rename(arrow.with_name("pairs-" + arrow.name.removeprefix("json-")))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    got = scan("hf://acme/pairs", tokenizer=tok, dataset_split="train")
+    assert numbers(got) == numbers(scan(str(retrieval[2]), tokenizer=tok))
+    assert (got.inputs[0].path, got.inputs[0].format, got.inputs[0].split) == (
+        "hf://acme/pairs",
+        "datasets",
+        "train",
+    )
