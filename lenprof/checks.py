@@ -25,7 +25,7 @@ from itertools import chain
 import msgspec
 import numpy as np
 
-from .inputs import LineTooLong
+from .inputs import LineTooLong, Unreadable
 from .schema import Fields
 
 # Dropped rows, in the order the checks run.
@@ -33,6 +33,7 @@ DROP_REASONS: tuple[str, ...] = (
     "line_too_long",
     "invalid_utf8",
     "malformed_json",
+    "malformed_csv",
     "not_object",
     "missing_field",
     "wrong_type",
@@ -62,6 +63,7 @@ EXPLANATIONS: dict[str, str] = {
     "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
     "malformed_json": "the line is not valid JSON (also: NaN, Infinity, out-of-range numbers, a repeated key)",
+    "malformed_csv": "the CSV/TSV row has more or fewer cells than the header has columns",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
@@ -284,11 +286,14 @@ def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None,
 
 
 def check_row(
-    data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
+    data: bytes | dict | LineTooLong | Unreadable, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
 ) -> Checked | Dropped:
-    """The fate of one row as read (a line's bytes, a Parquet row, or a line too long to read)."""
+    """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
+    row a reader could not read)."""
     if isinstance(data, LineTooLong):
         return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
+    if isinstance(data, Unreadable):
+        return Dropped(data.reason, data.detail)
     parsed = parse(data)
     if isinstance(parsed, Dropped):
         return parsed

@@ -72,6 +72,7 @@ def scan(
     drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     require_kept: bool = False,
+    dataset_split: str | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
@@ -83,13 +84,16 @@ def scan(
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
     chunk-cache counting, see ``fastcount.py``) change a result. ``against`` names evaluation
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
-    ``drop_leaks`` drops the rows that hold them instead of warning.
+    ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
+    split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason. With ``require_kept`` (as the CLI runs it), a
     scan that keeps no row raises :class:`NothingKept` and writes nothing.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks)
+    plan = make_plan(
+        paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks, dataset_split
+    )
     engine = engine or LocalEngine(workers)
     try:
         return run(plan, engine, on_progress, require_kept)
@@ -156,7 +160,7 @@ def run(
             plan.tokenizer.info,
             plan.options,
             [
-                (i.path, i.describe()["format"], *_layout(layout))
+                (i.path, i.describe()["format"], *_layout(layout), i.split)
                 for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
             ],
             files,
@@ -208,7 +212,7 @@ def _counting_path(plan: Plan, fast: int) -> str:
 
 
 def _layout(layout) -> tuple:
-    """How an input was read, for the profile: nothing when as FlagEmbedding's rows."""
+    """How an input was read, for the profile: (layout, fields), or nothing when as FlagEmbedding's rows."""
     if layout is None or layout.name in ("flagembedding", "unknown"):
-        return ()
+        return (None, None)
     return (layout.name, layout.fields.spec())

@@ -38,9 +38,7 @@ def invoke(*args: str):
 def unusable(tmp_path):
     data = tmp_path / "same.jsonl"
     data.write_text(
-        '{"query": "a", "pos": ["a"], "neg": ["n"]}\n'
-        '{"query": "b", "pos": ["b "], "neg": ["m"]}\n'
-        "not json\n"
+        '{"query": "a", "pos": ["a"], "neg": ["n"]}\n{"query": "b", "pos": ["b "], "neg": ["m"]}\nnot json\n'
     )
     return data
 

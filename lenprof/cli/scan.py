@@ -57,6 +57,12 @@ def _progress(quiet: bool):
     help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
 )
 @click.option(
+    "--split",
+    "dataset_split",
+    metavar="SPLIT",
+    help="The split of a datasets folder (DatasetDict) or hub dataset hf://ORG/NAME[/CONFIG], e.g. train.",
+)
+@click.option(
     "--fields",
     "fields_spec",
     metavar="ROLE=COLUMN,...",
@@ -194,15 +200,17 @@ def _progress(quiet: bool):
 )
 @click.option("--drop-leaks", is_flag=True, help="Drop the rows --against finds, instead of warning.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
-def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
                  address, shard_size, exact_only, against, drop_leaks, quiet) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
-    PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
-    FlagEmbedding rows (query, pos, neg) are read as they are, sentence-transformers columns
-    (anchor, positive, negative or negative_1..n) through their mapping; --fields names others.
+    PATHS are JSONL (.jsonl/.json, also .gz/.zst), JSON arrays (.json), CSV/TSV or Parquet
+    files, folders, globs, datasets save_to_disk folders, hub datasets (hf://ORG/NAME with
+    --split), or - for stdin. FlagEmbedding rows (query, pos, neg) are read as they are,
+    sentence-transformers columns (anchor, positive, negative or negative_1..n) through their
+    mapping; --fields names others.
     """
     from ..scan import scan
 
@@ -233,7 +241,9 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
 
             def advance(event) -> None:
                 if event.input not in tasks:
-                    tasks[event.input] = progress.add_task(event.path, total=event.total, rows=0)
+                    tasks[event.input] = progress.add_task(
+                        event.path, total=event.total or None, rows=0
+                    )  # 0: a pipe, size unknown
                 task = tasks[event.input]
                 progress.update(
                     task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows
@@ -243,7 +253,7 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, clean_format=clean_format, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
-                drop_leaks=drop_leaks,
+                drop_leaks=drop_leaks, dataset_split=dataset_split,
                 on_progress=advance if progress else None, require_kept=True,
             )  # fmt: skip
         rendered = FORMATS[fmt](profile)

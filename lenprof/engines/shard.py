@@ -14,6 +14,7 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
+from ..options import ScanOptions
 from ..outputs import reject_record
 from ..stats import TEXT_FIELDS, InputCount, KeyPresence, ScanStats
 from .plan import Shard, WorkerSetup
@@ -96,6 +98,16 @@ class _Checked:
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
 
 
+def records_of(shard: Shard, opts: ScanOptions) -> list:
+    """A shard's records, one per physical line (JSON lines) or row: see ``readers/``."""
+    if shard.rows is not None:
+        return shard.rows.to_pylist()
+    if shard.lines is not None:
+        return shard.lines
+    blocks = file_blocks(shard.path, shard.start, shard.end)
+    return [line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part]
+
+
 class ShardWork:
     def __init__(self, setup: WorkerSetup):
         from tokenizers import Tokenizer
@@ -110,25 +122,19 @@ class ShardWork:
     # --- 1. check ----------------------------------------------------------------------------------
 
     def _records(self, shard: Shard) -> list:
-        if shard.rows is not None:
-            return shard.rows.to_pylist()
-        if shard.lines is not None:
-            return shard.lines
-        blocks = file_blocks(shard.path, shard.start, shard.end)
-        opts = self.options
-        return [
-            line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part
-        ]
+        return records_of(shard, self.options)
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
         fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
+        if shard.strings:
+            fields = dataclasses.replace(fields, strings=True)
         records = self._records(shard)
         drops: list[tuple[int, Dropped, object]] = []
         rows: list[Checked] = []
         row_at: list[int] = []
         raws: list[object] = []
-        blank = 0
+        blank = skipped = 0
         against = self.setup.against
         leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
         for r, record in enumerate(records):
@@ -140,6 +146,9 @@ class ShardWork:
                 if not record.strip():
                     blank += 1
                     continue
+            elif record is None:  # a line that is no row (a CSV header, a cell's later lines)
+                skipped += 1
+                continue
             outcome = check_row(record, fields, min_neg, max_line)
             if type(outcome) is Checked and against is not None:
                 leak = against.check(outcome.query, outcome.pos)
@@ -171,7 +180,7 @@ class ShardWork:
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=len(records) - blank,
+            read=len(records) - blank - skipped,
             blank=blank,
             drops=drops,
             rows=rows,
