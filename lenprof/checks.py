@@ -16,16 +16,15 @@ before) and the warnings that need token counts (:func:`length_warnings`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-import msgspec
 import numpy as np
 
-from .inputs import LineTooLong
+from .inputs import LineTooLong, Unreadable
+from .parse import Dropped, has_surrogate, parse
 from .schema import Fields
 
 # Dropped rows, in the order the checks run.
@@ -33,32 +32,46 @@ DROP_REASONS: tuple[str, ...] = (
     "line_too_long",
     "invalid_utf8",
     "malformed_json",
+    "malformed_csv",
     "not_object",
     "missing_field",
     "wrong_type",
+    "bad_scores",
     "empty_query",
     "empty_pos",
     "query_equals_pos",
     "no_negatives",
+    "eval_leak",
     "duplicate_row",
 )
 # Repairs: the row is kept, the offending text is removed.
 REPAIR_REASONS: tuple[str, ...] = ("empty_pos_item", "empty_neg", "pos_in_neg", "duplicate_neg")
 # Warnings: the row is kept as it is; they only inform.
-WARNING_REASONS: tuple[str, ...] = ("control_chars", "over_model_limit", "few_negatives")
+WARNING_REASONS: tuple[str, ...] = (
+    "control_chars",
+    "over_model_limit",
+    "few_negatives",
+    "partial_prompt",
+    "partial_scores",
+    "eval_query_leak",
+    "eval_pos_leak",
+)
 REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
 EXPLANATIONS: dict[str, str] = {
     "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
     "malformed_json": "the line is not valid JSON (also: NaN, Infinity, out-of-range numbers, a repeated key)",
+    "malformed_csv": "the CSV/TSV row has more or fewer cells than the header has columns",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
+    "bad_scores": "pos_scores/neg_scores is not a list of finite numbers, one per text (knowledge distillation would crash or pair the wrong scores)",
     "empty_query": "the query is blank",
     "empty_pos": "no positive has text",
     "query_equals_pos": "the query equals one of its positives: the loss is trivially zero",
     "no_negatives": "too few negatives left (FlagEmbedding divides by their number and crashes)",
+    "eval_leak": "the query or a positive is in an --against evaluation file (--drop-leaks)",
     "duplicate_row": "same query and positives as an earlier kept row",
     "empty_pos_item": "blank positive removed",
     "empty_neg": "blank negative removed",
@@ -67,20 +80,18 @@ EXPLANATIONS: dict[str, str] = {
     "control_chars": "text holds control characters",
     "over_model_limit": "a text is longer than the model can read: it is always truncated",
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
+    "partial_prompt": "other kept rows have a 'prompt' and this one has none: FlagEmbedding (which concatenates its files) reads it as None and, with an instruction, trains on 'None' + query",
+    "partial_scores": "other kept rows have pos_scores/neg_scores and this one has none: knowledge distillation fails on it",
+    "eval_query_leak": "the query is a query of an --against evaluation file (exactly, or after normalising whitespace and case)",
+    "eval_pos_leak": "a positive is a positive of an --against evaluation file (exactly, or after normalising whitespace and case)",
 }
+# Optional keys FlagEmbedding reads; its training data should carry each on every row or on none
+# ("scores": both pos_scores and neg_scores).
+WATCHED_KEYS = ("prompt", "scores")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ONLY_STR = {str}
-_fast_decode = msgspec.json.Decoder().decode
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-@dataclass(frozen=True)
-class Dropped:
-    reason: str
-    detail: str
 
 
 @dataclass(slots=True)
@@ -96,117 +107,10 @@ class Checked:
     control_chars: bool
 
 
-class _NonStandardNumber(ValueError):
-    pass
-
-
-def _no_constant(name: str) -> float:
-    raise _NonStandardNumber(
-        f"{name} is not standard JSON (RFC 8259): many readers refuse it, and a NaN score poisons training"
-    )
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NonStandardNumber(
-            f"the number {text[:40]} is out of range for a 64-bit float (it would be written back as Infinity)"
-        )
-    return value
-
-
-_strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
-_KEY = re.compile(rb'"\s*:')  # a key and its colon (also inside a string: never misses a key)
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list) -> dict:
-    seen = {}
-    for k, v in pairs:
-        if k in seen:
-            raise _DuplicateKey(k)
-        seen[k] = v
-    return seen
-
-
-def _duplicate_key(data: bytes, obj: dict) -> str | None:
-    """A key the line repeats (JSON readers disagree on which value wins; pyarrow, and so
-    ``datasets.load_dataset``, refuses the whole file). Lines with no more key-colon pairs than
-    the object has keys cannot repeat one, so the exact look is rare."""
-    if len(_KEY.findall(data)) <= len(obj):
-        return None
-    try:
-        json.loads(data, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        return str(exc)
-    except (ValueError, RecursionError):
-        pass
-    return None
-
-
-def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
-    """A line's bytes to a JSON object (Parquet rows already are one), and whether some string
-    in it holds a lone surrogate escape (which no output could encode).
-
-    msgspec decodes the common line; it refuses exactly what needs a closer look (invalid UTF-8,
-    lone surrogate escapes, NaN/Infinity, out-of-range numbers, malformed JSON), and those lines
-    take the standard library's path, which names the problem.
-    """
-    if isinstance(data, dict):
-        return data, False
-    try:
-        obj, surrogate = _fast_decode(data), False
-    except Exception:  # DecodeError, UnicodeDecodeError, RecursionError: look closer
-        slow = _slow_parse(data)
-        if isinstance(slow, Dropped):
-            return slow
-        obj, surrogate = slow
-    if not isinstance(obj, dict):
-        return Dropped("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    repeated = _duplicate_key(data, obj)
-    if repeated is not None:
-        return Dropped(
-            "malformed_json", f"the key {repeated!r} appears twice (readers disagree on which value counts)"
-        )
-    return obj, surrogate
-
-
-def _slow_parse(data: bytes) -> tuple[object, bool] | Dropped:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Dropped("invalid_utf8", f"invalid byte {data[exc.start]:#04x} at byte {exc.start + 1}")
-    try:
-        body = text.strip(" \t\r\n")
-        obj, end = _raw_decode(body)
-        if end != len(body):
-            raise ValueError(f"Extra data after the JSON value: column {end + 1}")
-    except (ValueError, RecursionError) as exc:
-        return Dropped("malformed_json", str(exc)[:200])
-    try:
-        _strict.raw_decode(body)  # the same value: only non-standard numbers fail here
-    except _NonStandardNumber as exc:
-        return Dropped("malformed_json", str(exc))
-    return obj, _has_surrogate(obj)
-
-
-def _has_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
-
-
 def _surrogate_home(obj: dict, fields: Fields) -> str:
     """Where a lone surrogate is: the row's query, pos or neg first, then any other key."""
     for name in (fields.query, fields.pos, fields.neg, *obj):
-        if name in obj and _has_surrogate(obj[name]):
+        if name in obj and has_surrogate(obj[name]):
             return f"'{_printable(name)}'"
     return "a key"
 
@@ -232,12 +136,47 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
+def _bad_scores(scores: object, key: str, n: int) -> str:
+    """Why a scores list cannot serve knowledge distillation, or "" when it can.
+
+    >>> _bad_scores([0.5, "high"], "neg_scores", 2)
+    "'neg_scores'[1] must be a number, got str"
+    """
+    if not isinstance(scores, list):
+        return f"'{key}' must be a list of numbers, got {type(scores).__name__}"
+    if len(scores) != n:
+        texts = "positives" if key == "pos_scores" else "negatives"
+        return f"'{key}' has {len(scores)} scores for {n} {texts}"
+    for i, x in enumerate(scores):
+        if type(x) not in (int, float):
+            return f"'{key}'[{i}] must be a number, got {'null' if x is None else type(x).__name__}"
+        if x != x or x in (float("inf"), float("-inf")):
+            return f"'{key}'[{i}] is {x}, not a finite number"
+    return ""
+
+
+def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None, str]:
+    """The negatives of an n-tuple row: one text per column; a missing or null column has none."""
+    texts = []
+    for name in columns:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None, f"'{name}' must be a string, got {type(value).__name__}"
+        texts.append(value)
+    return texts, ""
+
+
 def check_row(
-    data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
+    data: bytes | dict | LineTooLong | Unreadable, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
 ) -> Checked | Dropped:
-    """The fate of one row as read (a line's bytes, a Parquet row, or a line too long to read)."""
+    """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
+    row a reader could not read)."""
     if isinstance(data, LineTooLong):
         return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
+    if isinstance(data, Unreadable):
+        return Dropped(data.reason, data.detail)
     parsed = parse(data)
     if isinstance(parsed, Dropped):
         return parsed
@@ -254,13 +193,22 @@ def check_row(
     pos, why = _texts(obj[fields.pos], fields.pos, fields.lenient(fields.pos))
     if pos is None:
         return Dropped("wrong_type", why)
-    has_neg = fields.neg in obj
-    neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
+    if fields.neg_columns:
+        neg, why = _tuple_texts(obj, fields.neg_columns)
+        has_neg = any(c in obj for c in fields.neg_columns)
+    else:
+        has_neg = fields.neg in obj
+        neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
     if neg is None:
         return Dropped("wrong_type", why)
     prompt = obj.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
         return Dropped("wrong_type", f"'prompt' must be a string, got {type(prompt).__name__}")
+    for key, texts in (("pos_scores", pos), ("neg_scores", neg)):
+        if obj.get(key) is not None:
+            why = _bad_scores(obj[key], key, len(texts))
+            if why:
+                return Dropped("bad_scores", why)
     if surrogate:
         return Dropped("invalid_utf8", f"{_surrogate_home(obj, fields)} holds a lone surrogate escape")
     # Valid JSON carries a control character only as an escape (\u..., \b, \f), DEL excepted,
@@ -319,7 +267,10 @@ def check_row(
     if repairs:
         obj = dict(obj)
         _keep(obj, fields.pos, "pos_scores", keep_pos, len(pos))
-        _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
+        if fields.neg_columns:
+            _keep_tuple(obj, fields.neg_columns, [neg[i] for i in keep_neg])
+        else:
+            _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
     return Checked(
         obj,
         query,
@@ -340,6 +291,14 @@ def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> 
     scores = obj.get(scores_key)
     if isinstance(scores, list) and len(scores) == n:
         obj[scores_key] = [scores[i] for i in keep]
+
+
+def _keep_tuple(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
+    """An n-tuple keeps its columns: the negatives left fill them in order, the rest are null
+    (``--min-neg`` set to the number of columns drops such rows instead)."""
+    for i, name in enumerate(columns):
+        if name in obj or i < len(kept):
+            obj[name] = kept[i] if i < len(kept) else None
 
 
 # --- rules beyond one row --------------------------------------------------------------------------
@@ -378,3 +337,28 @@ def length_warnings(
         "over_model_limit": row_max > cap if cap else none,
         "few_negatives": negatives < train_group_size - 1 if train_group_size else none,
     }
+
+
+def watched_keys(obj: dict) -> tuple[bool, bool]:
+    """Whether a row carries a prompt, and scores (both lists), as :data:`WATCHED_KEYS` orders them."""
+    return obj.get("prompt") is not None, (
+        obj.get("pos_scores") is not None and obj.get("neg_scores") is not None
+    )
+
+
+def partial_keys(presence: dict, paths: Sequence[str], stats) -> None:
+    """Warn about kept rows that lack an optional key other kept rows have (``partial_prompt``,
+    ``partial_scores``), across the whole scan: FlagEmbedding concatenates the files it trains
+    on, so a file without prompts beside one with them gets None too. Whether the rows are mixed
+    is known only at the end. ``presence`` holds a :class:`~lenprof.stats.KeyPresence` per input."""
+    rows = sum(p.rows for p in presence.values())
+    for key in WATCHED_KEYS:
+        have = sum(p.have[key] for p in presence.values())
+        if not 0 < have < rows:
+            continue
+        reason = "partial_prompt" if key == "prompt" else "partial_scores"
+        stats.warnings[reason] += rows - have
+        what = "'prompt'" if key == "prompt" else "'pos_scores' and 'neg_scores'"
+        for i, p in sorted(presence.items()):
+            for line in p.lacking.get(key, []):
+                stats.example(reason, paths[i], line, f"no {what}, while {have} of {rows} kept rows have")

@@ -30,12 +30,15 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class InputSummary:
     path: str
-    format: str  # "jsonl", "jsonl+gzip", "jsonl+zstd" or "parquet"
+    format: str  # "jsonl", "jsonl+gzip", "json", "csv", "tsv", "parquet", "datasets"...
     rows: int
     blank: int
+    layout: str | None = None  # when not FlagEmbedding's: the layout recognised, or "as --fields"
+    fields: str | None = None  # then: the columns read, as --fields takes them
+    split: str | None = None  # a dataset's split, or train/test... for files found together
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,24 @@ class Profile:
         stats: ScanStats,
         tokenizer: TokenizerInfo,
         options: ScanOptions,
-        inputs: list[tuple[str, str]],
+        inputs: list[tuple],
         outputs: dict[str, str] | None = None,
     ) -> Profile:
-        """The profile of a finished scan: ``inputs`` are (path, format) in scan order."""
+        """The profile of a finished scan: ``inputs`` are (path, format[, layout, fields, split])
+        in scan order."""
         counts = stats.inputs
         return cls(
             tokenizer=tokenizer,
             options=options,
             inputs=[
                 InputSummary(
-                    path, fmt, counts[i].rows if i in counts else 0, counts[i].blank if i in counts else 0
+                    path,
+                    fmt,
+                    counts[i].rows if i in counts else 0,
+                    counts[i].blank if i in counts else 0,
+                    *layout,
                 )
-                for i, (path, fmt) in enumerate(inputs)
+                for i, (path, fmt, *layout) in enumerate(inputs)
             ],
             samples=Samples.of(stats),
             histograms=dict(stats.hists),
@@ -301,6 +309,9 @@ def _from_dict(d: dict) -> Profile:
                 _text(i["format"], "inputs[].format"),
                 _count(i["rows"], "inputs[].rows"),
                 _count(i["blank"], "inputs[].blank"),
+                i.get("layout"),
+                i.get("fields"),
+                _text(i.get("split"), "inputs[].split", True),
             )
             for i in inputs
         ],  # fmt: skip

@@ -13,16 +13,44 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from . import cleaned
 from .buckets import LengthBuckets
+from .checks import partial_keys
 from .engines.driver import FastPathFailed, Progress, drive
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
 from .engines.shard import ShardResult
 from .fastcount import recognise
+from .inputs import InputError
 from .options import ScanOptions
 from .outputs import Transaction
 from .profile import Profile
 from .tokenize import LoadedTokenizer
+
+
+class NothingKept(InputError):
+    """The scan kept no row: nothing to profile or train on. Exit code 2, and like every failed
+    run it writes no output (a good cleaned file from an earlier run is not replaced by an
+    empty one), so the message carries the counts and the first example of the main reason.
+    ``profile`` is the profile of the run, for callers who want it anyway."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        s = profile.samples
+        if not s.read:
+            super().__init__("no row was read: the inputs hold no rows (blank lines only, or empty files)")
+            return
+        ranked = sorted(s.dropped.items(), key=lambda kv: -kv[1])
+        counts = ", ".join(f"{reason} {n}" for reason, n in ranked)
+        first = profile.examples.get(ranked[0][0], [])[:1]
+        example = "".join(f"; first {ranked[0][0]}: {e.source} line {e.line}: {e.detail}" for e in first)
+        hint = {
+            "missing_field": "; does the data use other keys? see --fields",
+            "no_negatives": "; to train on in-batch negatives only, --min-neg 0 keeps rows without any",
+        }.get(ranked[0][0], "")
+        super().__init__(
+            f"no row was kept: {s.read} read, all dropped ({counts}){example}{hint}; no output was written"
+        )
 
 
 def scan(
@@ -35,44 +63,62 @@ def scan(
     profile_out: str | None = None,
     report_out: str | None = None,
     split: LengthBuckets | None = None,
+    clean_format: str = "input",
     engine=None,
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
+    dataset_split: str | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
 
+    ``clean_out`` is one file, or a folder (``out/``) that mirrors the inputs; ``clean_format``
+    is ``"input"`` (each row as read, repaired) or ``"flagembedding"`` (see ``cleaned.py``).
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    chunk-cache counting, see ``fastcount.py``) change a result.
+    chunk-cache counting, see ``fastcount.py``) change a result. ``against`` names evaluation
+    files whose queries and positives must not be in the training rows (see ``leaks.py``);
+    ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
+    split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
-    never raise, they are dropped with a reason.
+    never raise, they are dropped with a reason. With ``require_kept`` (as the CLI runs it), a
+    scan that keeps no row raises :class:`NothingKept` and writes nothing.
     """
-    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
+    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
+    plan = make_plan(
+        paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks, dataset_split
+    )
     engine = engine or LocalEngine(workers)
     try:
-        return run(plan, engine, on_progress)
+        return run(plan, engine, on_progress, require_kept)
     except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
+        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
         counting = {**profile.run["counting"], "fast_path_failed": str(exc)}
         return dataclasses.replace(profile, run={**profile.run, "counting": counting})
 
 
-def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> Profile:
+def run(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> Profile:
     """Run a plan on an engine and commit its outputs."""
     start = time.perf_counter()
     out = plan.outputs
     txn = Transaction()
     buckets: dict[str, dict] = {}
+    mirrored = len(set(plan.clean_targets)) > 1 or (out.clean is not None and cleaned.is_folder(out.clean))
+    fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
 
     def write(shard: Shard, result: ShardResult) -> None:
-        if out.clean:
-            sink = txn.rows(out.clean)
+        if out.clean and (result.clean or not mirrored):
+            sink = txn.rows(plan.clean_targets[shard.input], fill)
             sink.write(result.clean)
+            sink.add_keys(result.keys, result.stats.kept)
             if result.kinds is not None:
                 sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
         if out.rejects:
@@ -94,11 +140,18 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             entry["max_len"] = max(entry["max_len"], longest)
 
     with txn:
-        for path in (out.clean, out.rejects):
+        # An output exists even when no row lands in it; but a mirrored file exists only with rows,
+        # as FlagEmbedding's loader fails on an empty file in its folder.
+        for path in (*([] if mirrored else plan.clean_targets), out.rejects):
             if path:
-                txn.rows(path)  # an output exists even when no row lands in it
+                txn.rows(path, fill)
         with engine.executor(plan) as executor:
             totals = drive(plan, executor, write, on_progress)
+        partial_keys(totals.stats.presence, [i.path for i in plan.inputs], totals.stats)
+        if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
+            for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
+                if target in plan.clean_targets:
+                    txn.rows(target).require("prompt")
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
@@ -106,9 +159,14 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             totals.stats,
             plan.tokenizer.info,
             plan.options,
-            [(i.path, i.describe()["format"]) for i in plan.inputs],
+            [
+                (i.path, i.describe()["format"], *_layout(layout), i.split)
+                for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
+            ],
             files,
         )
+        if require_kept and not profile.samples.kept:  # before the commit: a failed run writes nothing
+            raise NothingKept(profile)
         profile = dataclasses.replace(
             profile,
             buckets=dict(sorted(buckets.items())),
@@ -117,6 +175,17 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
                 "shards": totals.shards,
                 "seconds": round(time.perf_counter() - start, 3),
                 "tokenize_s": round(totals.tokenize_seconds, 3),
+                **(
+                    {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
+                    if plan.against
+                    else {}
+                ),
+                "filled": {
+                    t: txn.rows(t).missing()
+                    for t in txn.targets()
+                    if t in plan.clean_targets and txn.rows(t).missing()
+                },
+                "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
                 "texts_tokenized": totals.tokenized,
                 "counting": {
                     "path": _counting_path(plan, totals.fast),
@@ -140,3 +209,10 @@ def _counting_path(plan: Plan, fast: int) -> str:
     """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
     rule = None if plan.exact_only or not fast else recognise(plan.tokenizer.backend)
     return f"chunks:{rule.family}" if rule else "tokenizer"
+
+
+def _layout(layout) -> tuple:
+    """How an input was read, for the profile: (layout, fields), or nothing when as FlagEmbedding's rows."""
+    if layout is None or layout.name in ("flagembedding", "unknown"):
+        return (None, None)
+    return (layout.name, layout.fields.spec())

@@ -41,6 +41,24 @@ class InputCount:
 
 
 @dataclass
+class KeyPresence:
+    """Of one input's kept rows: how many carry each optional key that FlagEmbedding reads
+    (``prompt``, ``pos_scores``, ``neg_scores``), and the first lines that lack it."""
+
+    rows: int = 0
+    have: Counter[str] = field(default_factory=Counter)
+    lacking: dict[str, list[int]] = field(default_factory=dict)
+
+    def __iadd__(self, later: KeyPresence) -> KeyPresence:
+        self.rows += later.rows
+        self.have.update(later.have)
+        for key, lines in later.lacking.items():
+            mine = self.lacking.setdefault(key, [])
+            mine.extend(lines[: EXAMPLES_PER_REASON - len(mine)])
+        return self
+
+
+@dataclass
 class ScanStats:
     read: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
@@ -54,6 +72,7 @@ class ScanStats:
     )
     examples: dict[str, list[Example]] = field(default_factory=dict)  # the first few, in corpus order
     inputs: dict[int, InputCount] = field(default_factory=dict)  # by position among the inputs
+    presence: dict[int, KeyPresence] = field(default_factory=dict)  # by input, of kept rows
 
     def example(self, reason: str, source: str, line: int, detail: str) -> None:
         examples = self.examples.setdefault(reason, [])
@@ -78,6 +97,8 @@ class ScanStats:
             mine = self.inputs.setdefault(i, InputCount())
             mine.rows += count.rows
             mine.blank += count.blank
+        for i, presence in later.presence.items():
+            self.presence.setdefault(i, KeyPresence()).__iadd__(presence)
         return self
 
     def __add__(self, later: ScanStats) -> ScanStats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..report import FORMATS
-from .common import emit, usage_errors
+from .common import UsageProblem, emit, usage_errors
 
 
 @click.command("recommend")
@@ -35,6 +35,8 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> 
 
     with usage_errors():
         profile = Profile.read(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
+        if not profile.samples.kept:  # as scan: exit 2 for every format, never empty flags
+            raise UsageProblem(f"{profile_path}: its scan kept no row, so there are no lengths to recommend")
         rendered = FORMATS[fmt](profile)
         if report:
             from ..outputs import Transaction, vet

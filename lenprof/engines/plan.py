@@ -2,8 +2,9 @@
 
 Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
 are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
-its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL and Parquet, which only the
-driver can read in order. Every engine runs the same plan; shards never change a result.
+its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL, stdin, Parquet and the
+inputs of ``readers/`` (JSON arrays, CSV/TSV, ``datasets``), which only the driver can read in
+order. Every engine runs the same plan; shards never change a result.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import cleaned, leaks
 from .. import outputs as out
 from ..buckets import LengthBuckets, stems
 from ..inputs import (
     InputError,
     InputFile,
     LineTooLong,
+    Unreadable,
     cut_points,
     decompressed_blocks,
     discover,
@@ -26,7 +29,11 @@ from ..inputs import (
     parquet_batches,
     parquet_rows_per_batch,
 )
+from ..layouts import Layout, resolve
+from ..leaks import EvalIndex
 from ..options import ScanOptions
+from ..readers import PIECEWISE, pieces, stdin
+from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
 DEFAULT_SHARD_BYTES = 4 << 20
@@ -36,14 +43,17 @@ DEFAULT_SHARD_BYTES = 4 << 20
 class Outputs:
     """Where a scan writes; every one is optional."""
 
-    clean: str | None = None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet)
+    clean: str | None = (
+        None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet), or DIR/ to mirror the inputs
+    )
     rejects: str | None = None  # dropped rows with line and reason
     profile: str | None = None  # the JSON profile
     report: str | None = None  # the HTML report
     buckets: LengthBuckets | None = None  # kept rows by length, in their own folder
+    clean_format: str = "input"  # or "flagembedding" (see cleaned.py)
 
     def files(self) -> dict[str, str]:
-        return {k: v for k, v in (("clean", self.clean), ("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
+        return {k: v for k, v in (("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,11 @@ class Shard:
     path: str
     start: int = 0  # plain JSONL: the byte range [start, end) of whole lines
     end: int = 0
-    lines: list[bytes | LineTooLong] | None = None  # a decompressed piece, as physical lines
-    rows: Any = None  # a Parquet piece: a pyarrow RecordBatch
+    lines: list[bytes | LineTooLong | Unreadable | dict | None] | None = None  # records: see readers/
+    rows: Any = None  # a Parquet or datasets piece: a pyarrow RecordBatch or Table
     done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
     first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
+    strings: bool = False  # CSV: every pos/neg column may hold a plain string (one-item list)
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,18 @@ class WorkerSetup:
     """What every worker needs, sent once: small and picklable."""
 
     options: ScanOptions
+    fields: tuple[Fields, ...]  # per input: the columns its layout reads
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
     exact_only: bool  # no chunk-cache counting (fastcount.py)
     cap: int | None
     clean: bool
-    clean_parquet: bool
+    clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file
+    clean_format: str
     rejects: bool
     buckets: LengthBuckets | None
+    against: EvalIndex | None = None  # --against: the test queries and positives
+    drop_leaks: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,19 +100,30 @@ class Plan:
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
+    layouts: list[Layout] = field(default_factory=list)  # per input
+    clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
+    against: EvalIndex | None = None
+    drop_leaks: bool = False
+
+    def fields(self, i: int) -> Fields:
+        return self.layouts[i].fields if self.layouts else self.options.fields
 
     def setup(self) -> WorkerSetup:
         o = self.outputs
         return WorkerSetup(
             options=self.options,
+            fields=tuple(self.fields(i) for i in range(len(self.inputs))),
             tokenizer_json=self.tokenizer.backend.to_str(),
             encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
-            clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
+            clean_parquet=tuple(t.lower().endswith((".parquet", ".pq")) for t in self.clean_targets),
+            clean_format=o.clean_format,
             rejects=o.rejects is not None,
             buckets=o.buckets,
+            against=self.against,
+            drop_leaks=self.drop_leaks,
         )
 
     def shards(self) -> Iterator[Shard]:
@@ -105,7 +131,12 @@ class Plan:
         for i, item in enumerate(self.inputs):
             if item.format == "parquet":
                 yield from self._parquet(i, item)
-            elif item.compression:
+            elif item.format in PIECEWISE:
+                for piece, done in pieces(item, self.shard_bytes, self.options.max_line_bytes):
+                    table = not isinstance(piece, list)
+                    yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                                done=done, first=False, strings=item.format in ("csv", "tsv"))  # fmt: skip
+            elif item.compression or item.path == stdin.NAME:
                 yield from self._stream(i, item)
             else:
                 cuts = cut_points(item.path, self.shard_bytes) + [item.size]
@@ -114,7 +145,7 @@ class Plan:
 
     def _stream(self, i: int, item: InputFile) -> Iterator[Shard]:
         where: dict[str, int] = {}
-        blocks = decompressed_blocks(item, where)
+        blocks = stdin.blocks(item, where) if item.path == stdin.NAME else decompressed_blocks(item, where)
         pending: list[bytes | LineTooLong] = []
         cut_at, first = self.shard_bytes, True
         for lines in iter_lines(blocks, self.options.max_line_bytes, self.options.line_head_bytes):
@@ -149,30 +180,49 @@ def make_plan(
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
+    dataset_split: str | None = None,
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     outputs = outputs or Outputs()
-    inputs = discover([paths] if isinstance(paths, str) else list(paths))
+    inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
     input_paths = [i.path for i in inputs]
+    on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
     files = outputs.files()
     if outputs.buckets is not None:
         folder = os.path.abspath(outputs.buckets.folder)
-        if any(os.path.abspath(p).startswith(folder + os.sep) for p in input_paths):
+        if any(os.path.abspath(p).startswith(folder + os.sep) for p in on_disk):
             raise InputError(
                 f"{outputs.buckets.folder}: the split folder holds inputs; choose an empty or new folder"
             )
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
-    out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
+    files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
+    protected = on_disk + [i.path for i in discover(list(against))]  # test files are inputs too
+    out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
+    options = options or ScanOptions()
+    given = bool(options.fields.mapped)
+    layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
+    index = (
+        leaks.build(against, options, lambda item: resolve(item, options.fields, given, 0).fields)
+        if against
+        else None
+    )
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     return Plan(
         inputs,
-        options or ScanOptions(),
+        options,
         tok,
         outputs,
         shard_bytes,
         stems(input_paths) if outputs.buckets else [],
         exact_only,
+        layouts,
+        clean,
+        index,
+        drop_leaks,
     )

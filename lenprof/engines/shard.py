@@ -14,21 +14,34 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
 
-from ..checks import DUPLICATE_ROW, Checked, Dropped, check_row, dedup_key, length_warnings
+from ..checks import (
+    DUPLICATE_ROW,
+    WATCHED_KEYS,
+    Checked,
+    Dropped,
+    check_row,
+    dedup_key,
+    length_warnings,
+    watched_keys,
+)
+from ..cleaned import flagembedding_row
 from ..columns import ColumnKinds
 from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
+from ..options import ScanOptions
 from ..outputs import reject_record
-from ..stats import TEXT_FIELDS, InputCount, ScanStats
+from ..stats import TEXT_FIELDS, InputCount, KeyPresence, ScanStats
 from .plan import Shard, WorkerSetup
 
 
@@ -55,6 +68,7 @@ class ShardResult:
     index: int
     stats: ScanStats
     clean: bytes = b""  # kept rows as JSON lines
+    keys: Counter[str] = field(default_factory=Counter)  # of the kept rows: how many hold each key
     kinds: ColumnKinds | None = None  # of the kept rows' values, for a Parquet clean output
     rejects: bytes = b""
     buckets: dict[int, tuple[bytes, int, int]] = field(
@@ -81,6 +95,17 @@ class _Checked:
     negatives: np.ndarray  # of each row
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
+    leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
+
+
+def records_of(shard: Shard, opts: ScanOptions) -> list:
+    """A shard's records, one per physical line (JSON lines) or row: see ``readers/``."""
+    if shard.rows is not None:
+        return shard.rows.to_pylist()
+    if shard.lines is not None:
+        return shard.lines
+    blocks = file_blocks(shard.path, shard.start, shard.end)
+    return [line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part]
 
 
 class ShardWork:
@@ -97,25 +122,21 @@ class ShardWork:
     # --- 1. check ----------------------------------------------------------------------------------
 
     def _records(self, shard: Shard) -> list:
-        if shard.rows is not None:
-            return shard.rows.to_pylist()
-        if shard.lines is not None:
-            return shard.lines
-        blocks = file_blocks(shard.path, shard.start, shard.end)
-        opts = self.options
-        return [
-            line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part
-        ]
+        return records_of(shard, self.options)
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
-        fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
+        fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
+        if shard.strings:
+            fields = dataclasses.replace(fields, strings=True)
         records = self._records(shard)
         drops: list[tuple[int, Dropped, object]] = []
         rows: list[Checked] = []
         row_at: list[int] = []
         raws: list[object] = []
-        blank = 0
+        blank = skipped = 0
+        against = self.setup.against
+        leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -125,7 +146,17 @@ class ShardWork:
                 if not record.strip():
                     blank += 1
                     continue
+            elif record is None:  # a line that is no row (a CSV header, a cell's later lines)
+                skipped += 1
+                continue
             outcome = check_row(record, fields, min_neg, max_line)
+            if type(outcome) is Checked and against is not None:
+                leak = against.check(outcome.query, outcome.pos)
+                if leak is not None:
+                    if self.setup.drop_leaks:
+                        outcome = Dropped("eval_leak", leak[1])
+                    else:
+                        leaks.append((len(rows), *leak))
             if type(outcome) is Checked:
                 rows.append(outcome)
                 row_at.append(r)
@@ -149,7 +180,7 @@ class ShardWork:
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=len(records) - blank,
+            read=len(records) - blank - skipped,
             blank=blank,
             drops=drops,
             rows=rows,
@@ -166,6 +197,7 @@ class ShardWork:
             negatives=negatives,
             repaired=[i for i, c in enumerate(rows) if c.repairs],
             control=[i for i, c in enumerate(rows) if c.control_chars],
+            leaks=leaks,
         )
         return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
 
@@ -242,12 +274,21 @@ class ShardWork:
                 stats.warnings[reason] += len(hits)
                 for i in hits[:5].tolist():
                     stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
+        for i, reason, detail in st.leaks:
+            if keep[i]:
+                stats.warnings[reason] += 1
+                stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         row_max = row_max if everyone else row_max[kept_idx]
+        stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
 
         if setup.clean:
-            result.clean = "".join([dumps(c.obj) + "\n" for c in kept]).encode("utf-8")
-            if setup.clean_parquet:
-                result.kinds = ColumnKinds.of([c.obj for c in kept])
+            objs = (
+                [c.obj for c in kept] if setup.clean_format == "input" else list(map(flagembedding_row, kept))
+            )
+            result.clean = "".join([dumps(o) + "\n" for o in objs]).encode("utf-8")
+            result.keys = Counter(chain.from_iterable(objs))
+            if setup.clean_parquet[st.input]:
+                result.kinds = ColumnKinds.of(objs)
         if setup.buckets is not None:
             result.buckets = self._buckets(kept, row_max)
         return result
@@ -264,3 +305,15 @@ class ShardWork:
             lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
             out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
         return out
+
+
+def _presence(kept: list[Checked], lines: np.ndarray) -> KeyPresence:
+    """Which kept rows carry each of FlagEmbedding's optional keys (see checks.WATCHED_KEYS)."""
+    presence = KeyPresence(rows=len(kept))
+    flags = np.array([watched_keys(c.obj) for c in kept], dtype=bool).reshape(len(kept), len(WATCHED_KEYS))
+    for k, key in enumerate(WATCHED_KEYS):
+        have = int(flags[:, k].sum())
+        presence.have[key] = have
+        if have < len(kept):
+            presence.lacking[key] = lines[~flags[:, k]][:5].tolist()
+    return presence

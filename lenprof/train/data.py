@@ -33,24 +33,29 @@ def _scores(d: dict, key: str, texts: list[str]) -> list[float] | None:
 
 
 def read_rows(path: str | Path) -> list[Row]:
-    """Rows of a cleaned JSONL file (lenprof's --clean-out)."""
+    """Rows of a cleaned JSONL file (lenprof's --clean-out). A plain string where a list belongs
+    (a CSV cell) is one text, never a list of characters."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 d = json.loads(line)
-                neg = d.get("neg", [])
+                pos, neg = _texts(d["pos"]), _texts(d.get("neg", []))
                 rows.append(
                     Row(
                         d["query"],
-                        d["pos"],
+                        pos,
                         neg,
                         d.get("prompt") if isinstance(d.get("prompt"), str) else None,
-                        _scores(d, "pos_scores", d["pos"]),
+                        _scores(d, "pos_scores", pos),
                         _scores(d, "neg_scores", neg),
                     )
                 )
     return rows
+
+
+def _texts(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
