@@ -41,7 +41,7 @@ def ranges(steps):
     return Event("x", steps).ranges()
 
 
-def st_train(out, learning_rate, steps=6, **watch):
+def st_train(out, learning_rate, steps=6, resume=None, save_steps=None, **watch):
     """The documented example (README, trainer section), on the bundled example rows."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -56,13 +56,14 @@ def st_train(out, learning_rate, steps=6, **watch):
     model.max_seq_length = 64
     loss = MultipleNegativesRankingLoss(model)
     args = Args(output_dir=str(out), max_steps=steps, per_device_train_batch_size=4, learning_rate=learning_rate,
-                logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                logging_steps=1, save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
+                report_to="none", use_cpu=True,
                 dataloader_drop_last=True, seed=0)  # fmt: skip
     callback = LossHealthCallback(loss_module=loss, **{"max_recoveries": 1, **watch})
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=data, loss=loss, callbacks=[callback]
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     return trainer, callback, model
 
 
@@ -110,6 +111,15 @@ def test_sentence_transformers_collapse_to_ln_candidates_is_caught_live(tmp_path
     assert f"lenprof: step {event}: uniform_collapse" in capsys.readouterr().err
     assert callback.stopped and trainer.state.global_step == event < 20
     assert diagnosed(tmp_path) == (1, {"uniform_collapse": ranges(flat)})
+
+
+@pytest.mark.slow
+def test_sentence_transformers_resume_logs_every_step_once(tmp_path):
+    """Resumed from an earlier checkpoint, the Trainer replays steps 4-6: each is logged once."""
+    st_train(tmp_path, 2e-5, steps=6, save_steps=3)
+    st_train(tmp_path, 2e-5, steps=8, resume=str(tmp_path / "checkpoint-3"))
+    assert [r["step"] for r in metrics_of(tmp_path)] == list(range(1, 9))
+    assert json.loads((tmp_path / "train_report.json").read_text())["health"]["steps"] == 8
 
 
 def flagembedding(python, out, learning_rate, *extra):
