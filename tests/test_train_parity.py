@@ -149,3 +149,37 @@ def test_disk_snapshot_recovers_exactly_as_the_memory_one(tmp_path):
         assert not (out / "healthy.pt").exists()  # the disk copy is gone once the run ends
     assert json.dumps(runs["disk"]) == json.dumps(runs["memory"])
     assert os.path.getsize(tmp_path / "disk" / "model.safetensors") > 1e6
+
+
+@pytest.mark.slow
+def test_lenprof_train_distils_from_the_rows_scores(tmp_path):
+    """The flag end to end: the scan keeps pos_scores/neg_scores aligned, the sampler carries
+    them, the loss uses them; rows without them are refused with the file named."""
+    from click.testing import CliRunner
+    from conftest import EXAMPLES
+
+    from lenprof.cli import main
+    from lenprof.tokenize import packaged_model_path
+
+    rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
+    # FlagEmbedding's example rows carry a teacher's scores, one per passage
+    assert all(len(r["neg_scores"]) == len(r["neg"]) for r in rows)
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if not k.endswith("_scores")}) + "\n" for r in rows)
+    )
+    args = ["--model", str(packaged_model_path()), "--batch-size", "2", "--train-group-size", "3",
+            "--query-max-len", "32", "--passage-max-len", "64", "--max-steps", "2", "--kd-loss-type", "kl_div"]  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path / "kd"), *args]
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "kd" / "train_report.json").read_text())
+    assert report["config"]["kd_loss_type"] == "kl_div" and report["steps"] == 2
+    assert report["probe"]["end"] < report["probe"]["start"]  # distillation plus InfoNCE fell
+    plain = CliRunner().invoke(main, ["train", str(bare), "--output-dir", str(tmp_path / "p"), *args])
+    assert plain.exit_code == 2
+    assert (
+        "knowledge distillation needs pos_scores and neg_scores" in plain.stderr
+        and "clean.jsonl" in plain.stderr
+    )
