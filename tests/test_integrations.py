@@ -117,9 +117,16 @@ def test_sentence_transformers_collapse_to_ln_candidates_is_caught_live(tmp_path
 def test_sentence_transformers_resume_logs_every_step_once(tmp_path):
     """Resumed from an earlier checkpoint, the Trainer replays steps 4-6: each is logged once."""
     st_train(tmp_path, 2e-5, steps=6, save_steps=3)
+    rows = metrics_of(tmp_path)
+    rows[1]["events"] = ["non_finite"]  # an event before the checkpoint is remembered, one after is not
+    rows[4]["events"] = ["non_finite"]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     st_train(tmp_path, 2e-5, steps=8, resume=str(tmp_path / "checkpoint-3"))
     assert [r["step"] for r in metrics_of(tmp_path)] == list(range(1, 9))
-    assert json.loads((tmp_path / "train_report.json").read_text())["health"]["steps"] == 8
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["health"]["steps"] == 8 and [(e["step"], e["kind"]) for e in report["events"]] == [
+        (2, "non_finite")
+    ]
 
 
 def flagembedding(python, out, learning_rate, *extra):

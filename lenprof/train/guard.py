@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .health import Event, Step, Watchdog
+from .health import Event, Step, Watchdog, advice
 from .snapshot import Snapshot
 
 
@@ -164,7 +164,12 @@ class Guard:
 
     def load_state(self, state: dict, history: list[dict]) -> None:
         self.recoveries = state.get("recoveries", 0)
-        self.events = state.get("events", [])
+        # without a saved state (the Trainer callback), the events come back from the log itself
+        self.events = state.get("events") or [
+            {"step": r["step"], "kind": k, "advice": advice(k, self.watchdog.precision)}
+            for r in history
+            for k in r.get("events", [])
+        ]
         self.first_spread = state.get("first_spread")
         for row in history:  # replay the kept steps: counts and runs in progress come back
             self.watchdog.observe(Step(row["step"], row["loss"], row.get("grad_norm"), row.get("lr")))
