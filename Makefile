@@ -36,9 +36,14 @@ $(FE_VENV)/.done:
 	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2 "transformers>=4.44,<5" "sentence-transformers<5" "datasets<4.5"
 	touch $@
 
-peers: $(FE_VENV)/.done
+# lenprof itself in that venv too: `python -m lenprof.integrations.flagembedding` runs there.
+$(FE_VENV)/.lenprof: $(FE_VENV)/.done pyproject.toml
+	$(FE_VENV)/bin/python -m pip install -q -e .
+	touch $@
 
-test: $(VENV)/.all-extras $(FE_VENV)/.done
+peers: $(FE_VENV)/.done $(FE_VENV)/.lenprof
+
+test: $(VENV)/.all-extras $(FE_VENV)/.done $(FE_VENV)/.lenprof
 	OMP_NUM_THREADS=1 LENPROF_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.all-extras

@@ -6,6 +6,9 @@ recall@10 and MRR@10 of held-out queries against the held-out passages).
 
     python3 -m venv /tmp/fevenv && /tmp/fevenv/bin/pip install torch==2.13.0 FlagEmbedding
     python benchmarks/train_bench.py DATA.jsonl --flagembedding-venv /tmp/fevenv --steps 20
+
+On a GPU (see gpu_check.sh): ``--device cuda --precision bf16``, and ``--flagembedding-python``
+where FlagEmbedding sits in the same interpreter as lenprof.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="FlagEmbedding-format JSONL")
-    ap.add_argument("--flagembedding-venv", type=Path, required=True)
+    fe = ap.add_mutually_exclusive_group(required=True)
+    fe.add_argument("--flagembedding-venv", type=Path)
+    fe.add_argument("--flagembedding-python", type=Path, help="a python that imports FlagEmbedding")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no")
     ap.add_argument("--model", help="default: the packaged all-MiniLM-L6-v2")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=4)
@@ -59,8 +66,9 @@ def main() -> None:
     (work / "eval.jsonl").write_text("\n".join(lines[: args.eval_rows]) + "\n")
     (work / "train.jsonl").write_text("\n".join(lines[args.eval_rows :]) + "\n")
     common = dict(batch=args.batch_size, group=args.group_size, steps=args.steps, lr=args.learning_rate)
+    card = torch.cuda.get_device_name(0) if args.device == "cuda" else "none (CPU)"
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, CPU={not torch.cuda.is_available()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, GPU: {card}, precision {args.precision}"
     )
     print(
         f"data: {len(lines) - args.eval_rows} train rows, {args.eval_rows} held out; query_max_len {q_len}, passage_max_len {p_len}; {common}"
@@ -69,28 +77,30 @@ def main() -> None:
     results = {}
     start = time.perf_counter()
     subprocess.run(
-        [str(Path(sys.executable).parent / "lenprof"), "train", str(work / "train.jsonl"), "--output-dir", str(work / "lenprof"),
+        [sys.executable, "-m", "lenprof", "train", str(work / "train.jsonl"), "--output-dir", str(work / "lenprof"),
          "--model", model, "--query-max-len", str(q_len), "--passage-max-len", str(p_len), "--batch-size", str(args.batch_size),
          "--train-group-size", str(args.group_size), "--max-steps", str(args.steps), "--learning-rate", str(args.learning_rate),
-         "--pooling", pooling, "-q"],
+         "--pooling", pooling, "--precision", args.precision, "-q"],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     report = json.loads((work / "lenprof" / "train_report.json").read_text())
     results["lenprof train"] = (time.perf_counter() - start, report["seconds"], work / "lenprof")
 
     start = time.perf_counter()
-    fe = args.flagembedding_venv / "bin"
+    fe_python = args.flagembedding_python or args.flagembedding_venv / "bin" / "python"
+    device = ["--use_cpu", "True"] if args.device == "cpu" else []
+    device += {"no": [], "bf16": ["--bf16", "True"], "fp16": ["--fp16", "True"]}[args.precision]
     fe_log = subprocess.run(
-        [str(fe / "torchrun"), "--nproc_per_node", "1", "-m", "FlagEmbedding.finetune.embedder.encoder_only.base",
+        [str(fe_python), "-m", "torch.distributed.run", "--nproc_per_node", "1", "-m", "FlagEmbedding.finetune.embedder.encoder_only.base",
          "--model_name_or_path", model, "--train_data", str(work / "train.jsonl"), "--output_dir", str(work / "flagembedding"),
          "--overwrite_output_dir", "--query_max_len", str(q_len), "--passage_max_len", str(p_len),
          "--train_group_size", str(args.group_size), "--per_device_train_batch_size", str(args.batch_size),
          "--max_steps", str(args.steps), "--learning_rate", str(args.learning_rate), "--temperature", "0.02",
          "--sentence_pooling_method", pooling, "--normalize_embeddings", "True", "--warmup_ratio", "0.1",
-         "--logging_steps", "1", "--save_steps", "100000", "--dataloader_drop_last", "True", "--use_cpu", "True",
+         "--logging_steps", "1", "--save_steps", "100000", "--dataloader_drop_last", "True", *device,
          "--report_to", "none", "--knowledge_distillation", "False", "--pad_to_multiple_of", "8"],
         check=True, capture_output=True, text=True,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        env={**os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if args.device == "cpu" else {})},
     ).stdout  # fmt: skip
     # the Trainer prints its summary ({'train_runtime': ...}) at the end; checkpoints lack it
     train_runtime = float(re.search(r"'train_runtime': '?([\d.]+)", fe_log).group(1))
@@ -99,11 +109,11 @@ def main() -> None:
     eval_rows = read_rows(work / "eval.jsonl")
     cfg = TrainConfig(data="", model=model, output_dir="", query_max_len=q_len, passage_max_len=p_len)
     base = evaluate(
-        Embedder(model, pooling),
+        Embedder(model, pooling).to(args.device),
         __import__("transformers").AutoTokenizer.from_pretrained(model),
         eval_rows,
         cfg,
-        "cpu",
+        args.device,
     )
     print(f"\n{'trainer':<16} {'wall s':>7} {'train s':>8} {'samples/s':>10} {'recall@10':>10} {'MRR@10':>7}")
     print(f"{'base model':<16} {'-':>7} {'-':>8} {'-':>10} {base['recall@10']:>10} {base['mrr@10']:>7}")
@@ -111,7 +121,11 @@ def main() -> None:
 
     for name, (wall, train_s, out) in results.items():
         scores = evaluate(
-            Embedder(str(out), pooling), AutoTokenizer.from_pretrained(str(out)), eval_rows, cfg, "cpu"
+            Embedder(str(out), pooling).to(args.device),
+            AutoTokenizer.from_pretrained(str(out)),
+            eval_rows,
+            cfg,
+            args.device,
         )
         print(
             f"{name:<16} {wall:>7.1f} {train_s:>8.1f} {args.steps * args.batch_size / train_s:>10.2f} {scores['recall@10']:>10} {scores['mrr@10']:>7}"

@@ -147,3 +147,116 @@ def test_candidates_per_query():
 def test_diagnose_function_orders_findings():
     steps = [Step(1, NAN), Step(2, 0.0, 0.0), Step(3, 2.0)]
     assert [e.kind for e in diagnose(steps)] == ["exact_zero", "non_finite"]
+
+
+def metrics_jsonl(losses, path, grad_norm=1.0):
+    path.write_text(
+        "".join(
+            json.dumps({"step": i, "loss": v, "grad_norm": grad_norm, "lr": 1e-5}) + "\n"
+            for i, v in enumerate(losses, start=1)
+        )
+    )
+    return path
+
+
+def test_a_noisy_healthy_run_is_judged_on_windows_not_single_steps(tmp_path):
+    """Defect 3: the first single step happened to be low and the last high, but the mean fell."""
+    import random
+
+    rng = random.Random(3)
+    losses = [max(0.05, 0.34 - 0.1 * i / 150 + rng.gauss(0, 0.1)) for i in range(150)]
+    losses[0], losses[-1] = (
+        0.58,
+        1.95,
+    )  # what a 150-step lenprof run showed: 0.58 vs 1.95, means 0.311 vs 0.264
+    first, last = sum(losses[:30]) / 30, sum(losses[-30:]) / 30
+    assert last < first  # the oracle: the windowed means fell
+    code, found = kinds(metrics_jsonl(losses, tmp_path / "metrics.jsonl"))
+    assert (code, found) == (0, {"healthy": "1-150"})
+
+
+def test_a_loss_that_rose_is_not_called_healthy(tmp_path):
+    losses = [0.3] * 20 + [0.9] * 20
+    code, found = kinds(metrics_jsonl(losses, tmp_path / "metrics.jsonl"))
+    assert (code, found) == (0, {})
+
+
+def test_a_collapsed_flagembedding_run_is_judged_from_its_own_files(tmp_path):
+    """Defect 4: the loss flat at ln 64 of batch 8 x group 8, with no flags given: the batch size
+    comes from trainer_state.json, the group size from the plateau it sits at."""
+    losses = [math.log(64) * (1 + 0.004 * (-1) ** i) for i in range(12)]
+    path = trainer_state(losses, [0.01] * 12, tmp_path / "trainer_state.json", logging_steps=1)
+    state = json.loads(path.read_text())
+    state["train_batch_size"] = 8
+    path.write_text(json.dumps(state))
+    result = CliRunner().invoke(main, ["diagnose", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1] == "uniform_collapse  steps 1-12 (12 logged)"
+    assert (
+        "setup: 64 candidates per query = batch size 8 x group size 8, inferred from the loss plateau"
+        in result.stdout
+    )
+    state["log_history"] = [{**e, "loss": 2.0 - 0.1 * i} for i, e in enumerate(state["log_history"][:-1])]
+    path.write_text(json.dumps(state))  # a falling loss sits at no ln(8 g): nothing is inferred
+    result = CliRunner().invoke(main, ["diagnose", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0 and "healthy" in result.stdout and "setup:" not in result.stdout
+
+
+def training_args_bin(folder, **kwargs):
+    """What the Trainer (and FlagEmbedding) saves: torch.save(TrainingArguments)."""
+    import torch
+    from transformers import TrainingArguments
+
+    torch.save(
+        TrainingArguments(output_dir=str(folder), report_to="none", use_cpu=True, **kwargs),
+        folder / "training_args.bin",
+    )
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_hidden_nan_advice_names_the_runs_real_precision(tmp_path, precision):
+    """Defect 7: an fp32 run's NaNs are not fp16 overflows. The precision is read from the
+    training_args.bin beside the history, without running anything in it."""
+    import torch
+
+    path = trainer_state([2.0, 0.0, 1.0], [1.0, NAN, 1.0], tmp_path / "trainer_state.json")
+    training_args_bin(tmp_path, per_device_train_batch_size=8)
+    if precision == "fp16":  # TrainingArguments refuses fp16 on CPU: flip the saved field
+        args = torch.load(tmp_path / "training_args.bin", weights_only=False)
+        args.fp16 = True
+        torch.save(args, tmp_path / "training_args.bin")
+    result = CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"])
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert finding["kind"] == "hidden_nan" and result.exit_code == 1
+    if precision == "fp32":
+        assert "fp16" not in finding["advice"].replace("not an fp16 overflow", "")
+        assert "in full precision (fp32)" in finding["advice"]
+    else:
+        assert "use bf16 instead of fp16" in finding["advice"]
+
+
+def test_training_args_are_read_without_running_the_pickle(tmp_path):
+    from lenprof.train.runinfo import read_training_args
+
+    training_args_bin(tmp_path, per_device_train_batch_size=8)
+    args = read_training_args(tmp_path / "training_args.bin")
+    assert (args["per_device_train_batch_size"], args["fp16"], args["bf16"]) == (8, False, False)
+    (tmp_path / "evil.bin").write_bytes(
+        b"cos\nsystem\n(S'touch " + str(tmp_path / "ran").encode() + b"'\ntR."
+    )
+    assert read_training_args(tmp_path / "evil.bin") == {} and not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("precision, alarms", [("fp16", []), ("no", [3])])
+def test_fp16_gradient_overflow_is_the_scalers_business_not_an_alarm(precision, alarms):
+    """With fp16 the loss scaler starts high and halves on overflowing gradients: inf gradient
+    norms with a finite loss are routine there. A NaN loss is not, in any precision."""
+    from lenprof.train.guard import Guard
+    from lenprof.train.snapshot import Snapshot
+
+    guard = Guard(candidates=8, snapshot=Snapshot(), precision=precision, log=lambda m: None)
+    fired = [s for s in range(1, 5) if guard.observe(s, 1.5, math.inf if s < 4 else 1.0, 1e-5)]
+    assert fired == alarms
+    assert [s for s in range(5, 8) if guard.observe(s, NAN, 1.0, 1e-5)] == (
+        [7] if precision == "fp16" else [5, 6, 7]
+    )

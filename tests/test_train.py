@@ -201,18 +201,19 @@ def test_length_grouped_batches_cut_padding_and_lose_nothing():
     assert padding(grouped) < padding(plain)
 
 
-def test_data_parallel_with_two_processes(tmp_path):
-    """DDP through accelerate, on CPU with the gloo backend: the same code path as several GPUs."""
+@pytest.mark.parametrize("cross_device", [False, True])
+def test_data_parallel_with_two_processes(tmp_path, cross_device):
+    """DDP through accelerate, on CPU with the gloo backend: the same code path as several GPUs;
+    with --negatives-cross-device each query meets both processes' passages."""
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    accelerate = str(Path(sys.executable).parent / "accelerate")
+    # torchrun (torch.distributed.run): `accelerate launch --cpu --num_processes 2` starts one process
     proc = subprocess.run(
-        [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "-m", "lenprof", "train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path),
-         "--model", MODEL, "--max-steps", "2", "--batch-size", "2", "--train-group-size", "3", "-q"],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lenprof", "train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path),
+         "--model", MODEL, "--max-steps", "2", "--batch-size", "2", "--train-group-size", "3", "-q",
+         *(["--negatives-cross-device"] if cross_device else [])],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -222,3 +223,112 @@ def test_data_parallel_with_two_processes(tmp_path):
         2,
     ]  # main process only
     assert (tmp_path / "model.safetensors").exists()
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["world_size"] == 2
+    assert report["candidates_per_query"] == (2 * 2 * 3 if cross_device else 2 * 3)
+    rates = [json.loads(x)["lr"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rates == [1e-5, 5e-6]  # linear decay over 2 global steps, not stepped once per process
+    assert all(
+        math.isfinite(json.loads(x)["loss"]) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    )
+
+
+def metrics_of(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def embeddings_of(model_dir: str):
+    from transformers import AutoTokenizer
+
+    from lenprof.train.model import Embedder
+
+    rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return Embedder(model_dir, "mean").eval()(
+            **tok([r["query"] for r in rows], padding=True, return_tensors="pt")
+        )
+
+
+def test_a_stopped_run_keeps_the_last_healthy_weights_and_says_so(tmp_path):
+    """Defect 1: NaN weights (1e19 and up) were saved as 'model saved' although a healthy snapshot
+    existed. The only healthy weights here are the starting ones (step 1 was the last finite step
+    before the explosion), so the saved model must embed exactly as the base model does."""
+    result = run_train(tmp_path, "--max-steps", "30", "--learning-rate", "1e20", "--warmup-ratio", "0")
+    assert result.exit_code == 1
+    saved, base = embeddings_of(str(tmp_path)), embeddings_of(MODEL)
+    assert torch.isfinite(saved).all()
+    assert torch.allclose(saved, base, atol=1e-5)
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["stopped"] and report["weights"] == "from before step 1"
+    assert f"saved the last healthy weights (from before step 1) to {tmp_path}" in result.stdout
+
+
+def test_the_learning_rate_logged_after_a_recovery_is_the_halved_one(tmp_path):
+    """Defect 6, against the schedule written out: linear decay from lr0 over the run's optimizer
+    steps (non-finite steps are skipped, so they do not advance it), halved once per recovery."""
+    run_train(tmp_path, "--max-steps", "30", "--learning-rate", "1e20", "--warmup-ratio", "0")
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    recovered_at = [e["step"] for e in report["events"] if e["kind"] == "recovered"]
+    assert len(recovered_at) >= 2
+    taken = 0  # optimizer steps so far
+    for m in metrics_of(tmp_path):
+        halvings = sum(1 for s in recovered_at if s < m["step"])
+        assert m["lr"] == pytest.approx(1e20 * (30 - taken) / 30 * 0.5**halvings, rel=1e-9), m
+        taken += math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])
+
+
+def test_recovery_catches_a_collapse_early_and_never_ends_worse_than_it_started(tmp_path):
+    """Defect 2: with lr 1e-2 the loss sits at ln 6 with the spread gone from step 5 on; the
+    watchdog waited 20 steps, halved once, and ended 'successfully' with a model worse than the
+    base. The oracle is the loss of all example rows under the saved model vs the base model."""
+    result = run_train(tmp_path, "--max-steps", "40", "--learning-rate", "1e-2", "--warmup-ratio", "0")
+    rows = metrics_of(tmp_path)
+    ln6 = math.log(6)
+    flat = {
+        r["step"]
+        for r in rows
+        if abs(r["loss"] - ln6) <= 0.03 * ln6 and r["spread"] < 0.1 * rows[0]["spread"]
+    }
+    third = min(s for s in flat if {s - 1, s - 2} <= flat)  # three flat steps in a row: unambiguous
+    collapses = [r["step"] for r in rows if "uniform_collapse" in r["events"]]
+    assert collapses and collapses[0] <= third, (sorted(flat), collapses)  # not 20 steps later
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["recoveries"] >= 2  # halved again when one halving was not enough
+    base, saved = fixed_batch_loss(MODEL), fixed_batch_loss(str(tmp_path))
+    if result.exit_code == 0:
+        assert saved < base and report["weights"] == "trained"
+    else:
+        assert result.exit_code == 1 and "saved the last healthy weights" in result.stdout
+        assert saved <= base + 1e-6
+
+
+def test_resume_logs_every_step_once_and_reports_the_whole_run(tmp_path):
+    """Defect 5: a run that went past its last checkpoint replays those steps on --resume."""
+    assert run_train(tmp_path, "--max-steps", "6", "--save-steps", "4").exit_code == 0
+    result = run_train(tmp_path, "--max-steps", "9", "--save-steps", "4", "--resume")
+    assert result.exit_code == 0 and "resumed from" in result.stderr and "step-4" in result.stderr
+    assert [m["step"] for m in metrics_of(tmp_path)] == list(range(1, 10))
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert (report["steps"], report["health"]["steps"], report["resumed_from"]) == (9, 9, 4)
+    code = CliRunner().invoke(main, ["diagnose", str(tmp_path), "--format", "json"]).stdout
+    assert json.loads(code)["steps"] == 9
+
+
+def test_min_neg_0_trains_group_size_1_on_rows_without_negatives(tmp_path):
+    """Defect 8: group size 1 with in-batch negatives needs no negatives in the rows."""
+    bare = tmp_path / "bare.jsonl"
+    rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
+    bare.write_text("".join(json.dumps({"query": r["query"], "pos": r["pos"]}) + "\n" for r in rows))
+    args = ["train", str(bare), "--model", MODEL, "--batch-size", "2", "--train-group-size", "1",
+            "--query-max-len", "32", "--passage-max-len", "64", "--max-steps", "2"]  # fmt: skip
+    refused = CliRunner().invoke(main, [*args, "--output-dir", str(tmp_path / "a")])
+    rejects = tmp_path / "a" / "data" / "rejects.jsonl"
+    assert refused.exit_code == 2
+    assert "0 rows make no full batch of 2" in refused.stderr and str(rejects) in refused.stderr
+    assert len(rejects.read_text().splitlines()) == 10  # every row, each with its reason
+    result = CliRunner().invoke(main, [*args, "--output-dir", str(tmp_path / "b"), "--min-neg", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert "10 of 10 rows kept" in result.stderr and result.stdout.startswith("trained 2 steps")
+    report = json.loads((tmp_path / "b" / "train_report.json").read_text())
+    assert report["candidates_per_query"] == 2  # the other query's positive is the negative

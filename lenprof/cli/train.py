@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .common import UsageProblem, emit, usage_errors
@@ -83,17 +85,42 @@ from .common import UsageProblem, emit, usage_errors
     help="Steps of near-zero loss that make a collapse.",
 )
 @click.option("--max-recoveries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--min-neg",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="The scan drops rows with fewer negatives; 0 keeps them (group size 1 with in-batch negatives).",
+)
+@click.option(
+    "--negatives-cross-device",
+    is_flag=True,
+    help="Score each query against every process's passages (FlagEmbedding's negatives_cross_device).",
+)
+@click.option(
+    "--kd-loss-type",
+    type=click.Choice(["kl_div", "m3_kd_loss"]),
+    help="Distil from the rows' pos_scores/neg_scores (FlagEmbedding's knowledge_distillation).",
+)
+@click.option(
+    "--snapshot",
+    type=click.Choice(["memory", "disk"]),
+    default="memory",
+    show_default=True,
+    help="Keep the last healthy weights and optimizer state in host memory or in OUTPUT_DIR/healthy.pt.",
+)
 @click.option("--quiet", "-q", is_flag=True)
 def train_command(paths, model, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
                   group_size, no_in_batch_neg, temperature, learning_rate, warmup_ratio, max_grad_norm, pooling,
                   query_instruction, query_instruction_format, passage_instruction, passage_instruction_format,
                   gradient_checkpointing, group_by_length, precision, seed, save_steps, resume, eval_split, on_collapse, collapse_steps,
-                  max_recoveries, quiet) -> None:  # fmt: skip
+                  max_recoveries, min_neg, negatives_cross_device, kd_loss_type, snapshot, quiet) -> None:  # fmt: skip
     """Fine-tune an embedding model on DATA, cleaned by a scan, at the recommended lengths.
 
     The loss is watched live (metrics.jsonl, loss.png): easy batches are counted, a collapse
-    restores the last healthy weights and halves the learning rate. Runs on CPU, one GPU, or
-    several under `accelerate launch -m lenprof train ...` / torchrun.
+    restores the last healthy weights and halves the learning rate. A run that stops keeps the
+    last healthy weights (exit 1). Runs on CPU, one GPU, or several processes under
+    `torchrun --nproc_per_node N -m lenprof train ...` (CPU too) or `accelerate launch` (GPUs).
     """
     try:
         import accelerate  # noqa: F401
@@ -115,7 +142,8 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
             passage_instruction=passage_instruction, passage_instruction_format=passage_instruction_format,
             gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, mixed_precision=precision,
             seed=seed, save_steps=save_steps, resume=resume, eval_split=eval_split, on_collapse=on_collapse,
-            collapse_steps=collapse_steps, max_recoveries=max_recoveries,
+            collapse_steps=collapse_steps, max_recoveries=max_recoveries, negatives_cross_device=negatives_cross_device,
+            kd_loss_type=kd_loss_type, snapshot=snapshot,
         )  # fmt: skip
         try:
             _, report = scan_then_train(
@@ -123,9 +151,11 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
                 cfg,
                 profile_path,
                 log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+                min_neg=min_neg,
             )
         except (TrainError, TrainSetupError) as exc:
             raise UsageProblem(str(exc)) from exc
-    emit(summary(report, output_dir))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the first process speaks for all
+        emit(summary(report, output_dir))
     if report["stopped"]:
         raise SystemExit(1)

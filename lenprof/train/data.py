@@ -4,7 +4,9 @@ Each epoch, every row yields one group: its query, one positive drawn from ``pos
 ``group_size - 1`` negatives drawn from ``neg`` without replacement (with replacement only when
 the row has too few, which is reported once). Batches never hold the same text twice as a
 query or a positive, since another query's positive equal to mine would be a false in-batch
-negative; a row that would repeat one waits for the next batch.
+negative; a row that would repeat one waits for the next batch. Rows with ``pos_scores`` and
+``neg_scores`` (a teacher's scores, for knowledge distillation) carry the scores of the chosen
+passages along, in the group's order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ class Row:
     pos: list[str]
     neg: list[str]
     prompt: str | None = None
+    pos_scores: list[float] | None = None
+    neg_scores: list[float] | None = None
+
+
+def _scores(d: dict, key: str, texts: list[str]) -> list[float] | None:
+    v = d.get(key)
+    return [float(x) for x in v] if isinstance(v, list) and len(v) == len(texts) else None
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -31,12 +40,15 @@ def read_rows(path: str | Path) -> list[Row]:
         for line in fh:
             if line.strip():
                 d = json.loads(line)
+                pos, neg = _texts(d["pos"]), _texts(d.get("neg", []))
                 rows.append(
                     Row(
                         d["query"],
-                        _texts(d["pos"]),
-                        _texts(d.get("neg", [])),
+                        pos,
+                        neg,
                         d.get("prompt") if isinstance(d.get("prompt"), str) else None,
+                        _scores(d, "pos_scores", pos),
+                        _scores(d, "neg_scores", neg),
                     )
                 )
     return rows
@@ -51,6 +63,7 @@ class Group:
     query: str
     passages: list[str]  # positive first
     prompt: str | None = None  # the row's own prompt: replaces the query instruction, as in the scan
+    scores: list[float] | None = None  # the teacher's score of each passage, when the row has them
 
 
 class GroupSampler:
@@ -68,14 +81,19 @@ class GroupSampler:
         groups = []
         need = self.group_size - 1
         for row in self.rows:
-            positive = rng.choice(row.pos)
+            positive = rng.randrange(len(row.pos))
+            every = list(range(len(row.neg)))
             if need == 0:
                 negatives = []
             elif len(row.neg) >= need:
-                negatives = rng.sample(row.neg, need)
+                negatives = rng.sample(every, need)
             else:  # too few: every negative once, then repeats (FlagEmbedding does the same)
-                negatives = row.neg * (need // len(row.neg)) + rng.sample(row.neg, need % len(row.neg))
-            groups.append(Group(row.query, [positive, *negatives], row.prompt))
+                negatives = every * (need // len(row.neg)) + rng.sample(every, need % len(row.neg))
+            scores = None
+            if row.pos_scores is not None and row.neg_scores is not None:
+                scores = [row.pos_scores[positive], *(row.neg_scores[i] for i in negatives)]
+            passages = [row.pos[positive], *(row.neg[i] for i in negatives)]
+            groups.append(Group(row.query, passages, row.prompt, scores))
         return groups
 
 

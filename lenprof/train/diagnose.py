@@ -4,7 +4,8 @@ Reads a Hugging Face ``trainer_state.json`` (what FlagEmbedding's and sentence-t
 output folders hold) or lenprof's ``metrics.jsonl``. The Trainer rounds logged losses to 4
 decimals, so there a 0.0 with a finite, non-zero gradient norm is a rounded easy batch, not a
 collapse. Files are checked as they are read: a damaged one is a :class:`HistoryError` naming
-the file, the entry or line, and what is wrong, never a traceback.
+the file, the entry or line, and what is wrong, never a traceback. The run's setup (candidates
+per query, precision) comes from the flags, else from the files beside the history (runinfo.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .health import Event, Step, candidates_per_query, finite
+from .runinfo import run_info
 
 ORDER = (
     "exact_zero",
@@ -63,8 +65,9 @@ def _step(entry: object, where: str, loss_key: str, lr_key: str) -> Step | None:
 def find_history(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
-        found = sorted(p.glob("**/trainer_state.json"), key=lambda f: f.stat().st_mtime) or sorted(
-            p.glob("metrics.jsonl")
+        # lenprof's own full-precision log first (the callback writes it beside the Trainer's)
+        found = sorted(p.glob("metrics.jsonl")) or sorted(
+            p.glob("**/trainer_state.json"), key=lambda f: f.stat().st_mtime
         )
         if not found:
             raise HistoryError(f"{p}: no trainer_state.json or metrics.jsonl inside")
@@ -115,20 +118,62 @@ def _read_metrics(p: Path, text: str) -> tuple[list[Step], str | None]:
     return steps, note
 
 
+def window_means(losses: list[float]) -> tuple[float, float] | None:
+    """Mean loss over the first and the last fifth of the finite losses (at least one step
+    each): single steps are noise, a window is a trend. None under two losses.
+
+    >>> losses = [0.2, 0.5, 0.6, 0.4, 0.4, 0.3, 0.3, 0.3, 0.2, 0.3, 0.2, 0.3, 0.2, 0.2, 0.45]
+    >>> losses[0] < losses[-1], window_means(losses)  # the last step is above the first; the trend falls
+    (True, (0.433333, 0.283333))
+    """
+    if len(losses) < 2:
+        return None
+    w = max(1, len(losses) // 5)
+    return round(sum(losses[:w]) / w, 6), round(sum(losses[-w:]) / w, 6)
+
+
+def infer_candidates(steps: list[Step], batch_size: int, plateau_tol: float = 0.03) -> int | None:
+    """The candidates per query of a run whose per-device batch size is known but whose group
+    size is not (FlagEmbedding does not save it): ``batch_size * g`` for the ``g`` whose ln the
+    later half of the losses sits at, if it sits at one. In-batch negatives are assumed, as
+    FlagEmbedding uses them by default.
+
+    >>> import math
+    >>> infer_candidates([Step(i, math.log(64) + 0.01 * (-1) ** i) for i in range(10)], 8)
+    64
+    """
+    tail = sorted(s.loss for s in steps[len(steps) // 2 :] if finite(s.loss))  # type: ignore[type-var]
+    if len(tail) < 3:
+        return None
+    median = tail[len(tail) // 2]
+    g = max(1, round(math.exp(median) / batch_size)) if median < 20 else None
+    if g is None:
+        return None
+    k = batch_size * g
+    return k if k > 1 and abs(median - math.log(k)) <= plateau_tol * math.log(k) else None
+
+
 def diagnose(
-    steps: list[Step], candidates: int | None = None, run: int = 5, plateau_tol: float = 0.03
+    steps: list[Step],
+    candidates: int | None = None,
+    run: int = 5,
+    plateau_tol: float = 0.03,
+    precision: str | None = None,
 ) -> list[Event]:
     """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
 
     A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
     0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
     (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
+    A run is ``healthy`` when nothing else is found and its mean loss over the last fifth of
+    the steps is below that over the first fifth. ``precision`` (fp16, bf16, no) tunes the
+    NaN advice.
     """
     findings: dict[str, Event] = {}
     logged = [s.step for s in steps]
 
     def add(kind: str, step: int) -> None:
-        findings.setdefault(kind, Event(kind, logged=logged)).steps.append(step)
+        findings.setdefault(kind, Event(kind, logged=logged, precision=precision)).steps.append(step)
 
     streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
 
@@ -158,8 +203,8 @@ def diagnose(
             for s in flat:
                 add("uniform_collapse", s.step)
     if set(findings) <= {"rounding_zero"}:
-        losses = [s.loss for s in steps if finite(s.loss)]
-        if len(losses) >= 2 and losses[-1] < losses[0]:  # type: ignore[operator]
+        means = window_means([s.loss for s in steps if finite(s.loss)])  # type: ignore[misc]
+        if means and means[1] < means[0]:
             findings["healthy"] = Event("healthy", logged, logged)
     return [findings[k] for k in ORDER if k in findings]
 
@@ -170,13 +215,15 @@ class Diagnosis:
     steps: list[Step]
     findings: list[Event]
     note: str | None = None
+    setup: str | None = None  # where the candidates per query came from
 
     @property
     def trouble(self) -> bool:
         return any(f.kind not in FINE for f in self.findings)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "steps": len(self.steps), "findings": [f.to_dict() for f in self.findings]}
+        d = {"path": self.path, "steps": len(self.steps), "findings": [f.to_dict() for f in self.findings]}
+        return {**d, "setup": self.setup} if self.setup else d
 
     def render(self) -> str:
         span = f" (steps {self.steps[0].step}-{self.steps[-1].step})" if self.steps else ""
@@ -187,6 +234,8 @@ class Diagnosis:
         ]
         if not self.findings:
             lines.append("nothing to judge: no logged losses, or a loss that never fell")
+        if self.setup:
+            lines.append(f"setup: {self.setup}")
         return "\n".join(lines) + "\n"
 
 
@@ -198,10 +247,23 @@ def diagnose_path(
     in_batch: bool = True,
     world_size: int = 1,
 ) -> Diagnosis:
-    """Read a run's history and judge it; ``candidates`` may come from batch and group size."""
+    """Read a run's history and judge it. ``candidates`` may come from batch and group size,
+    else from the run's own files (see runinfo.py)."""
     steps, note = read_history(path)
+    info = run_info(find_history(path))
+    setup = None
     if candidates is None and group_size:
-        candidates = candidates_per_query(batch_size or 1, group_size, in_batch, world_size)
+        batch_size = batch_size or info.batch_size or 1
+        candidates = candidates_per_query(batch_size, group_size, in_batch, world_size)
+    elif candidates is None and info.candidates:
+        candidates, setup = info.candidates, f"{info.candidates} candidates per query (from {info.source})"
+    elif candidates is None and (batch_size or info.batch_size):
+        batch = batch_size or info.batch_size
+        candidates = infer_candidates(steps, batch)  # type: ignore[arg-type]
+        if candidates:
+            setup = (f"{candidates} candidates per query = batch size {batch} x group size {candidates // batch}, "
+                     f"inferred from the loss plateau (batch size from {info.source or 'the flags'}); "
+                     "pass --group-size to state it")  # fmt: skip
     if candidates == 1:
-        return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note)
-    return Diagnosis(path, steps, diagnose(steps, candidates), note)
+        return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note, setup)
+    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision), note, setup)

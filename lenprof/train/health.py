@@ -9,7 +9,8 @@ model learns. Four things look alike in a log and mean different things:
 - ``non_finite``: NaN or inf in the loss or gradient norm. With fp16, Hugging Face's Trainer logs
   such steps as 0.0 (``logging_nan_inf_filter``), so they hide among easy batches.
 - ``uniform_collapse``: the loss sits within a few % of ln(k) for a long run: every candidate
-  gets the same score, i.e. the embeddings collapsed to a constant.
+  gets the same score, i.e. the embeddings collapsed to a constant. When the embeddings' spread
+  has also vanished (under a tenth of the first step's), a few steps are proof enough.
 
 :class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history.
 
@@ -28,14 +29,35 @@ ZERO = 1e-3  # a loss below this is "zero" for InfoNCE: the positive has all the
 ADVICE = {
     "easy_batch": "harmless: some batches are easy",
     "persistent_zero": "collapse or trivial data: lower the learning rate, warm up, clip gradients; check for queries equal to their positives (lenprof scan drops them)",
-    "non_finite": "NaN/inf: use bf16 instead of fp16, or lower the learning rate",
+    "non_finite": "NaN/inf: lower the learning rate (with fp16, use bf16 instead)",
     "uniform_collapse": "embeddings collapsed to a constant (every candidate scores the same): lower the learning rate, warm up longer, check the pooling and temperature",
     "rounding_zero": "easy batches logged as 0.0 (the Trainer rounds losses to 4 decimals; the gradient norm is non-zero): not a collapse",
-    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (fp16 with logging_nan_inf_filter); use bf16 or lower the learning rate",
+    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter); lower the learning rate (with fp16, use bf16 instead)",
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
     "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
     "healthy": "the loss falls and stays finite",
 }
+
+
+# Where the run's precision is known, the NaN advice names it instead of guessing.
+_NAN_CAUSE = {
+    "fp16": "fp16 overflows: use bf16 instead of fp16, or lower the learning rate",
+    "bf16": "lower the learning rate, warm up longer, clip gradients (bf16 does not overflow like fp16)",
+    "no": "in full precision (fp32), so not an fp16 overflow: lower the learning rate, warm up longer, clip gradients",
+}
+
+
+def advice(kind: str, precision: str | None = None) -> str:
+    """``ADVICE[kind]``, told for the run's precision (``fp16``, ``bf16``, ``no``) when known.
+
+    >>> advice("non_finite", "no")
+    'NaN/inf in full precision (fp32), so not an fp16 overflow: lower the learning rate, warm up longer, clip gradients'
+    """
+    if precision in _NAN_CAUSE and kind == "non_finite":
+        return f"NaN/inf {_NAN_CAUSE[precision]}"
+    if precision in _NAN_CAUSE and kind == "hidden_nan":
+        return f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
+    return ADVICE[kind]
 
 
 @dataclass(frozen=True)
@@ -51,10 +73,11 @@ class Event:
     kind: str
     steps: list[int] = field(default_factory=list)
     logged: list[int] = field(default_factory=list, repr=False)  # every logged step, to join runs
+    precision: str | None = field(default=None, repr=False)  # fp16, bf16, no (fp32) or unknown
 
     @property
     def advice(self) -> str:
-        return ADVICE[self.kind]
+        return advice(self.kind, self.precision)
 
     def ranges(self) -> str:
         """``[1, 2, 3, 7]`` -> ``"1-3, 7"``; steps next to each other in the log join a run."""
@@ -91,14 +114,18 @@ class Watchdog:
     """Live classification of training steps; ``observe`` returns the events a step triggers.
 
     ``zero_run`` consecutive near-zero losses make a ``persistent_zero``; ``plateau_run`` losses
-    within ``plateau_tol`` of ln(candidates) make a ``uniform_collapse``; ``nan_limit`` non-finite
-    steps among the last ``nan_window`` make ``non_finite`` an alarm (one is skipped quietly).
+    within ``plateau_tol`` of ln(candidates) make a ``uniform_collapse``, and so do ``fast_run``
+    such losses in a row whose embedding spread has vanished (the unambiguous case: no reason
+    to wait); ``nan_limit`` non-finite steps among the last ``nan_window`` make ``non_finite`` an
+    alarm (one is skipped quietly).
     """
 
     def __init__(self, candidates: int | None, zero_run: int = 20, plateau_run: int = 50, plateau_tol: float = 0.03,
-                 nan_limit: int = 3, nan_window: int = 50):  # fmt: skip
-        self.candidates = candidates
+                 nan_limit: int = 3, nan_window: int = 50, fast_run: int = 3, precision: str | None = None):  # fmt: skip
+        self.candidates, self.precision = candidates, precision
         self.zero_run, self.plateau_run, self.plateau_tol = zero_run, plateau_run, plateau_tol
+        self.fast_run = min(fast_run, plateau_run)
+        self._vanished, self._fired = 0, False
         self.nan_limit, self.nan_window = nan_limit, nan_window
         self.steps = 0
         self.easy: list[int] = []
@@ -117,14 +144,17 @@ class Watchdog:
 
     def reset(self) -> None:
         """After a recovery: start counting runs afresh (the totals stay)."""
-        self._zeros, self._plateau = [], []
+        self._zeros, self._plateau, self._vanished, self._fired = [], [], 0, False
 
-    def observe(self, step: Step, spread_shrinking: bool | None = None) -> list[Event]:
+    def observe(
+        self, step: Step, spread_shrinking: bool | None = None, spread_vanished: bool = False
+    ) -> list[Event]:
         self.steps += 1
         if not (finite(step.loss) and (step.grad_norm is None or finite(step.grad_norm))):
             self.nonfinite.append(step.step)
             recent = [s for s in self.nonfinite if s > step.step - self.nan_window]
-            return [Event("non_finite", recent)] if len(recent) >= self.nan_limit else []
+            alarm = len(recent) >= self.nan_limit
+            return [Event("non_finite", recent, precision=self.precision)] if alarm else []
         events = []
         if step.loss < ZERO:  # type: ignore[operator]
             self._zeros.append(step.step)
@@ -138,10 +168,14 @@ class Watchdog:
             ln_k = math.log(self.candidates)
             if abs(step.loss - ln_k) <= self.plateau_tol * ln_k and spread_shrinking is not False:  # type: ignore[operator]
                 self._plateau.append(step.step)
-                if len(self._plateau) == self.plateau_run:
+                self._vanished = self._vanished + 1 if spread_vanished else 0
+                if not self._fired and (
+                    len(self._plateau) >= self.plateau_run or self._vanished >= self.fast_run
+                ):
                     events.append(Event("uniform_collapse", list(self._plateau)))
+                    self._fired = True  # once per plateau
             else:
-                self._plateau = []
+                self._plateau, self._vanished, self._fired = [], 0, False
         return events
 
     def summary(self) -> dict:

@@ -35,8 +35,16 @@ class Embedder(nn.Module):
             self.encoder.gradient_checkpointing_enable()
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor
-    ) -> torch.Tensor:
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        passages: dict | None = None,
+        **extra: torch.Tensor,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings of one tokenized batch, or with ``passages`` (a second tokenized batch)
+        of both, in one call: DDP expects one forward per backward."""
+        if passages is not None:
+            return self(input_ids, attention_mask, **extra), self(**passages)
         hidden = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, **extra
         ).last_hidden_state  # (n, L, d)

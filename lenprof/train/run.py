@@ -33,11 +33,17 @@ def default_model(model: str | None) -> str:
 
 
 def scan_then_train(
-    paths: Sequence[str], cfg, profile_path: str | None = None, log: Callable[[str], None] = print
+    paths: Sequence[str],
+    cfg,
+    profile_path: str | None = None,
+    log: Callable[[str], None] = print,
+    min_neg: int = 1,
 ) -> tuple[Profile, dict]:
     """Scan ``paths`` into ``cfg.output_dir/data``, then train. ``cfg`` is a ``TrainConfig``
     whose ``data`` is replaced by the cleaned rows and whose lengths, where None, come from the
-    saved profile or else from this scan."""
+    saved profile or else from this scan. ``min_neg``: the scan's rule (rows with fewer
+    negatives are dropped); 0 keeps rows without any, which train with group size 1 and
+    in-batch negatives."""
     from .trainer import train
 
     if candidates_per_query(cfg.batch_size, cfg.group_size, cfg.in_batch_negatives) == 1:
@@ -52,6 +58,7 @@ def scan_then_train(
         query_instruction_format=cfg.query_instruction_format,
         passage_instruction=cfg.passage_instruction,
         passage_instruction_format=cfg.passage_instruction_format,
+        min_neg=min_neg,
     )
     profile = scan(
         paths,
@@ -68,15 +75,19 @@ def scan_then_train(
         raise TrainSetupError(f"no rows were kept from {', '.join(paths)}: see {rejects}")
     s = profile.samples
     log(f"lenprof: {s.kept} of {s.read} rows kept; query_max_len {q_len}, passage_max_len {p_len}")
-    cfg = dataclasses.replace(cfg, data=clean, query_max_len=q_len, passage_max_len=p_len)
+    cfg = dataclasses.replace(cfg, data=clean, query_max_len=q_len, passage_max_len=p_len, rejects=rejects)
     return profile, train(cfg, log=log)
 
 
 def summary(report: dict, output_dir: str) -> str:
     """What a finished training run prints."""
     h = report["health"]
+    saved = {
+        "trained": f"model saved to {output_dir}",
+        "none healthy": "no model saved: no healthy weights were kept",
+    }.get(report["weights"], f"saved the last healthy weights ({report['weights']}) to {output_dir}")
     lines = [
-        f"trained {report['steps']} steps in {report['seconds']} s; model saved to {output_dir}",
+        f"trained {report['steps']} steps in {report['seconds']} s; {saved}",
         f"health: {h['easy_batches']} easy batches ({100 * h['easy_share']:.1f}% of steps, harmless), "
         f"{h['non_finite_steps']} non-finite steps skipped, {report['recoveries']} recoveries",
     ]

@@ -4,13 +4,14 @@ The loop reads top to bottom: sample groups -> batch -> encode queries and passa
 max lengths -> InfoNCE -> clip -> step, one line of metrics a step (full-precision loss, gradient
 norm, learning rate, embedding spread). accelerate provides devices, mixed precision, DDP under
 ``accelerate launch``/``torchrun`` and checkpoint state. The watchdog turns the metrics into
-events; a collapse restores the last healthy weights, halves the learning rate and goes on (up
-to ``max_recoveries`` times) unless ``on_collapse="stop"``.
+events (guard.py); a collapse restores the last healthy weights, halves the learning rate and
+goes on (up to ``max_recoveries`` times) unless ``on_collapse="stop"``. A run that stops, or
+whose weights end worse than they started on a fixed batch, keeps the last healthy weights and
+says so (or saves none, when none were kept).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
@@ -23,9 +24,11 @@ import torch
 
 from ..options import ScanOptions
 from .data import GroupSampler, Row, batches, read_rows
-from .health import ADVICE, Step, Watchdog, candidates_per_query
-from .loss import info_nce
+from .guard import Guard, MetricsLog, current_lr
+from .health import ADVICE, candidates_per_query
+from .loss import contrastive_loss
 from .model import Embedder, default_pooling
+from .snapshot import Snapshot
 
 
 class TrainError(Exception):
@@ -64,6 +67,10 @@ class TrainConfig:
     on_collapse: str = "recover"  # or "stop"
     collapse_steps: int = 20
     max_recoveries: int = 3
+    negatives_cross_device: bool = False  # in-batch negatives from every process's batch
+    kd_loss_type: str | None = None  # kl_div or m3_kd_loss: distil from the rows' pos_scores/neg_scores
+    snapshot: str = "memory"  # or "disk": where the last healthy weights and optimizer state wait
+    rejects: str | None = None  # the scan's rejects file, named when too few rows are left
 
 
 def _precision(cfg: TrainConfig) -> str:
@@ -122,16 +129,24 @@ def _encode(model, tokenizer, texts: list[str], max_len: int, device, batch: int
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
 
-    accelerator = Accelerator(mixed_precision=_precision(cfg))
+    # cpu=True on a machine without CUDA: only then does accelerate join the processes that
+    # torchrun started into one gloo group (without it each trains alone, silently).
+    # find_unused_parameters: encoders such as BERT carry a pooler that embeddings never use.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(
+        mixed_precision=_precision(cfg), cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp]
+    )
     world = accelerator.num_processes
-    # In-batch negatives are the passages on this device (no gathering across devices).
-    candidates = candidates_per_query(cfg.batch_size, cfg.group_size, cfg.in_batch_negatives)
+    # In-batch negatives are this device's passages, or every device's with negatives_cross_device.
+    candidates = candidates_per_query(
+        cfg.batch_size, cfg.group_size, cfg.in_batch_negatives, world if cfg.negatives_cross_device else 1
+    )
     if candidates == 1:
         raise TrainError(
             "each query would have one candidate (batch size 1 and group size 1, or group size 1 without in-batch "
@@ -158,6 +173,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if sampler.short_rows:
         log(f"lenprof: {sampler.short_rows} of {len(rows)} rows have fewer than {cfg.group_size - 1} negatives; "
             "their negatives repeat within a group")  # fmt: skip
+    distill = cfg.kd_loss_type is not None
+    if distill and not all(r.pos_scores is not None and r.neg_scores is not None for r in sampler.rows):
+        raise TrainError(f"{cfg.data}: knowledge distillation needs pos_scores and neg_scores (one score per "
+                         "passage) in every row")  # fmt: skip
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     pooling = cfg.pooling or default_pooling(cfg.model)
@@ -166,11 +185,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
         batches(sampler.epoch(0), cfg.batch_size * world, cfg.seed, by_length=cfg.group_by_length)
     )
     if per_epoch == 0:
-        raise TrainError(f"{cfg.data}: {len(rows)} rows make no full batch of {cfg.batch_size * world}")
+        where = f"; the rows the scan left out, and why, are in {cfg.rejects}" if cfg.rejects else ""
+        raise TrainError(
+            f"{cfg.data}: {len(sampler.rows)} rows make no full batch of {cfg.batch_size * world}{where}"
+        )
     total = cfg.max_steps or cfg.epochs * per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays unprepared: accelerate would step it once per process per step, while
+    # ``total`` already counts global steps. It is still saved with checkpoints.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
     inner = accelerator.unwrap_model(model)
 
     report: dict = {
@@ -178,6 +203,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         "pooling": pooling,
         "candidates_per_query": candidates,
         "precision": _precision(cfg),
+        "world_size": world,
     }
     if held:
         report["eval_base"] = evaluate(inner, tokenizer, held, cfg, accelerator.device)
@@ -185,123 +211,152 @@ def train(cfg: TrainConfig, log=print) -> dict:
             f"lenprof: base model on {len(held)} held-out queries: recall@10 {report['eval_base']['recall@10']}, MRR@10 {report['eval_base']['mrr@10']}"
         )
 
-    step = 0
+    texts = _instructions(cfg)
+
+    def encode(batch):
+        """This process's share of a global batch -> embeddings, teacher scores."""
+        mine = batch[accelerator.process_index :: world]
+        queries = [texts.query_text(g.query, g.prompt) for g in mine]
+        passages = [texts.passage_text(t) for g in mine for t in g.passages]
+        q_in = tokenizer(
+            queries, truncation=True, max_length=cfg.query_max_len, padding=True, return_tensors="pt"
+        ).to(accelerator.device)
+        p_in = tokenizer(
+            passages, truncation=True, max_length=cfg.passage_max_len, padding=True, return_tensors="pt"
+        ).to(accelerator.device)
+        teacher = torch.tensor([g.scores for g in mine], device=accelerator.device) if distill else None
+        with accelerator.autocast():
+            q, p = model(**q_in, passages=dict(p_in))  # (B, d), (B * G, d)
+        return q, p, teacher  # teacher: (B, G)
+
+    def loss_of(q, p, teacher):
+        return contrastive_loss(q, p, cfg.group_size, cfg.temperature, cfg.in_batch_negatives,
+                                cfg.negatives_cross_device, teacher, cfg.kd_loss_type or "kl_div")  # fmt: skip
+
+    def probe() -> float:
+        """The loss of a fixed batch (the first of epoch 0), no gradient, no dropout: the run's own
+        measure of whether its weights got better or worse than where they started. The random
+        state is put back afterwards, so probing leaves the training run as it would have been."""
+        rng = torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float(accelerator.reduce(loss_of(*encode(first_batch)).detach(), "mean"))
+        finally:
+            model.train()
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None:
+                torch.cuda.set_rng_state_all(rng[1])
+
+    step, resumed = 0, None
     ckpt_dir = out / "checkpoints"
     if cfg.resume and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         latest = max(ckpt_dir.iterdir(), key=lambda p: int(p.name.split("-")[-1]))
         accelerator.load_state(str(latest))
-        step = json.loads((latest / "lenprof.json").read_text())["step"]
+        resumed = json.loads((latest / "lenprof.json").read_text())
+        step = resumed["step"]
         log(f"lenprof: resumed from {latest} at step {step}")
 
-    texts = _instructions(cfg)
-    watchdog = Watchdog(candidates, zero_run=cfg.collapse_steps, plateau_run=cfg.collapse_steps)
-    events_log: list[dict] = []
-    recoveries, first_spread, healthy = 0, None, None
-    metrics = open(out / "metrics.jsonl", "a" if cfg.resume else "w", encoding="utf-8")
-    start, stopped = time.perf_counter(), None
+    first_batch = batches(sampler.epoch(0), cfg.batch_size * world, cfg.seed, by_length=cfg.group_by_length)[
+        0
+    ]
+    probe_start = resumed["probe_start"] if resumed and "probe_start" in resumed else probe()
+    snapshot = Snapshot(cfg.snapshot, out, rank=accelerator.process_index)
+    guard = Guard(candidates, snapshot, cfg.collapse_steps, cfg.on_collapse, cfg.max_recoveries,
+                  _precision(cfg), log)  # fmt: skip
+    metrics = MetricsLog(out / "metrics.jsonl", step if resumed else None, accelerator.is_main_process)
+    if resumed:
+        guard.load_state(resumed, metrics.kept)
+    snapshot.take(step + 1, inner, optimizer)  # where the run begins is healthy by definition
+    # from_pretrained leaves the encoder in eval mode; train with dropout, as the HF Trainer does
+    # (before, dropout was on only when --eval-split had switched it on)
+    model.train()
+    scaled = getattr(accelerator, "scaler", None) is not None  # fp16's loss scaling
+    start, next_probe = time.perf_counter(), 0
     try:
-        while step < total and stopped is None:
+        while step < total and not guard.stopped:
             epoch = step // per_epoch
             epoch_batches = batches(
                 sampler.epoch(epoch), cfg.batch_size * world, cfg.seed + epoch, by_length=cfg.group_by_length
             )
             for batch in epoch_batches[step % per_epoch :]:
-                mine = batch[accelerator.process_index :: world]
-                queries = [texts.query_text(g.query, g.prompt) for g in mine]
-                passages = [texts.passage_text(t) for g in mine for t in g.passages]
-                q_in = tokenizer(
-                    queries, truncation=True, max_length=cfg.query_max_len, padding=True, return_tensors="pt"
-                ).to(accelerator.device)
-                p_in = tokenizer(
-                    passages,
-                    truncation=True,
-                    max_length=cfg.passage_max_len,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(accelerator.device)
-                with accelerator.autocast():
-                    q, p = model(**q_in), model(**p_in)  # (B, d), (B * G, d)
-                    loss = info_nce(q, p, cfg.group_size, cfg.temperature, cfg.in_batch_negatives)
-                accelerator.backward(loss)
+                q, p, teacher = encode(batch)
+                loss = loss_of(q, p, teacher)
+                # Across devices every process holds the global loss but only its own slice's
+                # gradient; DDP averages, so scaling by the world size gives the full gradient.
+                accelerator.backward(loss * world if cfg.negatives_cross_device else loss)
                 grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
                 loss_value = float(accelerator.reduce(loss.detach(), "mean"))
-                spread = float(p.detach().float().std(dim=0).mean())
-                first_spread = first_spread or spread
-                lr = scheduler.get_last_lr()[0]
+                # every process must see the same numbers, or they would decide differently
+                spread = float(accelerator.reduce(p.detach().float().std(dim=0).mean(), "mean"))
+                lr = current_lr(optimizer)  # what this step uses (halved after a recovery)
                 step += 1
-                events = watchdog.observe(Step(step, loss_value, grad_norm, lr), spread < 0.5 * first_spread)
-                # The weights that just produced a healthy loss, before this step changes them.
-                if (
-                    not events
-                    and watchdog.clean
-                    and (healthy is None or step - healthy[0] >= cfg.collapse_steps)
-                ):
-                    weights = copy.deepcopy({k: v.cpu() for k, v in inner.state_dict().items()})
-                    healthy = (step, weights, copy.deepcopy(optimizer.state_dict()))
-                if math.isfinite(loss_value) and math.isfinite(grad_norm):
-                    optimizer.step()
-                    scheduler.step()
+                events = guard.observe(step, loss_value, grad_norm, lr, spread)
+                # Keep the weights that just produced a healthy loss, if they are no worse than the
+                # starting ones on the probe batch (a clean watchdog alone lets a drifting run in).
+                if guard.snapshot_due(step, events) and step >= next_probe:
+                    if probe() <= probe_start + 1e-6:
+                        snapshot.take(step, inner, optimizer)
+                    else:
+                        next_probe = step + max(1, cfg.collapse_steps // 4)
+                if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaled):
+                    optimizer.step()  # with fp16 the scaler skips an overflow and lowers its scale
+                    if not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()
                 optimizer.zero_grad()  # a non-finite step is skipped
-                record = {"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": grad_norm, "lr": lr, "spread": round(spread, 6),
-                          "events": [e.kind for e in events]}  # fmt: skip
-                if accelerator.is_main_process:
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
-                for event in events:
-                    events_log.append({"step": step, "kind": event.kind, "advice": event.advice})
-                    log(f"lenprof: step {step}: {event.kind} ({event.advice})")
-                    if cfg.on_collapse == "stop" or recoveries >= cfg.max_recoveries or healthy is None:
-                        stopped = f"{event.kind} at step {step} after {recoveries} recoveries: {event.advice}"
-                        break
-                    recoveries += 1
-                    inner.load_state_dict(healthy[1])
-                    optimizer.load_state_dict(healthy[2])
-                    schedule = getattr(scheduler, "scheduler", scheduler)  # accelerate wraps it
-                    schedule.base_lrs = [lr / 2 for lr in schedule.base_lrs]
-                    for group in optimizer.param_groups:
-                        group["lr"] /= 2
-                    watchdog.reset()
-                    events_log.append(
-                        {
-                            "step": step,
-                            "kind": "recovered",
-                            "restored_step": healthy[0],
-                            "lr_scale": 0.5**recoveries,
-                        }
+                metrics.write({"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
+                               "spread": round(spread, 6), "events": [e.kind for e in events]})  # fmt: skip
+                guard.react(step, events, inner, optimizer, scheduler)
+                if step % cfg.save_steps == 0 and not guard.stopped:
+                    seconds = time.perf_counter() - start + (resumed or {}).get("seconds", 0.0)
+                    _checkpoint(
+                        accelerator,
+                        ckpt_dir,
+                        step,
+                        {**guard.state(), "probe_start": probe_start, "seconds": seconds},
                     )
-                    log(
-                        f"lenprof: restored the weights from before step {healthy[0]} and halved the learning rate (recovery {recoveries} of {cfg.max_recoveries})"
-                    )
-                if step % cfg.save_steps == 0 and not stopped:
-                    _checkpoint(accelerator, ckpt_dir, step)
-                if stopped or step >= total:
+                if guard.stopped or step >= total:
                     break
+        if not guard.stopped:
+            probe_end = probe()
+            report["probe"] = {"start": round(probe_start, 6), "end": round(probe_end, 6)}
+            if not probe_end <= probe_start + 1e-6:  # never call a run that made the model worse a success
+                guard.stop(f"the trained weights are worse than the starting ones on a fixed batch (loss "
+                           f"{probe_end:.4f} vs {probe_start:.4f})", inner)  # fmt: skip
     finally:
         metrics.close()
     seconds = time.perf_counter() - start
 
     report.update(
         steps=step,
-        seconds=round(seconds, 2),
-        recoveries=recoveries,
-        events=events_log,
-        health=watchdog.summary(),
-        stopped=stopped,
+        seconds=round(seconds + (resumed or {}).get("seconds", 0.0), 2),
+        recoveries=guard.recoveries,
+        events=guard.events,
+        health=guard.watchdog.summary(),
+        stopped=guard.stopped,
+        weights=guard.weights,
     )
+    if resumed:
+        report["resumed_from"] = resumed["step"]
     if accelerator.is_main_process:
-        inner.save(out, tokenizer, max(cfg.query_max_len, cfg.passage_max_len))
-        if held:
+        if guard.weights != "none healthy":
+            inner.save(out, tokenizer, max(cfg.query_max_len, cfg.passage_max_len))
+        else:
+            for name in ("model.safetensors", "pytorch_model.bin"):  # never leave broken weights behind
+                (out / name).unlink(missing_ok=True)
+        if held and guard.weights != "none healthy":
             report["eval_trained"] = evaluate(inner, tokenizer, held, cfg, accelerator.device)
-        _plot(out / "metrics.jsonl", events_log, out / "loss.png")
+        _plot(out / "metrics.jsonl", guard.events, out / "loss.png")
         (out / "train_report.json").write_text(json.dumps(report, indent=2))
+    snapshot.discard()
     return report
 
 
-def _checkpoint(accelerator, folder: Path, step: int) -> None:
+def _checkpoint(accelerator, folder: Path, step: int, state: dict) -> None:
     path = folder / f"step-{step}"
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
-        (path / "lenprof.json").write_text(json.dumps({"step": step}))
+        (path / "lenprof.json").write_text(json.dumps({"step": step, **state}))
 
 
 def _plot(metrics_path: Path, events: list[dict], out: Path) -> None:
