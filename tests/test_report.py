@@ -133,13 +133,19 @@ def outlier(tmp_path_factory):
         neg = [_text(rng, int(rng.integers(10, 120))) for _ in range(3)]
         if i == 200:
             neg[1] = _text(rng, 19_000)
-        row = {"query": f"q{i} " + _text(rng, int(rng.integers(3, 20))), "pos": [_text(rng, int(rng.integers(80, 300)))], "neg": neg}
+        row = {
+            "query": f"q{i} " + _text(rng, int(rng.integers(3, 20))),
+            "pos": [_text(rng, int(rng.integers(80, 300)))],
+            "neg": neg,
+        }
         rows.append(json.dumps(row).encode())
     folder = tmp_path_factory.mktemp("outlier")
     corpus = write_lines(folder / "tail.jsonl", rows)
     report, profile = folder / "report.html", folder / "profile.json"
     result = CliRunner().invoke(
-        main, ["scan", str(corpus), "--report", str(report), "--out", str(profile), "-q"], catch_exceptions=False
+        main,
+        ["scan", str(corpus), "--report", str(report), "--out", str(profile), "-q"],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     return report, json.loads(profile.read_text())
@@ -162,7 +168,10 @@ class _Page(HTMLParser):
         elif tag == "table" and a.get("class") == "cuts":
             self._table = self.cuts.setdefault(a["data-field"], {})
         elif tag == "tr" and "data-cut" in a and self._table is not None:
-            self._table[a["data-cut"]] = {"max_len": int(a["data-max-len"]), "truncated": int(a["data-truncated"])}
+            self._table[a["data-cut"]] = {
+                "max_len": int(a["data-max-len"]),
+                "truncated": int(a["data-truncated"]),
+            }
 
     def handle_endtag(self, tag):
         if tag == "table":
@@ -181,7 +190,9 @@ def test_every_figure_and_table_shows_its_own_fields_numbers(outlier):
     cap = profile["recommendation"]["cap"]
     fields = profile["fields"]
     assert set(page.figures) == set(page.cuts) == {"query", "pos", "neg", "passage"}
-    assert fields["pos"]["percentiles"]["95"] != fields["passage"]["percentiles"]["95"]  # the test can tell them apart
+    assert (
+        fields["pos"]["percentiles"]["95"] != fields["passage"]["percentiles"]["95"]
+    )  # the test can tell them apart
     for name, figure in page.figures.items():
         lengths = _lengths(fields[name])
         pcts = {p: int(np.percentile(lengths, float(p), method="inverted_cdf")) for p in ("90", "95", "99")}
@@ -190,11 +201,18 @@ def test_every_figure_and_table_shows_its_own_fields_numbers(outlier):
         assert sum(n for _, n in figure["bars"]) + figure["overflow"] == fields[name]["count"] == len(lengths)
         assert figure["overflow"] == (lengths > figure["axis_max"]).sum()
         chosen = profile["recommendation"]["query_max_len" if name == "query" else "passage_max_len"]
-        expected = {**{f"p{p}": min(v, cap) for p, v in pcts.items()}, "max": min(lengths.max(), cap), "cap": cap, "recommended": chosen}
+        expected = {
+            **{f"p{p}": min(v, cap) for p, v in pcts.items()},
+            "max": min(lengths.max(), cap),
+            "cap": cap,
+            "recommended": chosen,
+        }
         assert figure["cuts"] == expected
         table = page.cuts[name]
         assert {c: r["max_len"] for c, r in table.items()} == expected
-        assert {c: r["truncated"] for c, r in table.items()} == {c: int((lengths > v).sum()) for c, v in expected.items()}
+        assert {c: r["truncated"] for c, r in table.items()} == {
+            c: int((lengths > v).sum()) for c, v in expected.items()
+        }
 
 
 def test_figures_of_a_long_tail_spend_their_width_on_the_bulk(outlier):
@@ -213,3 +231,50 @@ def test_figures_of_a_long_tail_spend_their_width_on_the_bulk(outlier):
     )
     assert f"<figcaption class=muted>{caption}</figcaption>" in report.read_text(encoding="utf-8")
     assert page.figures["query"]["overflow"] == 0  # no tail: the axis runs to the longest query
+
+
+def _check_row(html: str, reason: str) -> str:
+    return re.search(rf"<tr><td><code>{reason}</code></td>.*?</tr>", html).group(0)
+
+
+def test_checks_say_exactly_what_happened(report, outlier):
+    html = report.read_text(encoding="utf-8").replace(str(EXAMPLES), "examples")
+    assert "<td>not run (needs --train-group-size)</td>" in _check_row(html, "few_negatives")
+    assert "examples/dirty.jsonl:8</code> same query and positives as line 1, which was kept" in html
+    assert "examples/dirty.jsonl:2</code> 1 removed: &#x27;neg&#x27;[0] &quot;&quot;" in _check_row(
+        html, "empty_neg"
+    )
+    tail, profile = outlier
+    longest = profile["fields"]["neg"]["max"]
+    over = _check_row(tail.read_text(encoding="utf-8"), "over_model_limit")
+    assert (
+        f"tail.jsonl:201</code> &#x27;neg&#x27;[1] has {longest:,} tokens; the model reads 512, the rest is cut"
+        in over
+    )
+    assert "<td>1</td>" in over
+
+
+def test_a_check_that_ran_shows_its_count(tmp_path):
+    clean = tmp_path / "clean.jsonl"
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main,
+        [
+            "scan",
+            str(EXAMPLES),
+            "--train-group-size",
+            "4",
+            "--clean-out",
+            str(clean),
+            "--report",
+            str(out),
+            "-q",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    few = [row for row in map(json.loads, clean.read_text().splitlines()) if len(row["neg"]) < 3]
+    assert len(few) > 0
+    assert f"<td>warning</td><td>{len(few)}</td>" in _check_row(
+        out.read_text(encoding="utf-8"), "few_negatives"
+    )

@@ -3,7 +3,9 @@
 Workers do every row-level step (see ``shard.py``); the driver makes the decisions that need the
 whole corpus, in corpus order, from fingerprints alone:
 
-- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintSet``;
+- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintMap`` from
+  the key to the shard that held it first (12 bytes a kept row), so that the first duplicate
+  rows, the examples a report shows, can name the earlier line (``_name_earlier_rows``);
 - a distinct text is tokenized by the first shard that holds it, and its length is shared with
   every later shard: ``FingerprintMap`` (claim, then assign);
 - a shard's lines are numbered after the lines of the shards of its input before it.
@@ -23,8 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..fingerprints import FingerprintMap, FingerprintSet
-from ..stats import ScanStats
+from ..fingerprints import FingerprintMap
+from ..stats import EXAMPLES_PER_REASON, Example, ScanStats
 from .plan import Plan, Shard
 from .shard import CheckReport, ShardResult
 
@@ -92,8 +94,10 @@ def drive(
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
-    seen, lengths = FingerprintSet(), FingerprintMap()
+    seen, lengths = FingerprintMap(), FingerprintMap()  # row key -> shard; text -> length
     next_line: dict[int, int] = {}
+    first_lines: list[int] = []  # of each decided shard
+    duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
     dispatched = decided = finished = merged = 0  # shards past each step, all in order
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
@@ -140,7 +144,11 @@ def drive(
             f.report = report = reports.pop(decided)
             f.first_line = next_line.get(f.shard.input, 1)
             next_line[f.shard.input] = f.first_line + report.lines
-            f.keep = seen.add_new(report.dedup)
+            f.keep = seen.claim(report.dedup, decided)
+            first_lines.append(f.first_line)
+            if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
+                keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
+                duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
             f.need = np.flatnonzero(lengths.claim(report.texts))
             if len(f.need):
                 send(decided, "measure", decided, f.need)
@@ -164,4 +172,39 @@ def drive(
                 item = plan.inputs[f.shard.input]
                 on_progress(Progress(f.shard.input, item.path, f.shard.done, item.size, result.stats.read))
             merged += 1
+    if duplicates:
+        _name_earlier_rows(plan, executor, totals.stats, duplicates, first_lines)
     return totals
+
+
+def _name_earlier_rows(
+    plan: Plan,
+    executor: Executor,
+    stats: ScanStats,
+    duplicates: list[tuple[int, int]],
+    first_lines: list[int],
+) -> None:
+    """Name the earlier row of each duplicate_row example: read the shards that hold them again
+    (at most five, never past the fifth duplicate) and find the first row with each key.
+
+    The examples are the first duplicate rows in corpus order, and so are ``duplicates``."""
+    wanted: dict[int, list[int]] = {}
+    for key, shard in duplicates:
+        wanted.setdefault(shard, []).append(key)
+    shards: dict[int, Shard] = {}
+    for k, shard in enumerate(plan.shards()):
+        if k in wanted:
+            shards[k] = shard
+            executor.submit(0, "locate", k, shard, np.array(wanted[k], dtype=np.uint64))
+            if len(shards) == len(wanted):
+                break
+    earlier: dict[int, tuple[str, int]] = {}
+    for _ in shards:
+        _, (k, found) = executor.result()
+        for key, r in found.items():
+            earlier[key] = (shards[k].path, first_lines[k] + r)
+    examples = stats.examples.get("duplicate_row", [])
+    for i, ((key, _), e) in enumerate(zip(duplicates, examples, strict=False)):
+        source, line = earlier[key]
+        where = f"line {line}" if source == e.source else f"{source}:{line}"
+        examples[i] = Example(e.source, e.line, f"same query and positives as {where}, which was kept")

@@ -83,6 +83,17 @@ class _Checked:
     control: list[int]  # rows with control characters
 
 
+def _removed(row: Checked, reason: str, n: int) -> str:
+    """The texts a repair removed, as read: ``2 removed: 'neg'[1] "foo", 'neg'[3] "bar"``."""
+    texts = [f"'{key}'[{i}] {_preview(text)}" for why, key, i, text in row.removed if why == reason]
+    return f"{n} removed: " + ", ".join(texts)
+
+
+def _preview(text: str, chars: int = 60) -> str:
+    """A text's start as a JSON string (escapes shown, so blank and control characters can be seen)."""
+    return dumps(text[:chars]) + ("…" if len(text) > chars else "")
+
+
 class ShardWork:
     def __init__(self, setup: WorkerSetup):
         from tokenizers import Tokenizer
@@ -107,15 +118,10 @@ class ShardWork:
             line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part
         ]
 
-    def check(self, index: int, shard: Shard) -> CheckReport:
+    def _checked(self, shard: Shard, records: list):
+        """(line within the shard, fate, the row as read) of each non-blank record."""
         opts = self.options
         fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
-        records = self._records(shard)
-        drops: list[tuple[int, Dropped, object]] = []
-        rows: list[Checked] = []
-        row_at: list[int] = []
-        raws: list[object] = []
-        blank = 0
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -123,9 +129,17 @@ class ShardWork:
                 if record.endswith(b"\r"):
                     record = record[:-1]
                 if not record.strip():
-                    blank += 1
                     continue
-            outcome = check_row(record, fields, min_neg, max_line)
+            yield r, check_row(record, fields, min_neg, max_line), record
+
+    def check(self, index: int, shard: Shard) -> CheckReport:
+        opts = self.options
+        records = self._records(shard)
+        drops: list[tuple[int, Dropped, object]] = []
+        rows: list[Checked] = []
+        row_at: list[int] = []
+        raws: list[object] = []
+        for r, outcome, record in self._checked(shard, records):
             if type(outcome) is Checked:
                 rows.append(outcome)
                 row_at.append(r)
@@ -146,11 +160,12 @@ class ShardWork:
         n_rows = np.arange(len(rows))
         negatives = np.fromiter(map(len, (c.neg for c in rows)), np.int64, len(rows))
         bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
+        read = len(rows) + len(drops)
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=len(records) - blank,
-            blank=blank,
+            read=read,
+            blank=len(records) - read,
             drops=drops,
             rows=rows,
             row_at=np.array(row_at, dtype=np.int64),
@@ -168,6 +183,18 @@ class ShardWork:
             control=[i for i, c in enumerate(rows) if c.control_chars],
         )
         return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
+
+    def locate(self, index: int, shard: Shard, keys: np.ndarray) -> tuple[int, dict[int, int]]:
+        """Where in ``shard`` (its line within the shard) a kept row with each duplicate key
+        first appears: read again only to name the earlier row of a duplicate_row example."""
+        wanted = set(keys.tolist())
+        rows = [(r, c) for r, c, _ in self._checked(shard, self._records(shard)) if type(c) is Checked]
+        prints = fingerprints([dedup_key(c) for _, c in rows]).tolist()
+        found: dict[int, int] = {}
+        for (r, _), key in zip(rows, prints, strict=True):
+            if key in wanted and key not in found:
+                found[key] = r
+        return index, found
 
     # --- 2. measure --------------------------------------------------------------------------------
 
@@ -218,7 +245,7 @@ class ShardWork:
                 for reason, n in st.rows[i].repairs.items():
                     stats.repaired[reason] += n
                     stats.repaired_rows[reason] += 1
-                    stats.example(reason, st.path, line, f"{n} removed")
+                    stats.example(reason, st.path, line, _removed(st.rows[i], reason, n))
 
         lengths = lengths.astype(np.int64)
         row_max = np.zeros(len(st.rows), dtype=np.int64)
@@ -241,7 +268,8 @@ class ShardWork:
             if len(hits):
                 stats.warnings[reason] += len(hits)
                 for i in hits[:5].tolist():
-                    stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
+                    detail = self._warning(reason, st, i, lengths)
+                    stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         row_max = row_max if everyone else row_max[kept_idx]
 
         if setup.clean:
@@ -251,6 +279,28 @@ class ShardWork:
         if setup.buckets is not None:
             result.buckets = self._buckets(kept, row_max)
         return result
+
+    def _warning(self, reason: str, st: _Checked, i: int, lengths: np.ndarray) -> str:
+        """What a warning found in row ``i``: the text over the cap and its length, or how many
+        negatives a training group lacks."""
+        if reason == "over_model_limit":
+            longest = max(
+                (int(n), f, k)
+                for f in TEXT_FIELDS
+                for k, n in enumerate(lengths[st.text_idx[f][st.text_row[f] == i]].tolist())
+            )
+            n, f, k = longest
+            key = getattr(self.options.fields, f)
+            where = f"'{key}'" if f == "query" else f"'{key}'[{k}]"
+            return f"{where} has {n:,} tokens; the model reads {self.setup.cap:,}, the rest is cut"
+        if reason == "few_negatives":
+            group = self.options.train_group_size
+            have = int(st.negatives[i])
+            return (
+                f"{have} negative{'s' * (have != 1)}; --train-group-size {group} samples {group - 1} "  # type: ignore[operator]
+                "per query, so some repeat"
+            )
+        return reason.replace("_", " ")
 
     def _buckets(self, kept: list[Checked], row_max: np.ndarray) -> dict[int, tuple[bytes, int, int]]:
         spec = self.setup.buckets

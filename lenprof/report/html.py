@@ -13,8 +13,8 @@ import json
 import numpy as np
 
 from ..checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
-from ..profile import Profile
 from ..histogram import LengthHistogram
+from ..profile import Profile
 from ..recommend import Candidate, candidates
 from ..stats import FIELDS
 from ..version import __version__
@@ -71,7 +71,9 @@ def _figure(data: FigureData, hist: LengthHistogram, chosen: int) -> str:
         xlim=(0, data.axis_end),
     )
     covered = np.cumsum(hist.counts[: data.axis_max + 1])
-    cum.plot(np.arange(len(covered)), 100 * covered / max(data.count, 1), color="#333", drawstyle="steps-post")
+    cum.plot(
+        np.arange(len(covered)), 100 * covered / max(data.count, 1), color="#333", drawstyle="steps-post"
+    )
     cum.set(
         xlabel="max_len (tokens)",
         ylabel="% of texts untruncated",
