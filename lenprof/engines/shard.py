@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -28,7 +29,7 @@ from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..outputs import reject_record
-from ..stats import TEXT_FIELDS, InputCount, ScanStats
+from ..stats import HEAD_CHARS, LONGEST_PER_FIELD, TEXT_FIELDS, InputCount, InputStats, LongText, ScanStats
 from .plan import Shard, WorkerSetup
 
 
@@ -81,6 +82,46 @@ class _Checked:
     negatives: np.ndarray  # of each row
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
+
+
+def _longest(
+    f: str, st: _Checked, keep: np.ndarray, lengths: np.ndarray, present: np.ndarray, first_line: int
+) -> list[LongText]:
+    """The shard's longest distinct texts of field ``f`` in kept rows, ties in line order."""
+    distinct = lengths[present]
+    if not len(distinct):
+        return []
+    k = min(LONGEST_PER_FIELD, len(distinct))
+    floor = np.partition(distinct, len(distinct) - k)[len(distinct) - k]  # the k-th longest length
+    idx, rows_of = st.text_idx[f], st.text_row[f]
+    at = np.flatnonzero(keep[rows_of] & (lengths[idx] >= floor))  # few: the candidates, in row order
+    out: list[LongText] = []
+    seen: set[int] = set()
+    for t in at[np.argsort(-lengths[idx[at]], kind="stable")].tolist():
+        d = int(idx[t])
+        if d in seen:
+            continue
+        seen.add(d)
+        i = int(rows_of[t])
+        row = st.rows[i]
+        item = None if f == "query" else t - int(np.searchsorted(rows_of, i))
+        text = row.query if item is None else (row.pos if f == "pos" else row.neg)[item]
+        line = first_line + int(st.row_at[i])
+        out.append(
+            LongText(
+                int(lengths[d]),
+                st.input,
+                st.path,
+                line,
+                item,
+                len(text),
+                text[:HEAD_CHARS],
+                int(st.prints[d]),
+            )
+        )
+        if len(out) == k:
+            break
+    return out
 
 
 def _removed(row: Checked, reason: str, n: int) -> str:
@@ -257,7 +298,11 @@ class ShardWork:
             present = np.zeros(len(st.prints), dtype=bool)
             present[chosen] = True
             stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
+            stats.longest[f] = _longest(f, st, keep, lengths, present, first_line)
         stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
+        stats.by_input = {
+            st.path: InputStats(st.read, Counter(stats.dropped), {f: stats.hists[f] for f in TEXT_FIELDS})
+        }
 
         warned = length_warnings(row_max, st.negatives, setup.cap, opts.train_group_size)
         control = np.zeros(len(st.rows), dtype=bool)

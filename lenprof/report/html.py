@@ -29,6 +29,8 @@ th{background:#f6f6f8}td:first-child,th:first-child{text-align:left}
 .rec code{font-size:1.1rem}.muted{color:#666}.chosen td{font-weight:600;background:#f3faf3}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 code{background:#f3f3f5;padding:.05rem .3rem;border-radius:4px}
+td.head{text-align:left;font-family:ui-monospace,monospace;font-size:.8rem;max-width:40rem;overflow-wrap:anywhere}
+summary{cursor:pointer;color:#444;margin:.4rem 0}
 """
 CUT_COLORS = {"p90": "#9ecae1", "p95": "#4292c6", "p99": "#08519c", "max": "#6a51a3", "cap": "#cb181d"}
 
@@ -199,7 +201,50 @@ def _field_section(profile: Profile, field: str) -> list[str]:
     cuts = rec.candidates[field] if field in rec.candidates else candidates(hist, chosen, rec.cap)
     parts.append(_figure(figure_data(field, hist, cuts, chosen), hist, chosen))
     parts.append(_candidates(field, hist, cuts, target))
+    parts.append(_longest(profile, field))
     return parts
+
+
+def _longest(profile: Profile, field: str) -> str:
+    """The field's longest distinct texts: where users find HTML dumps, base64 and joined documents."""
+    texts = profile.longest.get(field, [])
+    if not texts:
+        return ""
+    rows = "".join(
+        f'<tr data-tokens="{t.tokens}"><td><code>{_e(t.source)}:{t.line}</code>'
+        f"{'' if t.item is None else f' [{t.item}]'}</td><td>{t.tokens}</td><td>{t.chars}</td>"
+        f"<td class=head>{_e(t.head)}{'…' if t.chars > len(t.head) else ''}</td></tr>"
+        for t in texts
+    )
+    return (
+        f"<details open><summary>longest {field} texts</summary>"
+        f'<table class=longest data-field="{_e(field)}"><tr><th>where</th><th>tokens</th><th>characters</th>'
+        f"<th>how it starts</th></tr>{rows}</table></details>"
+    )
+
+
+def _per_input(profile: Profile) -> list[str]:
+    """One row per input: a folder of tasks with different lengths gets a number per task."""
+    if not profile.per_input:
+        return []
+    head = "".join(f"<th>{f} p95</th>" for f in FIELDS)
+    rows = []
+    for b in profile.per_input:
+        p95 = "".join(f"<td>{_e(b.histograms[f].percentile(95) or '-')}</td>" for f in FIELDS)
+        drops = ", ".join(f"{r} {n}" for r, n in b.dropped.items()) or "none"
+        rec = b.recommendation
+        lengths = f"{rec.query_max_len} / {rec.passage_max_len}" if rec.query_max_len is not None else "-"
+        rows.append(
+            f"<tr><td><code>{_e(b.path)}</code></td><td>{b.read}</td><td>{b.kept}</td>"
+            f'<td style="text-align:left">{_e(drops)}</td>{p95}<td>{lengths}</td></tr>'
+        )
+    return [
+        "<h2>Per input</h2>",
+        f"<p class=muted>What each input alone would need (p{profile.recommendation.coverage:g}, "
+        "same rounding and cap); a corpus mixing them gets the recommendation at the top.</p>",
+        f"<table class=inputs><tr><th>input</th><th>rows</th><th>kept</th><th>dropped</th>{head}"
+        f"<th>query / passage max_len</th></tr>" + "".join(rows) + "</table>",
+    ]
 
 
 def render_html(profile: Profile) -> str:
@@ -224,6 +269,7 @@ def render_html(profile: Profile) -> str:
         "(FlagEmbedding pads each batch to its longest text, so a batch of short texts pays less). "
         "Attention grows with the square of a sequence's length: Σ min(L, cut)² is its cost for the texts "
         "as they are, cut² for texts padded to the cut. Each is given relative to the recommended cut.</p>",
+        *_per_input(profile),
         "<h2>Checks</h2>",
         _checks(profile),
         "<h2>How this report was made</h2>",
