@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import click
@@ -15,39 +14,7 @@ from ..recommend import NothingToRecommend
 from ..report import FORMATS
 from ..schema import Fields
 from .common import UsageProblem, emit, log, usage_errors
-
-
-def _progress(quiet: bool):
-    """Per input: bytes read of its size, rows, rate and time left, on stderr, only on a
-    terminal; transient, and never on stdout."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        SpinnerColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    console = Console(stderr=True)
-    if quiet or not console.is_terminal:
-        return contextlib.nullcontext(None)
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+from .progress import DEFAULT_INTERVAL, progress
 
 
 @click.command("scan")
@@ -181,10 +148,18 @@ def _progress(quiet: bool):
     help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    metavar="SECONDS",
+    help="When stderr is not a terminal (SLURM, CI logs): one progress line this often.",
+)
 def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
-                 address, shard_size, exact_only, quiet) -> None:  # fmt: skip
+                 address, shard_size, exact_only, quiet, progress_interval) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
@@ -211,22 +186,12 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         split = None
         if split_edges:
             split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
-        with _progress(quiet) as progress:
-            tasks: dict[int, int] = {}
-
-            def advance(event) -> None:
-                if event.input not in tasks:
-                    tasks[event.input] = progress.add_task(event.path, total=event.total, rows=0)
-                task = tasks[event.input]
-                progress.update(
-                    task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows
-                )
-
+        with progress(quiet, progress_interval) as advance:
             profile = scan(
                 paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
                 report_out=report, split=split, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
-                on_progress=advance if progress else None,
+                on_progress=advance,
             )  # fmt: skip
         try:
             rendered = FORMATS[fmt](profile)

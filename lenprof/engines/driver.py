@@ -45,13 +45,16 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Progress:
-    """One shard merged: its input, bytes of that input read so far, and the rows it held."""
+    """One shard merged: its input, bytes of that input read so far, and the rows it held;
+    ``corpus_done`` of ``corpus_total`` bytes of all inputs read so far."""
 
     input: int
     path: str
     done: int
     total: int
     rows: int
+    corpus_done: int = 0
+    corpus_total: int = 0
 
 
 @dataclass
@@ -102,6 +105,9 @@ def drive(
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
     exhausted = False
+    starts = [0]  # bytes of the inputs before each, for progress
+    for item in plan.inputs:
+        starts.append(starts[-1] + item.size)
 
     def send(k: int, call: str, *args: Any) -> None:
         w = flights[k].worker
@@ -169,8 +175,9 @@ def drive(
             totals.stats += result.stats
             totals.shards += 1
             if on_progress is not None:
-                item = plan.inputs[f.shard.input]
-                on_progress(Progress(f.shard.input, item.path, f.shard.done, item.size, result.stats.read))
+                i = f.shard.input
+                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1])
+                on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
     if duplicates:
         _name_earlier_rows(plan, executor, totals.stats, duplicates, first_lines)
