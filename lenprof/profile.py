@@ -87,6 +87,12 @@ class Profile:
     run: dict = field(default_factory=dict)  # how the scan ran (engine, timings): not results
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per field, longest first
     per_input: list[InputBreakdown] = field(default_factory=list)  # with two inputs or more
+    chars: dict[str, int] = field(default_factory=dict)  # characters of the texts counted, per field
+
+    def tokens_per_char(self, name: str) -> float | None:
+        """Tokens per character of a field's texts: how finely this tokenizer cuts them."""
+        chars = self.chars.get(name, 0)
+        return self.histograms[name].tokens / chars if chars else None
 
     @classmethod
     def of(
@@ -118,6 +124,10 @@ class Profile:
             examples={r: list(stats.examples[r]) for r in REASONS if stats.examples.get(r)},
             outputs=dict(outputs or {}),
             longest=longest_texts,
+            chars={
+                **{f: stats.chars[f] for f in TEXT_FIELDS},
+                "passage": stats.chars["pos"] + stats.chars["neg"],
+            },
             per_input=[
                 InputBreakdown.of_stats(path, part, DROP_REASONS, rec)
                 for path, part in stats.by_input.items()
@@ -159,7 +169,12 @@ class Profile:
             "inputs": [i.to_dict() for i in self.inputs],
             "samples": self.samples.to_dict(),
             "fields": {
-                f: {**self.field_stats(f), "histogram": self.histograms[f].to_sparse()} for f in FIELDS
+                f: {
+                    **self.field_stats(f),
+                    "chars": self.chars.get(f, 0),
+                    "histogram": self.histograms[f].to_sparse(),
+                }
+                for f in FIELDS
             },
             "recommendation": self.recommendation.to_dict(),
             "examples": {r: [e.to_dict() for e in ex] for r, ex in self.examples.items()},
@@ -367,6 +382,7 @@ def _from_dict(d: dict) -> Profile:
             for f, texts in _mapping(d.get("longest", {}), "longest").items()
         },
         per_input=[_breakdown(b, options, cap) for b in _list(d.get("per_input", []), "per_input")],
+        chars={f: _count(fields[f].get("chars", 0), f"fields.{f}.chars") for f in FIELDS},
         buckets=dict(_mapping(d.get("split", {}), "split")),
         run=dict(_mapping(d.get("run", {}), "run")),
     )

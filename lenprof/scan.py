@@ -53,17 +53,25 @@ def scan(
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
     plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
-    engine = engine or LocalEngine(workers)
+    return scan_plan(plan, engine or LocalEngine(workers), on_progress)[0]
+
+
+def scan_plan(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> list[Profile]:
+    """Run a plan: one profile per tokenizer (the plan's, then those it compares)."""
     try:
         return run(plan, engine, on_progress)
     except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
-        counting = {**profile.run["counting"], "fast_path_failed": str(exc)}
-        return dataclasses.replace(profile, run={**profile.run, "counting": counting})
+        profiles = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
+        return [
+            dataclasses.replace(
+                p, run={**p.run, "counting": {**p.run["counting"], "fast_path_failed": str(exc)}}
+            )
+            for p in profiles
+        ]
 
 
-def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> Profile:
-    """Run a plan on an engine and commit its outputs."""
+def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> list[Profile]:
+    """Run a plan on an engine and commit its outputs: one profile per tokenizer."""
     start = time.perf_counter()
     out = plan.outputs
     txn = Transaction()
@@ -102,41 +110,53 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
-        profile = Profile.of(
-            totals.stats,
-            plan.tokenizer.info,
-            plan.options,
-            [(i.path, i.describe()["format"]) for i in plan.inputs],
-            files,
-        )
-        profile = dataclasses.replace(
-            profile,
-            buckets=dict(sorted(buckets.items())),
-            run={
-                **engine.describe(plan),
-                "shards": totals.shards,
-                "seconds": round(time.perf_counter() - start, 3),
-                "tokenize_s": round(totals.tokenize_seconds, 3),
-                "texts_tokenized": totals.tokenized,
-                "counting": {
-                    "path": _counting_path(plan, totals.fast),
-                    "fast_share": round(totals.fast / totals.tokenized, 4) if totals.tokenized else 0.0,
-                    "self_checked": totals.checked,
+        seconds = round(time.perf_counter() - start, 3)
+        profiles = [
+            dataclasses.replace(
+                Profile.of(
+                    t.stats,
+                    tok.info,
+                    plan.options,
+                    [(i.path, i.describe()["format"]) for i in plan.inputs],
+                    files,
+                ),
+                buckets=dict(sorted(buckets.items())),
+                run={
+                    **engine.describe(plan),
+                    "shards": totals.shards,
+                    "seconds": seconds,
+                    "tokenize_s": round(totals.tokenize_seconds, 3),
+                    "texts_tokenized": t.tokenized,
+                    "counting": {
+                        "path": _counting_path(plan, tok, t.fast),
+                        "fast_share": round(t.fast / t.tokenized, 4) if t.tokenized else 0.0,
+                        "self_checked": t.checked,
+                    },
                 },
-            },
-        )
+            )
+            for tok, t in zip(plan.tokenizers, [totals, *totals.others], strict=True)
+        ]
         if out.profile:
             from .report.text import render_json
 
-            txn.text(out.profile, render_json(profile))
+            txn.text(
+                out.profile, render_json(profiles[0]) if len(profiles) == 1 else _comparison(profiles).json()
+            )
         if out.report:
             from .report.html import render_html  # matplotlib loads only when a report is asked for
 
-            txn.text(out.report, render_html(profile))
-    return profile
+            report = render_html(profiles[0]) if len(profiles) == 1 else _comparison(profiles).html()
+            txn.text(out.report, report)
+    return profiles
 
 
-def _counting_path(plan: Plan, fast: int) -> str:
+def _comparison(profiles: list[Profile]):
+    from .compare import Comparison
+
+    return Comparison(profiles)
+
+
+def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
     """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
-    rule = None if plan.exact_only or not fast else recognise(plan.tokenizer.backend)
+    rule = None if plan.exact_only or not fast else recognise(tokenizer.backend)
     return f"chunks:{rule.family}" if rule else "tokenizer"

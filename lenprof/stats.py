@@ -112,6 +112,7 @@ class ScanStats:
     inputs: dict[int, InputCount] = field(default_factory=dict)  # by position among the inputs
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per text field
     by_input: dict[str, InputStats] = field(default_factory=dict)  # by the input's path
+    chars: Counter[str] = field(default_factory=Counter)  # characters of the counted texts, per text field
 
     def example(self, reason: str, source: str, line: int, detail: str) -> None:
         examples = self.examples.setdefault(reason, [])
@@ -125,6 +126,7 @@ class ScanStats:
         self.repaired.update(later.repaired)
         self.repaired_rows.update(later.repaired_rows)
         self.warnings.update(later.warnings)
+        self.chars.update(later.chars)
         for f in FIELDS:
             self.hists[f] = self.hists[f] + later.hists[f]
         for f in TEXT_FIELDS:

@@ -7,22 +7,67 @@ import os
 import click
 
 from ..buckets import LengthBuckets
+from ..compare import compare
 from ..engines import ENGINES, get_engine
 from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
 from ..recommend import NothingToRecommend
 from ..report import FORMATS
+from ..report.compare import render_comparison_table
 from ..schema import Fields
+from ..tokenize import PACKAGED
 from .common import UsageProblem, emit, log, usage_errors
 from .progress import DEFAULT_INTERVAL, progress
+
+
+def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> None:
+    """Flag conflicts first, naming the flags."""
+    if len(set(tokenizers)) < len(tokenizers):
+        twice = next(t for t in tokenizers if tokenizers.count(t) > 1)
+        raise UsageProblem(f"--tokenizer {twice} is given twice; give each tokenizer once")
+    if for_tokenizer is not None and len(tokenizers) == 1:
+        raise UsageProblem("--for-tokenizer picks one of several --tokenizer; with one, leave it out")
+    known = [PACKAGED if t is None else t for t in tokenizers]
+    if for_tokenizer is not None and for_tokenizer not in known:
+        raise UsageProblem(
+            f"--for-tokenizer {for_tokenizer}: not one of the tokenizers given ({', '.join(known)})"
+        )
+    if len(tokenizers) > 1 and fmt in ONE_TOKENIZER_FORMATS and for_tokenizer is None:
+        raise UsageProblem(
+            f"--format {fmt} prints one tokenizer's lengths, and {len(tokenizers)} are compared "
+            f"({', '.join(known)}): name one with --for-tokenizer NAME, or use --format table or json"
+        )
+
+
+ONE_TOKENIZER_FORMATS = ("args", "yaml", "env", "st", "markdown")  # they print one tokenizer's lengths
+
+
+class _Repeatable(click.Option):
+    """A repeatable option whose value from the environment or ``[tool.lenprof]`` is one item,
+    spaces and all (click would split a variable at whitespace)."""
+
+    def value_from_envvar(self, ctx: click.Context):
+        value = self.resolve_envvar_value(ctx)
+        return None if value is None else (value,)
+
+    def type_cast_value(self, ctx: click.Context, value):
+        return super().type_cast_value(ctx, (value,) if isinstance(value, str) else value)
 
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--tokenizer",
+    cls=_Repeatable,
+    multiple=True,
     envvar="LENPROF_TOKENIZER",
-    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
+    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2]. "
+    "Give it again to compare tokenizers in one pass.",
+)
+@click.option(
+    "--for-tokenizer",
+    metavar="NAME",
+    help="With several --tokenizer: whose lengths --format args, yaml, env, st and markdown print.",
 )
 @click.option(
     "--fields",
@@ -156,7 +201,7 @@ from .progress import DEFAULT_INTERVAL, progress
     metavar="SECONDS",
     help="When stderr is not a terminal (SLURM, CI logs): one progress line this often.",
 )
-def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
                  address, shard_size, exact_only, quiet, progress_interval) -> None:  # fmt: skip
@@ -166,6 +211,8 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
     """
     from ..scan import scan
 
+    tokenizers = list(tokenizer) or [None]
+    _check_tokenizers(tokenizers, for_tokenizer, fmt)
     if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
         raise UsageProblem(
             "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
@@ -187,14 +234,23 @@ def scan_command(paths, tokenizer, fields_spec, query_instruction, query_instruc
         if split_edges:
             split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
         with progress(quiet, progress_interval) as advance:
-            profile = scan(
-                paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
-                report_out=report, split=split, engine=get_engine(engine, workers, address),
-                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only,
-                on_progress=advance,
+            how = dict(
+                clean_out=clean_out, rejects_out=rejects, profile_out=out, report_out=report, split=split,
+                engine=get_engine(engine, workers, address), shard_bytes=max(1, int(shard_size * (1 << 20))),
+                exact_only=exact_only, on_progress=advance,
             )  # fmt: skip
+            if len(tokenizers) == 1:
+                profile, comparison = scan(paths, options, tokenizer=tokenizers[0], **how), None
+            else:
+                comparison = compare(paths, options, tokenizers=tokenizers, **how)
+                profile = comparison.profiles[0]
         try:
-            rendered = FORMATS[fmt](profile)
+            if comparison is None:
+                rendered = FORMATS[fmt](profile)
+            elif fmt in ONE_TOKENIZER_FORMATS:
+                rendered = FORMATS[fmt](comparison.profile(for_tokenizer))
+            else:
+                rendered = comparison.json() if fmt == "json" else render_comparison_table(comparison)
         except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 

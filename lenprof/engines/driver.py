@@ -65,6 +65,7 @@ class Totals:
     fast: int = 0  # of them through the chunk cache
     checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
+    others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
 
 
 class FastPathFailed(RuntimeError):
@@ -92,12 +93,14 @@ def drive(
     window: int | None = None,
 ) -> Totals:
     """Scan every shard of ``plan``; ``write`` gets each shard's result in corpus order."""
-    totals = Totals()
+    totals = Totals(others=[Totals() for _ in plan.others])
+    every = [totals, *totals.others]  # one per tokenizer
     shards = iter(plan.shards())
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
-    seen, lengths = FingerprintMap(), FingerprintMap()  # row key -> shard; text -> length
+    seen = FingerprintMap()  # row key -> the shard that held it first
+    lengths = [FingerprintMap() for _ in every]  # per tokenizer: distinct text -> its length
     next_line: dict[int, int] = {}
     first_lines: list[int] = []  # of each decided shard
     duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
@@ -136,11 +139,12 @@ def drive(
             if value.mismatch is not None:
                 raise FastPathFailed(value.mismatch)
             f = flights[value.index]
-            lengths.assign(f.report.texts[f.need], value.lengths)  # type: ignore[union-attr,index]
+            for k, (mine, t) in enumerate(zip(lengths, every, strict=True)):
+                mine.assign(f.report.texts[f.need], value.lengths[k])  # type: ignore[union-attr,index]
+                t.fast += value.fast[k]
+                t.checked += value.checked[k]
             f.measured = True
             totals.tokenize_seconds += value.seconds
-            totals.fast += value.fast
-            totals.checked += value.checked
         else:
             results[value.index] = value
         load[flights[value.index].worker] -= 1
@@ -155,10 +159,13 @@ def drive(
             if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
                 keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
                 duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
-            f.need = np.flatnonzero(lengths.claim(report.texts))
+            f.need = np.flatnonzero(lengths[0].claim(report.texts))
+            for mine in lengths[1:]:
+                mine.claim(report.texts)  # the same texts are new to every tokenizer
             if len(f.need):
                 send(decided, "measure", decided, f.need)
-                totals.tokenized += len(f.need)
+                for t in every:
+                    t.tokenized += len(f.need)
             else:
                 f.measured = True
             decided += 1
@@ -166,13 +173,16 @@ def drive(
         # measured, all its lengths are known.
         while finished < decided and flights[finished].measured:
             f = flights[finished]
-            send(finished, "finish", finished, f.keep, f.first_line, lengths.get(f.report.texts))  # type: ignore[union-attr]
+            known = np.stack([mine.get(f.report.texts) for mine in lengths])  # type: ignore[union-attr]
+            send(finished, "finish", finished, f.keep, f.first_line, known)
             f.report = f.keep = f.need = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
             write(f.shard, result)
             totals.stats += result.stats
+            for t, stats in zip(totals.others, result.others, strict=True):
+                t.stats += stats
             totals.shards += 1
             if on_progress is not None:
                 i = f.shard.input
@@ -180,21 +190,17 @@ def drive(
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
     if duplicates:
-        _name_earlier_rows(plan, executor, totals.stats, duplicates, first_lines)
+        earlier = _earlier_rows(plan, executor, duplicates, first_lines)
+        for t in every:
+            _name_earlier_rows(t.stats, duplicates, earlier)
     return totals
 
 
-def _name_earlier_rows(
-    plan: Plan,
-    executor: Executor,
-    stats: ScanStats,
-    duplicates: list[tuple[int, int]],
-    first_lines: list[int],
-) -> None:
-    """Name the earlier row of each duplicate_row example: read the shards that hold them again
-    (at most five, never past the fifth duplicate) and find the first row with each key.
-
-    The examples are the first duplicate rows in corpus order, and so are ``duplicates``."""
+def _earlier_rows(
+    plan: Plan, executor: Executor, duplicates: list[tuple[int, int]], first_lines: list[int]
+) -> dict[int, tuple[str, int]]:
+    """Where the earlier row of each of the first duplicates is (input path, line): the shards
+    that hold them are read again (at most five, never past the fifth duplicate)."""
     wanted: dict[int, list[int]] = {}
     for key, shard in duplicates:
         wanted.setdefault(shard, []).append(key)
@@ -210,6 +216,14 @@ def _name_earlier_rows(
         _, (k, found) = executor.result()
         for key, r in found.items():
             earlier[key] = (shards[k].path, first_lines[k] + r)
+    return earlier
+
+
+def _name_earlier_rows(
+    stats: ScanStats, duplicates: list[tuple[int, int]], earlier: dict[int, tuple[str, int]]
+) -> None:
+    """Name the earlier row in each duplicate_row example: the examples are the first duplicate
+    rows in corpus order, and so are ``duplicates``."""
     examples = stats.examples.get("duplicate_row", [])
     for i, ((key, _), e) in enumerate(zip(duplicates, examples, strict=False)):
         source, line = earlier[key]

@@ -74,6 +74,14 @@ class WorkerSetup:
     clean_parquet: bool
     rejects: bool
     buckets: LengthBuckets | None
+    others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
+
+    def tokenizers(self) -> list[tuple[str, bool]]:
+        """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
+        return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
+
+    def other_caps(self) -> list[int | None]:
+        return [cap for _, _, cap in self.others]
 
 
 @dataclass(frozen=True)
@@ -85,19 +93,25 @@ class Plan:
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
+    others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
+
+    @property
+    def tokenizers(self) -> list[LoadedTokenizer]:
+        return [self.tokenizer, *self.others]
 
     def setup(self) -> WorkerSetup:
         o = self.outputs
         return WorkerSetup(
             options=self.options,
             tokenizer_json=self.tokenizer.backend.to_str(),
-            encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
+            encode_special_tokens=_special(self.tokenizer),
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
             clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
             rejects=o.rejects is not None,
             buckets=o.buckets,
+            others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
         )
 
     def shards(self) -> Iterator[Shard]:
@@ -136,6 +150,11 @@ class Plan:
             yield Shard(i, item.path, rows=None, lines=[], done=size)
 
 
+def _special(tokenizer: LoadedTokenizer) -> bool:
+    """split_special_tokens: on the Rust object, outside its JSON."""
+    return bool(getattr(tokenizer.backend, "encode_special_tokens", False))
+
+
 def _parquet_rows(item: InputFile) -> int:
     import pyarrow.parquet as pq
 
@@ -149,6 +168,7 @@ def make_plan(
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    others: Sequence[LoadedTokenizer | str] = (),
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
@@ -167,6 +187,7 @@ def make_plan(
             files[f"bucket {n}"] = path
     out.vet(files, input_paths, row_outputs=("clean", "rejects"))
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     return Plan(
         inputs,
         options or ScanOptions(),
@@ -175,4 +196,5 @@ def make_plan(
         shard_bytes,
         stems(input_paths) if outputs.buckets else [],
         exact_only,
+        compared,
     )

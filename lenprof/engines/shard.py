@@ -14,6 +14,7 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 
 from __future__ import annotations
 
+import copy
 import heapq
 import time
 from collections import Counter
@@ -44,10 +45,10 @@ class CheckReport:
 @dataclass
 class Measured:
     index: int
-    lengths: np.ndarray  # uint32, of the texts asked for
+    lengths: np.ndarray  # uint32, (tokenizers, texts asked for)
     seconds: float
-    fast: int  # of them counted through the chunk cache
-    checked: int  # of those, counted by the full tokenizer too
+    fast: list[int]  # per tokenizer: of them counted through the chunk cache
+    checked: list[int]  # of those, counted by the full tokenizer too
     mismatch: str | None  # why the fast path stopped, if its self-check failed
 
 
@@ -61,6 +62,7 @@ class ShardResult:
     buckets: dict[int, tuple[bytes, int, int]] = field(
         default_factory=dict
     )  # bucket -> (lines, rows, longest)
+    others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
 
 
 @dataclass
@@ -77,6 +79,7 @@ class _Checked:
     raws: list[object]  # each row as read (for a duplicate's reject)
     prints: np.ndarray  # distinct texts' fingerprints, sorted
     texts: list[str] | None  # distinct texts, in ``prints`` order, until measured
+    chars: np.ndarray  # characters of each distinct text
     text_idx: dict[str, np.ndarray]  # per field: each text's distinct index
     text_row: dict[str, np.ndarray]  # per field: each text's row
     negatives: np.ndarray  # of each row
@@ -141,9 +144,12 @@ class ShardWork:
 
         self.setup = setup
         self.options = setup.options
-        self.backend = Tokenizer.from_str(setup.tokenizer_json)
-        self.backend.encode_special_tokens = setup.encode_special_tokens
-        self.counter = FastCounter(self.backend, exact_only=setup.exact_only)
+        self.counters = []  # the scan's tokenizer first, then those compared with it
+        for tokenizer_json, encode_special_tokens in setup.tokenizers():
+            backend = Tokenizer.from_str(tokenizer_json)
+            backend.encode_special_tokens = encode_special_tokens
+            self.counters.append(FastCounter(backend, exact_only=setup.exact_only))
+        self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self._open: dict[int, _Checked] = {}
 
     # --- 1. check ----------------------------------------------------------------------------------
@@ -212,7 +218,8 @@ class ShardWork:
             row_at=np.array(row_at, dtype=np.int64),
             raws=raws,
             prints=prints,
-            texts=[every[i] for i in first.tolist()],
+            texts=(texts := [every[i] for i in first.tolist()]),
+            chars=np.fromiter(map(len, texts), np.int64, len(texts)),
             text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
             text_row={
                 "query": n_rows,
@@ -240,20 +247,23 @@ class ShardWork:
     # --- 2. measure --------------------------------------------------------------------------------
 
     def measure(self, index: int, need: np.ndarray) -> Measured:
-        """Token counts of the shard's distinct texts at positions ``need``."""
+        """Token counts of the shard's distinct texts at positions ``need``, by each tokenizer
+        (the texts are cut into chunks once for all of them)."""
         texts = self._open[index].texts
         assert texts is not None, "measure() twice for one shard"
-        counter = self.counter
-        start, fast, checked = time.perf_counter(), counter.fast, counter.checked
-        lengths = counter.count([texts[i] for i in need.tolist()])
+        batch = [texts[i] for i in need.tolist()]
+        start = time.perf_counter()
+        before = [(c.fast, c.checked) for c in self.counters]
+        splits: dict = {}
+        lengths = np.stack([c.count(batch, splits) for c in self.counters])
         self._open[index].texts = None
         return Measured(
             index,
             lengths.astype(np.uint32),
             time.perf_counter() - start,
-            counter.fast - fast,
-            counter.checked - checked,
-            counter.mismatch,
+            [c.fast - f for c, (f, _) in zip(self.counters, before, strict=True)],
+            [c.checked - k for c, (_, k) in zip(self.counters, before, strict=True)],
+            next((c.mismatch for c in self.counters if c.mismatch is not None), None),
         )
 
     # --- 3. finish ---------------------------------------------------------------------------------
@@ -288,33 +298,13 @@ class ShardWork:
                     stats.repaired_rows[reason] += 1
                     stats.example(reason, st.path, line, _removed(st.rows[i], reason, n))
 
-        lengths = lengths.astype(np.int64)
-        row_max = np.zeros(len(st.rows), dtype=np.int64)
-        for f in TEXT_FIELDS:
-            idx, rows_of = st.text_idx[f], st.text_row[f]
-            np.maximum.at(row_max, rows_of, lengths[idx])
-            chosen = idx if everyone else idx[keep[rows_of]]
-            stats.hists[f].add(lengths[chosen])
-            present = np.zeros(len(st.prints), dtype=bool)
-            present[chosen] = True
-            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
-            stats.longest[f] = _longest(f, st, keep, lengths, present, first_line)
-        stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
-        stats.by_input = {
-            st.path: InputStats(st.read, Counter(stats.dropped), {f: stats.hists[f] for f in TEXT_FIELDS})
-        }
-
-        warned = length_warnings(row_max, st.negatives, setup.cap, opts.train_group_size)
-        control = np.zeros(len(st.rows), dtype=bool)
-        control[st.control] = True
-        warned["control_chars"] = control
-        for reason in sorted(warned):
-            hits = np.flatnonzero(warned[reason] & keep)
-            if len(hits):
-                stats.warnings[reason] += len(hits)
-                for i in hits[:5].tolist():
-                    detail = self._warning(reason, st, i, lengths)
-                    stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
+        base = copy.deepcopy(stats) if len(self.counters) > 1 else None
+        lengths = lengths.astype(np.int64).reshape(len(self.counters), -1)  # (tokenizers, distinct texts)
+        row_max = self._count(stats, st, keep, lengths[0], setup.cap, first_line)
+        for k, cap in enumerate(setup.other_caps(), start=1):  # the same rows, other tokenizers' lengths
+            other = copy.deepcopy(base)
+            self._count(other, st, keep, lengths[k], cap, first_line)  # type: ignore[arg-type]
+            result.others.append(other)  # type: ignore[arg-type]
         row_max = row_max if everyone else row_max[kept_idx]
 
         if setup.clean:
@@ -325,7 +315,48 @@ class ShardWork:
             result.buckets = self._buckets(kept, row_max)
         return result
 
-    def _warning(self, reason: str, st: _Checked, i: int, lengths: np.ndarray) -> str:
+    def _count(
+        self,
+        stats: ScanStats,
+        st: _Checked,
+        keep: np.ndarray,
+        lengths: np.ndarray,
+        cap: int | None,
+        first_line: int,
+    ) -> np.ndarray:
+        """Count the kept texts' lengths into ``stats``, with the warnings that need lengths;
+        returns each row's longest text."""
+        everyone = bool(keep.all())
+        row_max = np.zeros(len(st.rows), dtype=np.int64)
+        for f in TEXT_FIELDS:
+            idx, rows_of = st.text_idx[f], st.text_row[f]
+            np.maximum.at(row_max, rows_of, lengths[idx])
+            chosen = idx if everyone else idx[keep[rows_of]]
+            stats.hists[f].add(lengths[chosen])
+            stats.chars[f] += int(st.chars[chosen].sum())
+            present = np.zeros(len(st.prints), dtype=bool)
+            present[chosen] = True
+            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
+            stats.longest[f] = _longest(f, st, keep, lengths, present, first_line)
+        stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
+        stats.by_input = {
+            st.path: InputStats(st.read, Counter(stats.dropped), {f: stats.hists[f] for f in TEXT_FIELDS})
+        }
+
+        warned = length_warnings(row_max, st.negatives, cap, self.options.train_group_size)
+        control = np.zeros(len(st.rows), dtype=bool)
+        control[st.control] = True
+        warned["control_chars"] = control
+        for reason in sorted(warned):
+            hits = np.flatnonzero(warned[reason] & keep)
+            if len(hits):
+                stats.warnings[reason] += len(hits)
+                for i in hits[:5].tolist():
+                    detail = self._warning(reason, st, i, lengths, cap)
+                    stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
+        return row_max
+
+    def _warning(self, reason: str, st: _Checked, i: int, lengths: np.ndarray, cap: int | None) -> str:
         """What a warning found in row ``i``: the text over the cap and its length, or how many
         negatives a training group lacks."""
         if reason == "over_model_limit":
@@ -337,7 +368,7 @@ class ShardWork:
             n, f, k = longest
             key = getattr(self.options.fields, f)
             where = f"'{key}'" if f == "query" else f"'{key}'[{k}]"
-            return f"{where} has {n:,} tokens; the model reads {self.setup.cap:,}, the rest is cut"
+            return f"{where} has {n:,} tokens; the model reads {cap:,}, the rest is cut"
         if reason == "few_negatives":
             group = self.options.train_group_size
             have = int(st.negatives[i])

@@ -184,7 +184,7 @@ def _checks(profile: Profile) -> str:
 def _field_section(profile: Profile, field: str) -> list[str]:
     """A field's numbers, figure and cuts, every one of them from this field's own histogram."""
     rec, hist = profile.recommendation, profile.histograms[field]
-    parts = [f'<h2 id="{field}">{field}</h2>']
+    parts = [f"<h2>{field}</h2>"]
     if not hist.count:
         return parts + ["<p>no texts</p>"]
     st = profile.field_stats(field)
