@@ -61,7 +61,7 @@ class FigureData:
 
     def caption(self) -> str:
         if not self.overflow:
-            return f"The axis runs to the longest text ({self.longest} tokens)."
+            return f"The axis covers every text (the longest has {self.longest} tokens)."
         texts = "1 longer text is" if self.overflow == 1 else f"{self.overflow} longer texts are"
         return (
             f"The axis runs to {self.axis_max} tokens (p99 of {self.field}, or the recommended cut when near, "
