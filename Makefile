@@ -33,7 +33,7 @@ FE_VENV := .venv-fe
 $(FE_VENV)/.done:
 	$(PYTHON) -m venv $(FE_VENV)
 	$(FE_VENV)/bin/python -m pip install -q --upgrade pip
-	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2
+	$(FE_VENV)/bin/python -m pip install -q torch==2.13.0 FlagEmbedding==1.4.2 "transformers>=4.44,<5" "sentence-transformers<5" "datasets<4.5"
 	touch $@
 
 peers: $(FE_VENV)/.done

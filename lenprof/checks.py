@@ -36,16 +36,26 @@ DROP_REASONS: tuple[str, ...] = (
     "not_object",
     "missing_field",
     "wrong_type",
+    "bad_scores",
     "empty_query",
     "empty_pos",
     "query_equals_pos",
     "no_negatives",
+    "eval_leak",
     "duplicate_row",
 )
 # Repairs: the row is kept, the offending text is removed.
 REPAIR_REASONS: tuple[str, ...] = ("empty_pos_item", "empty_neg", "pos_in_neg", "duplicate_neg")
 # Warnings: the row is kept as it is; they only inform.
-WARNING_REASONS: tuple[str, ...] = ("control_chars", "over_model_limit", "few_negatives")
+WARNING_REASONS: tuple[str, ...] = (
+    "control_chars",
+    "over_model_limit",
+    "few_negatives",
+    "partial_prompt",
+    "partial_scores",
+    "eval_query_leak",
+    "eval_pos_leak",
+)
 REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
 EXPLANATIONS: dict[str, str] = {
@@ -55,10 +65,12 @@ EXPLANATIONS: dict[str, str] = {
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
+    "bad_scores": "pos_scores/neg_scores is not a list of finite numbers, one per text (knowledge distillation would crash or pair the wrong scores)",
     "empty_query": "the query is blank",
     "empty_pos": "no positive has text",
     "query_equals_pos": "the query equals one of its positives: the loss is trivially zero",
     "no_negatives": "too few negatives left (FlagEmbedding divides by their number and crashes)",
+    "eval_leak": "the query or a positive is in an --against evaluation file (--drop-leaks)",
     "duplicate_row": "same query and positives as an earlier kept row",
     "empty_pos_item": "blank positive removed",
     "empty_neg": "blank negative removed",
@@ -67,7 +79,14 @@ EXPLANATIONS: dict[str, str] = {
     "control_chars": "text holds control characters",
     "over_model_limit": "a text is longer than the model can read: it is always truncated",
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
+    "partial_prompt": "other kept rows have a 'prompt' and this one has none: FlagEmbedding (which concatenates its files) reads it as None and, with an instruction, trains on 'None' + query",
+    "partial_scores": "other kept rows have pos_scores/neg_scores and this one has none: knowledge distillation fails on it",
+    "eval_query_leak": "the query is a query of an --against evaluation file (exactly, or after normalising whitespace and case)",
+    "eval_pos_leak": "a positive is a positive of an --against evaluation file (exactly, or after normalising whitespace and case)",
 }
+# Optional keys FlagEmbedding reads; its training data should carry each on every row or on none
+# ("scores": both pos_scores and neg_scores).
+WATCHED_KEYS = ("prompt", "scores")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
@@ -233,6 +252,38 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
+def _bad_scores(scores: object, key: str, n: int) -> str:
+    """Why a scores list cannot serve knowledge distillation, or "" when it can.
+
+    >>> _bad_scores([0.5, "high"], "neg_scores", 2)
+    "'neg_scores'[1] must be a number, got str"
+    """
+    if not isinstance(scores, list):
+        return f"'{key}' must be a list of numbers, got {type(scores).__name__}"
+    if len(scores) != n:
+        texts = "positives" if key == "pos_scores" else "negatives"
+        return f"'{key}' has {len(scores)} scores for {n} {texts}"
+    for i, x in enumerate(scores):
+        if type(x) not in (int, float):
+            return f"'{key}'[{i}] must be a number, got {'null' if x is None else type(x).__name__}"
+        if x != x or x in (float("inf"), float("-inf")):
+            return f"'{key}'[{i}] is {x}, not a finite number"
+    return ""
+
+
+def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None, str]:
+    """The negatives of an n-tuple row: one text per column; a missing or null column has none."""
+    texts = []
+    for name in columns:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None, f"'{name}' must be a string, got {type(value).__name__}"
+        texts.append(value)
+    return texts, ""
+
+
 def check_row(
     data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
 ) -> Checked | Dropped:
@@ -255,13 +306,22 @@ def check_row(
     pos, why = _texts(obj[fields.pos], fields.pos, fields.lenient(fields.pos))
     if pos is None:
         return Dropped("wrong_type", why)
-    has_neg = fields.neg in obj
-    neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
+    if fields.neg_columns:
+        neg, why = _tuple_texts(obj, fields.neg_columns)
+        has_neg = any(c in obj for c in fields.neg_columns)
+    else:
+        has_neg = fields.neg in obj
+        neg, why = _texts(obj[fields.neg], fields.neg, fields.lenient(fields.neg)) if has_neg else ([], "")
     if neg is None:
         return Dropped("wrong_type", why)
     prompt = obj.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
         return Dropped("wrong_type", f"'prompt' must be a string, got {type(prompt).__name__}")
+    for key, texts in (("pos_scores", pos), ("neg_scores", neg)):
+        if obj.get(key) is not None:
+            why = _bad_scores(obj[key], key, len(texts))
+            if why:
+                return Dropped("bad_scores", why)
     if surrogate:
         return Dropped("invalid_utf8", f"{_surrogate_home(obj, fields)} holds a lone surrogate escape")
     # Valid JSON carries a control character only as an escape (\u..., \b, \f), DEL excepted,
@@ -323,7 +383,10 @@ def check_row(
     if repairs:
         obj = dict(obj)
         _keep(obj, fields.pos, "pos_scores", keep_pos, len(pos))
-        _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
+        if fields.neg_columns:
+            _keep_tuple(obj, fields.neg_columns, [neg[i] for i in keep_neg])
+        else:
+            _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
     return Checked(
         obj,
         query,
@@ -345,6 +408,14 @@ def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> 
     scores = obj.get(scores_key)
     if isinstance(scores, list) and len(scores) == n:
         obj[scores_key] = [scores[i] for i in keep]
+
+
+def _keep_tuple(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
+    """An n-tuple keeps its columns: the negatives left fill them in order, the rest are null
+    (``--min-neg`` set to the number of columns drops such rows instead)."""
+    for i, name in enumerate(columns):
+        if name in obj or i < len(kept):
+            obj[name] = kept[i] if i < len(kept) else None
 
 
 # --- rules beyond one row --------------------------------------------------------------------------
@@ -383,3 +454,28 @@ def length_warnings(
         "over_model_limit": row_max > cap if cap else none,
         "few_negatives": negatives < train_group_size - 1 if train_group_size else none,
     }
+
+
+def watched_keys(obj: dict) -> tuple[bool, bool]:
+    """Whether a row carries a prompt, and scores (both lists), as :data:`WATCHED_KEYS` orders them."""
+    return obj.get("prompt") is not None, (
+        obj.get("pos_scores") is not None and obj.get("neg_scores") is not None
+    )
+
+
+def partial_keys(presence: dict, paths: Sequence[str], stats) -> None:
+    """Warn about kept rows that lack an optional key other kept rows have (``partial_prompt``,
+    ``partial_scores``), across the whole scan: FlagEmbedding concatenates the files it trains
+    on, so a file without prompts beside one with them gets None too. Whether the rows are mixed
+    is known only at the end. ``presence`` holds a :class:`~lenprof.stats.KeyPresence` per input."""
+    rows = sum(p.rows for p in presence.values())
+    for key in WATCHED_KEYS:
+        have = sum(p.have[key] for p in presence.values())
+        if not 0 < have < rows:
+            continue
+        reason = "partial_prompt" if key == "prompt" else "partial_scores"
+        stats.warnings[reason] += rows - have
+        what = "'prompt'" if key == "prompt" else "'pos_scores' and 'neg_scores'"
+        for i, p in sorted(presence.items()):
+            for line in p.lacking.get(key, []):
+                stats.example(reason, paths[i], line, f"no {what}, while {have} of {rows} kept rows have")

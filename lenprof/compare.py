@@ -85,10 +85,13 @@ def compare(
     profile_out: str | None = None,
     report_out: str | None = None,
     split: LengthBuckets | None = None,
+    clean_format: str = "input",
     engine=None,
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Comparison:
     """Scan once, count with every tokenizer: :func:`lenprof.scan` for several tokenizers.
@@ -101,6 +104,6 @@ def compare(
     if not tokenizers:
         raise ValueError("compare() needs at least one tokenizer")
     first, *others = tokenizers
-    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
-    plan = make_plan(paths, options, first, outputs, shard_bytes, exact_only, others=others)  # type: ignore[arg-type]
+    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
+    plan = make_plan(paths, options, first, outputs, shard_bytes, exact_only, against, drop_leaks, others)  # type: ignore[arg-type]
     return Comparison(scan_plan(plan, engine or LocalEngine(workers), on_progress))

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -162,17 +163,21 @@ class Transaction:
             raise write_failed(target, exc) from exc
         return Path(tmp)
 
-    def rows(self, target: str) -> RowSink:
-        """A sink for JSON rows (``.jsonl``, ``.jsonl.gz``), or for Parquet (``.parquet``)."""
+    def rows(self, target: str, fill: dict[str, Any] | None = None) -> RowSink:
+        """A sink for JSON rows (``.jsonl``, ``.jsonl.gz``), or for Parquet (``.parquet``);
+        ``fill`` gives a key that some rows lack its value on them (null by default)."""
         if target not in self._files:
             tmp = self._temp(target)
             sink = (
-                ParquetSink(target, tmp)
+                ParquetSink(target, tmp, fill)
                 if target.lower().endswith(PARQUET_SUFFIXES)
-                else RowSink(target, tmp)
+                else RowSink(target, tmp, fill)
             )
             self._files[target] = (tmp, sink)
         return self._files[target][1]
+
+    def targets(self) -> list[str]:
+        return list(self._files)
 
     def text(self, target: str, text: str) -> None:
         tmp = self._temp(target)
@@ -208,10 +213,16 @@ class Transaction:
 
 
 class RowSink:
-    """Bytes of JSON lines, appended in order (gzip-compressed for ``.gz`` targets)."""
+    """Bytes of JSON lines, appended in order (gzip-compressed for ``.gz`` targets). Every row
+    of the finished file has the same keys: those some rows lack are added to them at
+    :meth:`close` (a second pass, only then), because ``datasets`` refuses a file whose rows
+    disagree."""
 
-    def __init__(self, target: str, tmp: Path):
+    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None):
         self.target = target
+        self.fill = fill or {}
+        self.keys: Counter[str] = Counter()  # rows holding each key
+        self.count = 0
         try:
             self._raw: IO[bytes] = open(tmp, "wb")
         except OSError as exc:
@@ -229,6 +240,21 @@ class RowSink:
         except OSError as exc:
             raise write_failed(self.target, exc) from exc
 
+    def add_keys(self, keys: Counter[str], rows: int) -> None:
+        self.keys.update(keys)
+        self.count += rows
+
+    def require(self, key: str) -> None:
+        """Give every row ``key``, even when none of them has it."""
+        self.keys[key] = self.keys.get(key, 0)
+
+    def missing(self) -> dict[str, int]:
+        """Keys some rows lack, and how many rows lack each."""
+        return {k: self.count - n for k, n in self.keys.items() if n < self.count}
+
+    def filled(self, row: dict, missing: dict[str, int]) -> dict:
+        return {**row, **{k: self.fill.get(k) for k in missing if k not in row}}
+
     def close(self) -> None:
         try:
             if self._fh is not self._raw:
@@ -237,6 +263,31 @@ class RowSink:
             os.fsync(self._raw.fileno())
             self._raw.close()
         except OSError as exc:
+            raise write_failed(self.target, exc) from exc
+        missing = self.missing()
+        if missing and not isinstance(self, ParquetSink):
+            self._unify(Path(self._raw.name), missing)
+
+    def _unify(self, path: Path, missing: dict[str, int]) -> None:
+        """Rewrite the finished file with every row holding every key."""
+        import msgspec
+
+        gz = self._fh is not self._raw
+        decode = msgspec.json.Decoder().decode
+        full = path.with_name(path.name[: -len(".tmp")] + "-keys.tmp")
+        try:
+            with gzip.open(path, "rb") if gz else open(path, "rb") as src, open(full, "wb") as raw:
+                dst = gzip.GzipFile(filename=os.path.basename(self.target), fileobj=raw, mode="wb", mtime=0) if gz else raw  # fmt: skip
+                for line in src:
+                    dst.write((dumps(self.filled(decode(line), missing)) + "\n").encode("utf-8"))
+                if gz:
+                    dst.close()
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(full, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                full.unlink()
             raise write_failed(self.target, exc) from exc
 
     def discard(self) -> None:
@@ -248,12 +299,12 @@ class ParquetSink(RowSink):
     """Rows spooled as JSON lines beside the target; at :meth:`close` one schema is decided
     from the kinds of every value (see ``columns.py``) and the Parquet file is written."""
 
-    def __init__(self, target: str, tmp: Path):
+    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None):
         from .columns import ColumnKinds
 
         self.tmp = tmp
         self.kinds = ColumnKinds()
-        super().__init__(target, tmp.with_name(tmp.name[: -len(".tmp")] + "-spool.tmp"))
+        super().__init__(target, tmp.with_name(tmp.name[: -len(".tmp")] + "-spool.tmp"), fill)
 
     def add_kinds(self, kinds) -> None:
         self.kinds += kinds
@@ -270,8 +321,12 @@ class ParquetSink(RowSink):
         decode = msgspec.json.Decoder().decode
         try:
             with pq.ParquetWriter(self.tmp, arrow_schema) as writer, open(spool, "rb") as fh:
+                missing = {k: n for k, n in self.missing().items() if self.fill.get(k) is not None}
                 while lines := fh.readlines(64 << 20):
-                    writer.write_table(table([decode(line) for line in lines], arrow_schema))
+                    rows = [decode(line) for line in lines]
+                    if missing:  # a null is what a Parquet column holds anyway
+                        rows = [self.filled(row, missing) for row in rows]
+                    writer.write_table(table(rows, arrow_schema))
         except OSError as exc:
             raise write_failed(self.target, exc) from exc
         finally:

@@ -34,9 +34,11 @@ class InputSummary:
     format: str  # "jsonl", "jsonl+gzip", "jsonl+zstd" or "parquet"
     rows: int
     blank: int
+    layout: str | None = None  # when not FlagEmbedding's: the layout recognised, or "as --fields"
+    fields: str | None = None  # then: the columns read, as --fields takes them
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,11 @@ class Profile:
         stats: ScanStats,
         tokenizer: TokenizerInfo,
         options: ScanOptions,
-        inputs: list[tuple[str, str]],
+        inputs: list[tuple],
         outputs: dict[str, str] | None = None,
     ) -> Profile:
-        """The profile of a finished scan: ``inputs`` are (path, format) in scan order."""
+        """The profile of a finished scan: ``inputs`` are (path, format[, layout, fields]) in
+        scan order."""
         counts = stats.inputs
         rec = Recommendation.of(stats.hists, options.coverage, options.multiple_of, tokenizer.cap)
         longest_texts = {f: stats.longest.get(f, []) for f in TEXT_FIELDS}
@@ -113,9 +116,13 @@ class Profile:
             options=options,
             inputs=[
                 InputSummary(
-                    path, fmt, counts[i].rows if i in counts else 0, counts[i].blank if i in counts else 0
+                    path,
+                    fmt,
+                    counts[i].rows if i in counts else 0,
+                    counts[i].blank if i in counts else 0,
+                    *layout,
                 )
-                for i, (path, fmt) in enumerate(inputs)
+                for i, (path, fmt, *layout) in enumerate(inputs)
             ],
             samples=Samples.of(stats),
             histograms=dict(stats.hists),
@@ -358,6 +365,8 @@ def _from_dict(d: dict) -> Profile:
                 _text(i["format"], "inputs[].format"),
                 _count(i["rows"], "inputs[].rows"),
                 _count(i["blank"], "inputs[].blank"),
+                i.get("layout"),
+                i.get("fields"),
             )
             for i in inputs
         ],  # fmt: skip

@@ -13,7 +13,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from . import cleaned
 from .buckets import LengthBuckets
+from .checks import partial_keys
 from .engines.driver import FastPathFailed, Progress, drive
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
@@ -35,24 +37,31 @@ def scan(
     profile_out: str | None = None,
     report_out: str | None = None,
     split: LengthBuckets | None = None,
+    clean_format: str = "input",
     engine=None,
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
 
+    ``clean_out`` is one file, or a folder (``out/``) that mirrors the inputs; ``clean_format``
+    is ``"input"`` (each row as read, repaired) or ``"flagembedding"`` (see ``cleaned.py``).
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    chunk-cache counting, see ``fastcount.py``) change a result.
+    chunk-cache counting, see ``fastcount.py``) change a result. ``against`` names evaluation
+    files whose queries and positives must not be in the training rows (see ``leaks.py``);
+    ``drop_leaks`` drops the rows that hold them instead of warning.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason.
     """
-    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only)
+    outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
+    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks)
     return scan_plan(plan, engine or LocalEngine(workers), on_progress)[0]
 
 
@@ -76,11 +85,14 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
     out = plan.outputs
     txn = Transaction()
     buckets: dict[str, dict] = {}
+    mirrored = len(set(plan.clean_targets)) > 1 or (out.clean is not None and cleaned.is_folder(out.clean))
+    fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
 
     def write(shard: Shard, result: ShardResult) -> None:
-        if out.clean:
-            sink = txn.rows(out.clean)
+        if out.clean and (result.clean or not mirrored):
+            sink = txn.rows(plan.clean_targets[shard.input], fill)
             sink.write(result.clean)
+            sink.add_keys(result.keys, result.stats.kept)
             if result.kinds is not None:
                 sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
         if out.rejects:
@@ -102,39 +114,56 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             entry["max_len"] = max(entry["max_len"], longest)
 
     with txn:
-        for path in (out.clean, out.rejects):
+        # An output exists even when no row lands in it; but a mirrored file exists only with rows,
+        # as FlagEmbedding's loader fails on an empty file in its folder.
+        for path in (*([] if mirrored else plan.clean_targets), out.rejects):
             if path:
-                txn.rows(path)  # an output exists even when no row lands in it
+                txn.rows(path, fill)
         with engine.executor(plan) as executor:
             totals = drive(plan, executor, write, on_progress)
+        for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
+            partial_keys(tally.stats.presence, [i.path for i in plan.inputs], tally.stats)
+        if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
+            for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
+                if target in plan.clean_targets:
+                    txn.rows(target).require("prompt")
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
         seconds = round(time.perf_counter() - start, 3)
+        inputs = [
+            (i.path, i.describe()["format"], *_layout(layout))
+            for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
+        ]
         profiles = [
             dataclasses.replace(
-                Profile.of(
-                    t.stats,
-                    tok.info,
-                    plan.options,
-                    [(i.path, i.describe()["format"]) for i in plan.inputs],
-                    files,
-                ),
+                Profile.of(tally.stats, tok.info, plan.options, inputs, files),
                 buckets=dict(sorted(buckets.items())),
                 run={
                     **engine.describe(plan),
                     "shards": totals.shards,
                     "seconds": seconds,
                     "tokenize_s": round(totals.tokenize_seconds, 3),
-                    "texts_tokenized": t.tokenized,
+                    **(
+                        {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
+                        if plan.against
+                        else {}
+                    ),
+                    "filled": {
+                        t: txn.rows(t).missing()
+                        for t in txn.targets()
+                        if t in plan.clean_targets and txn.rows(t).missing()
+                    },
+                    "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
+                    "texts_tokenized": tally.tokenized,
                     "counting": {
-                        "path": _counting_path(plan, tok, t.fast),
-                        "fast_share": round(t.fast / t.tokenized, 4) if t.tokenized else 0.0,
-                        "self_checked": t.checked,
+                        "path": _counting_path(plan, tok, tally.fast),
+                        "fast_share": round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
+                        "self_checked": tally.checked,
                     },
                 },
             )
-            for tok, t in zip(plan.tokenizers, [totals, *totals.others], strict=True)
+            for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
         ]
         if out.profile:
             from .report.text import render_json
@@ -160,3 +189,10 @@ def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
     """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
     rule = None if plan.exact_only or not fast else recognise(tokenizer.backend)
     return f"chunks:{rule.family}" if rule else "tokenizer"
+
+
+def _layout(layout) -> tuple:
+    """How an input was read, for the profile: nothing when as FlagEmbedding's rows."""
+    if layout is None or layout.name in ("flagembedding", "unknown"):
+        return ()
+    return (layout.name, layout.fields.spec())

@@ -4,10 +4,15 @@ FlagEmbedding rows are ``{"query": str, "pos": [str], "neg": [str], ...}``. Othe
 as sentence-transformers' ``anchor``/``positive``/``negative`` columns, are read through a
 mapping; a mapped column may hold a plain string, which counts as a one-item list. Unmapped
 ``pos``/``neg`` must be lists: FlagEmbedding would silently sample characters from a string.
+Negatives may also come from several columns, one text each (sentence-transformers' n-tuples,
+``negative_1`` ... ``negative_n``): ``neg=negative_1+negative_2`` names them, ``neg=negative_*``
+takes every ``negative_<n>`` column of the input in numeric order (see ``layouts.py``).
 
     >>> f = Fields.parse("query=anchor,pos=positive")
     >>> f.query, f.pos, f.neg, f.lenient("positive")
     ('anchor', 'positive', 'neg', True)
+    >>> Fields.parse("query=anchor,pos=positive,neg=negative_1+negative_2").neg_columns
+    ('negative_1', 'negative_2')
 """
 
 from __future__ import annotations
@@ -43,9 +48,27 @@ class Fields:
             if role in names:
                 raise FieldsError(f"--fields: {role} is given twice")
             names[role] = column
+        if any(not c for c in names.get("neg", "x").split("+")):
+            raise FieldsError("--fields: neg=A+B names several columns; none may be empty")
         if len(set(names.values())) < len(names):
             raise FieldsError("--fields: two roles name the same column")
-        return cls(**names, mapped=frozenset(names.values()))
+        columns = set(names.values()) | set(names.get("neg", "").split("+"))
+        return cls(**names, mapped=frozenset(columns - {""}))
 
     def lenient(self, column: str) -> bool:
         return column in self.mapped
+
+    @property
+    def neg_columns(self) -> tuple[str, ...]:
+        """The columns of an n-tuple's negatives (one text each), or () for one ``neg`` column."""
+        return tuple(self.neg.split("+")) if "+" in self.neg else ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column these fields read."""
+        return (self.query, self.pos, *(self.neg_columns or (self.neg,)))
+
+    def spec(self) -> str:
+        """As ``--fields`` takes it."""
+        neg = f",neg={self.neg}" if self.neg != "neg" or self.neg in self.mapped else ""
+        return f"query={self.query},pos={self.pos}{neg}"

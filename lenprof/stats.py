@@ -97,6 +97,24 @@ class InputCount:
 
 
 @dataclass
+class KeyPresence:
+    """Of one input's kept rows: how many carry each optional key that FlagEmbedding reads
+    (``prompt``, ``pos_scores``, ``neg_scores``), and the first lines that lack it."""
+
+    rows: int = 0
+    have: Counter[str] = field(default_factory=Counter)
+    lacking: dict[str, list[int]] = field(default_factory=dict)
+
+    def __iadd__(self, later: KeyPresence) -> KeyPresence:
+        self.rows += later.rows
+        self.have.update(later.have)
+        for key, lines in later.lacking.items():
+            mine = self.lacking.setdefault(key, [])
+            mine.extend(lines[: EXAMPLES_PER_REASON - len(mine)])
+        return self
+
+
+@dataclass
 class ScanStats:
     read: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
@@ -113,6 +131,7 @@ class ScanStats:
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per text field
     by_input: dict[str, InputStats] = field(default_factory=dict)  # by the input's path
     chars: Counter[str] = field(default_factory=Counter)  # characters of the counted texts, per text field
+    presence: dict[int, KeyPresence] = field(default_factory=dict)  # by input, of kept rows
 
     def example(self, reason: str, source: str, line: int, detail: str) -> None:
         examples = self.examples.setdefault(reason, [])
@@ -143,6 +162,8 @@ class ScanStats:
         for path, part in later.by_input.items():
             mine_of_path = self.by_input.setdefault(path, InputStats())
             mine_of_path += part
+        for i, presence in later.presence.items():
+            self.presence.setdefault(i, KeyPresence()).__iadd__(presence)
         return self
 
     def __add__(self, later: ScanStats) -> ScanStats:

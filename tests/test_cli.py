@@ -73,7 +73,10 @@ def test_clean_and_rejects_files(tmp_path):
     result = run(DIRTY, "--clean-out", str(clean), "--rejects", str(rejects))
     assert result.exit_code == 0
     assert result.stderr == (
-        f"lenprof: 3 cleaned rows written to {clean}\nlenprof: 11 dropped rows written to {rejects}\n"
+        f"lenprof: 3 cleaned rows written to {clean}\n"
+        f"lenprof: {clean}: every row has the same keys, written with null as 'pos_scores' on 2 rows, "
+        "null as 'neg_scores' on 2 rows\n"
+        f"lenprof: 11 dropped rows written to {rejects}\n"
     )
     assert len(clean.read_text().splitlines()) == 3 and len(rejects.read_text().splitlines()) == 11
 
@@ -121,17 +124,17 @@ def test_tokenizer_from_environment(monkeypatch, tmp_path):
 
 
 def test_all_rows_dropped_says_why(tmp_path):
-    data = tmp_path / "st.jsonl"
-    data.write_text('{"anchor": "a", "positive": "p", "negative": "n"}\n')
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"query": "a", "pos": ["p"]}\n')
     result = run(str(data), "--format", "args")
     assert result.exit_code == 2
     assert "no rows were kept" in result.stderr
     result = run(str(data))
     assert (
-        "the most common reason is missing_field (1 rows) (does the data use other keys? see --fields)"
-        in result.stderr
+        "the most common reason is no_negatives (1 rows) (to train on in-batch negatives only, "
+        "--min-neg 0 keeps rows without any)" in result.stderr
     )
-    ok = run(str(data), "--fields", "query=anchor,pos=positive,neg=negative", "--format", "args", "-q")
+    ok = run(str(data), "--min-neg", "0", "--format", "args", "-q")
     assert ok.stdout == "--query_max_len 8 --passage_max_len 8\n"
 
 

@@ -1,6 +1,6 @@
 """The README stays true: its sample output, every lenprof command and its Python example are run.
 
-Commands run from a scratch folder holding a copy of examples/, in README order, with the
+Commands run from a scratch folder holding a copy of examples/ and docs/layouts/, in README order, with the
 packaged tokenizer standing in for hub ids (no hub here). Commands for a Ray cluster
 (--address) are the only ones skipped.
 """
@@ -40,6 +40,7 @@ def lenprof_commands() -> list[str]:
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
     shutil.copytree(EXAMPLES, tmp_path / "examples")
+    shutil.copytree(REPO / "docs" / "layouts", tmp_path / "docs" / "layouts")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
     return tmp_path

@@ -121,9 +121,12 @@ def test_cleaned_output_rescans_clean(tok, corpus_files, tmp_path):
     assert again.samples.read == first.samples.kept
     for f in ("query", "pos", "neg", "passage"):
         assert again.histograms[f] == first.histograms[f]
-    # extra keys survive, in input order
+    # extra keys survive, in input order; keys of other files' rows are added as null
     first_row = json.loads(clean.read_text().splitlines()[0])
-    assert first_row == json.loads(corpus_files[0].read_text().splitlines()[0])
+    original = json.loads(corpus_files[0].read_text().splitlines()[0])
+    assert {k: first_row[k] for k in original} == original
+    assert {first_row[k] for k in first_row.keys() - original.keys()} <= {None}
+    assert len({frozenset(json.loads(line)) for line in clean.read_text().splitlines()}) == 1
 
 
 def numbers(profile) -> dict:

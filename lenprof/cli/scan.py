@@ -129,8 +129,15 @@ class _Repeatable(click.Option):
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON profile here.")
 @click.option(
     "--clean-out",
-    type=click.Path(dir_okay=False),
-    help="Write kept rows, repaired, in input order (.jsonl, .jsonl.gz or .parquet).",
+    type=click.Path(),
+    help="Write kept rows, repaired, in input order: one file (.jsonl, .jsonl.gz or .parquet), or DIR/ for one cleaned file per input under its own name.",
+)
+@click.option(
+    "--clean-format",
+    type=click.Choice(["input", "flagembedding"]),
+    default="input",
+    show_default=True,
+    help="Rows as read (repaired), or FlagEmbedding's query/pos/neg JSON lines whatever the input layout.",
 )
 @click.option(
     "--rejects",
@@ -192,6 +199,13 @@ class _Repeatable(click.Option):
     is_flag=True,
     help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
 )
+@click.option(
+    "--against",
+    multiple=True,
+    metavar="EVAL",
+    help="An evaluation/test file (or folder): warn about training rows holding its queries or positives, exactly or after normalising whitespace and case. Repeatable.",
+)
+@click.option("--drop-leaks", is_flag=True, help="Drop the rows --against finds, instead of warning.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 @click.option(
     "--progress-interval",
@@ -203,16 +217,20 @@ class _Repeatable(click.Option):
 )
 def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
-                 address, shard_size, exact_only, quiet, progress_interval) -> None:  # fmt: skip
+                 clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
+                 address, shard_size, exact_only, against, drop_leaks, quiet, progress_interval) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
+    FlagEmbedding rows (query, pos, neg) are read as they are, sentence-transformers columns
+    (anchor, positive, negative or negative_1..n) through their mapping; --fields names others.
     """
     from ..scan import scan
 
     tokenizers = list(tokenizer) or [None]
     _check_tokenizers(tokenizers, for_tokenizer, fmt)
+    if drop_leaks and not against:
+        raise UsageProblem("--drop-leaks needs --against EVAL (the evaluation files to compare with)")
     if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
         raise UsageProblem(
             "--split-by-length EDGES and --split-dir DIR go together (--token-budget needs both)"
@@ -236,8 +254,9 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
         with progress(quiet, progress_interval) as advance:
             how = dict(
                 clean_out=clean_out, rejects_out=rejects, profile_out=out, report_out=report, split=split,
-                engine=get_engine(engine, workers, address), shard_bytes=max(1, int(shard_size * (1 << 20))),
-                exact_only=exact_only, on_progress=advance,
+                clean_format=clean_format, engine=get_engine(engine, workers, address),
+                shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
+                drop_leaks=drop_leaks, on_progress=advance,
             )  # fmt: skip
             if len(tokenizers) == 1:
                 profile, comparison = scan(paths, options, tokenizer=tokenizers[0], **how), None
@@ -254,6 +273,9 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
         except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 
+    for item in profile.inputs:
+        if item.layout and item.layout != "as --fields":
+            log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")
     emit(rendered)
     failed = profile.run.get("counting", {}).get("fast_path_failed")
     if failed:
@@ -272,13 +294,34 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
         )
     if clean_out:
         log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
+    if "against" in profile.run:
+        a = profile.run["against"]
+        found = sum(profile.samples.warnings.get(r, 0) for r in ("eval_query_leak", "eval_pos_leak"))
+        found += profile.samples.dropped.get("eval_leak", 0)
+        what = "dropped" if a["drop_leaks"] else "kept, with a warning (--drop-leaks drops them)"
+        log(
+            quiet,
+            f"{found} training rows hold test data of {', '.join(a['files'])} ({a['rows']} test rows): {what}",
+        )
+    for target in profile.run.get("not_written", []):
+        log(quiet, f"{target}: not written, as no row of its input was kept")
+    for target, missing in profile.run.get("filled", {}).items():
+        filled = [
+            f"{'the --query-instruction' if key == 'prompt' and query_instruction is not None else 'null'} "
+            f"as {key!r} on {n} rows"
+            for key, n in missing.items()
+        ]
+        log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")
     if rejects:
         log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
     if profile.samples.read and not profile.samples.kept:
         reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
-        hint = " (does the data use other keys? see --fields)" if reason == "missing_field" else ""
+        hint = {
+            "missing_field": " (does the data use other keys? see --fields)",
+            "no_negatives": " (to train on in-batch negatives only, --min-neg 0 keeps rows without any)",
+        }.get(reason, "")
         log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import cleaned, leaks
 from .. import outputs as out
 from ..buckets import LengthBuckets, stems
 from ..inputs import (
@@ -26,7 +27,10 @@ from ..inputs import (
     parquet_batches,
     parquet_rows_per_batch,
 )
+from ..layouts import Layout, resolve
+from ..leaks import EvalIndex
 from ..options import ScanOptions
+from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
 DEFAULT_SHARD_BYTES = 4 << 20
@@ -36,14 +40,17 @@ DEFAULT_SHARD_BYTES = 4 << 20
 class Outputs:
     """Where a scan writes; every one is optional."""
 
-    clean: str | None = None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet)
+    clean: str | None = (
+        None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet), or DIR/ to mirror the inputs
+    )
     rejects: str | None = None  # dropped rows with line and reason
     profile: str | None = None  # the JSON profile
     report: str | None = None  # the HTML report
     buckets: LengthBuckets | None = None  # kept rows by length, in their own folder
+    clean_format: str = "input"  # or "flagembedding" (see cleaned.py)
 
     def files(self) -> dict[str, str]:
-        return {k: v for k, v in (("clean", self.clean), ("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
+        return {k: v for k, v in (("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,18 @@ class WorkerSetup:
     """What every worker needs, sent once: small and picklable."""
 
     options: ScanOptions
+    fields: tuple[Fields, ...]  # per input: the columns its layout reads
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
     exact_only: bool  # no chunk-cache counting (fastcount.py)
     cap: int | None
     clean: bool
-    clean_parquet: bool
+    clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file
+    clean_format: str
     rejects: bool
     buckets: LengthBuckets | None
+    against: EvalIndex | None = None  # --against: the test queries and positives
+    drop_leaks: bool = False
     others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
 
     def tokenizers(self) -> list[tuple[str, bool]]:
@@ -93,7 +104,15 @@ class Plan:
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
     exact_only: bool = False  # every text through the full tokenizer, no chunk cache
+    layouts: list[Layout] = field(default_factory=list)  # per input
+    clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
+    against: EvalIndex | None = None
+    drop_leaks: bool = False
+
     others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
+
+    def fields(self, i: int) -> Fields:
+        return self.layouts[i].fields if self.layouts else self.options.fields
 
     @property
     def tokenizers(self) -> list[LoadedTokenizer]:
@@ -103,14 +122,18 @@ class Plan:
         o = self.outputs
         return WorkerSetup(
             options=self.options,
+            fields=tuple(self.fields(i) for i in range(len(self.inputs))),
             tokenizer_json=self.tokenizer.backend.to_str(),
             encode_special_tokens=_special(self.tokenizer),
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
-            clean_parquet=bool(o.clean) and o.clean.lower().endswith((".parquet", ".pq")),  # type: ignore[union-attr]
+            clean_parquet=tuple(t.lower().endswith((".parquet", ".pq")) for t in self.clean_targets),
+            clean_format=o.clean_format,
             rejects=o.rejects is not None,
             buckets=o.buckets,
+            against=self.against,
+            drop_leaks=self.drop_leaks,
             others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
         )
 
@@ -168,6 +191,8 @@ def make_plan(
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
     others: Sequence[LoadedTokenizer | str] = (),
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
@@ -185,16 +210,29 @@ def make_plan(
             )
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
-    out.vet(files, input_paths, row_outputs=("clean", "rejects"))
+    clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
+    files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
+    protected = input_paths + [i.path for i in discover(list(against))]  # test files are inputs too
+    out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
+    options = options or ScanOptions()
+    given = bool(options.fields.mapped)
+    layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
+    index = (
+        leaks.build(against, lambda item: resolve(item, options.fields, given, 0).fields) if against else None
+    )
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     return Plan(
         inputs,
-        options or ScanOptions(),
+        options,
         tok,
         outputs,
         shard_bytes,
         stems(input_paths) if outputs.buckets else [],
         exact_only,
+        layouts,
+        clean,
+        index,
+        drop_leaks,
         compared,
     )

@@ -23,14 +23,33 @@ from itertools import chain
 
 import numpy as np
 
-from ..checks import DUPLICATE_ROW, Checked, Dropped, check_row, dedup_key, length_warnings
+from ..checks import (
+    DUPLICATE_ROW,
+    WATCHED_KEYS,
+    Checked,
+    Dropped,
+    check_row,
+    dedup_key,
+    length_warnings,
+    watched_keys,
+)
+from ..cleaned import flagembedding_row
 from ..columns import ColumnKinds
 from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..outputs import reject_record
-from ..stats import HEAD_CHARS, LONGEST_PER_FIELD, TEXT_FIELDS, InputCount, InputStats, LongText, ScanStats
+from ..stats import (
+    HEAD_CHARS,
+    LONGEST_PER_FIELD,
+    TEXT_FIELDS,
+    InputCount,
+    InputStats,
+    KeyPresence,
+    LongText,
+    ScanStats,
+)
 from .plan import Shard, WorkerSetup
 
 
@@ -57,6 +76,7 @@ class ShardResult:
     index: int
     stats: ScanStats
     clean: bytes = b""  # kept rows as JSON lines
+    keys: Counter[str] = field(default_factory=Counter)  # of the kept rows: how many hold each key
     kinds: ColumnKinds | None = None  # of the kept rows' values, for a Parquet clean output
     rejects: bytes = b""
     buckets: dict[int, tuple[bytes, int, int]] = field(
@@ -85,6 +105,7 @@ class _Checked:
     negatives: np.ndarray  # of each row
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
+    leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
 
 
 def _longest(
@@ -166,9 +187,11 @@ class ShardWork:
         ]
 
     def _checked(self, shard: Shard, records: list):
-        """(line within the shard, fate, the row as read) of each non-blank record."""
+        """(line within the shard, fate, the row as read, test data it holds to warn about) of each
+        non-blank record."""
         opts = self.options
-        fields, min_neg, max_line = opts.fields, opts.min_neg, opts.max_line_bytes
+        fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
+        against = self.setup.against
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -177,7 +200,12 @@ class ShardWork:
                     record = record[:-1]
                 if not record.strip():
                     continue
-            yield r, check_row(record, fields, min_neg, max_line), record
+            outcome, leak = check_row(record, fields, min_neg, max_line), None
+            if type(outcome) is Checked and against is not None:
+                leak = against.check(outcome.query, outcome.pos)
+                if leak is not None and self.setup.drop_leaks:
+                    outcome, leak = Dropped("eval_leak", leak[1]), None
+            yield r, outcome, record, leak
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
@@ -186,7 +214,10 @@ class ShardWork:
         rows: list[Checked] = []
         row_at: list[int] = []
         raws: list[object] = []
-        for r, outcome, record in self._checked(shard, records):
+        leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
+        for r, outcome, record, leak in self._checked(shard, records):
+            if leak is not None:
+                leaks.append((len(rows), *leak))
             if type(outcome) is Checked:
                 rows.append(outcome)
                 row_at.append(r)
@@ -229,6 +260,7 @@ class ShardWork:
             negatives=negatives,
             repaired=[i for i, c in enumerate(rows) if c.repairs],
             control=[i for i, c in enumerate(rows) if c.control_chars],
+            leaks=leaks,
         )
         return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
 
@@ -236,7 +268,7 @@ class ShardWork:
         """Where in ``shard`` (its line within the shard) a kept row with each duplicate key
         first appears: read again only to name the earlier row of a duplicate_row example."""
         wanted = set(keys.tolist())
-        rows = [(r, c) for r, c, _ in self._checked(shard, self._records(shard)) if type(c) is Checked]
+        rows = [(r, c) for r, c, _, _ in self._checked(shard, self._records(shard)) if type(c) is Checked]
         prints = fingerprints([dedup_key(c) for _, c in rows]).tolist()
         found: dict[int, int] = {}
         for (r, _), key in zip(rows, prints, strict=True):
@@ -298,6 +330,12 @@ class ShardWork:
                     stats.repaired_rows[reason] += 1
                     stats.example(reason, st.path, line, _removed(st.rows[i], reason, n))
 
+        for i, reason, detail in st.leaks:
+            if keep[i]:
+                stats.warnings[reason] += 1
+                stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
+        stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
+
         base = copy.deepcopy(stats) if len(self.counters) > 1 else None
         lengths = lengths.astype(np.int64).reshape(len(self.counters), -1)  # (tokenizers, distinct texts)
         row_max = self._count(stats, st, keep, lengths[0], setup.cap, first_line)
@@ -308,9 +346,13 @@ class ShardWork:
         row_max = row_max if everyone else row_max[kept_idx]
 
         if setup.clean:
-            result.clean = "".join([dumps(c.obj) + "\n" for c in kept]).encode("utf-8")
-            if setup.clean_parquet:
-                result.kinds = ColumnKinds.of([c.obj for c in kept])
+            objs = (
+                [c.obj for c in kept] if setup.clean_format == "input" else list(map(flagembedding_row, kept))
+            )
+            result.clean = "".join([dumps(o) + "\n" for o in objs]).encode("utf-8")
+            result.keys = Counter(chain.from_iterable(objs))
+            if setup.clean_parquet[st.input]:
+                result.kinds = ColumnKinds.of(objs)
         if setup.buckets is not None:
             result.buckets = self._buckets(kept, row_max)
         return result
@@ -390,3 +432,15 @@ class ShardWork:
             lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
             out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
         return out
+
+
+def _presence(kept: list[Checked], lines: np.ndarray) -> KeyPresence:
+    """Which kept rows carry each of FlagEmbedding's optional keys (see checks.WATCHED_KEYS)."""
+    presence = KeyPresence(rows=len(kept))
+    flags = np.array([watched_keys(c.obj) for c in kept], dtype=bool).reshape(len(kept), len(WATCHED_KEYS))
+    for k, key in enumerate(WATCHED_KEYS):
+        have = int(flags[:, k].sum())
+        presence.have[key] = have
+        if have < len(kept):
+            presence.lacking[key] = lines[~flags[:, k]][:5].tolist()
+    return presence

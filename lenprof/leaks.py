@@ -1,0 +1,147 @@
+"""Evaluation data inside the training data: ``--against EVAL...``.
+
+A query of a test set that is also a training query, or a test positive that the model is
+trained to retrieve, inflates every score measured on that test set. The scan reads the
+evaluation files first (any format and layout a scan reads), keeps a fingerprint of each query
+and each positive, exactly and after normalising whitespace and case, and then checks every
+training row: its query against the test queries, its positives against the test positives.
+
+A hit is a warning (``eval_query_leak``, ``eval_pos_leak``), with the test file and line in the
+example; ``--drop-leaks`` drops the row instead (``eval_leak``). Negatives are not compared: a
+test passage among a row's negatives teaches the model nothing about finding it.
+
+Fingerprints here are 64 bits of BLAKE2b, the same in every process, since the test set's are
+made once by the driver and looked up by every worker.
+
+    >>> normalise("  What  IS\\tRAG? ")
+    'what is rag?'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .inputs import InputFile, LineTooLong, decompressed_blocks, discover, file_blocks, iter_lines
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def stable_fingerprints(texts: Iterable[str]) -> np.ndarray:
+    """64-bit fingerprints that do not depend on the process (unlike Python's ``hash``)."""
+    digest = hashlib.blake2b
+    return np.array(
+        [int.from_bytes(digest(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little") for t in texts],
+        dtype=np.uint64,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """Fingerprints of one kind of test text, sorted, with where each came from."""
+
+    exact: np.ndarray
+    normal: np.ndarray
+    exact_at: np.ndarray  # index into ``EvalIndex.places`` of each fingerprint
+    normal_at: np.ndarray
+
+    @classmethod
+    def of(cls, texts: Sequence[str], places: Sequence[int]) -> _Texts:
+        at = np.array(places, dtype=np.int64)
+        exact, normal = stable_fingerprints(texts), stable_fingerprints(map(normalise, texts))
+        e, n = np.argsort(exact, kind="stable"), np.argsort(normal, kind="stable")
+        return cls(exact[e], normal[n], at[e], at[n])
+
+    def find(self, texts: Sequence[str]) -> tuple[int, bool] | None:
+        """The first text found: (its place, whether only after normalising), or None."""
+        for keys, at, normalised in ((self.exact, self.exact_at, False), (self.normal, self.normal_at, True)):
+            if not len(keys):
+                return None
+            mine = stable_fingerprints(map(normalise, texts) if normalised else texts)
+            i = np.searchsorted(keys, mine).clip(0, len(keys) - 1)
+            hits = np.flatnonzero(keys[i] == mine)
+            if len(hits):
+                return int(at[i[hits[0]]]), normalised
+        return None
+
+
+@dataclass(frozen=True)
+class EvalIndex:
+    """The test queries and positives of the ``--against`` files."""
+
+    paths: list[str]
+    places: list[tuple[int, int]]  # (file, line) of each test row
+    queries: _Texts
+    positives: _Texts
+    rows: int
+
+    def check(self, query: str, positives: Sequence[str]) -> tuple[str, str] | None:
+        """(reason, detail) for a training row that holds a test query or positive."""
+        for reason, kind, found in (
+            ("eval_query_leak", "query", self.queries.find([query])),
+            ("eval_pos_leak", "positive", self.positives.find(positives)),
+        ):
+            if found is not None:
+                place, normalised = found
+                file, line = self.places[place]
+                how = " after normalising whitespace and case" if normalised else ""
+                return reason, f"{kind} of {self.paths[file]} line {line}{how}"
+        return None
+
+    def describe(self) -> dict:
+        return {"files": self.paths, "rows": self.rows}
+
+
+def build(paths: Sequence[str], resolve_fields) -> EvalIndex:
+    """Read the test files; ``resolve_fields(item)`` gives the fields of each (its layout)."""
+    from .checks import Checked, check_row
+
+    items = discover(list(paths))
+    places: list[tuple[int, int]] = []
+    queries: list[str] = []
+    query_at: list[int] = []
+    positives: list[str] = []
+    pos_at: list[int] = []
+    for f, item in enumerate(items):
+        fields = resolve_fields(item)
+        for line, record in _records(item):
+            row = check_row(record, fields, min_neg=0)
+            if not isinstance(row, Checked):
+                continue
+            places.append((f, line))
+            queries.append(row.query)
+            query_at.append(len(places) - 1)
+            positives += row.pos
+            pos_at += [len(places) - 1] * len(row.pos)
+    return EvalIndex(
+        [i.path for i in items],
+        places,
+        _Texts.of(queries, query_at),
+        _Texts.of(positives, pos_at),
+        len(places),
+    )
+
+
+def _records(item: InputFile) -> Iterable[tuple[int, bytes | dict | LineTooLong]]:
+    """Each row of a test file with its line (or row) number."""
+    if item.format == "parquet":
+        from .inputs import parquet_batches
+
+        n = 0
+        for batch in parquet_batches(item, 65536):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+        return
+    blocks = decompressed_blocks(item) if item.compression else file_blocks(item.path)
+    n = 0
+    for part in iter_lines(blocks, 32 << 20, 0):
+        for line in part:
+            n += 1
+            if isinstance(line, bytes) and line.strip():
+                yield n, line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line
