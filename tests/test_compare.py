@@ -18,7 +18,7 @@ MINILM = str(packaged_model_path())
 
 
 @pytest.fixture(scope="module")
-def tokenizers(tmp_path_factory, corpora) -> list[str]:
+def tokenizers(tmp_path_factory) -> list[str]:
     """Three tokenizers that count differently: MiniLM's folder (cap 512), the same vocabulary
     without lower-casing as a bare tokenizer.json (no known cap), and a byte-level BPE trained
     here (no chunk rule applies: every text through the tokenizer) that declares a cap of 64."""
@@ -31,9 +31,10 @@ def tokenizers(tmp_path_factory, corpora) -> list[str]:
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    lines = [json.loads(line)["query"] for line in (corpora / "embedder" / "retrieval" / "nq.jsonl").open()]
+    rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").open()]
+    lines = [t for r in rows for t in (r["query"], *r["pos"])]
     bpe.train_from_iterator(
-        lines * 3, trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<unk>"])
+        lines, trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<unk>"])
     )
     bpe.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 1)]
