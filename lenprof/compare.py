@@ -19,7 +19,7 @@ from .engines.driver import Progress
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, make_plan
 from .options import ScanOptions
-from .profile import Profile, ProfileError
+from .profile import Profile, ProfileError, load_json
 from .tokenize import LoadedTokenizer
 from .version import __version__
 
@@ -73,6 +73,19 @@ class Comparison:
         from .report.compare import render_comparison_html
 
         return render_comparison_html(self)
+
+
+def read_saved(path: str) -> Profile | Comparison:
+    """A saved profile or comparison (``scan --out``), whichever the file holds."""
+    d = load_json(path)
+    if isinstance(d, dict) and d.get("schema") == SCHEMA:
+        try:
+            return Comparison.from_dict(d)
+        except ProfileError as exc:
+            raise ProfileError(
+                f"{path}: {exc}; write a comparison with lenprof scan --tokenizer A --tokenizer B --out"
+            ) from exc
+    return Profile.read(path)
 
 
 def compare(

@@ -195,13 +195,7 @@ class Profile:
     @classmethod
     def read(cls, path: str) -> Profile:
         """A saved profile (``scan --out``); :class:`ProfileError` names the file and the problem."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                d = json.load(fh)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}: cannot be read ({exc})") from exc
-        except ValueError as exc:
-            raise ProfileError(f"{path}: not JSON ({exc}); write a profile with lenprof scan --out") from exc
+        d = load_json(path)
         try:
             return cls.from_dict(d)
         except ProfileError as exc:
@@ -217,6 +211,17 @@ class Profile:
             return _from_dict(d)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise ProfileError(f"damaged {where}: {_describe(exc)}") from exc
+
+
+def load_json(path: str) -> object:
+    """A saved JSON file; :class:`ProfileError` names the file when it cannot be read or parsed."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({exc})") from exc
+    except ValueError as exc:
+        raise ProfileError(f"{path}: not JSON ({exc}); write a profile with lenprof scan --out") from exc
 
 
 def _describe(exc: Exception) -> str:

@@ -113,7 +113,7 @@ def test_one_tokenizer_formats_need_a_name(tokenizers):
     assert named.exit_code == alone.exit_code == 0 and named.stdout == alone.stdout
     unknown = CliRunner().invoke(main, [*twice, "--for-tokenizer", "bert", "--format", "args"])
     assert (
-        unknown.exit_code == 2 and "--for-tokenizer bert: not one of the tokenizers given" in unknown.stderr
+        unknown.exit_code == 2 and "--for-tokenizer bert: not one of the tokenizers (" in unknown.stderr
     )
     again = CliRunner().invoke(main, [*twice, "--tokenizer", tokenizers[0]])
     assert again.exit_code == 2 and f"--tokenizer {tokenizers[0]} is given twice" in again.stderr
@@ -145,3 +145,29 @@ def test_the_side_by_side_table_and_report(tokenizers, tmp_path):
         assert rec[7] == f"{pl}{'*' * binds['passage']}"  # after "N of M (x%)"
     html = report.read_text(encoding="utf-8")
     assert html.count("its own report</summary>") == 2 and html.count("<table class=compare-") == 2
+
+
+def test_recommend_rederives_a_saved_comparison(tokenizers, tmp_path):
+    saved = tmp_path / "comparison.json"
+    single = tmp_path / "profile.json"
+    two = ["--tokenizer", tokenizers[0], "--tokenizer", tokenizers[2]]
+    assert CliRunner().invoke(main, ["scan", str(EXAMPLES), *two, "--out", str(saved), "-q"]).exit_code == 0
+    assert CliRunner().invoke(main, ["scan", str(EXAMPLES), "--out", str(single), "-q"]).exit_code == 0
+    result = CliRunner().invoke(main, ["recommend", str(saved), "--coverage", "99", "--format", "json"])
+    assert result.exit_code == 0
+    again = json.loads(result.stdout)
+    for p, tok in zip(again["profiles"], (tokenizers[0], tokenizers[2]), strict=True):
+        alone = scan(str(EXAMPLES), tokenizer=tok).recommend(coverage=99)
+        assert p["recommendation"] == alone.recommendation.to_dict()
+    refused = CliRunner().invoke(main, ["recommend", str(saved), "--format", "args"])
+    assert refused.exit_code == 2 and "name one with --for-tokenizer NAME" in refused.stderr
+    named = CliRunner().invoke(
+        main, ["recommend", str(saved), "--format", "args", "--for-tokenizer", tokenizers[2]]
+    )
+    q, p = scan(str(EXAMPLES), tokenizer=tokenizers[2]).recommendation.lengths()
+    assert named.exit_code == 0 and named.stdout == f"--query_max_len {q} --passage_max_len {p}\n"
+    report = tmp_path / "r.html"
+    drawn = CliRunner().invoke(main, ["recommend", str(saved), "--cap", "128", "--report", str(report)])
+    assert drawn.exit_code == 0 and report.read_text(encoding="utf-8").count("its own report</summary>") == 2
+    one = CliRunner().invoke(main, ["recommend", str(single), "--for-tokenizer", tokenizers[2]])
+    assert one.exit_code == 2 and "is the profile of one tokenizer" in one.stderr

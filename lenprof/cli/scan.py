@@ -13,7 +13,7 @@ from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
 from ..recommend import NothingToRecommend
 from ..report import FORMATS
-from ..report.compare import render_comparison_table
+from ..report.compare import check_format, render_comparison
 from ..schema import Fields
 from ..tokenize import PACKAGED
 from .common import UsageProblem, emit, log, usage_errors
@@ -27,19 +27,8 @@ def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> 
         raise UsageProblem(f"--tokenizer {twice} is given twice; give each tokenizer once")
     if for_tokenizer is not None and len(tokenizers) == 1:
         raise UsageProblem("--for-tokenizer picks one of several --tokenizer; with one, leave it out")
-    known = [PACKAGED if t is None else t for t in tokenizers]
-    if for_tokenizer is not None and for_tokenizer not in known:
-        raise UsageProblem(
-            f"--for-tokenizer {for_tokenizer}: not one of the tokenizers given ({', '.join(known)})"
-        )
-    if len(tokenizers) > 1 and fmt in ONE_TOKENIZER_FORMATS and for_tokenizer is None:
-        raise UsageProblem(
-            f"--format {fmt} prints one tokenizer's lengths, and {len(tokenizers)} are compared "
-            f"({', '.join(known)}): name one with --for-tokenizer NAME, or use --format table or json"
-        )
-
-
-ONE_TOKENIZER_FORMATS = ("args", "yaml", "env", "st", "markdown")  # they print one tokenizer's lengths
+    with usage_errors():
+        check_format(fmt, [PACKAGED if t is None else t for t in tokenizers], for_tokenizer)
 
 
 class _Repeatable(click.Option):
@@ -266,10 +255,8 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
         try:
             if comparison is None:
                 rendered = FORMATS[fmt](profile)
-            elif fmt in ONE_TOKENIZER_FORMATS:
-                rendered = FORMATS[fmt](comparison.profile(for_tokenizer))
             else:
-                rendered = comparison.json() if fmt == "json" else render_comparison_table(comparison)
+                rendered = render_comparison(fmt, comparison, for_tokenizer)
         except NothingToRecommend as exc:
             raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
 

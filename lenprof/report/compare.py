@@ -4,12 +4,36 @@ in the HTML report. Rendering only: every number was computed by the scan."""
 from __future__ import annotations
 
 from ..compare import Comparison
-from ..profile import Profile
+from ..profile import Profile, ProfileError
 from ..recommend import TARGETS
 from ..stats import FIELDS
 from .text import _counts, _grid, _pct
 
 PERCENTILES = ("50", "90", "95", "99", "99.9")
+ONE_TOKENIZER_FORMATS = ("args", "yaml", "env", "st", "markdown")  # they print one tokenizer's lengths
+
+
+def check_format(fmt: str, names: list[str], for_tokenizer: str | None) -> None:
+    """Refuse, naming the flags, a format that prints one tokenizer's lengths when several are
+    compared and none is named, and a name that is not among them (:class:`ProfileError`)."""
+    if for_tokenizer is not None and for_tokenizer not in names:
+        raise ProfileError(f"--for-tokenizer {for_tokenizer}: not one of the tokenizers ({', '.join(names)})")
+    if len(names) > 1 and fmt in ONE_TOKENIZER_FORMATS and for_tokenizer is None:
+        raise ProfileError(
+            f"--format {fmt} prints one tokenizer's lengths, and {len(names)} are compared "
+            f"({', '.join(names)}): name one with --for-tokenizer NAME, or use --format table or json"
+        )
+
+
+def render_comparison(fmt: str, comparison: Comparison, for_tokenizer: str | None) -> str:
+    """``--format`` for a comparison: the side-by-side table, the comparison JSON, or one
+    tokenizer's lengths in the other formats."""
+    from . import FORMATS
+
+    check_format(fmt, comparison.names, for_tokenizer)
+    if fmt in ONE_TOKENIZER_FORMATS:
+        return FORMATS[fmt](comparison.profile(for_tokenizer))  # type: ignore[arg-type]
+    return comparison.json() if fmt == "json" else render_comparison_table(comparison)
 
 
 def _per_char(profile: Profile, field: str) -> str:
