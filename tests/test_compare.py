@@ -112,9 +112,7 @@ def test_one_tokenizer_formats_need_a_name(tokenizers):
     )
     assert named.exit_code == alone.exit_code == 0 and named.stdout == alone.stdout
     unknown = CliRunner().invoke(main, [*twice, "--for-tokenizer", "bert", "--format", "args"])
-    assert (
-        unknown.exit_code == 2 and "--for-tokenizer bert: not one of the tokenizers (" in unknown.stderr
-    )
+    assert unknown.exit_code == 2 and "--for-tokenizer bert: not one of the tokenizers (" in unknown.stderr
     again = CliRunner().invoke(main, [*twice, "--tokenizer", tokenizers[0]])
     assert again.exit_code == 2 and f"--tokenizer {tokenizers[0]} is given twice" in again.stderr
 

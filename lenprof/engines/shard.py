@@ -41,15 +41,13 @@ from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..outputs import reject_record
 from ..stats import (
-    HEAD_CHARS,
-    LONGEST_PER_FIELD,
     TEXT_FIELDS,
     InputCount,
     InputStats,
     KeyPresence,
-    LongText,
     ScanStats,
 )
+from .findings import longest_texts, removed_detail, warning_detail
 from .plan import Shard, WorkerSetup
 
 
@@ -106,57 +104,6 @@ class _Checked:
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
-
-
-def _longest(
-    f: str, st: _Checked, keep: np.ndarray, lengths: np.ndarray, present: np.ndarray, first_line: int
-) -> list[LongText]:
-    """The shard's longest distinct texts of field ``f`` in kept rows, ties in line order."""
-    distinct = lengths[present]
-    if not len(distinct):
-        return []
-    k = min(LONGEST_PER_FIELD, len(distinct))
-    floor = np.partition(distinct, len(distinct) - k)[len(distinct) - k]  # the k-th longest length
-    idx, rows_of = st.text_idx[f], st.text_row[f]
-    at = np.flatnonzero(keep[rows_of] & (lengths[idx] >= floor))  # few: the candidates, in row order
-    out: list[LongText] = []
-    seen: set[int] = set()
-    for t in at[np.argsort(-lengths[idx[at]], kind="stable")].tolist():
-        d = int(idx[t])
-        if d in seen:
-            continue
-        seen.add(d)
-        i = int(rows_of[t])
-        row = st.rows[i]
-        item = None if f == "query" else t - int(np.searchsorted(rows_of, i))
-        text = row.query if item is None else (row.pos if f == "pos" else row.neg)[item]
-        line = first_line + int(st.row_at[i])
-        out.append(
-            LongText(
-                int(lengths[d]),
-                st.input,
-                st.path,
-                line,
-                item,
-                len(text),
-                text[:HEAD_CHARS],
-                int(st.prints[d]),
-            )
-        )
-        if len(out) == k:
-            break
-    return out
-
-
-def _removed(row: Checked, reason: str, n: int) -> str:
-    """The texts a repair removed, as read: ``2 removed: 'neg'[1] "foo", 'neg'[3] "bar"``."""
-    texts = [f"'{key}'[{i}] {_preview(text)}" for why, key, i, text in row.removed if why == reason]
-    return f"{n} removed: " + ", ".join(texts)
-
-
-def _preview(text: str, chars: int = 60) -> str:
-    """A text's start as a JSON string (escapes shown, so blank and control characters can be seen)."""
-    return dumps(text[:chars]) + ("…" if len(text) > chars else "")
 
 
 class ShardWork:
@@ -328,7 +275,7 @@ class ShardWork:
                 for reason, n in st.rows[i].repairs.items():
                     stats.repaired[reason] += n
                     stats.repaired_rows[reason] += 1
-                    stats.example(reason, st.path, line, _removed(st.rows[i], reason, n))
+                    stats.example(reason, st.path, line, removed_detail(st.rows[i], reason, n))
 
         for i, reason, detail in st.leaks:
             if keep[i]:
@@ -379,7 +326,7 @@ class ShardWork:
             present = np.zeros(len(st.prints), dtype=bool)
             present[chosen] = True
             stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
-            stats.longest[f] = _longest(f, st, keep, lengths, present, first_line)
+            stats.longest[f] = longest_texts(f, st, keep, lengths, present, first_line)
         stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
         stats.by_input = {
             st.path: InputStats(st.read, Counter(stats.dropped), {f: stats.hists[f] for f in TEXT_FIELDS})
@@ -394,31 +341,17 @@ class ShardWork:
             if len(hits):
                 stats.warnings[reason] += len(hits)
                 for i in hits[:5].tolist():
-                    detail = self._warning(reason, st, i, lengths, cap)
+                    detail = warning_detail(
+                        reason,
+                        st,
+                        i,
+                        lengths,
+                        cap,
+                        self.setup.fields[st.input],
+                        self.options.train_group_size,
+                    )
                     stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         return row_max
-
-    def _warning(self, reason: str, st: _Checked, i: int, lengths: np.ndarray, cap: int | None) -> str:
-        """What a warning found in row ``i``: the text over the cap and its length, or how many
-        negatives a training group lacks."""
-        if reason == "over_model_limit":
-            longest = max(
-                (int(n), f, k)
-                for f in TEXT_FIELDS
-                for k, n in enumerate(lengths[st.text_idx[f][st.text_row[f] == i]].tolist())
-            )
-            n, f, k = longest
-            key = getattr(self.options.fields, f)
-            where = f"'{key}'" if f == "query" else f"'{key}'[{k}]"
-            return f"{where} has {n:,} tokens; the model reads {cap:,}, the rest is cut"
-        if reason == "few_negatives":
-            group = self.options.train_group_size
-            have = int(st.negatives[i])
-            return (
-                f"{have} negative{'s' * (have != 1)}; --train-group-size {group} samples {group - 1} "  # type: ignore[operator]
-                "per query, so some repeat"
-            )
-        return reason.replace("_", " ")
 
     def _buckets(self, kept: list[Checked], row_max: np.ndarray) -> dict[int, tuple[bytes, int, int]]:
         spec = self.setup.buckets
