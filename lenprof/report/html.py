@@ -31,6 +31,7 @@ figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee
 code{background:#f3f3f5;padding:.05rem .3rem;border-radius:4px}
 td.head{text-align:left;font-family:ui-monospace,monospace;font-size:.8rem;max-width:40rem;overflow-wrap:anywhere}
 summary{cursor:pointer;color:#444;margin:.4rem 0}
+.compare-fields td:nth-child(2),.compare-fields th:nth-child(2){text-align:left}
 """
 CUT_COLORS = {"p90": "#9ecae1", "p95": "#4292c6", "p99": "#08519c", "max": "#6a51a3", "cap": "#cb181d"}
 
