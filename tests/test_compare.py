@@ -169,3 +169,12 @@ def test_recommend_rederives_a_saved_comparison(tokenizers, tmp_path):
     assert drawn.exit_code == 0 and report.read_text(encoding="utf-8").count("its own report</summary>") == 2
     one = CliRunner().invoke(main, ["recommend", str(single), "--for-tokenizer", tokenizers[2]])
     assert one.exit_code == 2 and "is the profile of one tokenizer" in one.stderr
+
+
+def test_one_tokenizer_from_the_environment_is_one_even_with_spaces(tokenizers, tmp_path, monkeypatch):
+    spaced = tmp_path / "my tokenizers" / "tokenizer.json"
+    spaced.parent.mkdir()
+    spaced.write_bytes(Path(tokenizers[1]).read_bytes())
+    monkeypatch.setenv("LENPROF_TOKENIZER", str(spaced))
+    result = CliRunner().invoke(main, ["scan", str(EXAMPLES), "--format", "json", "-q"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["tokenizer"]["name"] == str(spaced)
