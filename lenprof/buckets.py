@@ -75,8 +75,8 @@ class LengthBuckets:
 
 
 def stem(path: str) -> str:
-    name = os.path.basename(path)
-    for suffix in (".gz", ".zst", ".jsonl", ".json", ".ndjson", ".parquet", ".pq"):
+    name = os.path.basename(path).strip("<>")  # <stdin> -> stdin
+    for suffix in (".gz", ".zst", ".jsonl", ".json", ".ndjson", ".parquet", ".pq", ".csv", ".tsv"):
         name = name.removesuffix(suffix)
     return name
 

@@ -16,16 +16,15 @@ before) and the warnings that need token counts (:func:`length_warnings`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-import msgspec
 import numpy as np
 
-from .inputs import LineTooLong
+from .inputs import LineTooLong, Unreadable
+from .parse import Dropped, has_surrogate, parse
 from .schema import Fields
 
 # Dropped rows, in the order the checks run.
@@ -33,6 +32,7 @@ DROP_REASONS: tuple[str, ...] = (
     "line_too_long",
     "invalid_utf8",
     "malformed_json",
+    "malformed_csv",
     "not_object",
     "missing_field",
     "wrong_type",
@@ -62,6 +62,7 @@ EXPLANATIONS: dict[str, str] = {
     "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
     "malformed_json": "the line is not valid JSON (also: NaN, Infinity, out-of-range numbers, a repeated key)",
+    "malformed_csv": "the CSV/TSV row has more or fewer cells than the header has columns",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
@@ -90,16 +91,7 @@ WATCHED_KEYS = ("prompt", "scores")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ONLY_STR = {str}
-_fast_decode = msgspec.json.Decoder().decode
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-@dataclass(frozen=True)
-class Dropped:
-    reason: str
-    detail: str
 
 
 @dataclass(slots=True)
@@ -116,117 +108,10 @@ class Checked:
     removed: tuple[tuple[str, str, int, str], ...] = ()  # (reason, key, index as read, text) per repair
 
 
-class _NonStandardNumber(ValueError):
-    pass
-
-
-def _no_constant(name: str) -> float:
-    raise _NonStandardNumber(
-        f"{name} is not standard JSON (RFC 8259): many readers refuse it, and a NaN score poisons training"
-    )
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NonStandardNumber(
-            f"the number {text[:40]} is out of range for a 64-bit float (it would be written back as Infinity)"
-        )
-    return value
-
-
-_strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
-_KEY = re.compile(rb'"\s*:')  # a key and its colon (also inside a string: never misses a key)
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list) -> dict:
-    seen = {}
-    for k, v in pairs:
-        if k in seen:
-            raise _DuplicateKey(k)
-        seen[k] = v
-    return seen
-
-
-def _duplicate_key(data: bytes, obj: dict) -> str | None:
-    """A key the line repeats (JSON readers disagree on which value wins; pyarrow, and so
-    ``datasets.load_dataset``, refuses the whole file). Lines with no more key-colon pairs than
-    the object has keys cannot repeat one, so the exact look is rare."""
-    if len(_KEY.findall(data)) <= len(obj):
-        return None
-    try:
-        json.loads(data, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        return str(exc)
-    except (ValueError, RecursionError):
-        pass
-    return None
-
-
-def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
-    """A line's bytes to a JSON object (Parquet rows already are one), and whether some string
-    in it holds a lone surrogate escape (which no output could encode).
-
-    msgspec decodes the common line; it refuses exactly what needs a closer look (invalid UTF-8,
-    lone surrogate escapes, NaN/Infinity, out-of-range numbers, malformed JSON), and those lines
-    take the standard library's path, which names the problem.
-    """
-    if isinstance(data, dict):
-        return data, False
-    try:
-        obj, surrogate = _fast_decode(data), False
-    except Exception:  # DecodeError, UnicodeDecodeError, RecursionError: look closer
-        slow = _slow_parse(data)
-        if isinstance(slow, Dropped):
-            return slow
-        obj, surrogate = slow
-    if not isinstance(obj, dict):
-        return Dropped("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    repeated = _duplicate_key(data, obj)
-    if repeated is not None:
-        return Dropped(
-            "malformed_json", f"the key {repeated!r} appears twice (readers disagree on which value counts)"
-        )
-    return obj, surrogate
-
-
-def _slow_parse(data: bytes) -> tuple[object, bool] | Dropped:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Dropped("invalid_utf8", f"invalid byte {data[exc.start]:#04x} at byte {exc.start + 1}")
-    try:
-        body = text.strip(" \t\r\n")
-        obj, end = _raw_decode(body)
-        if end != len(body):
-            raise ValueError(f"Extra data after the JSON value: column {end + 1}")
-    except (ValueError, RecursionError) as exc:
-        return Dropped("malformed_json", str(exc)[:200])
-    try:
-        _strict.raw_decode(body)  # the same value: only non-standard numbers fail here
-    except _NonStandardNumber as exc:
-        return Dropped("malformed_json", str(exc))
-    return obj, _has_surrogate(obj)
-
-
-def _has_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
-
-
 def _surrogate_home(obj: dict, fields: Fields) -> str:
     """Where a lone surrogate is: the row's query, pos or neg first, then any other key."""
     for name in (fields.query, fields.pos, fields.neg, *obj):
-        if name in obj and _has_surrogate(obj[name]):
+        if name in obj and has_surrogate(obj[name]):
             return f"'{_printable(name)}'"
     return "a key"
 
@@ -285,11 +170,14 @@ def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None,
 
 
 def check_row(
-    data: bytes | dict | LineTooLong, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
+    data: bytes | dict | LineTooLong | Unreadable, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
 ) -> Checked | Dropped:
-    """The fate of one row as read (a line's bytes, a Parquet row, or a line too long to read)."""
+    """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
+    row a reader could not read)."""
     if isinstance(data, LineTooLong):
         return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
+    if isinstance(data, Unreadable):
+        return Dropped(data.reason, data.detail)
     parsed = parse(data)
     if isinstance(parsed, Dropped):
         return parsed

@@ -105,7 +105,9 @@ def compare(
     exact_only: bool = False,
     against: Sequence[str] = (),
     drop_leaks: bool = False,
+    dataset_split: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
 ) -> Comparison:
     """Scan once, count with every tokenizer: :func:`lenprof.scan` for several tokenizers.
 
@@ -118,5 +120,16 @@ def compare(
         raise ValueError("compare() needs at least one tokenizer")
     first, *others = tokenizers
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
-    plan = make_plan(paths, options, first, outputs, shard_bytes, exact_only, against, drop_leaks, others)  # type: ignore[arg-type]
-    return Comparison(scan_plan(plan, engine or LocalEngine(workers), on_progress))
+    plan = make_plan(
+        paths,
+        options,
+        first,
+        outputs,
+        shard_bytes,
+        exact_only,
+        against,
+        drop_leaks,
+        dataset_split,
+        others,  # type: ignore[arg-type]
+    )
+    return Comparison(scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept))

@@ -1,4 +1,5 @@
-"""Finding input files and reading them as numbered physical lines or Parquet rows.
+"""Finding input files and reading them as numbered physical lines or Parquet rows (other
+kinds of input, such as JSON arrays, CSV, stdin and ``datasets`` folders, live in ``readers/``).
 
 Readers never judge content: a JSONL reader yields each physical line as bytes (a bad byte or a
 broken line stays inside its own line), a Parquet reader yields record batches. Validation
@@ -16,12 +17,13 @@ import os
 import stat
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DELIMITED_SUFFIXES = {".csv": "csv", ".tsv": "tsv"}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 BOM = b"\xef\xbb\xbf"
 BLOCK = 1 << 20  # bytes read at a time
@@ -35,8 +37,11 @@ class InputError(Exception):
 @dataclass(frozen=True)
 class InputFile:
     path: str  # as found: relative paths stay relative, so outputs name what the user typed
-    format: str  # "jsonl" or "parquet"
+    format: str  # "jsonl", "json" (one array), "csv", "tsv", "parquet" or "datasets"
     compression: str | None = None  # "gzip", "zstd" or None
+    split: str | None = None  # a dataset's split, or the split a file's name gives (readers/splits.py)
+    known_size: int | None = None  # for what is no file: stdin (0 from a pipe), a dataset, a hub id
+    head: bytes = field(default=b"", repr=False, compare=False)  # stdin: the bytes read to tell its format
 
     def describe(self) -> dict[str, Any]:
         fmt = self.format if self.compression is None else f"{self.format}+{self.compression}"
@@ -44,7 +49,7 @@ class InputFile:
 
     @property
     def size(self) -> int:
-        return os.path.getsize(self.path)
+        return self.known_size if self.known_size is not None else os.path.getsize(self.path)
 
 
 def classify(path: str) -> InputFile | None:
@@ -58,6 +63,9 @@ def classify(path: str) -> InputFile | None:
         return InputFile(path, "jsonl", compression)
     if name.endswith(PARQUET_SUFFIXES) and compression is None:
         return InputFile(path, "parquet")
+    for suffix, kind in DELIMITED_SUFFIXES.items():
+        if name.endswith(suffix):
+            return InputFile(path, kind, compression)
     return None
 
 
@@ -96,7 +104,9 @@ def _walk(folder: str) -> list[str]:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError:
                 is_dir = False
-            if is_dir:
+            if is_dir and _saved_dataset(path):
+                found.append(path)  # a datasets save_to_disk folder: one input, not its files
+            elif is_dir:
                 stack.append(path)
             elif classify(path) is not None:
                 _readable_file(path)
@@ -120,27 +130,59 @@ def _once(paths: list[str]) -> list[str]:
     return out
 
 
-def discover(paths: Sequence[str]) -> list[InputFile]:
-    """Expand files, folders (their data files, recursively, sorted) and globs, in the order given."""
+KNOWN = ", ".join(JSONL_SUFFIXES + PARQUET_SUFFIXES + tuple(DELIMITED_SUFFIXES))
+
+
+def _saved_dataset(folder: str) -> bool:
+    from .readers.hf import saved_kind
+
+    return saved_kind(folder) is not None
+
+
+def _item(path: str, split: str | None) -> InputFile:
+    """A found path as an input: a ``datasets`` folder, a JSON array or a file by its name."""
+    from .readers import hf, json_array
+
+    if os.path.isdir(path):
+        return hf.saved(path, split)
+    item = classify(path)
+    assert item is not None
+    name = path.lower()
+    for suffix in COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    if name.endswith(".json") and json_array.starts_array(json_array.peek(item)):
+        return InputFile(path, "json", item.compression)
+    return item
+
+
+def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
+    """Expand files, folders (their data files, recursively, sorted) and globs, in the order given;
+    ``-`` is stdin, ``hf://ORG/NAME`` a hub dataset and ``split`` the split of a ``datasets`` input."""
+    from .readers import hf, splits, stdin
+
     found: list[InputFile] = []
+    if list(paths).count("-") > 1:
+        raise InputError("-: stdin is given twice; it can be read once")
     for spec in paths:
-        if os.path.isdir(spec):
+        if spec == "-":
+            found.append(stdin.open_stdin())
+        elif spec.startswith(hf.HUB):
+            found.append(hf.hub(spec, split))
+        elif os.path.isdir(spec) and _saved_dataset(spec):
+            found.append(hf.saved(spec, split))
+        elif os.path.isdir(spec):
             names = _walk(spec)
             if not names:
                 raise InputError(
-                    f"{spec}: folder holds no data files "
-                    f"(looked for {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}, optionally .gz/.zst)"
+                    f"{spec}: folder holds no data files (looked for {KNOWN}, optionally .gz/.zst, "
+                    "and datasets save_to_disk folders)"
                 )
-            found.extend(classify(n) for n in names)  # type: ignore[misc]
+            found.extend(_item(n, split) for n in names)
         elif os.path.lexists(spec):
-            item = classify(spec)
-            if item is None:
-                raise InputError(
-                    f"{spec}: unknown file type; lenprof reads "
-                    f"{', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)} (JSONL also as .gz or .zst)"
-                )
+            if classify(spec) is None:
+                raise InputError(f"{spec}: unknown file type; lenprof reads {KNOWN} (also as .gz or .zst)")
             _readable_file(spec)
-            found.append(item)
+            found.append(_item(spec, split))
         elif glob.has_magic(spec):
             names = sorted(
                 n for n in glob.glob(spec, recursive=True) if TEMP_MARK not in n and classify(n) is not None
@@ -150,10 +192,12 @@ def discover(paths: Sequence[str]) -> list[InputFile]:
                 raise InputError(f"{spec}: the pattern matches no data files")
             for n in names:
                 _readable_file(n)
-            found.extend(classify(n) for n in names)  # type: ignore[misc]
+            found.extend(_item(n, split) for n in names)
         else:
             raise InputError(f"{spec}: no such file or folder")
-    return found
+    if split is not None and not any(i.format == "datasets" for i in found):
+        raise InputError(f"--split {split}: only a datasets folder or a hub id (hf://ORG/NAME) has splits")
+    return splits.tag(found)
 
 
 # --- lines ---------------------------------------------------------------------------------------
@@ -165,6 +209,16 @@ class LineTooLong:
 
     head: bytes
     length: int
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A row a reader could not make a record of (a CSV row with the wrong number of cells, an
+    empty array element): dropped with this ``reason`` and ``detail``, and ``text`` as its raw text."""
+
+    reason: str
+    detail: str
+    text: str
 
 
 def iter_lines(blocks: Iterator[bytes], max_line_bytes: int, keep: int) -> Iterator[list]:

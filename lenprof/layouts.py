@@ -89,6 +89,12 @@ def peek_columns(item: InputFile) -> Columns | None:
         except Exception as exc:  # a broken file: the scan itself names the problem
             del exc
             return None
+    from .readers import PIECEWISE, stdin
+
+    if item.path == stdin.NAME:
+        return None  # a pipe can be read once only
+    if item.format in PIECEWISE:
+        return _first_piece(item)
     if item.format != "jsonl":
         return None
     import msgspec
@@ -116,6 +122,30 @@ def peek_columns(item: InputFile) -> Columns | None:
             rows += 1
             names.update(dict.fromkeys(obj))
     return Columns(list(names), exact=whole, rows=rows)
+
+
+def _first_piece(item: InputFile) -> Columns:
+    """The columns of a JSON array, CSV/TSV or ``datasets`` input, from its first piece (a CSV
+    header and a dataset's features are exact)."""
+    import msgspec
+
+    from .readers import pieces
+
+    first = next(iter(pieces(item, SAMPLE_BYTES, SAMPLE_BYTES)), None)
+    piece = first[0] if first is not None else []
+    if not isinstance(piece, list):  # an Arrow table
+        return Columns(list(piece.column_names), exact=True)
+    names: dict[str, None] = {}
+    rows = 0
+    for record in islice(piece, 10_000):
+        try:
+            obj = record if isinstance(record, dict) else msgspec.json.decode(record)
+        except Exception:
+            continue
+        if isinstance(obj, dict):
+            rows += 1
+            names.update(dict.fromkeys(obj))
+    return Columns(list(names), exact=item.format in ("csv", "tsv") and rows > 0, rows=rows)
 
 
 def resolve(item: InputFile, fields: Fields, given: bool, min_neg: int) -> Layout:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inputs import InputFile, LineTooLong, decompressed_blocks, discover, file_blocks, iter_lines
+from .inputs import discover
+from .options import ScanOptions
 
 
 def normalise(text: str) -> str:
@@ -97,9 +98,13 @@ class EvalIndex:
         return {"files": self.paths, "rows": self.rows}
 
 
-def build(paths: Sequence[str], resolve_fields) -> EvalIndex:
+def build(paths: Sequence[str], options: ScanOptions, resolve_fields) -> EvalIndex:
     """Read the test files; ``resolve_fields(item)`` gives the fields of each (its layout)."""
+    from dataclasses import replace
+
     from .checks import Checked, check_row
+    from .engines.plan import Outputs, Plan
+    from .engines.shard import records_of
 
     items = discover(list(paths))
     places: list[tuple[int, int]] = []
@@ -107,17 +112,26 @@ def build(paths: Sequence[str], resolve_fields) -> EvalIndex:
     query_at: list[int] = []
     positives: list[str] = []
     pos_at: list[int] = []
-    for f, item in enumerate(items):
-        fields = resolve_fields(item)
-        for line, record in _records(item):
-            row = check_row(record, fields, min_neg=0)
+    fields = [resolve_fields(item) for item in items]
+    lines = [0] * len(items)  # lines of each file read so far
+    for shard in Plan(items, options, None, Outputs()).shards():  # type: ignore[arg-type]
+        records = records_of(shard, options)
+        f = shard.input
+        row_fields = replace(fields[f], strings=True) if shard.strings else fields[f]
+        for r, record in enumerate(records):
+            if record is None or (isinstance(record, bytes) and not record.strip()):
+                continue
+            if r == 0 and shard.first and isinstance(record, bytes):
+                record = record.removeprefix(b"\xef\xbb\xbf")
+            row = check_row(record, row_fields, min_neg=0)
             if not isinstance(row, Checked):
                 continue
-            places.append((f, line))
+            places.append((f, lines[f] + r + 1))
             queries.append(row.query)
             query_at.append(len(places) - 1)
             positives += row.pos
             pos_at += [len(places) - 1] * len(row.pos)
+        lines[f] += len(records)
     return EvalIndex(
         [i.path for i in items],
         places,
@@ -125,23 +139,3 @@ def build(paths: Sequence[str], resolve_fields) -> EvalIndex:
         _Texts.of(positives, pos_at),
         len(places),
     )
-
-
-def _records(item: InputFile) -> Iterable[tuple[int, bytes | dict | LineTooLong]]:
-    """Each row of a test file with its line (or row) number."""
-    if item.format == "parquet":
-        from .inputs import parquet_batches
-
-        n = 0
-        for batch in parquet_batches(item, 65536):
-            for row in batch.to_pylist():
-                n += 1
-                yield n, row
-        return
-    blocks = decompressed_blocks(item) if item.compression else file_blocks(item.path)
-    n = 0
-    for part in iter_lines(blocks, 32 << 20, 0):
-        for line in part:
-            n += 1
-            if isinstance(line, bytes) and line.strip():
-                yield n, line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line

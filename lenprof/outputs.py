@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from .inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputError, LineTooLong
+from .inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputError, LineTooLong, Unreadable
 from .jsontext import dumps
 
 ROW_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + tuple(s + ".gz" for s in JSONL_SUFFIXES)
@@ -344,6 +344,8 @@ def reject_record(source: str, line: int, reason: str, detail: str, raw: Any, ra
     (invalid bytes escaped as ``\\xNN``, cut at ``raw_limit`` characters)."""
     if isinstance(raw, LineTooLong):
         text, full = raw.head.decode("utf-8", "backslashreplace"), raw.length
+    elif isinstance(raw, Unreadable):
+        text, full = raw.text, len(raw.text)
     else:
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else dumps(raw)
         full = len(text)

@@ -31,11 +31,12 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class InputSummary:
     path: str
-    format: str  # "jsonl", "jsonl+gzip", "jsonl+zstd" or "parquet"
+    format: str  # "jsonl", "jsonl+gzip", "json", "csv", "tsv", "parquet", "datasets"...
     rows: int
     blank: int
     layout: str | None = None  # when not FlagEmbedding's: the layout recognised, or "as --fields"
     fields: str | None = None  # then: the columns read, as --fields takes them
+    split: str | None = None  # a dataset's split, or train/test... for files found together
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -105,8 +106,8 @@ class Profile:
         inputs: list[tuple],
         outputs: dict[str, str] | None = None,
     ) -> Profile:
-        """The profile of a finished scan: ``inputs`` are (path, format[, layout, fields]) in
-        scan order."""
+        """The profile of a finished scan: ``inputs`` are (path, format[, layout, fields, split])
+        in scan order."""
         counts = stats.inputs
         rec = Recommendation.of(stats.hists, options.coverage, options.multiple_of, tokenizer.cap)
         longest_texts = {f: stats.longest.get(f, []) for f in TEXT_FIELDS}
@@ -372,6 +373,7 @@ def _from_dict(d: dict) -> Profile:
                 _count(i["blank"], "inputs[].blank"),
                 i.get("layout"),
                 i.get("fields"),
+                _text(i.get("split"), "inputs[].split", True),
             )
             for i in inputs
         ],  # fmt: skip

@@ -21,10 +21,36 @@ from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
 from .engines.shard import ShardResult
 from .fastcount import recognise
+from .inputs import InputError
 from .options import ScanOptions
 from .outputs import Transaction
 from .profile import Profile
 from .tokenize import LoadedTokenizer
+
+
+class NothingKept(InputError):
+    """The scan kept no row: nothing to profile or train on. Exit code 2, and like every failed
+    run it writes no output (a good cleaned file from an earlier run is not replaced by an
+    empty one), so the message carries the counts and the first example of the main reason.
+    ``profile`` is the profile of the run, for callers who want it anyway."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        s = profile.samples
+        if not s.read:
+            super().__init__("no row was read: the inputs hold no rows (blank lines only, or empty files)")
+            return
+        ranked = sorted(s.dropped.items(), key=lambda kv: -kv[1])
+        counts = ", ".join(f"{reason} {n}" for reason, n in ranked)
+        first = profile.examples.get(ranked[0][0], [])[:1]
+        example = "".join(f"; first {ranked[0][0]}: {e.source} line {e.line}: {e.detail}" for e in first)
+        hint = {
+            "missing_field": "; does the data use other keys? see --fields",
+            "no_negatives": "; to train on in-batch negatives only, --min-neg 0 keeps rows without any",
+        }.get(ranked[0][0], "")
+        super().__init__(
+            f"no row was kept: {s.read} read, all dropped ({counts}){example}{hint}; no output was written"
+        )
 
 
 def scan(
@@ -45,6 +71,8 @@ def scan(
     against: Sequence[str] = (),
     drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
+    dataset_split: str | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
@@ -56,21 +84,27 @@ def scan(
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
     chunk-cache counting, see ``fastcount.py``) change a result. ``against`` names evaluation
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
-    ``drop_leaks`` drops the rows that hold them instead of warning.
+    ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
+    split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
     Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
-    never raise, they are dropped with a reason.
+    never raise, they are dropped with a reason. With ``require_kept`` (as the CLI runs it), a
+    scan that keeps no row raises :class:`NothingKept` and writes nothing.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
-    plan = make_plan(paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks)
-    return scan_plan(plan, engine or LocalEngine(workers), on_progress)[0]
+    plan = make_plan(
+        paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks, dataset_split
+    )
+    return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
 
 
-def scan_plan(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> list[Profile]:
+def scan_plan(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> list[Profile]:
     """Run a plan: one profile per tokenizer (the plan's, then those it compares)."""
     try:
-        return run(plan, engine, on_progress)
+        return run(plan, engine, on_progress, require_kept)
     except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profiles = run(dataclasses.replace(plan, exact_only=True), engine, on_progress)
+        profiles = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
         return [
             dataclasses.replace(
                 p, run={**p.run, "counting": {**p.run["counting"], "fast_path_failed": str(exc)}}
@@ -79,7 +113,9 @@ def scan_plan(plan: Plan, engine, on_progress: Callable[[Progress], None] | None
         ]
 
 
-def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None) -> list[Profile]:
+def run(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> list[Profile]:
     """Run a plan on an engine and commit its outputs: one profile per tokenizer."""
     start = time.perf_counter()
     out = plan.outputs
@@ -132,7 +168,7 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             files["split"] = out.buckets.folder
         seconds = round(time.perf_counter() - start, 3)
         inputs = [
-            (i.path, i.describe()["format"], *_layout(layout))
+            (i.path, i.describe()["format"], *_layout(layout), i.split)
             for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
         ]
         profiles = [
@@ -165,6 +201,8 @@ def run(plan: Plan, engine, on_progress: Callable[[Progress], None] | None = Non
             )
             for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
         ]
+        if require_kept and not profiles[0].samples.kept:  # before the commit: a failed run writes nothing
+            raise NothingKept(profiles[0])
         if out.profile:
             from .report.text import render_json
 
@@ -192,7 +230,7 @@ def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
 
 
 def _layout(layout) -> tuple:
-    """How an input was read, for the profile: nothing when as FlagEmbedding's rows."""
+    """How an input was read, for the profile: (layout, fields), or nothing when as FlagEmbedding's rows."""
     if layout is None or layout.name in ("flagembedding", "unknown"):
-        return ()
+        return (None, None)
     return (layout.name, layout.fields.spec())

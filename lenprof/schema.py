@@ -7,6 +7,7 @@ mapping; a mapped column may hold a plain string, which counts as a one-item lis
 Negatives may also come from several columns, one text each (sentence-transformers' n-tuples,
 ``negative_1`` ... ``negative_n``): ``neg=negative_1+negative_2`` names them, ``neg=negative_*``
 takes every ``negative_<n>`` column of the input in numeric order (see ``layouts.py``).
+CSV cannot hold lists, so in a CSV row every column may hold a string (``strings``).
 
     >>> f = Fields.parse("query=anchor,pos=positive")
     >>> f.query, f.pos, f.neg, f.lenient("positive")
@@ -32,6 +33,7 @@ class Fields:
     pos: str = "pos"
     neg: str = "neg"
     mapped: frozenset[str] = frozenset()  # column names given by the user
+    strings: bool = False  # every column may hold a plain string (CSV rows: no cell is a list)
 
     @classmethod
     def parse(cls, spec: str | None) -> Fields:
@@ -56,7 +58,7 @@ class Fields:
         return cls(**names, mapped=frozenset(columns - {""}))
 
     def lenient(self, column: str) -> bool:
-        return column in self.mapped
+        return self.strings or column in self.mapped
 
     @property
     def neg_columns(self) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ sentence-transformers call, including any post-processor it sets up), and length
 Rust backend. Importing transformers (and torch beside it) takes seconds, so the backend it
 builds is cached, keyed on the folder's files and the library versions, and loaded again with
 ``tokenizers`` alone: the same Rust object, serialized. A bare ``tokenizer.json`` loads straight
-into ``tokenizers``.
+into ``tokenizers``. A hub id is looked up in the Hugging Face cache or asked of the hub once,
+briefly, before transformers is given it (``hub.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ OFFSET_POSITION_MODELS = {
 }
 PACKAGED = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE_VERSION = 2
+# A folder holds a tokenizer if it has one of these (the vocabularies: with a config.json).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+NEEDED = (
+    "tokenizer.json, or tokenizer_config.json with its vocabulary: vocab.txt, vocab.json + "
+    "merges.txt, or a sentencepiece .model"
+)
 # Files that never shape a tokenizer: model weights, skipped when keying the cache.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt", ".gguf")
 
@@ -140,10 +155,16 @@ def load_tokenizer(spec: str | None) -> LoadedTokenizer:
         return _load_folder(spec, name=spec, source="folder")
     if spec.endswith(".json") or spec.startswith((".", "/", "~")):
         raise TokenizerError(f"--tokenizer {spec}: no such file or folder")
-    snapshot = _offline_snapshot(spec)
-    if snapshot is not None:  # what transformers would load offline
+    from .hub import HubError, locate, quiet_hub
+
+    try:
+        snapshot = locate(spec)
+    except HubError as exc:
+        raise TokenizerError(f"--tokenizer {spec}: {exc}") from None
+    if snapshot is not None:  # offline, or the hub unreachable: the cached copy
         return _load_folder(snapshot, name=spec, source="hub")
-    return _load_auto(spec, name=spec, source="hub")
+    with quiet_hub():
+        return _load_auto(spec, name=spec, source="hub")
 
 
 def _read_json(path: Path) -> dict:
@@ -241,6 +262,7 @@ def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
     from tokenizers import Tokenizer
 
     try:
+        _check_has_tokenizer(folder, name)
         key = _folder_key(folder)
     except OSError as exc:
         raise TokenizerError(f"--tokenizer {name}: cannot read {folder} ({exc.strerror})") from exc
@@ -278,21 +300,24 @@ def _store(entry: Path, value: dict) -> None:
         pass
 
 
-def _offline_snapshot(repo_id: str) -> str | None:
-    """The local snapshot folder of a hub id when the hub is off (HF_HUB_OFFLINE=1), as
-    transformers would resolve it from the Hugging Face cache; None otherwise."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes", "on"):
-        return None
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0].rstrip(".:") if lines else type(exc).__name__)[:200]
+
+
+def _check_has_tokenizer(folder: str, name: str) -> None:
+    """Refuse a folder without a tokenizer file before transformers tries one: it would say
+    "sentencepiece or tiktoken" for an empty folder, and from a lone config.json it builds a
+    tokenizer without a vocabulary and counts with it, silently."""
+    if any(os.path.isfile(os.path.join(folder, f)) for f in TOKENIZER_FILES):
+        return
+    inside = sorted(
+        e.path
+        for e in os.scandir(folder)
+        if e.is_dir() and any(os.path.isfile(os.path.join(e.path, f)) for f in TOKENIZER_FILES[:2])
     )
-    repo = os.path.join(hub, "models--" + repo_id.replace("/", "--"))
-    try:
-        with open(os.path.join(repo, "refs", "main"), encoding="utf-8") as fh:
-            snapshot = os.path.join(repo, "snapshots", fh.read().strip())
-    except OSError:
-        return None
-    return snapshot if os.path.isdir(snapshot) else None
+    there = f"; {inside[0]} has one: pass that" if inside else "; pass the model folder that holds them"
+    raise TokenizerError(f"--tokenizer {name}: no tokenizer in this folder (looked for {NEEDED}){there}")
 
 
 def _load_auto(spec: str, name: str, source: str) -> LoadedTokenizer:
@@ -303,14 +328,9 @@ def _load_auto(spec: str, name: str, source: str) -> LoadedTokenizer:
     try:
         tok = AutoTokenizer.from_pretrained(spec)
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
-        offline = (
-            " (HF_HUB_OFFLINE=1 is set: only models already in the cache load)"
-            if os.environ.get("HF_HUB_OFFLINE") == "1"
-            else ""
-        )
         raise TokenizerError(
-            f"--tokenizer {name}: could not load a tokenizer{offline}: {exc}. "
-            "Pass a hub id, a local model folder or a tokenizer.json."
+            f"--tokenizer {name}: could not build a tokenizer from {spec} ({_first_line(exc)}); "
+            f"it needs {NEEDED}"
         ) from exc
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:

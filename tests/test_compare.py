@@ -178,3 +178,13 @@ def test_one_tokenizer_from_the_environment_is_one_even_with_spaces(tokenizers, 
     monkeypatch.setenv("LENPROF_TOKENIZER", str(spaced))
     result = CliRunner().invoke(main, ["scan", str(EXAMPLES), "--format", "json", "-q"])
     assert result.exit_code == 0 and json.loads(result.stdout)["tokenizer"]["name"] == str(spaced)
+
+
+def test_a_list_of_tokenizers_in_pyproject_compares_them(tokenizers, tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        f"[tool.lenprof.scan]\ntokenizer = {json.dumps(tokenizers[:2])}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
+    result = CliRunner().invoke(main, ["scan", str(EXAMPLES), "--format", "json", "-q"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["tokenizers"] == tokenizers[:2]

@@ -159,3 +159,40 @@ def test_every_real_corpus_as_triplets_matches_its_flagembedding_numbers(tok, co
         b["fields"],
         b["recommendation"],
     )
+
+
+def test_csv_and_json_array_layouts_are_read_without_flags(tok, tmp_path):
+    """A CSV header and a JSON array's rows tell their layout as a Parquet schema does."""
+    import csv
+
+    rows = [{"anchor": r["query"], "positive": r["pos"][0], "negative": r["neg"][0]} for r in ROWS]
+    with open(tmp_path / "t.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, ["anchor", "positive", "negative"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "t.json").write_text(json.dumps(rows, indent=2))
+    want = scan(parquet(tmp_path / "t.parquet", rows), tokenizer=tok).to_dict()
+    for name in ("t.csv", "t.json"):
+        got = scan(str(tmp_path / name), tokenizer=tok)
+        assert got.inputs[0].fields == "query=anchor,pos=positive,neg=negative", name
+        assert (got.to_dict()["fields"], got.to_dict()["recommendation"]) == (
+            want["fields"],
+            want["recommendation"],
+        )
+    result = cli(str(tmp_path / "t.csv"), "--fields", "query=anchor,pos=positiv")
+    assert "--fields names the column 'positiv', but the input has no such column" in result.stderr
+
+
+def test_against_reads_any_format(tok, tmp_path):
+    import csv
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    with open(tmp_path / "test.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["anchor", "positive"])
+        writer.writerow(["not in training", "nor this"])
+        writer.writerow([ROWS[4]["query"], "a test positive"])
+    profile = scan(str(train), tokenizer=tok, against=[str(tmp_path / "test.csv")])
+    assert profile.samples.warnings.get("eval_query_leak") == 1
+    assert profile.examples["eval_query_leak"][0].detail == f"query of {tmp_path / 'test.csv'} line 3"

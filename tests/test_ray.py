@@ -123,9 +123,10 @@ def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_pa
     from lenprof import InputError
     from lenprof.engines.plan import Outputs, Plan, Shard
     from lenprof.engines.ray import RayActors
+    from lenprof.inputs import InputFile
     from lenprof.options import ScanOptions
 
-    plan = Plan([], ScanOptions(), tok, Outputs())
+    plan = Plan([InputFile(str(tmp_path / "gone.jsonl"), "jsonl")], ScanOptions(), tok, Outputs())
     actors = RayActors(plan.setup(), 1)
     try:
         actors.submit(0, "check", 0, Shard(0, str(tmp_path / "gone.jsonl"), 0, 10))

@@ -250,6 +250,23 @@ def test_duplicate_row_examples_name_the_earlier_line(tok, tmp_path):
         assert p.examples["duplicate_row"] == expected, (workers, shard_bytes)
 
 
+def test_duplicates_from_a_pipe_keep_the_plain_detail():
+    """A pipe cannot be read again to find the earlier row: the example says what it can."""
+    from click.testing import CliRunner
+
+    from lenprof.cli import main
+
+    rows = (EXAMPLES / "msmarco.jsonl").read_bytes().splitlines()
+    piped = CliRunner().invoke(
+        main, ["scan", "-", "--format", "json", "-q"], input=b"\n".join(rows + rows[:2]) + b"\n"
+    )
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout)["examples"]["duplicate_row"] == [
+        {"source": "<stdin>", "line": line, "detail": "same query and positives as an earlier kept row"}
+        for line in (11, 12)
+    ]
+
+
 def test_folders_and_globs_expand_sorted(tok, corpora):
     folder = scan(str(corpora / "embedder"), tokenizer=tok)
     names = [os.path.relpath(i.path, corpora / "embedder") for i in folder.inputs]

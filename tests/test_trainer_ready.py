@@ -67,6 +67,26 @@ def test_a_mirrored_folder_holds_one_cleaned_file_per_input(tok, tasks, tmp_path
     assert profile.run["filled"] == {f"{out}/a.jsonl": {"prompt": 3}}
 
 
+def test_a_mirrored_parquet_input_stays_parquet_with_one_schema(tok, tmp_path):
+    import datasets
+
+    rows = [dict(r, type=None) for r in base_rows()]
+    rows[1]["type"] = "normal"  # on one row only: a column of nulls elsewhere
+    rows[2]["neg"] = rows[2]["neg"] + [rows[2]["pos"][0]]  # a repair: pos_in_neg
+    rows[2]["neg_scores"] = rows[2]["neg_scores"] + [0.99]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "train-00000.parquet")
+    out = tmp_path / "out"
+    profile = scan(str(tmp_path / "in"), tokenizer=tok, clean_out=f"{out}/")
+    assert profile.samples.repaired == {"pos_in_neg": 1}
+    got = datasets.load_dataset(
+        "parquet", data_files=str(out / "train-00000.parquet"), split="train"
+    ).to_list()
+    want = [dict(r, type=None) for r in base_rows()]
+    want[1]["type"] = "normal"
+    assert got == want  # the repaired row is back to its original negatives and scores
+
+
 def test_the_merged_file_loads_although_its_inputs_have_different_keys(tok, tasks, tmp_path):
     data, a, b = tasks
     merged = tmp_path / "merged.jsonl"
@@ -76,6 +96,7 @@ def test_the_merged_file_loads_although_its_inputs_have_different_keys(tok, task
     assert {frozenset(r) for r in rows} == {frozenset(["query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type"])}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_flagembedding_reads_the_mirrored_folder_as_lenprof_measured_it(
     tok, tasks, tmp_path, flagembedding_python
 ):

@@ -19,7 +19,7 @@ import click
 from ..engines.pool import WorkerFailed
 from ..version import __version__
 from .common import UsageProblem
-from .config import default_map, set_envvars
+from .config import SOURCES, blame, check_values, load, set_envvars
 from .diagnose import diagnose_command
 from .recommend import recommend_command
 from .scan import scan_command
@@ -33,19 +33,35 @@ class Terminated(BaseException):
     """SIGTERM, raised where the main thread is, so that every cleanup runs."""
 
 
-@click.group()
+class LenprofGroup(click.Group):
+    """click's group, but "Invalid value for ..." names the source of the value: the flag, the
+    environment variable or the pyproject.toml key, not the flag and its variable at once."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.BadParameter as exc:  # a subcommand's option: name where its value came from
+            blame(exc)
+            raise
+
+
+@click.group(cls=LenprofGroup)
 @click.version_option(__version__, prog_name="lenprof")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Token-length profiles, data checks and cleaned data for embedding fine-tuning.
 
-    Defaults come from [tool.lenprof] in the nearest pyproject.toml, then LENPROF_* environment
-    variables, then flags (highest).
+    Defaults come from [tool.lenprof.COMMAND], then [tool.lenprof], in the nearest
+    pyproject.toml, then LENPROF_* environment variables, then flags (highest).
     """
     try:
-        ctx.default_map = default_map(main.commands)
+        config = load(main.commands)
+        if ctx.invoked_subcommand in main.commands:
+            check_values(main.commands[ctx.invoked_subcommand], config, ctx.invoked_subcommand)
     except click.ClickException as exc:
         raise UsageProblem(exc.format_message()) from exc
+    ctx.default_map = config.defaults
+    ctx.meta[SOURCES] = config.sources
 
 
 for _command in (scan_command, recommend_command, diagnose_command, train_command):

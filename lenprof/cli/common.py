@@ -14,6 +14,7 @@ from ..profile import ProfileError
 from ..recommend import NothingToRecommend
 from ..schema import FieldsError
 from ..tokenize import TokenizerError
+from .config import with_source
 
 # What the library raises for an input, output or option that cannot work: exit 2, one line.
 USAGE_ERRORS = (InputError, TokenizerError, FieldsError, OptionsError, ProfileError, NothingToRecommend)
@@ -27,10 +28,14 @@ class UsageProblem(click.ClickException):
 
 @contextlib.contextmanager
 def usage_errors():
+    """Library errors become exit 2 and one line, which names where a value came from when the
+    user did not type it (an environment variable, a pyproject.toml key)."""
     try:
         yield
     except USAGE_ERRORS as exc:
-        raise UsageProblem(str(exc)) from exc
+        raise UsageProblem(with_source(str(exc))) from exc
+    except UsageProblem as exc:
+        raise UsageProblem(with_source(exc.message)) from exc
 
 
 def emit(text: str) -> None:

@@ -44,14 +44,15 @@ class PlainLines:
         self.stream.flush()
 
     def line(self, event: Progress, elapsed: float) -> str:
-        done, total = event.corpus_done, event.corpus_total
+        done, total = event.corpus_done, event.corpus_total  # total 0: a pipe, size unknown
         rate = done / elapsed if elapsed > 0 else 0.0
-        share = f" ({100 * done / total:.0f}%)" if total else ""
-        left = f", {_clock((total - done) / rate)} left" if rate and total >= done else ""
-        return (
-            f"lenprof: {self.rows:,} rows, {done / 1e6:.1f} of {total / 1e6:.1f} MB{share}, "
-            f"{rate / 1e6:.1f} MB/s{left}"
+        read = (
+            f"{done / 1e6:.1f} of {total / 1e6:.1f} MB ({100 * done / total:.0f}%)"
+            if total
+            else f"{done / 1e6:.1f} MB"
         )
+        left = f", {_clock((total - done) / rate)} left" if rate and total >= done else ""
+        return f"lenprof: {self.rows:,} rows, {read}, {rate / 1e6:.1f} MB/s{left}"
 
 
 def _bars(console):
@@ -96,7 +97,7 @@ def progress(quiet: bool, interval: float = DEFAULT_INTERVAL) -> Iterator[Callab
 
         def advance(event: Progress) -> None:
             if event.input not in tasks:
-                tasks[event.input] = bars.add_task(event.path, total=event.total, rows=0)
+                tasks[event.input] = bars.add_task(event.path, total=event.total or None, rows=0)  # 0: a pipe
             task = tasks[event.input]
             bars.update(task, completed=event.done, rows=bars.tasks[task].fields["rows"] + event.rows)
 

@@ -40,6 +40,9 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for
 
     with usage_errors():
         saved = read_saved(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
+        first = saved.profiles[0] if isinstance(saved, Comparison) else saved
+        if not first.samples.kept:  # as scan: exit 2 for every format, never empty flags
+            raise UsageProblem(f"{profile_path}: its scan kept no row, so there are no lengths to recommend")
         if isinstance(saved, Comparison):
             from ..report.compare import render_comparison
 

@@ -11,7 +11,6 @@ from ..compare import compare
 from ..engines import ENGINES, get_engine
 from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
-from ..recommend import NothingToRecommend
 from ..report import FORMATS
 from ..report.compare import check_format, render_comparison
 from ..schema import Fields
@@ -57,6 +56,12 @@ class _Repeatable(click.Option):
     "--for-tokenizer",
     metavar="NAME",
     help="With several --tokenizer: whose lengths --format args, yaml, env, st and markdown print.",
+)
+@click.option(
+    "--split",
+    "dataset_split",
+    metavar="SPLIT",
+    help="The split of a datasets folder (DatasetDict) or hub dataset hf://ORG/NAME[/CONFIG], e.g. train.",
 )
 @click.option(
     "--fields",
@@ -204,15 +209,17 @@ class _Repeatable(click.Option):
     metavar="SECONDS",
     help="When stderr is not a terminal (SLURM, CI logs): one progress line this often.",
 )
-def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
                  address, shard_size, exact_only, against, drop_leaks, quiet, progress_interval) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
-    PATHS are JSONL (.jsonl/.json, also .gz/.zst) or Parquet files, folders, or globs.
-    FlagEmbedding rows (query, pos, neg) are read as they are, sentence-transformers columns
-    (anchor, positive, negative or negative_1..n) through their mapping; --fields names others.
+    PATHS are JSONL (.jsonl/.json, also .gz/.zst), JSON arrays (.json), CSV/TSV or Parquet
+    files, folders, globs, datasets save_to_disk folders, hub datasets (hf://ORG/NAME with
+    --split), or - for stdin. FlagEmbedding rows (query, pos, neg) are read as they are,
+    sentence-transformers columns (anchor, positive, negative or negative_1..n) through their
+    mapping; --fields names others.
     """
     from ..scan import scan
 
@@ -245,20 +252,17 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
                 clean_out=clean_out, rejects_out=rejects, profile_out=out, report_out=report, split=split,
                 clean_format=clean_format, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
-                drop_leaks=drop_leaks, on_progress=advance,
+                drop_leaks=drop_leaks, dataset_split=dataset_split, on_progress=advance, require_kept=True,
             )  # fmt: skip
             if len(tokenizers) == 1:
                 profile, comparison = scan(paths, options, tokenizer=tokenizers[0], **how), None
             else:
                 comparison = compare(paths, options, tokenizers=tokenizers, **how)
                 profile = comparison.profiles[0]
-        try:
-            if comparison is None:
-                rendered = FORMATS[fmt](profile)
-            else:
-                rendered = render_comparison(fmt, comparison, for_tokenizer)
-        except NothingToRecommend as exc:
-            raise UsageProblem(f"{exc}; see the rejects (--rejects FILE) for why") from exc
+        if comparison is None:
+            rendered = FORMATS[fmt](profile)
+        else:
+            rendered = render_comparison(fmt, comparison, for_tokenizer)
 
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
@@ -303,12 +307,5 @@ def scan_command(paths, tokenizer, for_tokenizer, fields_spec, query_instruction
         log(quiet, f"{profile.dropped} dropped rows written to {rejects}")
     elif profile.dropped:
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
-    if profile.samples.read and not profile.samples.kept:
-        reason, n = max(profile.samples.dropped.items(), key=lambda kv: kv[1])
-        hint = {
-            "missing_field": " (does the data use other keys? see --fields)",
-            "no_negatives": " (to train on in-batch negatives only, --min-neg 0 keeps rows without any)",
-        }.get(reason, "")
-        log(quiet, f"no row was kept; the most common reason is {reason} ({n} rows){hint}")
     if fail_on_drop and profile.dropped:
         raise SystemExit(1)

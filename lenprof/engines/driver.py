@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..fingerprints import FingerprintMap
+from ..readers import stdin
 from ..stats import EXAMPLES_PER_REASON, Example, ScanStats
 from .plan import Plan, Shard
 from .shard import CheckReport, ShardResult
@@ -111,6 +112,7 @@ def drive(
     starts = [0]  # bytes of the inputs before each, for progress
     for item in plan.inputs:
         starts.append(starts[-1] + item.size)
+    sized = all(item.size for item in plan.inputs)  # a pipe has no size: no share, no time left
 
     def send(k: int, call: str, *args: Any) -> None:
         w = flights[k].worker
@@ -186,10 +188,10 @@ def drive(
             totals.shards += 1
             if on_progress is not None:
                 i = f.shard.input
-                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1])
+                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
-    if duplicates:
+    if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
         earlier = _earlier_rows(plan, executor, duplicates, first_lines)
         for t in every:
             _name_earlier_rows(t.stats, duplicates, earlier)
@@ -226,6 +228,8 @@ def _name_earlier_rows(
     rows in corpus order, and so are ``duplicates``."""
     examples = stats.examples.get("duplicate_row", [])
     for i, ((key, _), e) in enumerate(zip(duplicates, examples, strict=False)):
+        if key not in earlier:
+            continue
         source, line = earlier[key]
         where = f"line {line}" if source == e.source else f"{source}:{line}"
         examples[i] = Example(e.source, e.line, f"same query and positives as {where}, which was kept")

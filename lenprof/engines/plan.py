@@ -2,8 +2,9 @@
 
 Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
 are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
-its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL and Parquet, which only the
-driver can read in order. Every engine runs the same plan; shards never change a result.
+its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL, stdin, Parquet and the
+inputs of ``readers/`` (JSON arrays, CSV/TSV, ``datasets``), which only the driver can read in
+order. Every engine runs the same plan; shards never change a result.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..inputs import (
     InputError,
     InputFile,
     LineTooLong,
+    Unreadable,
     cut_points,
     decompressed_blocks,
     discover,
@@ -30,6 +32,7 @@ from ..inputs import (
 from ..layouts import Layout, resolve
 from ..leaks import EvalIndex
 from ..options import ScanOptions
+from ..readers import PIECEWISE, pieces, stdin
 from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
@@ -62,10 +65,11 @@ class Shard:
     path: str
     start: int = 0  # plain JSONL: the byte range [start, end) of whole lines
     end: int = 0
-    lines: list[bytes | LineTooLong] | None = None  # a decompressed piece, as physical lines
-    rows: Any = None  # a Parquet piece: a pyarrow RecordBatch
+    lines: list[bytes | LineTooLong | Unreadable | dict | None] | None = None  # records: see readers/
+    rows: Any = None  # a Parquet or datasets piece: a pyarrow RecordBatch or Table
     done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
     first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
+    strings: bool = False  # CSV: every pos/neg column may hold a plain string (one-item list)
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,12 @@ class Plan:
         for i, item in enumerate(self.inputs):
             if item.format == "parquet":
                 yield from self._parquet(i, item)
-            elif item.compression:
+            elif item.format in PIECEWISE:
+                for piece, done in pieces(item, self.shard_bytes, self.options.max_line_bytes):
+                    table = not isinstance(piece, list)
+                    yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                                done=done, first=False, strings=item.format in ("csv", "tsv"))  # fmt: skip
+            elif item.compression or item.path == stdin.NAME:
                 yield from self._stream(i, item)
             else:
                 cuts = cut_points(item.path, self.shard_bytes) + [item.size]
@@ -151,7 +160,7 @@ class Plan:
 
     def _stream(self, i: int, item: InputFile) -> Iterator[Shard]:
         where: dict[str, int] = {}
-        blocks = decompressed_blocks(item, where)
+        blocks = stdin.blocks(item, where) if item.path == stdin.NAME else decompressed_blocks(item, where)
         pending: list[bytes | LineTooLong] = []
         cut_at, first = self.shard_bytes, True
         for lines in iter_lines(blocks, self.options.max_line_bytes, self.options.line_head_bytes):
@@ -193,18 +202,20 @@ def make_plan(
     exact_only: bool = False,
     against: Sequence[str] = (),
     drop_leaks: bool = False,
+    dataset_split: str | None = None,
     others: Sequence[LoadedTokenizer | str] = (),
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     outputs = outputs or Outputs()
-    inputs = discover([paths] if isinstance(paths, str) else list(paths))
+    inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
     input_paths = [i.path for i in inputs]
+    on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
     files = outputs.files()
     if outputs.buckets is not None:
         folder = os.path.abspath(outputs.buckets.folder)
-        if any(os.path.abspath(p).startswith(folder + os.sep) for p in input_paths):
+        if any(os.path.abspath(p).startswith(folder + os.sep) for p in on_disk):
             raise InputError(
                 f"{outputs.buckets.folder}: the split folder holds inputs; choose an empty or new folder"
             )
@@ -212,13 +223,15 @@ def make_plan(
             files[f"bucket {n}"] = path
     clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
-    protected = input_paths + [i.path for i in discover(list(against))]  # test files are inputs too
+    protected = on_disk + [i.path for i in discover(list(against))]  # test files are inputs too
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)
     layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
     index = (
-        leaks.build(against, lambda item: resolve(item, options.fields, given, 0).fields) if against else None
+        leaks.build(against, options, lambda item: resolve(item, options.fields, given, 0).fields)
+        if against
+        else None
     )
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]

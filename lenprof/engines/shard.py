@@ -15,6 +15,7 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 from __future__ import annotations
 
 import copy
+import dataclasses
 import heapq
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from ..fastcount import FastCounter
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
+from ..options import ScanOptions
 from ..outputs import reject_record
 from ..stats import (
     TEXT_FIELDS,
@@ -106,6 +108,16 @@ class _Checked:
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
 
 
+def records_of(shard: Shard, opts: ScanOptions) -> list:
+    """A shard's records, one per physical line (JSON lines) or row: see ``readers/``."""
+    if shard.rows is not None:
+        return shard.rows.to_pylist()
+    if shard.lines is not None:
+        return shard.lines
+    blocks = file_blocks(shard.path, shard.start, shard.end)
+    return [line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part]
+
+
 class ShardWork:
     def __init__(self, setup: WorkerSetup):
         from tokenizers import Tokenizer
@@ -123,21 +135,15 @@ class ShardWork:
     # --- 1. check ----------------------------------------------------------------------------------
 
     def _records(self, shard: Shard) -> list:
-        if shard.rows is not None:
-            return shard.rows.to_pylist()
-        if shard.lines is not None:
-            return shard.lines
-        blocks = file_blocks(shard.path, shard.start, shard.end)
-        opts = self.options
-        return [
-            line for part in iter_lines(blocks, opts.max_line_bytes, opts.line_head_bytes) for line in part
-        ]
+        return records_of(shard, self.options)
 
-    def _checked(self, shard: Shard, records: list):
+    def _checked(self, shard: Shard, records: list, tally: Counter | None = None):
         """(line within the shard, fate, the row as read, test data it holds to warn about) of each
-        non-blank record."""
+        record that is a row; ``tally`` counts the blank lines and the lines that are no row."""
         opts = self.options
         fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
+        if shard.strings:
+            fields = dataclasses.replace(fields, strings=True)
         against = self.setup.against
         for r, record in enumerate(records):
             if type(record) is bytes:
@@ -146,7 +152,13 @@ class ShardWork:
                 if record.endswith(b"\r"):
                     record = record[:-1]
                 if not record.strip():
+                    if tally is not None:
+                        tally["blank"] += 1
                     continue
+            elif record is None:  # a line that is no row (a CSV header, a cell's later lines)
+                if tally is not None:
+                    tally["skipped"] += 1
+                continue
             outcome, leak = check_row(record, fields, min_neg, max_line), None
             if type(outcome) is Checked and against is not None:
                 leak = against.check(outcome.query, outcome.pos)
@@ -162,7 +174,8 @@ class ShardWork:
         row_at: list[int] = []
         raws: list[object] = []
         leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
-        for r, outcome, record, leak in self._checked(shard, records):
+        tally: Counter = Counter()
+        for r, outcome, record, leak in self._checked(shard, records, tally):
             if leak is not None:
                 leaks.append((len(rows), *leak))
             if type(outcome) is Checked:
@@ -185,12 +198,11 @@ class ShardWork:
         n_rows = np.arange(len(rows))
         negatives = np.fromiter(map(len, (c.neg for c in rows)), np.int64, len(rows))
         bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
-        read = len(rows) + len(drops)
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=read,
-            blank=len(records) - read,
+            read=len(records) - tally["blank"] - tally["skipped"],
+            blank=tally["blank"],
             drops=drops,
             rows=rows,
             row_at=np.array(row_at, dtype=np.int64),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from ..profile import Profile
+from ..readers.splits import summary
 from ..recommend import TARGETS
 from ..stats import FIELDS
 
@@ -107,10 +108,12 @@ def render_table(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
     cap = f"cap {tok.cap}" if tok.cap else "no known cap"
     n_inputs = len(profile.inputs)
+    splits = summary([(i.path, i.split) for i in profile.inputs])  # train/test files in one folder
     lines = [
         f"lenprof: {n_inputs} input{'s' * (n_inputs != 1)}, tokenizer {tok.name} ({cap})",
         "",
         f"rows      read {s.read}, kept {s.kept}, dropped {profile.dropped}, blank lines {s.blank}",
+        *([f"splits    {splits}"] if splits else []),
         f"dropped   {_counts(s.dropped)}",
         f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
     ]

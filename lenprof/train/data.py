@@ -24,7 +24,8 @@ class Row:
 
 
 def read_rows(path: str | Path) -> list[Row]:
-    """Rows of a cleaned JSONL file (lenprof's --clean-out)."""
+    """Rows of a cleaned JSONL file (lenprof's --clean-out). A plain string where a list belongs
+    (a CSV cell) is one text, never a list of characters."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -33,12 +34,16 @@ def read_rows(path: str | Path) -> list[Row]:
                 rows.append(
                     Row(
                         d["query"],
-                        d["pos"],
-                        d.get("neg", []),
+                        _texts(d["pos"]),
+                        _texts(d.get("neg", [])),
                         d.get("prompt") if isinstance(d.get("prompt"), str) else None,
                     )
                 )
     return rows
+
+
+def _texts(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
