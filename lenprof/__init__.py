@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .buckets import LengthBuckets  # noqa: E402
+from .compare import Comparison, compare  # noqa: E402
 from .histogram import LengthHistogram  # noqa: E402
 from .inputs import InputError  # noqa: E402
 from .options import ScanOptions  # noqa: E402
@@ -14,6 +15,7 @@ from .tokenize import LoadedTokenizer, TokenizerError, TokenizerInfo, load_token
 from .version import __version__  # noqa: E402
 
 __all__ = [
+    "Comparison",
     "Fields",
     "InputError",
     "LengthBuckets",
@@ -27,6 +29,7 @@ __all__ = [
     "TokenizerError",
     "TokenizerInfo",
     "__version__",
+    "compare",
     "load_tokenizer",
     "scan",
 ]

@@ -105,6 +105,7 @@ class Checked:
     prompt: str | None
     repairs: dict[str, int]
     control_chars: bool
+    removed: tuple[tuple[str, str, int, str], ...] = ()  # (reason, key, index as read, text) per repair
 
 
 def _surrogate_home(obj: dict, fields: Fields) -> str:
@@ -228,12 +229,14 @@ def check_row(
         return Dropped("query_equals_pos", f"query equals '{fields.pos}'[{i}]")
 
     repairs: dict[str, int] = {}
+    removed: list[tuple[str, str, int, str]] = []
     if all(stripped_pos):
         keep_pos = range(len(pos))
         pos_set = set(stripped_pos)
     else:
         keep_pos = [i for i, p in enumerate(stripped_pos) if p]  # type: ignore[assignment]
         repairs["empty_pos_item"] = len(pos) - len(keep_pos)
+        removed += [("empty_pos_item", fields.pos, i, p) for i, p in enumerate(pos) if not stripped_pos[i]]
         pos_set = {stripped_pos[i] for i in keep_pos}
     stripped_neg = list(map(str.strip, neg))
     neg_set = set(stripped_neg)
@@ -254,6 +257,7 @@ def check_row(
             )
             if reason:
                 repairs[reason] = repairs.get(reason, 0) + 1
+                removed.append((reason, fields.neg, i, neg[i]))
             else:
                 seen.add(s)
                 keep_neg.append(i)
@@ -279,6 +283,7 @@ def check_row(
         prompt,
         repairs,
         control,
+        tuple(removed),
     )
 
 

@@ -98,6 +98,23 @@ def recognise(backend: Any) -> Rule | None:
     return None
 
 
+class _Split:
+    """Safe texts cut into their chunks, with each distinct chunk's fingerprint: the part of a
+    chunk count that does not depend on the vocabulary, done once for every tokenizer."""
+
+    def __init__(self, texts: list[str], pad_chinese: bool):
+        if pad_chinese:
+            pad = _CHINESE.sub
+            pieces = [(text if text.isascii() else pad(r" \1 ", text)).split() for text in texts]
+        else:
+            pieces = [text.split() for text in texts]
+        self.sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        self.flat = list(chain.from_iterable(pieces))
+        self.prints, self.first, self.inverse = np.unique(
+            fingerprints(self.flat), return_index=True, return_inverse=True
+        )
+
+
 class FastCounter:
     """Token counts: through the chunk cache for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
@@ -113,7 +130,9 @@ class FastCounter:
     def path(self) -> str:
         return f"chunks:{self.rule.family}" if self.rule and not self.mismatch else "tokenizer"
 
-    def count(self, texts: list[str]) -> np.ndarray:
+    def count(self, texts: list[str], splits: dict | None = None) -> np.ndarray:
+        """Token counts of ``texts``. Counters of several tokenizers counting the same texts
+        share ``splits`` (a dict, empty at first): the texts are cut into chunks once for all."""
         self.texts += len(texts)
         if self.rule is None or self.mismatch is not None:
             return count_tokens(self.backend, texts)
@@ -126,24 +145,29 @@ class FastCounter:
             where = np.flatnonzero(slow)
             out[where] = count_tokens(self.backend, [texts[i] for i in where.tolist()])
         if fast:
-            out[fast] = self._chunked([texts[i] for i in fast])
+            pad = self.rule.pad_chinese
+            split = (splits or {}).get(pad)
+            if split is None:
+                split = _Split([texts[i] for i in fast], pad)
+                if splits is not None:
+                    splits[pad] = split
+            out[fast] = self._chunked(split)
             self.fast += len(fast)
             self._check([texts[i] for i in fast], out[fast])
         return out
 
-    def _chunked(self, texts: list[str]) -> np.ndarray:
+    def _chunked(self, split: _Split) -> np.ndarray:
         """Counts of safe texts: each distinct chunk is looked up by its fingerprint (12 bytes a
         chunk in sorted arrays, not a dict of strings), the new ones tokenized, and each text's
         chunks summed with numpy."""
         specials = self.rule.specials  # type: ignore[union-attr]
-        if self.rule.pad_chinese:  # type: ignore[union-attr]
-            pad = _CHINESE.sub
-            pieces = [(text if text.isascii() else pad(r" \1 ", text)).split() for text in texts]
-        else:
-            pieces = [text.split() for text in texts]
-        sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
-        flat = list(chain.from_iterable(pieces))
-        prints, first, inverse = np.unique(fingerprints(flat), return_index=True, return_inverse=True)
+        sizes, flat, prints, first, inverse = (
+            split.sizes,
+            split.flat,
+            split.prints,
+            split.first,
+            split.inverse,
+        )
         if len(self.cache) > MAX_CACHED_CHUNKS:
             self.cache = FingerprintMap()
         counts = self.cache.get(prints).astype(np.int64)

@@ -172,9 +172,9 @@ class FingerprintMap:
             out.append((hit, pos[hit]))
         return out
 
-    def claim(self, keys: np.ndarray) -> np.ndarray:
-        """Reserve every key not present yet; True where this call reserved it (its first
-        occurrence among ``keys``)."""
+    def claim(self, keys: np.ndarray, value: int | None = None) -> np.ndarray:
+        """Reserve every key not present yet (with ``value``, or to be assigned later); True
+        where this call reserved it (its first occurrence among ``keys``)."""
         keys = np.asarray(keys, dtype=np.uint64)
         new = np.zeros(len(keys), dtype=bool)
         if len(keys) == 0:
@@ -184,7 +184,8 @@ class FingerprintMap:
         for hit, _ in self._locate(uniq):
             present |= hit
         new[first[~present]] = True
-        self.put(uniq[~present], np.full(int((~present).sum()), self.UNKNOWN, dtype=np.uint32))
+        fill = self.UNKNOWN if value is None else value
+        self.put(uniq[~present], np.full(int((~present).sum()), fill, dtype=np.uint32))
         return new
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:

@@ -119,6 +119,17 @@ class LengthHistogram:
             "tokens_lost": int((over * (lengths - max_len)).sum()),
         }
 
+    def squared_lengths(self, max_len: int | None = None) -> int:
+        """Σ min(L, max_len)² over all texts, exact (a Python int): what attention costs, which
+        grows with the square of a sequence's length, when each text is cut at ``max_len``.
+
+            >>> LengthHistogram.from_lengths([3, 5, 9]).squared_lengths(4)
+            41
+        """
+        nz = np.flatnonzero(self.counts)
+        cut = nz if max_len is None else np.minimum(nz, max_len)
+        return int((self.counts[nz].astype(object) * cut.astype(object) ** 2).sum())
+
     # --- serialisation ------------------------------------------------------------------------
 
     def to_sparse(self) -> dict[str, list[int]]:

@@ -11,12 +11,13 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from .breakdown import InputBreakdown
 from .checks import DROP_REASONS, REASONS, REPAIR_REASONS, WARNING_REASONS
 from .histogram import LengthHistogram
 from .options import ScanOptions
 from .recommend import Recommendation
 from .schema import Fields
-from .stats import FIELDS, Example, ScanStats
+from .stats import FIELDS, TEXT_FIELDS, Example, LongText, ScanStats, longest
 from .tokenize import TokenizerInfo
 from .version import __version__
 
@@ -87,6 +88,14 @@ class Profile:
     outputs: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, dict] = field(default_factory=dict)  # --split-by-length: file -> bucket, rows...
     run: dict = field(default_factory=dict)  # how the scan ran (engine, timings): not results
+    longest: dict[str, list[LongText]] = field(default_factory=dict)  # per field, longest first
+    per_input: list[InputBreakdown] = field(default_factory=list)  # with two inputs or more
+    chars: dict[str, int] = field(default_factory=dict)  # characters of the texts counted, per field
+
+    def tokens_per_char(self, name: str) -> float | None:
+        """Tokens per character of a field's texts: how finely this tokenizer cuts them."""
+        chars = self.chars.get(name, 0)
+        return self.histograms[name].tokens / chars if chars else None
 
     @classmethod
     def of(
@@ -100,6 +109,9 @@ class Profile:
         """The profile of a finished scan: ``inputs`` are (path, format[, layout, fields, split])
         in scan order."""
         counts = stats.inputs
+        rec = Recommendation.of(stats.hists, options.coverage, options.multiple_of, tokenizer.cap)
+        longest_texts = {f: stats.longest.get(f, []) for f in TEXT_FIELDS}
+        longest_texts["passage"] = longest(longest_texts["pos"], longest_texts["neg"])
         return cls(
             tokenizer=tokenizer,
             options=options,
@@ -116,11 +128,20 @@ class Profile:
             samples=Samples.of(stats),
             histograms=dict(stats.hists),
             unique=stats.unique_counts(),
-            recommendation=Recommendation.of(
-                stats.hists, options.coverage, options.multiple_of, tokenizer.cap
-            ),
+            recommendation=rec,
             examples={r: list(stats.examples[r]) for r in REASONS if stats.examples.get(r)},
             outputs=dict(outputs or {}),
+            longest=longest_texts,
+            chars={
+                **{f: stats.chars[f] for f in TEXT_FIELDS},
+                "passage": stats.chars["pos"] + stats.chars["neg"],
+            },
+            per_input=[
+                InputBreakdown.of_stats(path, part, DROP_REASONS, rec)
+                for path, part in stats.by_input.items()
+            ]
+            if len(stats.by_input) > 1
+            else [],
         )
 
     @property
@@ -139,14 +160,12 @@ class Profile:
         ``None`` (or 0) removes it, an int replaces it."""
         rec = self.recommendation
         chosen_cap = self.tokenizer.cap if cap is True else (cap or None)
+        coverage = rec.coverage if coverage is None else coverage
+        multiple_of = rec.multiple_of if multiple_of is None else multiple_of
         return dataclasses.replace(
             self,
-            recommendation=Recommendation.of(
-                self.histograms,
-                rec.coverage if coverage is None else coverage,
-                rec.multiple_of if multiple_of is None else multiple_of,
-                chosen_cap,  # type: ignore[arg-type]
-            ),
+            recommendation=Recommendation.of(self.histograms, coverage, multiple_of, chosen_cap),  # type: ignore[arg-type]
+            per_input=[b.recommend(coverage, multiple_of, chosen_cap) for b in self.per_input],  # type: ignore[arg-type]
         )
 
     def to_dict(self) -> dict:
@@ -158,10 +177,17 @@ class Profile:
             "inputs": [i.to_dict() for i in self.inputs],
             "samples": self.samples.to_dict(),
             "fields": {
-                f: {**self.field_stats(f), "histogram": self.histograms[f].to_sparse()} for f in FIELDS
+                f: {
+                    **self.field_stats(f),
+                    "chars": self.chars.get(f, 0),
+                    "histogram": self.histograms[f].to_sparse(),
+                }
+                for f in FIELDS
             },
             "recommendation": self.recommendation.to_dict(),
             "examples": {r: [e.to_dict() for e in ex] for r, ex in self.examples.items()},
+            "longest": {f: [t.to_dict() for t in texts] for f, texts in self.longest.items()},
+            **({"per_input": [b.to_dict() for b in self.per_input]} if self.per_input else {}),
             "outputs": self.outputs,
             **({"split": self.buckets} if self.buckets else {}),
             "run": self.run,
@@ -170,13 +196,7 @@ class Profile:
     @classmethod
     def read(cls, path: str) -> Profile:
         """A saved profile (``scan --out``); :class:`ProfileError` names the file and the problem."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                d = json.load(fh)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}: cannot be read ({exc})") from exc
-        except ValueError as exc:
-            raise ProfileError(f"{path}: not JSON ({exc}); write a profile with lenprof scan --out") from exc
+        d = load_json(path)
         try:
             return cls.from_dict(d)
         except ProfileError as exc:
@@ -192,6 +212,17 @@ class Profile:
             return _from_dict(d)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise ProfileError(f"damaged {where}: {_describe(exc)}") from exc
+
+
+def load_json(path: str) -> object:
+    """A saved JSON file; :class:`ProfileError` names the file when it cannot be read or parsed."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({exc})") from exc
+    except ValueError as exc:
+        raise ProfileError(f"{path}: not JSON ({exc}); write a profile with lenprof scan --out") from exc
 
 
 def _describe(exc: Exception) -> str:
@@ -281,6 +312,37 @@ def _options(settings: object, rec: dict) -> ScanOptions:
     )
 
 
+def _long_text(t: object) -> LongText:
+    t = _mapping(t, "longest[]")
+    item = t.get("item")
+    return LongText(
+        _count(t["tokens"], "longest[].tokens"),
+        0,
+        _text(t["source"], "longest[].source"),
+        _count(t["line"], "longest[].line"),
+        None if item is None else _count(item, "longest[].item"),
+        _count(t["chars"], "longest[].chars"),
+        _text(t["head"], "longest[].head"),
+    )
+
+
+def _breakdown(b: object, options: ScanOptions, cap: int | None) -> InputBreakdown:
+    b = _mapping(b, "per_input[]")
+    fields = _mapping(b["fields"], "per_input[].fields")
+    return InputBreakdown.of(
+        _text(b["path"], "per_input[].path"),
+        _count(b["read"], "per_input[].read"),
+        {
+            _text(r, "per_input[].dropped"): _count(n, "per_input[].dropped")
+            for r, n in _mapping(b["dropped"], "per_input[].dropped").items()
+        },
+        {f: _histogram(_mapping(fields[f], f"per_input[].fields.{f}")["histogram"], f) for f in TEXT_FIELDS},
+        options.coverage,
+        options.multiple_of,
+        cap,
+    )
+
+
 def _from_dict(d: dict) -> Profile:
     rec = _mapping(d["recommendation"], "recommendation")
     options = _options(d["settings"], rec)
@@ -331,6 +393,12 @@ def _from_dict(d: dict) -> Profile:
             for r, ex in examples.items()
         },
         outputs={k: _text(v, f"outputs.{k}") for k, v in _mapping(d.get("outputs", {}), "outputs").items()},
+        longest={
+            _text(f, "longest field"): [_long_text(t) for t in _list(texts, f"longest.{f}")]
+            for f, texts in _mapping(d.get("longest", {}), "longest").items()
+        },
+        per_input=[_breakdown(b, options, cap) for b in _list(d.get("per_input", []), "per_input")],
+        chars={f: _count(fields[f].get("chars", 0), f"fields.{f}.chars") for f in FIELDS},
         buckets=dict(_mapping(d.get("split", {}), "split")),
         run=dict(_mapping(d.get("run", {}), "run")),
     )

@@ -2,7 +2,10 @@
 
 The recommendation is the ``coverage`` percentile rounded up to a multiple of ``multiple_of``
 (tensor-core friendly; FlagEmbedding pads to a multiple of 8), never above the model's cap.
-Each candidate cut comes with its cost: how many texts it truncates and how many tokens are lost.
+Each candidate cut comes with its cost: how many texts it truncates and how many tokens are lost,
+and what it costs a training step: padded tokens (``count × max_len``: memory and feed-forward
+work grow with them) and the sum of squared lengths (``Σ min(L, max_len)²``: attention grows with
+the square of a sequence's length, so doubling a cut can quadruple that part).
 
     >>> from lenprof.histogram import LengthHistogram
     >>> h = LengthHistogram.from_lengths([10] * 95 + [40] * 5)
@@ -47,6 +50,12 @@ class Candidate:
     count: int
     tokens: int
     capped: bool  # the cut was lowered to the model's cap
+    squares: int = 0  # Σ min(L, max_len)² over the texts: the attention cost, exact
+
+    @property
+    def padded_tokens(self) -> int:
+        """Tokens when every text is padded to the cut: the memory and feed-forward cost."""
+        return self.count * self.max_len
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +66,8 @@ class Candidate:
             "truncated_share": round(self.truncated / self.count, 6) if self.count else 0.0,
             "tokens_lost": self.tokens_lost,
             "tokens_lost_share": round(self.tokens_lost / self.tokens, 6) if self.tokens else 0.0,
+            "padded_tokens": self.padded_tokens,
+            "squared_lengths": self.squares,
         }
 
 
@@ -80,7 +91,16 @@ def candidates(hist: LengthHistogram, recommended: int | None, cap: int | None) 
 def cost_at(hist: LengthHistogram, name: str, max_len: int, capped: bool = False) -> Candidate:
     """What cutting ``hist``'s texts at ``max_len`` costs."""
     cost = hist.cut_cost(max_len)
-    return Candidate(name, max_len, cost["truncated"], cost["tokens_lost"], hist.count, hist.tokens, capped)
+    return Candidate(
+        name,
+        max_len,
+        cost["truncated"],
+        cost["tokens_lost"],
+        hist.count,
+        hist.tokens,
+        capped,
+        hist.squared_lengths(max_len),
+    )
 
 
 @dataclass(frozen=True)

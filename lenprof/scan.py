@@ -94,19 +94,29 @@ def scan(
     plan = make_plan(
         paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks, dataset_split
     )
-    engine = engine or LocalEngine(workers)
+    return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
+
+
+def scan_plan(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> list[Profile]:
+    """Run a plan: one profile per tokenizer (the plan's, then those it compares)."""
     try:
         return run(plan, engine, on_progress, require_kept)
     except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profile = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
-        counting = {**profile.run["counting"], "fast_path_failed": str(exc)}
-        return dataclasses.replace(profile, run={**profile.run, "counting": counting})
+        profiles = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
+        return [
+            dataclasses.replace(
+                p, run={**p.run, "counting": {**p.run["counting"], "fast_path_failed": str(exc)}}
+            )
+            for p in profiles
+        ]
 
 
 def run(
     plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
-) -> Profile:
-    """Run a plan on an engine and commit its outputs."""
+) -> list[Profile]:
+    """Run a plan on an engine and commit its outputs: one profile per tokenizer."""
     start = time.perf_counter()
     out = plan.outputs
     txn = Transaction()
@@ -147,7 +157,8 @@ def run(
                 txn.rows(path, fill)
         with engine.executor(plan) as executor:
             totals = drive(plan, executor, write, on_progress)
-        partial_keys(totals.stats.presence, [i.path for i in plan.inputs], totals.stats)
+        for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
+            partial_keys(tally.stats.presence, [i.path for i in plan.inputs], tally.stats)
         if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
             for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
                 if target in plan.clean_targets:
@@ -155,59 +166,66 @@ def run(
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
-        profile = Profile.of(
-            totals.stats,
-            plan.tokenizer.info,
-            plan.options,
-            [
-                (i.path, i.describe()["format"], *_layout(layout), i.split)
-                for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
-            ],
-            files,
-        )
-        if require_kept and not profile.samples.kept:  # before the commit: a failed run writes nothing
-            raise NothingKept(profile)
-        profile = dataclasses.replace(
-            profile,
-            buckets=dict(sorted(buckets.items())),
-            run={
-                **engine.describe(plan),
-                "shards": totals.shards,
-                "seconds": round(time.perf_counter() - start, 3),
-                "tokenize_s": round(totals.tokenize_seconds, 3),
-                **(
-                    {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
-                    if plan.against
-                    else {}
-                ),
-                "filled": {
-                    t: txn.rows(t).missing()
-                    for t in txn.targets()
-                    if t in plan.clean_targets and txn.rows(t).missing()
+        seconds = round(time.perf_counter() - start, 3)
+        inputs = [
+            (i.path, i.describe()["format"], *_layout(layout), i.split)
+            for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
+        ]
+        profiles = [
+            dataclasses.replace(
+                Profile.of(tally.stats, tok.info, plan.options, inputs, files),
+                buckets=dict(sorted(buckets.items())),
+                run={
+                    **engine.describe(plan),
+                    "shards": totals.shards,
+                    "seconds": seconds,
+                    "tokenize_s": round(totals.tokenize_seconds, 3),
+                    **(
+                        {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
+                        if plan.against
+                        else {}
+                    ),
+                    "filled": {
+                        t: txn.rows(t).missing()
+                        for t in txn.targets()
+                        if t in plan.clean_targets and txn.rows(t).missing()
+                    },
+                    "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
+                    "texts_tokenized": tally.tokenized,
+                    "counting": {
+                        "path": _counting_path(plan, tok, tally.fast),
+                        "fast_share": round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
+                        "self_checked": tally.checked,
+                    },
                 },
-                "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
-                "texts_tokenized": totals.tokenized,
-                "counting": {
-                    "path": _counting_path(plan, totals.fast),
-                    "fast_share": round(totals.fast / totals.tokenized, 4) if totals.tokenized else 0.0,
-                    "self_checked": totals.checked,
-                },
-            },
-        )
+            )
+            for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
+        ]
+        if require_kept and not profiles[0].samples.kept:  # before the commit: a failed run writes nothing
+            raise NothingKept(profiles[0])
         if out.profile:
             from .report.text import render_json
 
-            txn.text(out.profile, render_json(profile))
+            txn.text(
+                out.profile, render_json(profiles[0]) if len(profiles) == 1 else _comparison(profiles).json()
+            )
         if out.report:
             from .report.html import render_html  # matplotlib loads only when a report is asked for
 
-            txn.text(out.report, render_html(profile))
-    return profile
+            report = render_html(profiles[0]) if len(profiles) == 1 else _comparison(profiles).html()
+            txn.text(out.report, report)
+    return profiles
 
 
-def _counting_path(plan: Plan, fast: int) -> str:
+def _comparison(profiles: list[Profile]):
+    from .compare import Comparison
+
+    return Comparison(profiles)
+
+
+def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
     """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``fastcount.py``)."""
-    rule = None if plan.exact_only or not fast else recognise(plan.tokenizer.backend)
+    rule = None if plan.exact_only or not fast else recognise(tokenizer.backend)
     return f"chunks:{rule.family}" if rule else "tokenizer"
 
 

@@ -20,6 +20,8 @@ from .histogram import LengthHistogram
 FIELDS = ("query", "pos", "neg", "passage")
 TEXT_FIELDS = FIELDS[:3]  # passage = pos | neg, derived
 EXAMPLES_PER_REASON = 5
+LONGEST_PER_FIELD = 5
+HEAD_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,60 @@ class Example:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "line": self.line, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class LongText:
+    """One of a field's longest distinct texts: where it is, its length and how it starts."""
+
+    tokens: int
+    input: int  # position of its input: with ``line``, its place in the corpus
+    source: str
+    line: int
+    item: int | None  # its index in the row's pos or neg list (None for a query)
+    chars: int
+    head: str  # its first HEAD_CHARS characters
+    key: int = 0  # fingerprint of the text as the trainer sees it: the same text is listed once
+
+    def to_dict(self) -> dict:
+        return {
+            "tokens": self.tokens,
+            "source": self.source,
+            "line": self.line,
+            "item": self.item,
+            "chars": self.chars,
+            "head": self.head,
+        }
+
+
+def longest(*lists: list[LongText]) -> list[LongText]:
+    """The longest distinct texts of lists given in corpus order: ties and repeats go to the
+    earliest, so any split of a corpus gives the same list."""
+    seen: set[int] = set()
+    out = []
+    for t in sorted((t for texts in lists for t in texts), key=lambda t: (-t.tokens, t.input, t.line)):
+        if t.key not in seen:
+            seen.add(t.key)
+            out.append(t)
+    return out[:LONGEST_PER_FIELD]
+
+
+@dataclass
+class InputStats:
+    """What a breakdown per input needs: rows read, drops by reason, length histograms."""
+
+    read: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    hists: dict[str, LengthHistogram] = field(
+        default_factory=lambda: {f: LengthHistogram() for f in TEXT_FIELDS}
+    )
+
+    def __iadd__(self, later: InputStats) -> InputStats:
+        self.read += later.read
+        self.dropped.update(later.dropped)
+        for f in TEXT_FIELDS:
+            self.hists[f] = self.hists[f] + later.hists[f]
+        return self
 
 
 @dataclass
@@ -72,6 +128,9 @@ class ScanStats:
     )
     examples: dict[str, list[Example]] = field(default_factory=dict)  # the first few, in corpus order
     inputs: dict[int, InputCount] = field(default_factory=dict)  # by position among the inputs
+    longest: dict[str, list[LongText]] = field(default_factory=dict)  # per text field
+    by_input: dict[str, InputStats] = field(default_factory=dict)  # by the input's path
+    chars: Counter[str] = field(default_factory=Counter)  # characters of the counted texts, per text field
     presence: dict[int, KeyPresence] = field(default_factory=dict)  # by input, of kept rows
 
     def example(self, reason: str, source: str, line: int, detail: str) -> None:
@@ -86,6 +145,7 @@ class ScanStats:
         self.repaired.update(later.repaired)
         self.repaired_rows.update(later.repaired_rows)
         self.warnings.update(later.warnings)
+        self.chars.update(later.chars)
         for f in FIELDS:
             self.hists[f] = self.hists[f] + later.hists[f]
         for f in TEXT_FIELDS:
@@ -97,6 +157,11 @@ class ScanStats:
             mine = self.inputs.setdefault(i, InputCount())
             mine.rows += count.rows
             mine.blank += count.blank
+        for f, texts in later.longest.items():
+            self.longest[f] = longest(self.longest.get(f, []), texts)
+        for path, part in later.by_input.items():
+            mine_of_path = self.by_input.setdefault(path, InputStats())
+            mine_of_path += part
         for i, presence in later.presence.items():
             self.presence.setdefault(i, KeyPresence()).__iadd__(presence)
         return self

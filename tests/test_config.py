@@ -117,7 +117,7 @@ def test_an_unknown_table_or_key_in_a_table_is_named(project):
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {path}: [tool.lenprof.recommend] has unknown keys min-neg; "
-        "known keys: cap, coverage, format, multiple-of\n"
+        "known keys: cap, coverage, for-tokenizer, format, multiple-of\n"
     )
 
 
@@ -128,7 +128,7 @@ def test_an_unknown_table_or_key_in_a_table_is_named(project):
         ("[tool.lenprof]\nmultiple-of = 0", "[tool.lenprof] multiple-of", "0 is not in the range x>=1", "--multiple-of"),
         ('[tool.lenprof.scan]\nformat = "csv"', "[tool.lenprof.scan] format", "'csv' is not one of", "--format"),
         ("[tool.lenprof]\ncoverage = true", "[tool.lenprof] coverage", "expected a number, not true", "--coverage"),
-        ('[tool.lenprof]\ntokenizer = ["a", "b"]', "[tool.lenprof] tokenizer", "expected one value, not a list", "--tokenizer"),
+        ('[tool.lenprof]\nquery-instruction = ["a", "b"]', "[tool.lenprof] query-instruction", "expected one value, not a list", "--query-instruction"),
     ],
 )  # fmt: skip
 def test_a_bad_value_in_pyproject_names_file_table_and_key(project, toml, where, problem, flag):

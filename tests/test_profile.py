@@ -47,6 +47,7 @@ def test_cut_cost_counts_truncated_texts_and_lost_tokens(values, cut):
         "truncated": sum(v > cut for v in values),
         "tokens_lost": sum(max(0, v - cut) for v in values),
     }
+    assert LengthHistogram.from_lengths(values).squared_lengths(cut) == sum(min(v, cut) ** 2 for v in values)
 
 
 def test_empty_histogram_has_no_statistics():
@@ -67,6 +68,7 @@ def test_recommendation_rounds_up_and_caps():
     assert by_name["p95"] == {
         "name": "p95", "max_len": 512, "capped": True, "truncated": 488,
         "truncated_share": 0.488, "tokens_lost": sum(range(1, 489)), "tokens_lost_share": round(sum(range(1, 489)) / 500500, 6),
+        "padded_tokens": 1000 * 512, "squared_lengths": sum(min(n, 512) ** 2 for n in range(1, 1001)),
     }  # fmt: skip
     assert by_name["p90"]["max_len"] == 512 and by_name["max"]["capped"]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, write_lines
 
 from lenprof.checks import DROP_REASONS, REPAIR_REASONS, WARNING_REASONS
 from lenprof.cli import main
@@ -46,10 +49,14 @@ def test_report_says_what_was_found_and_how(report):
     assert '"min_neg": 1' in html.replace("&quot;", '"')
 
 
-@pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"), reason="chromium is not installed (CI installs it)"
 )
-def test_report_renders_in_chromium(report, tmp_path):
+
+
+def _render(path, screenshot=None):
+    """Open a report in Debian's chromium as a user would: errors, each image's state and
+    drawn size, each figure's data, and a full-page screenshot (PNG bytes)."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "CI must install chromium (.ci/run does)"
@@ -72,12 +79,202 @@ def test_report_renders_in_chromium(report, tmp_path):
             "request",
             lambda r: errors.append(f"fetched {r.url}") if not r.url.startswith(("file:", "data:")) else None,
         )
-        page.goto(report.as_uri())
+        page.goto(path.as_uri())
         images = page.evaluate(
-            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.clientWidth])"
         )
-        shot = page.screenshot(full_page=True)
+        figures = page.evaluate(
+            "Array.from(document.querySelectorAll('figure[data-figure]')).map(f => JSON.parse(f.dataset.figure))"
+        )
+        shot = page.screenshot(full_page=True, path=screenshot)
         browser.close()
+    return errors, images, figures, shot
+
+
+@needs_chromium
+def test_report_renders_in_chromium(report):
+    errors, images, _, shot = _render(report)
     assert errors == []
-    assert len(images) == 4 and all(ok and w > 500 and h > 100 for ok, w, h in images)
+    assert len(images) == 4 and all(ok and w > 500 and h > 100 for ok, w, h, _ in images)
     assert len(shot) > 50_000
+
+
+@needs_chromium
+def test_long_tail_report_renders_in_chromium(outlier):
+    """The report of the long-tailed corpus, as a browser draws it; LENPROF_SCREENSHOT=FILE keeps
+    the screenshot (docs/report.png is made this way)."""
+    report, profile = outlier
+    errors, images, figures, shot = _render(report, os.environ.get("LENPROF_SCREENSHOT"))
+    assert errors == []
+    assert len(images) == 4 and all(ok and w > 500 and h > 100 and shown > 500 for ok, w, h, shown in images)
+    assert [f["field"] for f in figures] == ["query", "pos", "neg", "passage"]
+    for f in figures:  # what the browser holds is what the profile says, and the bulk fills the axis
+        assert f["longest"] == profile["fields"][f["field"]]["max"]
+        assert f["percentiles"]["99"] / f["axis_end"] > 0.7
+    assert len(shot) > 50_000
+
+
+# --- a corpus with a long tail ------------------------------------------------------------------
+
+WORDS = "the cat sat on a mat and dog ran far away from home".split()  # one token each
+
+
+def _text(rng, n: int) -> str:
+    return " ".join(rng.choice(WORDS, n))
+
+
+@pytest.fixture(scope="module")
+def outlier(tmp_path_factory):
+    """400 rows whose positives are longer than their negatives, and one negative of 19,000
+    words: the scan's report and its JSON profile."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(400):
+        neg = [_text(rng, int(rng.integers(10, 120))) for _ in range(3)]
+        if i == 200:
+            neg[1] = _text(rng, 19_000)
+        row = {
+            "query": f"q{i} " + _text(rng, int(rng.integers(3, 20))),
+            "pos": [_text(rng, int(rng.integers(80, 300)))],
+            "neg": neg,
+        }
+        rows.append(json.dumps(row).encode())
+    folder = tmp_path_factory.mktemp("outlier")
+    corpus = write_lines(folder / "tail.jsonl", rows)
+    report, profile = folder / "report.html", folder / "profile.json"
+    result = CliRunner().invoke(
+        main,
+        ["scan", str(corpus), "--report", str(report), "--out", str(profile), "-q"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    return report, json.loads(profile.read_text())
+
+
+class _Page(HTMLParser):
+    """The figures' data and the cut tables' rows of a report."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures: dict[str, dict] = {}
+        self.cuts: dict[str, dict[str, dict]] = {}
+        self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "figure" and "data-figure" in a:
+            data = json.loads(a["data-figure"])
+            self.figures[data["field"]] = data
+        elif tag == "table" and a.get("class") == "cuts":
+            self._table = self.cuts.setdefault(a["data-field"], {})
+        elif tag == "tr" and "data-cut" in a and self._table is not None:
+            self._table[a["data-cut"]] = {
+                "max_len": int(a["data-max-len"]),
+                "truncated": int(a["data-truncated"]),
+            }
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+
+
+def _lengths(field: dict) -> np.ndarray:
+    h = field["histogram"]
+    return np.repeat(h["lengths"], h["counts"])
+
+
+def test_every_figure_and_table_shows_its_own_fields_numbers(outlier):
+    report, profile = outlier
+    page = _Page()
+    page.feed(report.read_text(encoding="utf-8"))
+    cap = profile["recommendation"]["cap"]
+    fields = profile["fields"]
+    assert set(page.figures) == set(page.cuts) == {"query", "pos", "neg", "passage"}
+    assert (
+        fields["pos"]["percentiles"]["95"] != fields["passage"]["percentiles"]["95"]
+    )  # the test can tell them apart
+    for name, figure in page.figures.items():
+        lengths = _lengths(fields[name])
+        pcts = {p: int(np.percentile(lengths, float(p), method="inverted_cdf")) for p in ("90", "95", "99")}
+        assert figure["percentiles"] == pcts == {p: fields[name]["percentiles"][p] for p in pcts}
+        assert figure["longest"] == fields[name]["max"] == lengths.max()
+        assert sum(n for _, n in figure["bars"]) + figure["overflow"] == fields[name]["count"] == len(lengths)
+        assert figure["overflow"] == (lengths > figure["axis_max"]).sum()
+        chosen = profile["recommendation"]["query_max_len" if name == "query" else "passage_max_len"]
+        expected = {
+            **{f"p{p}": min(v, cap) for p, v in pcts.items()},
+            "max": min(lengths.max(), cap),
+            "cap": cap,
+            "recommended": chosen,
+        }
+        assert figure["cuts"] == expected
+        table = page.cuts[name]
+        assert {c: r["max_len"] for c, r in table.items()} == expected
+        assert {c: r["truncated"] for c, r in table.items()} == {
+            c: int((lengths > v).sum()) for c, v in expected.items()
+        }
+
+
+def test_figures_of_a_long_tail_spend_their_width_on_the_bulk(outlier):
+    report, profile = outlier
+    page = _Page()
+    page.feed(report.read_text(encoding="utf-8"))
+    for name in ("neg", "passage"):  # the 19,000-word negative is in both
+        figure = page.figures[name]
+        assert figure["longest"] > 19_000 and figure["overflow"] == 1
+        assert figure["percentiles"]["99"] / figure["axis_end"] > 0.7  # p99 of the texts: most of the width
+        assert figure["axis_end"] < 0.05 * figure["longest"]
+    caption = (
+        f"The axis runs to {figure['axis_max']} tokens (p99 of passage, or the recommended cut when near, and the "
+        "texts within a quarter past it); the 1 longer "
+        f"text is counted in the overflow bar at the right (the longest has {figure['longest']} tokens)."
+    )
+    assert f"<figcaption class=muted>{caption}</figcaption>" in report.read_text(encoding="utf-8")
+    assert page.figures["query"]["overflow"] == 0  # no tail: the axis runs to the longest query
+
+
+def _check_row(html: str, reason: str) -> str:
+    return re.search(rf"<tr><td><code>{reason}</code></td>.*?</tr>", html).group(0)
+
+
+def test_checks_say_exactly_what_happened(report, outlier):
+    html = report.read_text(encoding="utf-8").replace(str(EXAMPLES), "examples")
+    assert "<td>not run (needs --train-group-size)</td>" in _check_row(html, "few_negatives")
+    assert "examples/dirty.jsonl:8</code> same query and positives as line 1, which was kept" in html
+    assert "examples/dirty.jsonl:2</code> 1 removed: &#x27;neg&#x27;[0] &quot;&quot;" in _check_row(
+        html, "empty_neg"
+    )
+    tail, profile = outlier
+    longest = profile["fields"]["neg"]["max"]
+    over = _check_row(tail.read_text(encoding="utf-8"), "over_model_limit")
+    assert (
+        f"tail.jsonl:201</code> &#x27;neg&#x27;[1] has {longest:,} tokens; the model reads 512, the rest is cut"
+        in over
+    )
+    assert "<td>1</td>" in over
+
+
+def test_a_check_that_ran_shows_its_count(tmp_path):
+    clean = tmp_path / "clean.jsonl"
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main,
+        [
+            "scan",
+            str(EXAMPLES),
+            "--train-group-size",
+            "4",
+            "--clean-out",
+            str(clean),
+            "--report",
+            str(out),
+            "-q",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    few = [row for row in map(json.loads, clean.read_text().splitlines()) if len(row["neg"]) < 3]
+    assert len(few) > 0
+    assert f"<td>warning</td><td>{len(few)}</td>" in _check_row(
+        out.read_text(encoding="utf-8"), "few_negatives"
+    )

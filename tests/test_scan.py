@@ -56,7 +56,12 @@ def test_every_real_corpus_file_as_it_is(tok, oracle, corpus_files):
         assert (s.read, s.kept, s.blank, s.dropped) == (expected_rows, expected_rows, 0, {}), path
         if path.name == "nq.jsonl":  # row 1: 100 negatives, 2 of them repeated
             assert s.repaired == {"duplicate_neg": 2} and s.repaired_rows == {"duplicate_neg": 1}
-            assert profile.examples["duplicate_neg"] == [Example(str(path), 1, "2 removed")]
+            neg = json.loads(path.read_bytes().splitlines()[0])["neg"]
+            again = [i for i, t in enumerate(neg) if t.strip() in {u.strip() for u in neg[:i]}]
+            named = [f"'neg'[{i}] {json.dumps(neg[i][:60], ensure_ascii=False)}…" for i in again]
+            assert len(again) == 2 and all(len(neg[i]) > 60 for i in again)
+            detail = "2 removed: " + ", ".join(named)  # which texts went, as read
+            assert profile.examples["duplicate_neg"] == [Example(str(path), 1, detail)]
         else:
             assert s.repaired == {}, path
 
@@ -222,6 +227,44 @@ def test_duplicates_are_found_across_files_and_shards(tok, corpora):
     p = scan([msmarco, msmarco], tokenizer=tok, shard_bytes=4000)
     assert p.samples.dropped == {"duplicate_row": 10}
     assert p.examples["duplicate_row"][0].line == 1 and p.inputs[1].rows == 10
+
+
+def test_duplicate_row_examples_name_the_earlier_line(tok, tmp_path):
+    def row(q: str) -> bytes:
+        return json.dumps({"query": f"query {q}", "pos": [f"passage {q}"], "neg": ["a negative"]}).encode()
+
+    a = write_lines(tmp_path / "a.jsonl", [row(str(i)) for i in range(1, 11)])  # lines 1-10
+    b = write_lines(
+        tmp_path / "b.jsonl", [row("b1"), row("3"), b"", row("b1"), row("7"), row("3"), row("9"), row("1")]
+    )
+    expected = [
+        Example(str(b), 2, f"same query and positives as {a}:3, which was kept"),
+        Example(str(b), 4, "same query and positives as line 1, which was kept"),
+        Example(str(b), 5, f"same query and positives as {a}:7, which was kept"),
+        Example(str(b), 6, f"same query and positives as {a}:3, which was kept"),
+        Example(str(b), 7, f"same query and positives as {a}:9, which was kept"),
+    ]  # the sixth duplicate (line 8) is beyond the examples shown
+    for workers, shard_bytes in ((1, 4 << 20), (2, 150), (1, 1)):
+        p = scan([str(a), str(b)], tokenizer=tok, workers=workers, shard_bytes=shard_bytes)
+        assert p.samples.dropped == {"duplicate_row": 6}
+        assert p.examples["duplicate_row"] == expected, (workers, shard_bytes)
+
+
+def test_duplicates_from_a_pipe_keep_the_plain_detail():
+    """A pipe cannot be read again to find the earlier row: the example says what it can."""
+    from click.testing import CliRunner
+
+    from lenprof.cli import main
+
+    rows = (EXAMPLES / "msmarco.jsonl").read_bytes().splitlines()
+    piped = CliRunner().invoke(
+        main, ["scan", "-", "--format", "json", "-q"], input=b"\n".join(rows + rows[:2]) + b"\n"
+    )
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout)["examples"]["duplicate_row"] == [
+        {"source": "<stdin>", "line": line, "detail": "same query and positives as an earlier kept row"}
+        for line in (11, 12)
+    ]
 
 
 def test_folders_and_globs_expand_sorted(tok, corpora):

@@ -29,20 +29,35 @@ from .common import UsageProblem, emit, usage_errors
 @click.option(
     "--report", type=click.Path(dir_okay=False), help="Also write the HTML report with these settings."
 )
-def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report) -> None:
-    """Re-derive max lengths from a saved profile (scan --out) without re-scanning."""
-    from ..profile import Profile
+@click.option(
+    "--for-tokenizer",
+    metavar="NAME",
+    help="For a comparison of tokenizers: whose lengths --format args, yaml, env, st and markdown print.",
+)
+def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for_tokenizer) -> None:
+    """Re-derive max lengths from a saved profile or comparison (scan --out) without re-scanning."""
+    from ..compare import Comparison, read_saved
 
     with usage_errors():
-        profile = Profile.read(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
-        if not profile.samples.kept:  # as scan: exit 2 for every format, never empty flags
+        saved = read_saved(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
+        first = saved.profiles[0] if isinstance(saved, Comparison) else saved
+        if not first.samples.kept:  # as scan: exit 2 for every format, never empty flags
             raise UsageProblem(f"{profile_path}: its scan kept no row, so there are no lengths to recommend")
-        rendered = FORMATS[fmt](profile)
+        if isinstance(saved, Comparison):
+            from ..report.compare import render_comparison
+
+            rendered = render_comparison(fmt, saved, for_tokenizer)
+        elif for_tokenizer is not None:
+            raise UsageProblem(
+                f"--for-tokenizer: {profile_path} is the profile of one tokenizer; leave it out"
+            )
+        else:
+            rendered = FORMATS[fmt](saved)
         if report:
             from ..outputs import Transaction, vet
             from ..report.html import render_html
 
             vet({"report": report}, [profile_path])
             with Transaction() as txn:
-                txn.text(report, render_html(profile))
+                txn.text(report, saved.html() if isinstance(saved, Comparison) else render_html(saved))
     emit(rendered)

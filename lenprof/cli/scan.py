@@ -2,59 +2,60 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import click
 
 from ..buckets import LengthBuckets
+from ..compare import compare
 from ..engines import ENGINES, get_engine
 from ..engines.plan import DEFAULT_SHARD_BYTES
 from ..options import MAX_LINE_BYTES, ScanOptions
 from ..report import FORMATS
+from ..report.compare import check_format, render_comparison
 from ..schema import Fields
+from ..tokenize import PACKAGED
 from .common import UsageProblem, emit, log, usage_errors
+from .progress import DEFAULT_INTERVAL, progress
 
 
-def _progress(quiet: bool):
-    """Per input: bytes read of its size, rows, rate and time left, on stderr, only on a
-    terminal; transient, and never on stdout."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        SpinnerColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> None:
+    """Flag conflicts first, naming the flags."""
+    if len(set(tokenizers)) < len(tokenizers):
+        twice = next(t for t in tokenizers if tokenizers.count(t) > 1)
+        raise UsageProblem(f"--tokenizer {twice} is given twice; give each tokenizer once")
+    if for_tokenizer is not None and len(tokenizers) == 1:
+        raise UsageProblem("--for-tokenizer picks one of several --tokenizer; with one, leave it out")
+    with usage_errors():
+        check_format(fmt, [PACKAGED if t is None else t for t in tokenizers], for_tokenizer)
 
-    console = Console(stderr=True)
-    if quiet or not console.is_terminal:
-        return contextlib.nullcontext(None)
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+
+class _Repeatable(click.Option):
+    """A repeatable option whose value from the environment or ``[tool.lenprof]`` is one item,
+    spaces and all (click would split a variable at whitespace)."""
+
+    def value_from_envvar(self, ctx: click.Context):
+        value = self.resolve_envvar_value(ctx)
+        return None if value is None else (value,)
+
+    def type_cast_value(self, ctx: click.Context, value):
+        return super().type_cast_value(ctx, (value,) if isinstance(value, str) else value)
 
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--tokenizer",
+    cls=_Repeatable,
+    multiple=True,
     envvar="LENPROF_TOKENIZER",
-    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2].",
+    help="Hub id, model folder or tokenizer.json [env: LENPROF_TOKENIZER; default: the packaged all-MiniLM-L6-v2]. "
+    "Give it again to compare tokenizers in one pass.",
+)
+@click.option(
+    "--for-tokenizer",
+    metavar="NAME",
+    help="With several --tokenizer: whose lengths --format args, yaml, env, st and markdown print.",
 )
 @click.option(
     "--split",
@@ -200,10 +201,18 @@ def _progress(quiet: bool):
 )
 @click.option("--drop-leaks", is_flag=True, help="Drop the rows --against finds, instead of warning.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
-def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    metavar="SECONDS",
+    help="When stderr is not a terminal (SLURM, CI logs): one progress line this often.",
+)
+def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
                  clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
-                 address, shard_size, exact_only, against, drop_leaks, quiet) -> None:  # fmt: skip
+                 address, shard_size, exact_only, against, drop_leaks, quiet, progress_interval) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
     PATHS are JSONL (.jsonl/.json, also .gz/.zst), JSON arrays (.json), CSV/TSV or Parquet
@@ -214,6 +223,8 @@ def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction
     """
     from ..scan import scan
 
+    tokenizers = list(tokenizer) or [None]
+    _check_tokenizers(tokenizers, for_tokenizer, fmt)
     if drop_leaks and not against:
         raise UsageProblem("--drop-leaks needs --against EVAL (the evaluation files to compare with)")
     if (split_edges or split_dir or token_budget) and not (split_edges and split_dir):
@@ -236,27 +247,22 @@ def scan_command(paths, tokenizer, dataset_split, fields_spec, query_instruction
         split = None
         if split_edges:
             split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
-        with _progress(quiet) as progress:
-            tasks: dict[int, int] = {}
-
-            def advance(event) -> None:
-                if event.input not in tasks:
-                    tasks[event.input] = progress.add_task(
-                        event.path, total=event.total or None, rows=0
-                    )  # 0: a pipe, size unknown
-                task = tasks[event.input]
-                progress.update(
-                    task, completed=event.done, rows=progress.tasks[task].fields["rows"] + event.rows
-                )
-
-            profile = scan(
-                paths, options, tokenizer=tokenizer, clean_out=clean_out, rejects_out=rejects, profile_out=out,
-                report_out=report, split=split, clean_format=clean_format, engine=get_engine(engine, workers, address),
+        with progress(quiet, progress_interval) as advance:
+            how = dict(
+                clean_out=clean_out, rejects_out=rejects, profile_out=out, report_out=report, split=split,
+                clean_format=clean_format, engine=get_engine(engine, workers, address),
                 shard_bytes=max(1, int(shard_size * (1 << 20))), exact_only=exact_only, against=against,
-                drop_leaks=drop_leaks, dataset_split=dataset_split,
-                on_progress=advance if progress else None, require_kept=True,
+                drop_leaks=drop_leaks, dataset_split=dataset_split, on_progress=advance, require_kept=True,
             )  # fmt: skip
-        rendered = FORMATS[fmt](profile)
+            if len(tokenizers) == 1:
+                profile, comparison = scan(paths, options, tokenizer=tokenizers[0], **how), None
+            else:
+                comparison = compare(paths, options, tokenizers=tokenizers, **how)
+                profile = comparison.profiles[0]
+        if comparison is None:
+            rendered = FORMATS[fmt](profile)
+        else:
+            rendered = render_comparison(fmt, comparison, for_tokenizer)
 
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":

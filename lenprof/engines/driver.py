@@ -3,7 +3,9 @@
 Workers do every row-level step (see ``shard.py``); the driver makes the decisions that need the
 whole corpus, in corpus order, from fingerprints alone:
 
-- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintSet``;
+- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintMap`` from
+  the key to the shard that held it first (12 bytes a kept row), so that the first duplicate
+  rows, the examples a report shows, can name the earlier line (``_name_earlier_rows``);
 - a distinct text is tokenized by the first shard that holds it, and its length is shared with
   every later shard: ``FingerprintMap`` (claim, then assign);
 - a shard's lines are numbered after the lines of the shards of its input before it.
@@ -23,8 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..fingerprints import FingerprintMap, FingerprintSet
-from ..stats import ScanStats
+from ..fingerprints import FingerprintMap
+from ..readers import stdin
+from ..stats import EXAMPLES_PER_REASON, Example, ScanStats
 from .plan import Plan, Shard
 from .shard import CheckReport, ShardResult
 
@@ -43,13 +46,16 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Progress:
-    """One shard merged: its input, bytes of that input read so far, and the rows it held."""
+    """One shard merged: its input, bytes of that input read so far, and the rows it held;
+    ``corpus_done`` of ``corpus_total`` bytes of all inputs read so far."""
 
     input: int
     path: str
     done: int
     total: int
     rows: int
+    corpus_done: int = 0
+    corpus_total: int = 0
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Totals:
     fast: int = 0  # of them through the chunk cache
     checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
+    others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
 
 
 class FastPathFailed(RuntimeError):
@@ -87,17 +94,25 @@ def drive(
     window: int | None = None,
 ) -> Totals:
     """Scan every shard of ``plan``; ``write`` gets each shard's result in corpus order."""
-    totals = Totals()
+    totals = Totals(others=[Totals() for _ in plan.others])
+    every = [totals, *totals.others]  # one per tokenizer
     shards = iter(plan.shards())
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
-    seen, lengths = FingerprintSet(), FingerprintMap()
+    seen = FingerprintMap()  # row key -> the shard that held it first
+    lengths = [FingerprintMap() for _ in every]  # per tokenizer: distinct text -> its length
     next_line: dict[int, int] = {}
+    first_lines: list[int] = []  # of each decided shard
+    duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
     dispatched = decided = finished = merged = 0  # shards past each step, all in order
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
     exhausted = False
+    starts = [0]  # bytes of the inputs before each, for progress
+    for item in plan.inputs:
+        starts.append(starts[-1] + item.size)
+    sized = all(item.size for item in plan.inputs)  # a pipe has no size: no share, no time left
 
     def send(k: int, call: str, *args: Any) -> None:
         w = flights[k].worker
@@ -126,11 +141,12 @@ def drive(
             if value.mismatch is not None:
                 raise FastPathFailed(value.mismatch)
             f = flights[value.index]
-            lengths.assign(f.report.texts[f.need], value.lengths)  # type: ignore[union-attr,index]
+            for k, (mine, t) in enumerate(zip(lengths, every, strict=True)):
+                mine.assign(f.report.texts[f.need], value.lengths[k])  # type: ignore[union-attr,index]
+                t.fast += value.fast[k]
+                t.checked += value.checked[k]
             f.measured = True
             totals.tokenize_seconds += value.seconds
-            totals.fast += value.fast
-            totals.checked += value.checked
         else:
             results[value.index] = value
         load[flights[value.index].worker] -= 1
@@ -140,11 +156,18 @@ def drive(
             f.report = report = reports.pop(decided)
             f.first_line = next_line.get(f.shard.input, 1)
             next_line[f.shard.input] = f.first_line + report.lines
-            f.keep = seen.add_new(report.dedup)
-            f.need = np.flatnonzero(lengths.claim(report.texts))
+            f.keep = seen.claim(report.dedup, decided)
+            first_lines.append(f.first_line)
+            if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
+                keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
+                duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
+            f.need = np.flatnonzero(lengths[0].claim(report.texts))
+            for mine in lengths[1:]:
+                mine.claim(report.texts)  # the same texts are new to every tokenizer
             if len(f.need):
                 send(decided, "measure", decided, f.need)
-                totals.tokenized += len(f.need)
+                for t in every:
+                    t.tokenized += len(f.need)
             else:
                 f.measured = True
             decided += 1
@@ -152,16 +175,61 @@ def drive(
         # measured, all its lengths are known.
         while finished < decided and flights[finished].measured:
             f = flights[finished]
-            send(finished, "finish", finished, f.keep, f.first_line, lengths.get(f.report.texts))  # type: ignore[union-attr]
+            known = np.stack([mine.get(f.report.texts) for mine in lengths])  # type: ignore[union-attr]
+            send(finished, "finish", finished, f.keep, f.first_line, known)
             f.report = f.keep = f.need = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
             write(f.shard, result)
             totals.stats += result.stats
+            for t, stats in zip(totals.others, result.others, strict=True):
+                t.stats += stats
             totals.shards += 1
             if on_progress is not None:
-                item = plan.inputs[f.shard.input]
-                on_progress(Progress(f.shard.input, item.path, f.shard.done, item.size, result.stats.read))
+                i = f.shard.input
+                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
+                on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
+    if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
+        earlier = _earlier_rows(plan, executor, duplicates, first_lines)
+        for t in every:
+            _name_earlier_rows(t.stats, duplicates, earlier)
     return totals
+
+
+def _earlier_rows(
+    plan: Plan, executor: Executor, duplicates: list[tuple[int, int]], first_lines: list[int]
+) -> dict[int, tuple[str, int]]:
+    """Where the earlier row of each of the first duplicates is (input path, line): the shards
+    that hold them are read again (at most five, never past the fifth duplicate)."""
+    wanted: dict[int, list[int]] = {}
+    for key, shard in duplicates:
+        wanted.setdefault(shard, []).append(key)
+    shards: dict[int, Shard] = {}
+    for k, shard in enumerate(plan.shards()):
+        if k in wanted:
+            shards[k] = shard
+            executor.submit(0, "locate", k, shard, np.array(wanted[k], dtype=np.uint64))
+            if len(shards) == len(wanted):
+                break
+    earlier: dict[int, tuple[str, int]] = {}
+    for _ in shards:
+        _, (k, found) = executor.result()
+        for key, r in found.items():
+            earlier[key] = (shards[k].path, first_lines[k] + r)
+    return earlier
+
+
+def _name_earlier_rows(
+    stats: ScanStats, duplicates: list[tuple[int, int]], earlier: dict[int, tuple[str, int]]
+) -> None:
+    """Name the earlier row in each duplicate_row example: the examples are the first duplicate
+    rows in corpus order, and so are ``duplicates``."""
+    examples = stats.examples.get("duplicate_row", [])
+    for i, ((key, _), e) in enumerate(zip(duplicates, examples, strict=False)):
+        if key not in earlier:
+            continue
+        source, line = earlier[key]
+        where = f"line {line}" if source == e.source else f"{source}:{line}"
+        examples[i] = Example(e.source, e.line, f"same query and positives as {where}, which was kept")

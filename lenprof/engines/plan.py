@@ -89,6 +89,14 @@ class WorkerSetup:
     buckets: LengthBuckets | None
     against: EvalIndex | None = None  # --against: the test queries and positives
     drop_leaks: bool = False
+    others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
+
+    def tokenizers(self) -> list[tuple[str, bool]]:
+        """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
+        return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
+
+    def other_caps(self) -> list[int | None]:
+        return [cap for _, _, cap in self.others]
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,14 @@ class Plan:
     against: EvalIndex | None = None
     drop_leaks: bool = False
 
+    others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
+
     def fields(self, i: int) -> Fields:
         return self.layouts[i].fields if self.layouts else self.options.fields
+
+    @property
+    def tokenizers(self) -> list[LoadedTokenizer]:
+        return [self.tokenizer, *self.others]
 
     def setup(self) -> WorkerSetup:
         o = self.outputs
@@ -114,7 +128,7 @@ class Plan:
             options=self.options,
             fields=tuple(self.fields(i) for i in range(len(self.inputs))),
             tokenizer_json=self.tokenizer.backend.to_str(),
-            encode_special_tokens=bool(getattr(self.tokenizer.backend, "encode_special_tokens", False)),
+            encode_special_tokens=_special(self.tokenizer),
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
@@ -124,6 +138,7 @@ class Plan:
             buckets=o.buckets,
             against=self.against,
             drop_leaks=self.drop_leaks,
+            others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
         )
 
     def shards(self) -> Iterator[Shard]:
@@ -167,6 +182,11 @@ class Plan:
             yield Shard(i, item.path, rows=None, lines=[], done=size)
 
 
+def _special(tokenizer: LoadedTokenizer) -> bool:
+    """split_special_tokens: on the Rust object, outside its JSON."""
+    return bool(getattr(tokenizer.backend, "encode_special_tokens", False))
+
+
 def _parquet_rows(item: InputFile) -> int:
     import pyarrow.parquet as pq
 
@@ -183,6 +203,7 @@ def make_plan(
     against: Sequence[str] = (),
     drop_leaks: bool = False,
     dataset_split: str | None = None,
+    others: Sequence[LoadedTokenizer | str] = (),
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
@@ -213,6 +234,7 @@ def make_plan(
         else None
     )
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     return Plan(
         inputs,
         options,
@@ -225,4 +247,5 @@ def make_plan(
         clean,
         index,
         drop_leaks,
+        compared,
     )

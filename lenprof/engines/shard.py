@@ -14,6 +14,7 @@ Between calls the worker keeps the checked rows of the shard; nothing else is ke
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 import time
@@ -41,7 +42,14 @@ from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..options import ScanOptions
 from ..outputs import reject_record
-from ..stats import TEXT_FIELDS, InputCount, KeyPresence, ScanStats
+from ..stats import (
+    TEXT_FIELDS,
+    InputCount,
+    InputStats,
+    KeyPresence,
+    ScanStats,
+)
+from .findings import longest_texts, removed_detail, warning_detail
 from .plan import Shard, WorkerSetup
 
 
@@ -56,10 +64,10 @@ class CheckReport:
 @dataclass
 class Measured:
     index: int
-    lengths: np.ndarray  # uint32, of the texts asked for
+    lengths: np.ndarray  # uint32, (tokenizers, texts asked for)
     seconds: float
-    fast: int  # of them counted through the chunk cache
-    checked: int  # of those, counted by the full tokenizer too
+    fast: list[int]  # per tokenizer: of them counted through the chunk cache
+    checked: list[int]  # of those, counted by the full tokenizer too
     mismatch: str | None  # why the fast path stopped, if its self-check failed
 
 
@@ -74,6 +82,7 @@ class ShardResult:
     buckets: dict[int, tuple[bytes, int, int]] = field(
         default_factory=dict
     )  # bucket -> (lines, rows, longest)
+    others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
 
 
 @dataclass
@@ -90,6 +99,7 @@ class _Checked:
     raws: list[object]  # each row as read (for a duplicate's reject)
     prints: np.ndarray  # distinct texts' fingerprints, sorted
     texts: list[str] | None  # distinct texts, in ``prints`` order, until measured
+    chars: np.ndarray  # characters of each distinct text
     text_idx: dict[str, np.ndarray]  # per field: each text's distinct index
     text_row: dict[str, np.ndarray]  # per field: each text's row
     negatives: np.ndarray  # of each row
@@ -114,9 +124,12 @@ class ShardWork:
 
         self.setup = setup
         self.options = setup.options
-        self.backend = Tokenizer.from_str(setup.tokenizer_json)
-        self.backend.encode_special_tokens = setup.encode_special_tokens
-        self.counter = FastCounter(self.backend, exact_only=setup.exact_only)
+        self.counters = []  # the scan's tokenizer first, then those compared with it
+        for tokenizer_json, encode_special_tokens in setup.tokenizers():
+            backend = Tokenizer.from_str(tokenizer_json)
+            backend.encode_special_tokens = encode_special_tokens
+            self.counters.append(FastCounter(backend, exact_only=setup.exact_only))
+        self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self._open: dict[int, _Checked] = {}
 
     # --- 1. check ----------------------------------------------------------------------------------
@@ -124,19 +137,14 @@ class ShardWork:
     def _records(self, shard: Shard) -> list:
         return records_of(shard, self.options)
 
-    def check(self, index: int, shard: Shard) -> CheckReport:
+    def _checked(self, shard: Shard, records: list, tally: Counter | None = None):
+        """(line within the shard, fate, the row as read, test data it holds to warn about) of each
+        record that is a row; ``tally`` counts the blank lines and the lines that are no row."""
         opts = self.options
         fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
         if shard.strings:
             fields = dataclasses.replace(fields, strings=True)
-        records = self._records(shard)
-        drops: list[tuple[int, Dropped, object]] = []
-        rows: list[Checked] = []
-        row_at: list[int] = []
-        raws: list[object] = []
-        blank = skipped = 0
         against = self.setup.against
-        leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and shard.first and record.startswith(BOM):
@@ -144,19 +152,32 @@ class ShardWork:
                 if record.endswith(b"\r"):
                     record = record[:-1]
                 if not record.strip():
-                    blank += 1
+                    if tally is not None:
+                        tally["blank"] += 1
                     continue
             elif record is None:  # a line that is no row (a CSV header, a cell's later lines)
-                skipped += 1
+                if tally is not None:
+                    tally["skipped"] += 1
                 continue
-            outcome = check_row(record, fields, min_neg, max_line)
+            outcome, leak = check_row(record, fields, min_neg, max_line), None
             if type(outcome) is Checked and against is not None:
                 leak = against.check(outcome.query, outcome.pos)
-                if leak is not None:
-                    if self.setup.drop_leaks:
-                        outcome = Dropped("eval_leak", leak[1])
-                    else:
-                        leaks.append((len(rows), *leak))
+                if leak is not None and self.setup.drop_leaks:
+                    outcome, leak = Dropped("eval_leak", leak[1]), None
+            yield r, outcome, record, leak
+
+    def check(self, index: int, shard: Shard) -> CheckReport:
+        opts = self.options
+        records = self._records(shard)
+        drops: list[tuple[int, Dropped, object]] = []
+        rows: list[Checked] = []
+        row_at: list[int] = []
+        raws: list[object] = []
+        leaks: list[tuple[int, str, str]] = []  # (row, reason, detail) of rows holding test data
+        tally: Counter = Counter()
+        for r, outcome, record, leak in self._checked(shard, records, tally):
+            if leak is not None:
+                leaks.append((len(rows), *leak))
             if type(outcome) is Checked:
                 rows.append(outcome)
                 row_at.append(r)
@@ -180,14 +201,15 @@ class ShardWork:
         self._open[index] = _Checked(
             input=shard.input,
             path=shard.path,
-            read=len(records) - blank - skipped,
-            blank=blank,
+            read=len(records) - tally["blank"] - tally["skipped"],
+            blank=tally["blank"],
             drops=drops,
             rows=rows,
             row_at=np.array(row_at, dtype=np.int64),
             raws=raws,
             prints=prints,
-            texts=[every[i] for i in first.tolist()],
+            texts=(texts := [every[i] for i in first.tolist()]),
+            chars=np.fromiter(map(len, texts), np.int64, len(texts)),
             text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
             text_row={
                 "query": n_rows,
@@ -201,23 +223,38 @@ class ShardWork:
         )
         return CheckReport(index, len(records), fingerprints(map(dedup_key, rows)), prints)
 
+    def locate(self, index: int, shard: Shard, keys: np.ndarray) -> tuple[int, dict[int, int]]:
+        """Where in ``shard`` (its line within the shard) a kept row with each duplicate key
+        first appears: read again only to name the earlier row of a duplicate_row example."""
+        wanted = set(keys.tolist())
+        rows = [(r, c) for r, c, _, _ in self._checked(shard, self._records(shard)) if type(c) is Checked]
+        prints = fingerprints([dedup_key(c) for _, c in rows]).tolist()
+        found: dict[int, int] = {}
+        for (r, _), key in zip(rows, prints, strict=True):
+            if key in wanted and key not in found:
+                found[key] = r
+        return index, found
+
     # --- 2. measure --------------------------------------------------------------------------------
 
     def measure(self, index: int, need: np.ndarray) -> Measured:
-        """Token counts of the shard's distinct texts at positions ``need``."""
+        """Token counts of the shard's distinct texts at positions ``need``, by each tokenizer
+        (the texts are cut into chunks once for all of them)."""
         texts = self._open[index].texts
         assert texts is not None, "measure() twice for one shard"
-        counter = self.counter
-        start, fast, checked = time.perf_counter(), counter.fast, counter.checked
-        lengths = counter.count([texts[i] for i in need.tolist()])
+        batch = [texts[i] for i in need.tolist()]
+        start = time.perf_counter()
+        before = [(c.fast, c.checked) for c in self.counters]
+        splits: dict = {}
+        lengths = np.stack([c.count(batch, splits) for c in self.counters])
         self._open[index].texts = None
         return Measured(
             index,
             lengths.astype(np.uint32),
             time.perf_counter() - start,
-            counter.fast - fast,
-            counter.checked - checked,
-            counter.mismatch,
+            [c.fast - f for c, (f, _) in zip(self.counters, before, strict=True)],
+            [c.checked - k for c, (_, k) in zip(self.counters, before, strict=True)],
+            next((c.mismatch for c in self.counters if c.mismatch is not None), None),
         )
 
     # --- 3. finish ---------------------------------------------------------------------------------
@@ -250,36 +287,22 @@ class ShardWork:
                 for reason, n in st.rows[i].repairs.items():
                     stats.repaired[reason] += n
                     stats.repaired_rows[reason] += 1
-                    stats.example(reason, st.path, line, f"{n} removed")
+                    stats.example(reason, st.path, line, removed_detail(st.rows[i], reason, n))
 
-        lengths = lengths.astype(np.int64)
-        row_max = np.zeros(len(st.rows), dtype=np.int64)
-        for f in TEXT_FIELDS:
-            idx, rows_of = st.text_idx[f], st.text_row[f]
-            np.maximum.at(row_max, rows_of, lengths[idx])
-            chosen = idx if everyone else idx[keep[rows_of]]
-            stats.hists[f].add(lengths[chosen])
-            present = np.zeros(len(st.prints), dtype=bool)
-            present[chosen] = True
-            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
-        stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
-
-        warned = length_warnings(row_max, st.negatives, setup.cap, opts.train_group_size)
-        control = np.zeros(len(st.rows), dtype=bool)
-        control[st.control] = True
-        warned["control_chars"] = control
-        for reason in sorted(warned):
-            hits = np.flatnonzero(warned[reason] & keep)
-            if len(hits):
-                stats.warnings[reason] += len(hits)
-                for i in hits[:5].tolist():
-                    stats.example(reason, st.path, first_line + int(st.row_at[i]), reason.replace("_", " "))
         for i, reason, detail in st.leaks:
             if keep[i]:
                 stats.warnings[reason] += 1
                 stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
-        row_max = row_max if everyone else row_max[kept_idx]
         stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
+
+        base = copy.deepcopy(stats) if len(self.counters) > 1 else None
+        lengths = lengths.astype(np.int64).reshape(len(self.counters), -1)  # (tokenizers, distinct texts)
+        row_max = self._count(stats, st, keep, lengths[0], setup.cap, first_line)
+        for k, cap in enumerate(setup.other_caps(), start=1):  # the same rows, other tokenizers' lengths
+            other = copy.deepcopy(base)
+            self._count(other, st, keep, lengths[k], cap, first_line)  # type: ignore[arg-type]
+            result.others.append(other)  # type: ignore[arg-type]
+        row_max = row_max if everyone else row_max[kept_idx]
 
         if setup.clean:
             objs = (
@@ -292,6 +315,55 @@ class ShardWork:
         if setup.buckets is not None:
             result.buckets = self._buckets(kept, row_max)
         return result
+
+    def _count(
+        self,
+        stats: ScanStats,
+        st: _Checked,
+        keep: np.ndarray,
+        lengths: np.ndarray,
+        cap: int | None,
+        first_line: int,
+    ) -> np.ndarray:
+        """Count the kept texts' lengths into ``stats``, with the warnings that need lengths;
+        returns each row's longest text."""
+        everyone = bool(keep.all())
+        row_max = np.zeros(len(st.rows), dtype=np.int64)
+        for f in TEXT_FIELDS:
+            idx, rows_of = st.text_idx[f], st.text_row[f]
+            np.maximum.at(row_max, rows_of, lengths[idx])
+            chosen = idx if everyone else idx[keep[rows_of]]
+            stats.hists[f].add(lengths[chosen])
+            stats.chars[f] += int(st.chars[chosen].sum())
+            present = np.zeros(len(st.prints), dtype=bool)
+            present[chosen] = True
+            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
+            stats.longest[f] = longest_texts(f, st, keep, lengths, present, first_line)
+        stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
+        stats.by_input = {
+            st.path: InputStats(st.read, Counter(stats.dropped), {f: stats.hists[f] for f in TEXT_FIELDS})
+        }
+
+        warned = length_warnings(row_max, st.negatives, cap, self.options.train_group_size)
+        control = np.zeros(len(st.rows), dtype=bool)
+        control[st.control] = True
+        warned["control_chars"] = control
+        for reason in sorted(warned):
+            hits = np.flatnonzero(warned[reason] & keep)
+            if len(hits):
+                stats.warnings[reason] += len(hits)
+                for i in hits[:5].tolist():
+                    detail = warning_detail(
+                        reason,
+                        st,
+                        i,
+                        lengths,
+                        cap,
+                        self.setup.fields[st.input],
+                        self.options.train_group_size,
+                    )
+                    stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
+        return row_max
 
     def _buckets(self, kept: list[Checked], row_max: np.ndarray) -> dict[int, tuple[bytes, int, int]]:
         spec = self.setup.buckets

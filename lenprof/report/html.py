@@ -13,10 +13,12 @@ import json
 import numpy as np
 
 from ..checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
+from ..histogram import LengthHistogram
 from ..profile import Profile
-from ..recommend import Candidate, cost_at
+from ..recommend import Candidate, candidates
 from ..stats import FIELDS
 from ..version import __version__
+from .figures import FigureData, figure_data
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#1d1d1f;padding:0 1rem}
@@ -27,6 +29,9 @@ th{background:#f6f6f8}td:first-child,th:first-child{text-align:left}
 .rec code{font-size:1.1rem}.muted{color:#666}.chosen td{font-weight:600;background:#f3faf3}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 code{background:#f3f3f5;padding:.05rem .3rem;border-radius:4px}
+td.head{text-align:left;font-family:ui-monospace,monospace;font-size:.8rem;max-width:40rem;overflow-wrap:anywhere}
+summary{cursor:pointer;color:#444;margin:.4rem 0}
+.compare-fields td:nth-child(2),.compare-fields th:nth-child(2){text-align:left}
 """
 CUT_COLORS = {"p90": "#9ecae1", "p95": "#4292c6", "p99": "#08519c", "max": "#6a51a3", "cap": "#cb181d"}
 
@@ -39,71 +44,115 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def _figure(profile: Profile, field: str, cuts: list[Candidate], chosen: int) -> str:
-    """Histogram and cumulative share of one field with the candidate cuts, as an <img> tag."""
+def _figure(data: FigureData, hist: LengthHistogram, chosen: int) -> str:
+    """Histogram and cumulative share of one field with its cuts, as an <img> tag; the figure's
+    data rides along in ``data-figure`` so that what it shows can be checked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hist = profile.histograms[field]
-    lengths = np.arange(len(hist.counts))
+    field, width = data.field, data.bin_width
     fig, (ax, cum) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
-    width = max(1, -(-len(lengths) // 120))  # at most ~120 bars
-    binned = np.add.reduceat(hist.counts, np.arange(0, len(lengths), width))
-    ax.bar(np.arange(0, len(lengths), width), binned, width=width, align="edge", color="#7f8c9d")
+    starts = [b[0] for b in data.bars]
+    ax.bar(starts, [b[1] for b in data.bars], width=width, align="edge", color="#7f8c9d")
+    if data.overflow:
+        ax.bar([data.overflow_at], [data.overflow], width=width * 2, align="edge", color="#d95f02")
+        tallest = max((b[1] for b in data.bars), default=data.overflow)
+        ax.annotate(
+            f">{data.axis_max}:\n{data.overflow} text{'s' * (data.overflow != 1)}\nto {data.longest}",
+            (data.overflow_at + width, max(data.overflow, tallest // 3)),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#d95f02",
+        )
     ax.set(
         xlabel="tokens",
         ylabel="texts",
         title=f"{field}: texts per length" + (f" (bins of {width})" if width > 1 else ""),
+        xlim=(0, data.axis_end),
     )
-    share = np.cumsum(hist.counts) / max(hist.count, 1)
-    cum.plot(lengths, 100 * share, color="#333")
+    covered = np.cumsum(hist.counts[: data.axis_max + 1])
+    cum.plot(
+        np.arange(len(covered)), 100 * covered / max(data.count, 1), color="#333", drawstyle="steps-post"
+    )
     cum.set(
         xlabel="max_len (tokens)",
         ylabel="% of texts untruncated",
-        title=f"{field}: coverage by cut",
+        title=f"{field}: coverage by cut" + (f" (100% at {data.longest})" if data.overflow else ""),
         ylim=(0, 101),
+        xlim=(0, data.axis_end),
     )
-    shown = min(int(lengths[-1]) if len(lengths) else 0, max(c.max_len for c in cuts)) if cuts else None
-    for c in cuts:
-        if c.name == "recommended" or (shown is not None and c.max_len > shown * 1.05 and c.name == "cap"):
+    for name, max_len in data.cuts.items():
+        if name == "recommended":
             continue
+        off = max_len > data.axis_max
         for a in (ax, cum):
             a.axvline(
-                c.max_len,
-                color=CUT_COLORS.get(c.name, "#999"),
+                min(max_len, data.axis_end),
+                color=CUT_COLORS.get(name, "#999"),
                 lw=1,
-                ls="--",
-                label=f"{c.name} {c.max_len}",
+                ls=":" if off else "--",
+                label=f"{name} {max_len}" + (" (beyond the axis)" if off else ""),
             )
+    off = chosen > data.axis_max
     for a in (ax, cum):
-        a.axvline(chosen, color="#238b45", lw=2.5, label=f"recommended {chosen}")
+        a.axvline(
+            min(chosen, data.axis_end),
+            color="#238b45",
+            lw=2.5,
+            ls=":" if off else "-",
+            label=f"recommended {chosen}" + (" (beyond the axis)" if off else ""),
+        )
     cum.legend(loc="lower right", fontsize=8)
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue().encode()).decode()
-    return f'<figure><img alt="{_e(field)} length histogram and coverage" src="data:image/svg+xml;base64,{data}"></figure>'
+    svg = base64.b64encode(buf.getvalue().encode()).decode()
+    return (
+        f"<figure data-figure='{_e(json.dumps(data.to_dict()))}'>"
+        f'<img alt="{_e(field)} length histogram and coverage" src="data:image/svg+xml;base64,{svg}">'
+        f"<figcaption class=muted>{_e(data.caption())}</figcaption></figure>"
+    )
 
 
-def _candidates(profile: Profile, field: str, cuts: list[Candidate], chosen: int) -> str:
-    hist = profile.histograms[field]
+def _times(value: int, base: int) -> str:
+    return f"{value / base:.2f}×" if base else "-"
+
+
+def _candidates(field: str, hist: LengthHistogram, cuts: list[Candidate], target: str) -> str:
+    """The cost of each cut for this field's own texts, against the recommended cut."""
+    rec = next(c for c in cuts if c.name == "recommended")
     rows = []
     for c in cuts:
-        kept = hist.tokens - c.tokens_lost
-        padding = c.max_len * hist.count - kept  # pad tokens if every text were padded to max_len
         cls = ' class="chosen"' if c.name == "recommended" else ""
         rows.append(
-            f"<tr{cls}><td>{_e(c.name)}</td><td>{c.max_len}{'*' if c.capped else ''}</td>"
+            f'<tr{cls} data-cut="{_e(c.name)}" data-max-len="{c.max_len}" data-truncated="{c.truncated}">'
+            f"<td>{_e(c.name)}</td><td>{c.max_len}{'*' if c.capped else ''}</td>"
             f"<td>{c.truncated} ({_pct(c.truncated, hist.count)})</td>"
             f"<td>{c.tokens_lost} ({_pct(c.tokens_lost, hist.tokens)})</td>"
-            f"<td>{_pct(padding, c.max_len * hist.count)}</td><td>{c.max_len / chosen:.2f}×</td></tr>"
+            f"<td>{_times(c.padded_tokens, rec.padded_tokens)}</td>"
+            f"<td>{_times(c.squares, rec.squares)}</td>"
+            f"<td>{_times(c.max_len * c.max_len, rec.max_len * rec.max_len)}</td></tr>"
         )
     return (
-        "<table><tr><th>cut</th><th>max_len</th><th>texts truncated</th><th>tokens lost</th>"
-        "<th>padding at max_len</th><th>cost vs recommended</th></tr>" + "".join(rows) + "</table>"
+        f'<table class=cuts data-field="{_e(field)}"><tr><th>cut</th><th>{target}_max_len</th>'
+        "<th>texts truncated</th><th>tokens lost</th><th>padded tokens<br>(memory, feed-forward)</th>"
+        "<th>attention, texts as they are<br>(Σ min(L, cut)²)</th><th>attention, padded to the cut<br>(cut²)</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
+
+
+def _not_run(profile: Profile) -> dict[str, str]:
+    """Checks that this scan's settings switched off: shown as such, never as 0."""
+    why = {}
+    if profile.options.train_group_size is None:
+        why["few_negatives"] = "needs --train-group-size"
+    if profile.tokenizer.cap is None:
+        why["over_model_limit"] = "the tokenizer declares no length limit"
+    return why
 
 
 def _checks(profile: Profile) -> str:
@@ -113,10 +162,11 @@ def _checks(profile: Profile) -> str:
         ("repaired", REPAIR_REASONS, s.repaired),
         ("warning", WARNING_REASONS, s.warnings),
     )
+    not_run = _not_run(profile)
     rows = []
     for fate, reasons, counts in groups:
         for reason in reasons:
-            n = counts.get(reason, 0)
+            n = f"not run ({not_run[reason]})" if reason in not_run else counts.get(reason, 0)
             examples = "<br>".join(
                 f"<code>{_e(e.source)}:{e.line}</code> {_e(e.detail)}"
                 for e in profile.examples.get(reason, [])
@@ -130,6 +180,72 @@ def _checks(profile: Profile) -> str:
         + "".join(rows)
         + "</table>"
     )
+
+
+def _field_section(profile: Profile, field: str) -> list[str]:
+    """A field's numbers, figure and cuts, every one of them from this field's own histogram."""
+    rec, hist = profile.recommendation, profile.histograms[field]
+    parts = [f"<h2>{field}</h2>"]
+    if not hist.count:
+        return parts + ["<p>no texts</p>"]
+    st = profile.field_stats(field)
+    pcts = " · ".join(f"p{p} {v}" for p, v in st["percentiles"].items())
+    parts.append(
+        f'<p data-field-stats="{field}">{st["count"]} texts, {st["unique"]} unique; min {st["min"]}, '
+        f"mean {st['mean']:.1f}, {pcts}, max {st['max']}</p>"
+    )
+    target = "query" if field == "query" else "passage"
+    chosen = rec.query_max_len if target == "query" else rec.passage_max_len
+    if chosen is None:
+        return parts
+    # pos and neg are cut at passage_max_len, but their percentiles are their own
+    cuts = rec.candidates[field] if field in rec.candidates else candidates(hist, chosen, rec.cap)
+    parts.append(_figure(figure_data(field, hist, cuts, chosen), hist, chosen))
+    parts.append(_candidates(field, hist, cuts, target))
+    parts.append(_longest(profile, field))
+    return parts
+
+
+def _longest(profile: Profile, field: str) -> str:
+    """The field's longest distinct texts: where users find HTML dumps, base64 and joined documents."""
+    texts = profile.longest.get(field, [])
+    if not texts:
+        return ""
+    rows = "".join(
+        f'<tr data-tokens="{t.tokens}"><td><code>{_e(t.source)}:{t.line}</code>'
+        f"{'' if t.item is None else f' [{t.item}]'}</td><td>{t.tokens}</td><td>{t.chars}</td>"
+        f"<td class=head>{_e(t.head)}{'…' if t.chars > len(t.head) else ''}</td></tr>"
+        for t in texts
+    )
+    return (
+        f"<details open><summary>longest {field} texts</summary>"
+        f'<table class=longest data-field="{_e(field)}"><tr><th>where</th><th>tokens</th><th>characters</th>'
+        f"<th>how it starts</th></tr>{rows}</table></details>"
+    )
+
+
+def _per_input(profile: Profile) -> list[str]:
+    """One row per input: a folder of tasks with different lengths gets a number per task."""
+    if not profile.per_input:
+        return []
+    head = "".join(f"<th>{f} p95</th>" for f in FIELDS)
+    rows = []
+    for b in profile.per_input:
+        p95 = "".join(f"<td>{_e(b.histograms[f].percentile(95) or '-')}</td>" for f in FIELDS)
+        drops = ", ".join(f"{r} {n}" for r, n in b.dropped.items()) or "none"
+        rec = b.recommendation
+        lengths = f"{rec.query_max_len} / {rec.passage_max_len}" if rec.query_max_len is not None else "-"
+        rows.append(
+            f"<tr><td><code>{_e(b.path)}</code></td><td>{b.read}</td><td>{b.kept}</td>"
+            f'<td style="text-align:left">{_e(drops)}</td>{p95}<td>{lengths}</td></tr>'
+        )
+    return [
+        "<h2>Per input</h2>",
+        f"<p class=muted>What each input alone would need (p{profile.recommendation.coverage:g}, "
+        "same rounding and cap); a corpus mixing them gets the recommendation at the top.</p>",
+        f"<table class=inputs><tr><th>input</th><th>rows</th><th>kept</th><th>dropped</th>{head}"
+        f"<th>query / passage max_len</th></tr>" + "".join(rows) + "</table>",
+    ]
 
 
 def render_html(profile: Profile) -> str:
@@ -147,30 +263,14 @@ def render_html(profile: Profile) -> str:
             f"<code>--query_max_len {rec.query_max_len} --passage_max_len {rec.passage_max_len}</code></div>"
         )
     for field in FIELDS:
-        hist = profile.histograms[field]
-        parts.append(f"<h2>{field}</h2>")
-        if not hist.count:
-            parts.append("<p>no texts</p>")
-            continue
-        st = profile.field_stats(field)
-        pcts = " · ".join(f"p{p} {v}" for p, v in st["percentiles"].items())
-        parts.append(
-            f"<p>{st['count']} texts, {st['unique']} unique; min {st['min']}, mean {st['mean']:.1f}, {pcts}, max {st['max']}</p>"
-        )
-        target = "query" if field == "query" else "passage"
-        chosen = rec.query_max_len if target == "query" else rec.passage_max_len
-        if chosen is None:
-            continue
-        if field in ("query", "passage"):
-            cuts = rec.candidates[target]
-        else:  # pos or neg alone, at the passage recommendation's cuts
-            hist = profile.histograms[field]
-            cuts = [cost_at(hist, c.name, c.max_len, c.capped) for c in rec.candidates["passage"]]
-        parts.append(_figure(profile, field, cuts, chosen))
-        parts.append(_candidates(profile, field, cuts, chosen))
+        parts += _field_section(profile, field)
     parts += [
-        "<p class=muted>* lowered to the model's cap. Padding at max_len: share of pad tokens if every text were padded to the cut "
-        "(FlagEmbedding pads each batch to its longest text, so real padding is lower). Cost: sequence length relative to the recommendation.</p>",
+        "<p class=muted>* lowered to the model's cap. The recommended cut of pos and neg is passage_max_len. "
+        "Padded tokens: every text padded to the cut, what memory and the feed-forward layers pay for "
+        "(FlagEmbedding pads each batch to its longest text, so a batch of short texts pays less). "
+        "Attention grows with the square of a sequence's length: Σ min(L, cut)² is its cost for the texts "
+        "as they are, cut² for texts padded to the cut. Each is given relative to the recommended cut.</p>",
+        *_per_input(profile),
         "<h2>Checks</h2>",
         _checks(profile),
         "<h2>How this report was made</h2>",
