@@ -97,8 +97,6 @@ def peek_columns(item: InputFile) -> Columns | None:
         return _first_piece(item)
     if item.format != "jsonl":
         return None
-    import msgspec
-
     blocks = decompressed_blocks(item) if item.compression else file_blocks(item.path)
     head, size = [], 0
     for block in blocks:
@@ -110,42 +108,38 @@ def peek_columns(item: InputFile) -> Columns | None:
     lines = [x for part in iter_lines(iter(head), SAMPLE_BYTES, 0) for x in part]
     if not whole:
         lines = lines[:-1]  # perhaps cut
-    names: dict[str, None] = {}
-    rows = 0
-    decode = msgspec.json.Decoder().decode
-    for line in islice(lines, 10_000):
-        try:
-            obj = decode(line)
-        except Exception:
-            continue
-        if isinstance(obj, dict):
-            rows += 1
-            names.update(dict.fromkeys(obj))
+    names, rows = _keys(islice(lines, 10_000))
     return Columns(list(names), exact=whole, rows=rows)
 
 
 def _first_piece(item: InputFile) -> Columns:
     """The columns of a JSON array, CSV/TSV or ``datasets`` input, from its first piece (a CSV
     header and a dataset's features are exact)."""
-    import msgspec
-
     from .readers import pieces
 
     first = next(iter(pieces(item, SAMPLE_BYTES, SAMPLE_BYTES)), None)
     piece = first[0] if first is not None else []
     if not isinstance(piece, list):  # an Arrow table
         return Columns(list(piece.column_names), exact=True)
+    names, rows = _keys(islice(piece, 10_000))
+    return Columns(list(names), exact=item.format in ("csv", "tsv") and rows > 0, rows=rows)
+
+
+def _keys(records) -> tuple[list[str], int]:
+    """The keys of the records that decode to an object, as the scan decodes them (``parse``),
+    in first-seen order, and how many such records there were."""
+    from .parse import parse
+
     names: dict[str, None] = {}
     rows = 0
-    for record in islice(piece, 10_000):
-        try:
-            obj = record if isinstance(record, dict) else msgspec.json.decode(record)
-        except Exception:
+    for record in records:
+        if not isinstance(record, (bytes, dict)):
             continue
-        if isinstance(obj, dict):
+        parsed = parse(record)
+        if isinstance(parsed, tuple):
             rows += 1
-            names.update(dict.fromkeys(obj))
-    return Columns(list(names), exact=item.format in ("csv", "tsv") and rows > 0, rows=rows)
+            names.update(dict.fromkeys(parsed[0]))
+    return list(names), rows
 
 
 def resolve(item: InputFile, fields: Fields, given: bool, min_neg: int) -> Layout:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from lenprof import scan
 from lenprof.cli import main
+from lenprof.layouts import LayoutError
 
 GOOD = b'{"query": "what is lenprof", "pos": ["a length profiler"], "neg": ["a bread recipe"]}'
 # Lines made of pieces that reach every check, glued with arbitrary bytes in between.
@@ -53,13 +54,19 @@ def test_arbitrary_bytes_are_kept_or_rejected(tok, tmp_path_factory, data, shard
     src = d / "in.jsonl"
     src.write_bytes(data)
     clean, rejects = d / "clean.jsonl", d / "rejects.jsonl"
-    p = scan(
-        str(src),
-        tokenizer=tok,
-        shard_bytes=shard_bytes,
-        clean_out=str(clean),
-        rejects_out=str(rejects),
-    )
+    try:
+        p = scan(
+            str(src),
+            tokenizer=tok,
+            shard_bytes=shard_bytes,
+            clean_out=str(clean),
+            rejects_out=str(rejects),
+        )
+    except LayoutError:  # refused only when objects were read and none has query and pos
+        objects = [o for o in map(_object, data.split(b"\n")) if isinstance(o, dict)]
+        assert objects and not any("query" in o and "pos" in o for o in objects)
+        assert not clean.exists() and not rejects.exists()
+        return
     s = p.samples
     physical_lines = len(data.split(b"\n")) - (1 if data.endswith(b"\n") else 0) if data else 0
     assert s.read + s.blank == physical_lines
@@ -69,6 +76,13 @@ def test_arbitrary_bytes_are_kept_or_rejected(tok, tmp_path_factory, data, shard
     assert len(kept_lines) == s.kept and len(rejected) == sum(s.dropped.values())
     assert all(r["reason"] in s.dropped and r["source"] == str(src) for r in rejected)
     assert len({r["line"] for r in rejected}) == len(rejected)
+
+
+def _object(line: bytes):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 # --- the whole command line, on mutated real rows and random JSON values -------------------------------

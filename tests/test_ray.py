@@ -23,6 +23,7 @@ from test_fuzz import mutated_line
 
 from lenprof import scan
 from lenprof.engines.ray import RUNTIME_ENV, RayEngine
+from lenprof.layouts import LayoutError
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,11 @@ def test_ray_engine_on_mutated_rows_matches_local(local_ray, tok, tmp_path_facto
                 ("profile_out", "profile.json"),
             )
         }
-        scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
-        out[name] = outcome(folder / name)
+        try:
+            scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
+            out[name] = outcome(folder / name)
+        except LayoutError as exc:  # no row has query and pos: refused before either engine starts
+            out[name] = str(exc)
     assert out["ray"] == out["local"]
 
 
