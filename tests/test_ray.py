@@ -198,5 +198,9 @@ def test_ray_from_a_real_process_is_quiet_and_leaves_nothing_behind(tmp_path):
         if Path(f"/proc/{p}").exists()
         and b"Z" not in Path(f"/proc/{p}/stat").read_bytes().split(b")")[-1][:3]
     ]
-    what = {p: Path(f"/proc/{p}/stat").read_bytes()[:80] for p in alive if Path(f"/proc/{p}").exists()}
+    what = {
+        p: (Path(f"/proc/{p}/cmdline").read_bytes()[:100], Path(f"/proc/{p}/stat").read_bytes()[:80])
+        for p in alive
+        if Path(f"/proc/{p}").exists()
+    }
     assert alive == [], f"Ray's processes outlived the killed driver: {what}"

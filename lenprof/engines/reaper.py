@@ -47,7 +47,9 @@ def ray_orphans(session: str, since: int) -> dict[int, str]:
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                name = fh.read(64)
+                # a Ray worker that has not yet set its title is ".../python\0.../ray/_private/...":
+                # the "/ray/" lies past the interpreter's path, so read the whole command line
+                name = fh.read(4096)
         except OSError:
             continue
         if name.startswith(b"ray::") or b"/ray/" in name:
