@@ -22,11 +22,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .inputs import discover
 from .options import ScanOptions
+
+if TYPE_CHECKING:
+    from .checks import Checked
 
 
 def normalise(text: str) -> str:
@@ -58,17 +62,20 @@ class _Texts:
         e, n = np.argsort(exact, kind="stable"), np.argsort(normal, kind="stable")
         return cls(exact[e], normal[n], at[e], at[n])
 
-    def find(self, texts: Sequence[str]) -> tuple[int, bool] | None:
-        """The first text found: (its place, whether only after normalising), or None."""
-        for keys, at, normalised in ((self.exact, self.exact_at, False), (self.normal, self.normal_at, True)):
-            if not len(keys):
-                return None
-            mine = stable_fingerprints(map(normalise, texts) if normalised else texts)
+    def places(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For each text, the place of the test text it equals exactly, and of the one it equals
+        after normalising; -1 where none."""
+        found = []
+        for keys, at, mine in (
+            (self.exact, self.exact_at, stable_fingerprints(texts)),
+            (self.normal, self.normal_at, stable_fingerprints(map(normalise, texts))),
+        ):
+            if not len(keys) or not len(mine):
+                found.append(np.full(len(mine), -1, dtype=np.int64))
+                continue
             i = np.searchsorted(keys, mine).clip(0, len(keys) - 1)
-            hits = np.flatnonzero(keys[i] == mine)
-            if len(hits):
-                return int(at[i[hits[0]]]), normalised
-        return None
+            found.append(np.where(keys[i] == mine, at[i], -1))
+        return found[0], found[1]
 
 
 @dataclass(frozen=True)
@@ -81,21 +88,50 @@ class EvalIndex:
     positives: _Texts
     rows: int
 
-    def check(self, query: str, positives: Sequence[str]) -> tuple[str, str] | None:
-        """(reason, detail) for a training row that holds a test query or positive."""
-        for reason, kind, found in (
-            ("eval_query_leak", "query", self.queries.find([query])),
-            ("eval_pos_leak", "positive", self.positives.find(positives)),
-        ):
-            if found is not None:
-                place, normalised = found
-                file, line = self.places[place]
-                how = " after normalising whitespace and case" if normalised else ""
-                return reason, f"{kind} of {self.paths[file]} line {line}{how}"
-        return None
+    def check(self, rows: Sequence[Checked]) -> dict[int, tuple[str, str]]:
+        """(reason, detail) by position, for the training rows that hold a test query or
+        positive: the query first, then the first positive found exactly, then after normalising.
+        One lookup for the whole list, not one per row."""
+        q_exact, q_normal = self.queries.places([r.query for r in rows])
+        pos = [p for r in rows for p in r.pos]
+        owner = np.repeat(np.arange(len(rows)), [len(r.pos) for r in rows])
+        p_exact, p_normal = self.positives.places(pos)
+        first_exact, first_normal = (
+            _first_per_row(owner, p_exact, len(rows)),
+            _first_per_row(owner, p_normal, len(rows)),
+        )
+        found = {}
+        for i in np.flatnonzero(
+            (q_exact >= 0) | (q_normal >= 0) | (first_exact >= 0) | (first_normal >= 0)
+        ).tolist():
+            for reason, kind, place, normalised in (
+                ("eval_query_leak", "query", q_exact[i], False),
+                ("eval_query_leak", "query", q_normal[i], True),
+                ("eval_pos_leak", "positive", first_exact[i], False),
+                ("eval_pos_leak", "positive", first_normal[i], True),
+            ):
+                if place >= 0:
+                    file, line = self.places[place]
+                    how = " after normalising whitespace and case" if normalised else ""
+                    found[i] = (reason, f"{kind} of {self.paths[file]} line {line}{how}")
+                    break
+        return found
 
     def describe(self) -> dict:
         return {"files": self.paths, "rows": self.rows}
+
+
+def _first_per_row(owner: np.ndarray, places: np.ndarray, rows: int) -> np.ndarray:
+    """Per row, the place of its first text that was found (texts in row order); -1 if none.
+
+    >>> _first_per_row(np.array([0, 0, 1, 2]), np.array([-1, 7, -1, 3]), 4).tolist()
+    [7, -1, 3, -1]
+    """
+    out = np.full(rows, -1, dtype=np.int64)
+    hit = np.flatnonzero(places >= 0)
+    hit = hit[::-1]  # assigning in reverse leaves each row's first hit
+    out[owner[hit]] = places[hit]
+    return out
 
 
 def build(paths: Sequence[str], options: ScanOptions, resolve_fields) -> EvalIndex:

@@ -140,14 +140,32 @@ class ShardWork:
     def _checked(self, shard: Shard, records: list, tally: Counter | None = None):
         """(line within the shard, fate, the row as read, test data it holds to warn about) of each
         record that is a row; ``tally`` counts the blank lines and the lines that are no row."""
-        opts = self.options
-        fields, min_neg, max_line = self.setup.fields[shard.input], opts.min_neg, opts.max_line_bytes
+        fields = self.setup.fields[shard.input]
         if shard.strings:
             fields = dataclasses.replace(fields, strings=True)
         against = self.setup.against
+        rows = self._fates(records, shard.first, fields, tally)
+        if against is None:
+            yield from rows
+            return
+        rows = list(rows)  # the test data is looked up for the whole shard at once
+        hits = against.check([outcome for _, outcome, _, _ in rows if type(outcome) is Checked])
+        k = 0
+        for r, outcome, record, _ in rows:
+            leak = None
+            if type(outcome) is Checked:
+                leak, k = hits.get(k), k + 1
+                if leak is not None and self.setup.drop_leaks:
+                    outcome, leak = Dropped("eval_leak", leak[1]), None
+            yield r, outcome, record, leak
+
+    def _fates(self, records: list, first: bool, fields, tally: Counter | None):
+        """(line within the shard, fate, the row as read, None) of each record that is a row."""
+        opts = self.options
+        min_neg, max_line = opts.min_neg, opts.max_line_bytes
         for r, record in enumerate(records):
             if type(record) is bytes:
-                if r == 0 and shard.first and record.startswith(BOM):
+                if r == 0 and first and record.startswith(BOM):
                     record = record[len(BOM) :]
                 if record.endswith(b"\r"):
                     record = record[:-1]
@@ -159,12 +177,7 @@ class ShardWork:
                 if tally is not None:
                     tally["skipped"] += 1
                 continue
-            outcome, leak = check_row(record, fields, min_neg, max_line), None
-            if type(outcome) is Checked and against is not None:
-                leak = against.check(outcome.query, outcome.pos)
-                if leak is not None and self.setup.drop_leaks:
-                    outcome, leak = Dropped("eval_leak", leak[1]), None
-            yield r, outcome, record, leak
+            yield r, check_row(record, fields, min_neg, max_line), record, None
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options
