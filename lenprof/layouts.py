@@ -86,8 +86,7 @@ def peek_columns(item: InputFile) -> Columns | None:
 
         try:
             return Columns(list(pq.ParquetFile(item.path).schema_arrow.names), exact=True)
-        except Exception as exc:  # a broken file: the scan itself names the problem
-            del exc
+        except Exception:  # a broken file: the scan itself names the problem
             return None
     from .readers import PIECEWISE, stdin
 

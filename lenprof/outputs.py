@@ -255,7 +255,8 @@ class RowSink:
     def filled(self, row: dict, missing: dict[str, int]) -> dict:
         return {**row, **{k: self.fill.get(k) for k in missing if k not in row}}
 
-    def close(self) -> None:
+    def _flush(self) -> None:
+        """Finish the file as written: compressed, flushed to disk, closed."""
         try:
             if self._fh is not self._raw:
                 self._fh.close()
@@ -264,8 +265,11 @@ class RowSink:
             self._raw.close()
         except OSError as exc:
             raise write_failed(self.target, exc) from exc
+
+    def close(self) -> None:
+        self._flush()
         missing = self.missing()
-        if missing and not isinstance(self, ParquetSink):
+        if missing:
             self._unify(Path(self._raw.name), missing)
 
     def _unify(self, path: Path, missing: dict[str, int]) -> None:
@@ -316,7 +320,7 @@ class ParquetSink(RowSink):
         from .columns import schema, table
 
         spool = Path(self._raw.name)
-        super().close()
+        self._flush()  # a missing key is filled as the rows are converted below
         arrow_schema = schema(self.kinds)
         decode = msgspec.json.Decoder().decode
         try:

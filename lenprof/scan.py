@@ -121,7 +121,7 @@ def run(
     out = plan.outputs
     txn = Transaction()
     buckets: dict[str, dict] = {}
-    mirrored = len(set(plan.clean_targets)) > 1 or (out.clean is not None and cleaned.is_folder(out.clean))
+    mirrored = out.clean is not None and cleaned.is_folder(out.clean)
     fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
 
     def write(shard: Shard, result: ShardResult) -> None:
@@ -186,9 +186,9 @@ def run(
                         else {}
                     ),
                     "filled": {
-                        t: txn.rows(t).missing()
+                        t: missing
                         for t in txn.targets()
-                        if t in plan.clean_targets and txn.rows(t).missing()
+                        if t in plan.clean_targets and (missing := txn.rows(t).missing())
                     },
                     "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
                     "texts_tokenized": tally.tokenized,
