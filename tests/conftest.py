@@ -27,11 +27,18 @@ def corpora() -> Path:
     (see .ci/run), which makes them required.
     """
     if not CORPORA.is_dir():
-        message = f"FlagEmbedding's example data is not at {CORPORA} (set LENPROF_CORPORA)"
-        if os.environ.get("LENPROF_REQUIRE_CORPORA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        absent(
+            f"FlagEmbedding's example data is not at {CORPORA} (set LENPROF_CORPORA)",
+            "LENPROF_REQUIRE_CORPORA",
+        )
     return CORPORA
+
+
+def absent(message: str, required_by: str) -> None:
+    """Skip a test whose outside resource is missing, or fail it where ``required_by`` is set to 1."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +86,8 @@ def flagembedding_python() -> Path:
     """
     python = FLAGEMBEDDING_VENV / "bin" / "python"
     if not python.exists():
-        message = f"no FlagEmbedding venv at {FLAGEMBEDDING_VENV} (run `make peers` or set LENPROF_FLAGEMBEDDING_VENV)"
-        if os.environ.get("LENPROF_REQUIRE_PEERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        absent(
+            f"no FlagEmbedding venv at {FLAGEMBEDDING_VENV} (run `make peers` or set LENPROF_FLAGEMBEDDING_VENV)",
+            "LENPROF_REQUIRE_PEERS",
+        )
     return python
