@@ -1,10 +1,10 @@
 """Token counts faster than the tokenizer runs, never different from what it would count.
 
 A length profile needs only how many tokens a text has. For some tokenizers that count splits
-exactly over the text's whitespace-separated chunks, and real corpora reuse few distinct
-chunks, so each chunk is tokenized once and its count cached:
+exactly over pieces of the text that a cheap cut finds, and real corpora reuse few distinct
+pieces, so each piece is tokenized once and its count cached:
 
-    count(text) = specials + sum(count(chunk) - specials for chunk in text.split())
+    count(text) = specials + sum(count(piece) - specials for piece in pieces(text))
 
 When it holds (the proof, per family):
 
@@ -14,13 +14,20 @@ When it holds (the proof, per family):
     turns every other whitespace character into a space, puts spaces around Chinese characters,
     and lower-cases and strips accents (canonical decomposition, NFD, never makes a space);
   - the pre-tokenizer splits at every whitespace character before anything else, then isolates
-    punctuation inside each piece, and WordPiece encodes each word alone (a word over
-    ``max_input_chars_per_word`` becomes [UNK] alone too);
-  - added tokens match inside one chunk as long as none holds whitespace;
-  - so the chunks are ``str.split()``'s: outside control characters Python splits at exactly
-    the characters the normalizer turns into spaces (the control characters ``\x0b``, ``\x0c``,
-    ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the
-    rule leaves out).
+    each punctuation character inside each piece, and WordPiece encodes each word alone (a word
+    over ``max_input_chars_per_word`` becomes [UNK] alone too);
+  - added tokens match inside one whitespace-separated chunk as long as none holds whitespace.
+  Two cuts follow:
+  - *words*, for ASCII texts that hold no added token's text: the pre-tokenizer's own pieces,
+    runs of letters and digits and single punctuation characters (in ASCII, every printable
+    character that is no letter, digit or space is punctuation to BERT), lower-cased first
+    when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
+    fingerprinted for a whole batch at once with numpy, on the bytes;
+  - *chunks*, for every other text: ``str.split()``'s, after spacing out Chinese characters as
+    the normalizer does. Outside control characters Python splits at exactly the characters
+    the normalizer turns into spaces (the control characters ``\x0b``, ``\x0c``,
+    ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the rule
+    leaves out).
 
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
 Every run checks itself: the first 1,000 texts a worker counts this way and one in a hundred
@@ -28,14 +35,16 @@ after that are counted by the full tokenizer too, and any difference stops the f
 
     >>> from lenprof import load_tokenizer
     >>> counter = FastCounter(load_tokenizer(None).backend)
-    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "a\x0bb"]).tolist()
-    ('bert-wordpiece', [6, 4, 3])
-    >>> counter.texts, counter.fast  # the last text has a control character: the tokenizer counted it
-    (3, 2)
+    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "a\x0bb", "中文"]).tolist()
+    ('bert-wordpiece', [6, 4, 3, 4])
+    >>> counter.texts, counter.fast  # the third has a control character: the tokenizer counted it
+    (4, 3)
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -57,18 +66,39 @@ _CHINESE = re.compile(
     "([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
     "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f])"
 )
+# An ASCII byte's class for the words cut: 0 whitespace, 1 letter or digit, 2 punctuation,
+# 3 a control character outside the rule.
+_SPACE, _ALNUM, _PUNCT, _CONTROL = range(4)
+_CLASS = np.full(256, _CONTROL, dtype=np.uint8)
+_CLASS[[9, 10, 13, 32]] = _SPACE
+_CLASS[33:127] = _PUNCT
+_CLASS[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = _ALNUM
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+# Words are fingerprinted as polynomials in one odd base modulo 2**64 (with the length mixed in),
+# all at once from prefix sums; a word longer than this is fingerprinted by its string's hash.
+_BASE = 0x5851F42D4C957F2D
+_LONG_WORD = 64
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)
 CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
-MAX_CACHED_CHUNKS = 8_000_000  # ~100 MB; a full cache starts afresh (time, never results)
+BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
+MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A tokenizer family whose counts split over whitespace-separated chunks of safe texts."""
+    """A tokenizer family whose counts split over the pieces of safe texts."""
 
     family: str
     specials: int  # tokens the post-processor adds around every text
     pad_chinese: bool = False  # the normalizer puts spaces around Chinese characters
+    lowercase: bool = False  # the normalizer lower-cases
+    added: re.Pattern | None = None  # the added tokens' texts (any case): such texts are no words
+
+    @property
+    def words_key(self) -> tuple:
+        return ("words", self.lowercase, self.added.pattern if self.added else None)
 
 
 def recognise(backend: Any) -> Rule | None:
@@ -80,6 +110,7 @@ def recognise(backend: Any) -> Rule | None:
     normalizer, pre, model, post = (
         spec.get(k) or {} for k in ("normalizer", "pre_tokenizer", "model", "post_processor")
     )
+    added = [t.get("content", "") for t in spec.get("added_tokens", [])]
     if (
         model.get("type") == "WordPiece"
         and normalizer.get("type", "BertNormalizer") == "BertNormalizer"
@@ -88,112 +119,239 @@ def recognise(backend: Any) -> Rule | None:
         in ("TemplateProcessing", "BertProcessing", "RobertaProcessing")
         and not spec.get("truncation")
         and not spec.get("padding")
-        and not any(len(t.get("content", "").split()) != 1 for t in spec.get("added_tokens", []))
+        and not any(len(t.split()) != 1 for t in added)
     ):
         return Rule(
             "bert-wordpiece",
             int(count_tokens(backend, [""])[0]),
             pad_chinese=bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False,
+            lowercase=bool(normalizer.get("lowercase", True)) if normalizer else False,
+            added=re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None,
         )
     return None
 
 
-class _Split:
-    """Safe texts cut into their chunks, with each distinct chunk's fingerprint: the part of a
-    chunk count that does not depend on the vocabulary, done once for every tokenizer."""
+def _distinct(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct fingerprints, sorted, and where each piece's is among them."""
+    distinct, inverse = np.unique(prints, return_inverse=True)  # no return_index: no stable sort
+    return distinct, inverse.reshape(-1)
+
+
+def _one_of_each(inverse: np.ndarray, n: int) -> np.ndarray:
+    """A position of a piece with each distinct fingerprint."""
+    where = np.empty(n, dtype=np.int64)
+    where[inverse] = np.arange(len(inverse))
+    return where
+
+
+@functools.lru_cache(maxsize=4)
+def _word_model(tokenizer_json: str) -> Any:
+    """The tokenizer's WordPiece model alone, splitting at spaces only: what BERT does to one
+    word of the words cut. Such a word is ASCII, holds no added token's text, and is already
+    lower-cased where the normalizer lower-cases, so the normalizer would change nothing and
+    the pre-tokenizer would keep it whole; skipping both saves a third of the time."""
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tokenizer_json)
+    spec.update(
+        normalizer=None, pre_tokenizer={"type": "WhitespaceSplit"}, post_processor=None, added_tokens=[]
+    )
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+class _Words:
+    """ASCII texts cut into BERT's pre-tokenizer pieces (see the module's proof), a batch at a
+    time with numpy: each piece's fingerprint, the text it belongs to, and which texts the cut
+    must not count (a control character, or an added token's text)."""
+
+    _powers = np.ones(1, dtype=np.uint64)  # _BASE ** i, and its inverse's, grown on demand
+    _inverses = np.ones(1, dtype=np.uint64)
+
+    def __init__(self, texts: list[str], rule: Rule):
+        joined = "\n".join(texts)
+        raw = np.frombuffer(joined.encode("ascii"), np.uint8)
+        data = _LOWER[raw] if rule.lowercase else raw
+        self.data = data.tobytes() if rule.lowercase else joined.encode("ascii")
+        kind = _CLASS[data]
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        text_at = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+        self.n = len(texts)
+        self.left_out = np.zeros(self.n, dtype=bool)
+        control = np.flatnonzero(kind == _CONTROL)
+        if len(control):
+            self.left_out[np.searchsorted(text_at, control, side="right") - 1] = True
+            kind[control] = _SPACE
+        if rule.added is not None:
+            hits = [m.start() for m in rule.added.finditer(joined)]
+            self.left_out[np.searchsorted(text_at, np.array(hits, dtype=np.int64), side="right") - 1] = True
+        before = np.concatenate([[_SPACE], kind[:-1]])
+        after = np.concatenate([kind[1:], [_SPACE]])
+        piece, punct = kind != _SPACE, kind == _PUNCT
+        self.starts = np.flatnonzero(piece & (punct | (before != _ALNUM)))
+        self.ends = np.flatnonzero(piece & (punct | (after != _ALNUM))) + 1
+        self.owner = np.searchsorted(text_at, self.starts, side="right") - 1
+        self.prints, self.inverse = _distinct(self._fingerprints(data))
+
+    def _fingerprints(self, data: np.ndarray) -> np.ndarray:
+        powers, inverses = self._tables(len(data) + 1)
+        with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+            prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+            np.cumsum(data.astype(np.uint64) * powers[: len(data)], out=prefix[1:])
+            sizes = self.ends - self.starts
+            prints = (prefix[self.ends] - prefix[self.starts]) * inverses[self.starts]
+            prints ^= sizes.astype(np.uint64) * _SPREAD
+        long = np.flatnonzero(sizes > _LONG_WORD)  # a polynomial hash is weakest on long inputs
+        if len(long):
+            prints[long] = fingerprints(self._strings(long))
+        return prints
+
+    @classmethod
+    def _tables(cls, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(cls._powers) < n:
+            size = max(n, 2 * len(cls._powers), 1 << 16)
+            one = np.ones(1, dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                cls._powers = np.concatenate([one, np.cumprod(np.full(size - 1, _BASE, dtype=np.uint64))])
+                inverse = pow(_BASE, -1, 1 << 64)
+                cls._inverses = np.concatenate([one, np.cumprod(np.full(size - 1, inverse, dtype=np.uint64))])
+        return cls._powers, cls._inverses
+
+    def _strings(self, pieces: np.ndarray) -> list[str]:
+        data, starts, ends = self.data, self.starts[pieces].tolist(), self.ends[pieces].tolist()
+        return [data[a:b].decode("ascii") for a, b in zip(starts, ends, strict=True)]
+
+    def strings(self, distinct: np.ndarray) -> list[str]:
+        """The pieces at positions ``distinct`` of ``prints``."""
+        return self._strings(_one_of_each(self.inverse, len(self.prints))[distinct])
+
+
+def _spaced(match: re.Match) -> str:
+    return f" {match.group()} "
+
+
+class _Chunks:
+    """Texts cut into ``str.split()``'s chunks (Chinese characters spaced out first), with each
+    distinct chunk's fingerprint and the text each chunk belongs to."""
 
     def __init__(self, texts: list[str], pad_chinese: bool):
         if pad_chinese:
             pad = _CHINESE.sub
-            pieces = [(text if text.isascii() else pad(r" \1 ", text)).split() for text in texts]
+            pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
         else:
             pieces = [text.split() for text in texts]
-        self.sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        self.n = len(texts)
+        self.owner = np.repeat(np.arange(self.n), np.fromiter(map(len, pieces), np.int64, self.n))
         self.flat = list(chain.from_iterable(pieces))
-        self.prints, self.first, self.inverse = np.unique(
-            fingerprints(self.flat), return_index=True, return_inverse=True
-        )
+        self.prints, self.inverse = _distinct(fingerprints(self.flat))
+
+    def strings(self, distinct: np.ndarray) -> list[str]:
+        return [self.flat[i] for i in _one_of_each(self.inverse, len(self.prints))[distinct].tolist()]
 
 
 class FastCounter:
-    """Token counts: through the chunk cache for safe texts where a rule holds, else the
+    """Token counts: through the piece caches for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
 
     def __init__(self, backend: Any, exact_only: bool = False):
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
-        self.cache = FingerprintMap()  # chunk -> its tokens, specials left out
+        self._word_model: Any = None
+        # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
+        self.caches = {_Words: FingerprintMap(), _Chunks: FingerprintMap()}
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
+
+    @property
+    def word_model(self) -> Any:
+        if self._word_model is None:
+            self._word_model = _word_model(self.backend.to_str())
+        return self._word_model
 
     @property
     def path(self) -> str:
         return f"chunks:{self.rule.family}" if self.rule and not self.mismatch else "tokenizer"
 
-    def count(self, texts: list[str], splits: dict | None = None) -> np.ndarray:
+    def count(self, texts: list[str], cuts: dict | None = None) -> np.ndarray:
         """Token counts of ``texts``. Counters of several tokenizers counting the same texts
-        share ``splits`` (a dict, empty at first): the texts are cut into chunks once for all."""
+        share ``cuts`` (a dict, empty at first): the texts are cut once for all of them."""
+        cuts = {} if cuts is None else cuts
+        ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
+        if len(texts) and ends[-1] > 0:  # cut in parts: the numpy arrays stay a few MB
+            cut = np.flatnonzero(np.diff(ends)) + 1
+            bounds = [0, *cut.tolist(), len(texts)]
+            return np.concatenate(
+                [self._count(texts[a:b], cuts.setdefault(a, {})) for a, b in itertools.pairwise(bounds)]
+            )
+        return self._count(texts, cuts)
+
+    def _count(self, texts: list[str], cuts: dict) -> np.ndarray:
+        rule = self.rule
         self.texts += len(texts)
-        if self.rule is None or self.mismatch is not None:
+        if rule is None or self.mismatch is not None:  # the self-check failed on an earlier part
             return count_tokens(self.backend, texts)
-        unsafe = _UNSAFE.search
-        fast = [i for i, t in enumerate(texts) if unsafe(t) is None]
         out = np.zeros(len(texts), dtype=np.int64)
-        if len(fast) < len(texts):
-            slow = np.ones(len(texts), dtype=bool)
-            slow[fast] = False
-            where = np.flatnonzero(slow)
-            out[where] = count_tokens(self.backend, [texts[i] for i in where.tolist()])
-        if fast:
-            pad = self.rule.pad_chinese
-            split = (splits or {}).get(pad)
-            if split is None:
-                split = _Split([texts[i] for i in fast], pad)
-                if splits is not None:
-                    splits[pad] = split
-            out[fast] = self._chunked(split)
-            self.fast += len(fast)
-            self._check([texts[i] for i in fast], out[fast])
+        fast = np.zeros(len(texts), dtype=bool)
+        ascii_ = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
+        if len(ascii_):
+            words = cuts.get(rule.words_key)
+            if words is None:
+                words = cuts[rule.words_key] = _Words([texts[i] for i in ascii_.tolist()], rule)
+            counted = ascii_[~words.left_out]
+            out[counted] = self._sums(words)[~words.left_out]
+            fast[counted] = True
+        unsafe = _UNSAFE.search
+        rest = [i for i in np.flatnonzero(~fast).tolist() if unsafe(texts[i]) is None]
+        if rest:
+            key = (rule.pad_chinese, rule.words_key)
+            chunks = cuts.get(key)
+            if chunks is None:
+                chunks = cuts[key] = _Chunks([texts[i] for i in rest], rule.pad_chinese)
+            out[rest] = self._sums(chunks)
+            fast[rest] = True
+        slow = np.flatnonzero(~fast)
+        if len(slow):
+            out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
+        chosen = np.flatnonzero(fast)
+        self.fast += len(chosen)
+        self._check([texts[i] for i in chosen.tolist()], out[chosen])
         return out
 
-    def _chunked(self, split: _Split) -> np.ndarray:
-        """Counts of safe texts: each distinct chunk is looked up by its fingerprint (12 bytes a
-        chunk in sorted arrays, not a dict of strings), the new ones tokenized, and each text's
-        chunks summed with numpy."""
-        specials = self.rule.specials  # type: ignore[union-attr]
-        sizes, flat, prints, first, inverse = (
-            split.sizes,
-            split.flat,
-            split.prints,
-            split.first,
-            split.inverse,
-        )
-        if len(self.cache) > MAX_CACHED_CHUNKS:
-            self.cache = FingerprintMap()
-        counts = self.cache.get(prints).astype(np.int64)
+    def _sums(self, cut: _Words | _Chunks) -> np.ndarray:
+        """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
+        (12 bytes a piece in sorted arrays, not a dict of strings), the new ones tokenized, and
+        each text's pieces summed with numpy."""
+        cache = self.caches[type(cut)]
+        if len(cache) > MAX_CACHED_CHUNKS:
+            cache = self.caches[type(cut)] = FingerprintMap()
+        counts = cache.get(cut.prints).astype(np.int64)
         missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(missing):
-            counts[missing] = self._chunk_counts([flat[i] for i in first[missing].tolist()])
-            self.cache.put(prints[missing], counts[missing])
-        ends = np.cumsum(sizes)
-        running = np.concatenate([[0], np.cumsum(counts[inverse])])
-        return specials + running[ends] - running[ends - sizes]
+            counts[missing] = self._chunk_counts(cut.strings(missing), words=type(cut) is _Words)
+            cache.put(cut.prints[missing], counts[missing])
+        sums = np.bincount(cut.owner, weights=counts[cut.inverse], minlength=cut.n)
+        return self.rule.specials + sums.astype(np.int64)  # type: ignore[union-attr]
 
-    def _chunk_counts(self, chunks: list[str], per_text: int = 64) -> np.ndarray:
-        """Tokens of each chunk, specials left out. Chunks go to the tokenizer joined by spaces,
-        ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
-        is given to the chunk its offset falls in."""
-        counts = np.zeros(len(chunks), dtype=np.int64)
-        texts, starts = [], []
-        for i in range(0, len(chunks), per_text):
-            group = chunks[i : i + per_text]
-            texts.append(" ".join(group))
-            starts.append(np.cumsum([0] + [len(c) + 1 for c in group[:-1]]))
+    def _chunk_counts(self, pieces: list[str], words: bool = False, per_text: int = 64) -> np.ndarray:
+        """Tokens of each piece, specials left out. Pieces go to the tokenizer joined by spaces,
+        ``per_text`` at a time (a call per piece would cost more than the piece). Words go to
+        the tokenizer's bare WordPiece model (``_word_model``), whose word ids say which piece
+        each token came from; chunks go to the whole tokenizer, and each token is given to the
+        chunk its offset falls in."""
+        counts = np.zeros(len(pieces), dtype=np.int64)
+        groups = [pieces[i : i + per_text] for i in range(0, len(pieces), per_text)]
+        texts = [" ".join(group) for group in groups]
+        if words:
+            encodings = self.word_model.encode_batch(texts, add_special_tokens=False)
+            for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
+                owner = np.array(encoding.word_ids, dtype=np.int64)
+                counts[g * per_text : g * per_text + len(group)] = np.bincount(owner, minlength=len(group))
+            return counts
         encodings = self.backend.encode_batch(texts, add_special_tokens=False)
-        for g, (encoding, at) in enumerate(zip(encodings, starts, strict=True)):
+        for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
+            at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])
             token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
             owner = np.searchsorted(at, token_starts, side="right") - 1
-            counts[g * per_text : g * per_text + len(at)] = np.bincount(owner, minlength=len(at))
+            counts[g * per_text : g * per_text + len(group)] = np.bincount(owner, minlength=len(group))
         return counts
 
     def _check(self, texts: list[str], counts: np.ndarray) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lenprof import scan
-from lenprof.fastcount import CHECK_FIRST, FastCounter, recognise
+from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, _Chunks, _Words, recognise
 from lenprof.tokenize import count_tokens
 
 TRAINING = [
@@ -92,6 +92,71 @@ def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
         assert counter.count(texts).tolist() == got.tolist(), name
 
 
+ASCII_WORDS = ["Hello", "HELLO", "e-mail", "don't", "3.14", "v2.0.1", "#123456", "x" * 70, "ab" * 40, "a_b"]
+ascii_text = st.lists(
+    st.one_of(
+        st.sampled_from(ASCII_WORDS + WORDS),  # added tokens' texts: such a text is no words text
+        st.text(alphabet=SAFE + "QWERTYUIOP", max_size=30),
+        st.text(alphabet="abcXYZ019", min_size=60, max_size=90),  # words fingerprinted by their hash
+        st.sampled_from(["\x0b", "\x1f", "\x7f", "\x00"]),  # control characters: the tokenizer counts them
+    ),
+    max_size=15,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(ascii_text, min_size=1, max_size=40))
+def test_the_words_cut_counts_ascii_texts_as_the_tokenizer_does(families, texts):
+    for name, backend in families.items():
+        counter = FastCounter(backend)
+        got = counter.count(texts)
+        assert got.tolist() == count_tokens(backend, texts).tolist(), name
+        assert counter.mismatch is None
+        assert counter.count(texts).tolist() == got.tolist(), name
+
+
+def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families):
+    counter = FastCounter(families["packaged-minilm"])
+    texts = ["Plain ASCII, e-mail v2.0", "the same words: plain ascii", "[SEP] inside", "a\x0bb", "café"]
+    assert counter.count(texts).tolist() == count_tokens(counter.backend, texts).tolist()
+    # the words of the first two, lower-cased once: "plain" and "ascii" are one piece each
+    assert len(counter.caches[_Words]) == len(
+        {
+            "plain",
+            "ascii",
+            ",",
+            "e",
+            "-",
+            "mail",
+            "v2",
+            ".",
+            "0",
+            "the",
+            "same",
+            "words",
+            ":",
+            "[",
+            "sep",
+            "]",
+            "inside",
+            "a",
+            "b",
+        }
+    )
+    assert len(counter.caches[_Chunks]) == 3  # "[SEP]", "inside" and "café": chunks
+    assert (counter.texts, counter.fast) == (5, 4)
+
+
+def test_long_batches_are_cut_in_parts_and_share_their_cuts(families):
+    texts = [f"Passage {i}: " + "lorem ipsum dolor sit amet, " * 200 for i in range(2 * BATCH_CHARS // 5000)]
+    assert sum(map(len, texts)) > BATCH_CHARS
+    uncased, cased = FastCounter(families["bert-uncased"]), FastCounter(families["bert-cased"])
+    cuts: dict = {}
+    for counter in (uncased, cased):
+        assert counter.count(texts, cuts).tolist() == count_tokens(counter.backend, texts).tolist()
+    assert len(cuts) >= 2 and all(isinstance(k, int) for k in cuts)  # one set of cuts per part
+
+
 def test_texts_without_control_characters_take_the_fast_path(families):
     counter = FastCounter(families["bert-cased"])
     counter.count(
@@ -125,9 +190,7 @@ def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp
     assert exact.run["counting"] == {"path": "tokenizer", "fast_share": 0.0, "self_checked": 0}
 
     real = FastCounter._chunk_counts
-    monkeypatch.setattr(
-        FastCounter, "_chunk_counts", lambda self, chunks: [n + 1 for n in real(self, chunks)]
-    )
+    monkeypatch.setattr(FastCounter, "_chunk_counts", lambda self, *args, **kw: real(self, *args, **kw) + 1)
     counter = FastCounter(tok.backend)
     counter.count(["a wrong count is caught"])
     assert counter.mismatch == "the chunk count of 'a wrong count is caught' was 12, the tokenizer's 7"

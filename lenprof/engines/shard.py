@@ -258,8 +258,8 @@ class ShardWork:
         batch = [texts[i] for i in need.tolist()]
         start = time.perf_counter()
         before = [(c.fast, c.checked) for c in self.counters]
-        splits: dict = {}
-        lengths = np.stack([c.count(batch, splits) for c in self.counters])
+        cuts: dict = {}
+        lengths = np.stack([c.count(batch, cuts) for c in self.counters])
         self._open[index].texts = None
         return Measured(
             index,
