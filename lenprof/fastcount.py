@@ -47,6 +47,7 @@ import functools
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -97,8 +98,9 @@ class Rule:
     added: re.Pattern | None = None  # the added tokens' texts (any case): such texts are no words
 
     @property
-    def words_key(self) -> tuple:
-        return ("words", self.lowercase, self.added.pattern if self.added else None)
+    def cut_key(self) -> str | None:
+        """Tokenizers whose rules share this cut the same texts the same way."""
+        return self.added.pattern if self.added else None
 
 
 def recognise(backend: Any) -> Rule | None:
@@ -120,6 +122,7 @@ def recognise(backend: Any) -> Rule | None:
         and not spec.get("truncation")
         and not spec.get("padding")
         and not any(len(t.split()) != 1 for t in added)
+        and model.get("unk_token") in (model.get("vocab") or {})
     ):
         return Rule(
             "bert-wordpiece",
@@ -144,35 +147,32 @@ def _one_of_each(inverse: np.ndarray, n: int) -> np.ndarray:
     return where
 
 
-@functools.lru_cache(maxsize=4)
-def _word_model(tokenizer_json: str) -> Any:
-    """The tokenizer's WordPiece model alone, splitting at spaces only: what BERT does to one
-    word of the words cut. Such a word is ASCII, holds no added token's text, and is already
-    lower-cased where the normalizer lower-cases, so the normalizer would change nothing and
-    the pre-tokenizer would keep it whole; skipping both saves a third of the time."""
-    from tokenizers import Tokenizer
+@dataclass
+class _Pieces:
+    """A batch of texts cut into pieces: each distinct piece's fingerprint (sorted), which of
+    them each piece is, the text each piece belongs to, and how to get a distinct piece's text."""
 
-    spec = json.loads(tokenizer_json)
-    spec.update(
-        normalizer=None, pre_tokenizer={"type": "WhitespaceSplit"}, post_processor=None, added_tokens=[]
-    )
-    return Tokenizer.from_str(json.dumps(spec))
+    kind: str  # "words" or "chunks": the two cuts' fingerprints differ, so each has its cache
+    n: int  # texts
+    owner: np.ndarray
+    prints: np.ndarray
+    inverse: np.ndarray
+    strings: Callable[[np.ndarray], list[str]]  # positions in ``prints`` -> those pieces
 
 
 class _Words:
     """ASCII texts cut into BERT's pre-tokenizer pieces (see the module's proof), a batch at a
-    time with numpy: each piece's fingerprint, the text it belongs to, and which texts the cut
-    must not count (a control character, or an added token's text)."""
+    time with numpy, and which texts the cut must not count (a control character, or an added
+    token's text). The cut is the same for cased and uncased vocabularies, so tokenizers
+    compared in one pass share it; each asks for its view of the pieces."""
 
     _powers = np.ones(1, dtype=np.uint64)  # _BASE ** i, and its inverse's, grown on demand
     _inverses = np.ones(1, dtype=np.uint64)
 
-    def __init__(self, texts: list[str], rule: Rule):
+    def __init__(self, texts: list[str], added: re.Pattern | None):
         joined = "\n".join(texts)
-        raw = np.frombuffer(joined.encode("ascii"), np.uint8)
-        data = _LOWER[raw] if rule.lowercase else raw
-        self.data = data.tobytes() if rule.lowercase else joined.encode("ascii")
-        kind = _CLASS[data]
+        self.data = joined.encode("ascii")
+        kind = _CLASS[np.frombuffer(self.data, np.uint8)]
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         text_at = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
         self.n = len(texts)
@@ -181,8 +181,8 @@ class _Words:
         if len(control):
             self.left_out[np.searchsorted(text_at, control, side="right") - 1] = True
             kind[control] = _SPACE
-        if rule.added is not None:
-            hits = [m.start() for m in rule.added.finditer(joined)]
+        if added is not None:
+            hits = [m.start() for m in added.finditer(joined)]
             self.left_out[np.searchsorted(text_at, np.array(hits, dtype=np.int64), side="right") - 1] = True
         before = np.concatenate([[_SPACE], kind[:-1]])
         after = np.concatenate([kind[1:], [_SPACE]])
@@ -190,19 +190,37 @@ class _Words:
         self.starts = np.flatnonzero(piece & (punct | (before != _ALNUM)))
         self.ends = np.flatnonzero(piece & (punct | (after != _ALNUM))) + 1
         self.owner = np.searchsorted(text_at, self.starts, side="right") - 1
-        self.prints, self.inverse = _distinct(self._fingerprints(data))
+        self._views: dict[bool, _Pieces] = {}
 
-    def _fingerprints(self, data: np.ndarray) -> np.ndarray:
-        powers, inverses = self._tables(len(data) + 1)
+    def view(self, lowercase: bool) -> _Pieces:
+        """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
+        if lowercase not in self._views:
+            data = _LOWER[np.frombuffer(self.data, np.uint8)].tobytes() if lowercase else self.data
+            prints, inverse = _distinct(self._fingerprints(data, np.arange(len(self.starts))))
+            first = _one_of_each(inverse, len(prints))
+            starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
+
+            def strings(distinct: np.ndarray) -> list[str]:
+                return _decoded(data, starts[first[distinct]], ends[first[distinct]])
+
+            self._views[lowercase] = _Pieces("words", self.n, self.owner, prints, inverse, strings)
+        return self._views[lowercase]
+
+    def _fingerprints(self, data: bytes, pieces: np.ndarray) -> np.ndarray:
+        """Each piece's fingerprint: a polynomial in ``_BASE`` modulo 2**64 over its bytes, from
+        the prefix sums of the whole batch, with its length mixed in."""
+        codes = np.frombuffer(data, np.uint8)
+        powers, inverses = self._tables(len(codes) + 1)
+        starts, ends = self.starts[pieces], self.ends[pieces]
         with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-            prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-            np.cumsum(data.astype(np.uint64) * powers[: len(data)], out=prefix[1:])
-            sizes = self.ends - self.starts
-            prints = (prefix[self.ends] - prefix[self.starts]) * inverses[self.starts]
+            prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+            np.cumsum(codes.astype(np.uint64) * powers[: len(codes)], out=prefix[1:])
+            sizes = ends - starts
+            prints = (prefix[ends] - prefix[starts]) * inverses[starts]
             prints ^= sizes.astype(np.uint64) * _SPREAD
         long = np.flatnonzero(sizes > _LONG_WORD)  # a polynomial hash is weakest on long inputs
         if len(long):
-            prints[long] = fingerprints(self._strings(long))
+            prints[long] = fingerprints(_decoded(data, starts[long], ends[long]))
         return prints
 
     @classmethod
@@ -216,36 +234,74 @@ class _Words:
                 cls._inverses = np.concatenate([one, np.cumprod(np.full(size - 1, inverse, dtype=np.uint64))])
         return cls._powers, cls._inverses
 
-    def _strings(self, pieces: np.ndarray) -> list[str]:
-        data, starts, ends = self.data, self.starts[pieces].tolist(), self.ends[pieces].tolist()
-        return [data[a:b].decode("ascii") for a, b in zip(starts, ends, strict=True)]
 
-    def strings(self, distinct: np.ndarray) -> list[str]:
-        """The pieces at positions ``distinct`` of ``prints``."""
-        return self._strings(_one_of_each(self.inverse, len(self.prints))[distinct])
+def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def _spaced(match: re.Match) -> str:
     return f" {match.group()} "
 
 
-class _Chunks:
-    """Texts cut into ``str.split()``'s chunks (Chinese characters spaced out first), with each
-    distinct chunk's fingerprint and the text each chunk belongs to."""
+def _chunks(texts: list[str], pad_chinese: bool) -> _Pieces:
+    """Texts cut into ``str.split()``'s chunks, Chinese characters spaced out first."""
+    if pad_chinese:
+        pad = _CHINESE.sub
+        pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
+    else:
+        pieces = [text.split() for text in texts]
+    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
+    flat = list(chain.from_iterable(pieces))
+    prints, inverse = _distinct(fingerprints(flat))
+    first = _one_of_each(inverse, len(prints))
+    return _Pieces(
+        "chunks", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
+    )
 
-    def __init__(self, texts: list[str], pad_chinese: bool):
-        if pad_chinese:
-            pad = _CHINESE.sub
-            pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
-        else:
-            pieces = [text.split() for text in texts]
-        self.n = len(texts)
-        self.owner = np.repeat(np.arange(self.n), np.fromiter(map(len, pieces), np.int64, self.n))
-        self.flat = list(chain.from_iterable(pieces))
-        self.prints, self.inverse = _distinct(fingerprints(self.flat))
 
-    def strings(self, distinct: np.ndarray) -> list[str]:
-        return [self.flat[i] for i in _one_of_each(self.inverse, len(self.prints))[distinct].tolist()]
+class _WordPiece:
+    """How many tokens WordPiece makes of one word: the model's own greedy longest-match-first
+    (``tokenizers``' ``WordPiece::tokenize``: the longest vocabulary entry that starts the word,
+    then the longest ``##``-prefixed entry that continues it from there, and so on; a word with
+    a part no entry matches, or longer than ``max_input_chars_per_word``, is one [UNK]),
+    counting only. The longest match is found going forward, while the text read so far still
+    begins some entry, which stops at once for most words; the model goes backward from the
+    whole word and builds every candidate string, three times slower."""
+
+    def __init__(self, model: dict):
+        prefix = model.get("continuing_subword_prefix", "##")
+        self.max_chars = int(model.get("max_input_chars_per_word", 100))
+        self.head = frozenset(model["vocab"])
+        self.tail = frozenset(t[len(prefix) :] for t in self.head if t.startswith(prefix))
+        self.head_starts = frozenset(t[:i] for t in self.head for i in range(1, len(t) + 1))
+        self.tail_starts = frozenset(t[:i] for t in self.tail for i in range(1, len(t) + 1))
+
+    def count(self, word: str) -> int:
+        n = len(word)
+        if n > self.max_chars:
+            return 1
+        start, tokens, entries, starts = 0, 0, self.head, self.head_starts
+        while start < n:
+            longest, end = start, start + 1
+            while end <= n:
+                part = word[start:end]
+                if part not in starts:
+                    break
+                if part in entries:
+                    longest = end
+                end += 1
+            if longest == start:
+                return 1  # no entry matches here: the whole word is [UNK]
+            tokens, start, entries, starts = tokens + 1, longest, self.tail, self.tail_starts
+        return tokens
+
+    def counts(self, words: list[str]) -> np.ndarray:
+        return np.fromiter(map(self.count, words), np.int64, len(words))
+
+
+@functools.lru_cache(maxsize=4)
+def _wordpiece(tokenizer_json: str) -> _WordPiece:
+    return _WordPiece(json.loads(tokenizer_json)["model"])
 
 
 class FastCounter:
@@ -255,17 +311,17 @@ class FastCounter:
     def __init__(self, backend: Any, exact_only: bool = False):
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
-        self._word_model: Any = None
+        self._wordpiece: _WordPiece | None = None
         # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
-        self.caches = {_Words: FingerprintMap(), _Chunks: FingerprintMap()}
+        self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap()}
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
 
     @property
-    def word_model(self) -> Any:
-        if self._word_model is None:
-            self._word_model = _word_model(self.backend.to_str())
-        return self._word_model
+    def wordpiece(self) -> _WordPiece:
+        if self._wordpiece is None:
+            self._wordpiece = _wordpiece(self.backend.to_str())
+        return self._wordpiece
 
     @property
     def path(self) -> str:
@@ -293,19 +349,20 @@ class FastCounter:
         fast = np.zeros(len(texts), dtype=bool)
         ascii_ = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
         if len(ascii_):
-            words = cuts.get(rule.words_key)
+            key = ("words", rule.cut_key)
+            words = cuts.get(key)
             if words is None:
-                words = cuts[rule.words_key] = _Words([texts[i] for i in ascii_.tolist()], rule)
+                words = cuts[key] = _Words([texts[i] for i in ascii_.tolist()], rule.added)
             counted = ascii_[~words.left_out]
-            out[counted] = self._sums(words)[~words.left_out]
+            out[counted] = self._sums(words.view(rule.lowercase))[~words.left_out]
             fast[counted] = True
         unsafe = _UNSAFE.search
         rest = [i for i in np.flatnonzero(~fast).tolist() if unsafe(texts[i]) is None]
         if rest:
-            key = (rule.pad_chinese, rule.words_key)
+            key = ("chunks", rule.pad_chinese, rule.cut_key)
             chunks = cuts.get(key)
             if chunks is None:
-                chunks = cuts[key] = _Chunks([texts[i] for i in rest], rule.pad_chinese)
+                chunks = cuts[key] = _chunks([texts[i] for i in rest], rule.pad_chinese)
             out[rest] = self._sums(chunks)
             fast[rest] = True
         slow = np.flatnonzero(~fast)
@@ -316,37 +373,54 @@ class FastCounter:
         self._check([texts[i] for i in chosen.tolist()], out[chosen])
         return out
 
-    def _sums(self, cut: _Words | _Chunks) -> np.ndarray:
+    def _sums(self, cut: _Pieces) -> np.ndarray:
         """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
-        (12 bytes a piece in sorted arrays, not a dict of strings), the new ones tokenized, and
+        (12 bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
         each text's pieces summed with numpy."""
-        cache = self.caches[type(cut)]
+        cache = self.caches[cut.kind]
         if len(cache) > MAX_CACHED_CHUNKS:
-            cache = self.caches[type(cut)] = FingerprintMap()
+            cache = self.caches[cut.kind] = FingerprintMap()
         counts = cache.get(cut.prints).astype(np.int64)
         missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(missing):
-            counts[missing] = self._chunk_counts(cut.strings(missing), words=type(cut) is _Words)
+            pieces = cut.strings(missing)
+            if cut.kind == "words":
+                counts[missing] = self._chunk_counts(pieces, words=True)
+            else:
+                counts[missing] = self._chunk_sums(pieces)
             cache.put(cut.prints[missing], counts[missing])
         sums = np.bincount(cut.owner, weights=counts[cut.inverse], minlength=cut.n)
         return self.rule.specials + sums.astype(np.int64)  # type: ignore[union-attr]
 
+    def _chunk_sums(self, chunks: list[str]) -> np.ndarray:
+        """Tokens of each chunk, specials left out. An ASCII chunk is an ASCII text of its own,
+        so it takes the words cut (most chunks of Chinese or accented texts are: names, options,
+        numbers); the others go to the tokenizer."""
+        rule = self.rule
+        assert rule is not None
+        counts = np.zeros(len(chunks), dtype=np.int64)
+        ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in chunks), bool, len(chunks)))
+        words = _Words([chunks[i] for i in ascii_.tolist()], rule.added)
+        counts[ascii_] = self._sums(words.view(rule.lowercase)) - rule.specials
+        rest = np.ones(len(chunks), dtype=bool)
+        rest[ascii_[~words.left_out]] = False
+        where = np.flatnonzero(rest)
+        if len(where):
+            counts[where] = self._chunk_counts([chunks[i] for i in where.tolist()])
+        return counts
+
     def _chunk_counts(self, pieces: list[str], words: bool = False, per_text: int = 64) -> np.ndarray:
-        """Tokens of each piece, specials left out. Pieces go to the tokenizer joined by spaces,
-        ``per_text`` at a time (a call per piece would cost more than the piece). Words go to
-        the tokenizer's bare WordPiece model (``_word_model``), whose word ids say which piece
-        each token came from; chunks go to the whole tokenizer, and each token is given to the
-        chunk its offset falls in."""
+        """Tokens of each piece, specials left out. A word is counted by WordPiece's own rule
+        (``_WordPiece``): for a word of the words cut (ASCII, no added token's text, lower-cased
+        where the normalizer lower-cases) the normalizer would change nothing and the
+        pre-tokenizer would keep it whole. Chunks go to the tokenizer joined by spaces,
+        ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
+        is given to the chunk its offset falls in."""
+        if words:
+            return self.wordpiece.counts(pieces)
         counts = np.zeros(len(pieces), dtype=np.int64)
         groups = [pieces[i : i + per_text] for i in range(0, len(pieces), per_text)]
-        texts = [" ".join(group) for group in groups]
-        if words:
-            encodings = self.word_model.encode_batch(texts, add_special_tokens=False)
-            for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
-                owner = np.array(encoding.word_ids, dtype=np.int64)
-                counts[g * per_text : g * per_text + len(group)] = np.bincount(owner, minlength=len(group))
-            return counts
-        encodings = self.backend.encode_batch(texts, add_special_tokens=False)
+        encodings = self.backend.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
         for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
             at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])
             token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lenprof import scan
-from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, _Chunks, _Words, recognise
+from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, recognise
 from lenprof.tokenize import count_tokens
 
 TRAINING = [
@@ -120,7 +120,7 @@ def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families
     texts = ["Plain ASCII, e-mail v2.0", "the same words: plain ascii", "[SEP] inside", "a\x0bb", "café"]
     assert counter.count(texts).tolist() == count_tokens(counter.backend, texts).tolist()
     # the words of the first two, lower-cased once: "plain" and "ascii" are one piece each
-    assert len(counter.caches[_Words]) == len(
+    assert len(counter.caches["words"]) == len(
         {
             "plain",
             "ascii",
@@ -143,7 +143,7 @@ def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families
             "b",
         }
     )
-    assert len(counter.caches[_Chunks]) == 3  # "[SEP]", "inside" and "café": chunks
+    assert len(counter.caches["chunks"]) == 3  # "[SEP]", "inside" and "café": chunks
     assert (counter.texts, counter.fast) == (5, 4)
 
 
