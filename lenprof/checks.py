@@ -320,7 +320,11 @@ def dedup_key(row: Checked) -> tuple:
         >>> dedup_key(check_row(b'{"query": "q ", "pos": ["b", "a", "a"], "neg": ["n"]}', Fields()))
         (1, 'q', 1, 'a', 1, 'b')
     """
-    texts = (row.query.strip(), *sorted(set(map(str.strip, row.pos))))
+    query = row.query.strip()
+    if len(row.pos) == 1:  # most rows: the same tuple, built without a set, a sort or a generator
+        pos = row.pos[0].strip()
+        return (len(query), query, len(pos), pos)
+    texts = (query, *sorted(set(map(str.strip, row.pos))))
     return tuple(chain.from_iterable((len(t), t) for t in texts))
 
 

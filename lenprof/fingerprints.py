@@ -172,21 +172,26 @@ class FingerprintMap:
             out.append((hit, pos[hit]))
         return out
 
-    def claim(self, keys: np.ndarray, value: int | None = None) -> np.ndarray:
+    def claim(self, keys: np.ndarray, value: int | None = None, known: bool = False):
         """Reserve every key not present yet (with ``value``, or to be assigned later); True
-        where this call reserved it (its first occurrence among ``keys``)."""
+        where this call reserved it (its first occurrence among ``keys``). With ``known``, also
+        the value each key holds now (``UNKNOWN`` for those just reserved, or not assigned yet),
+        from the same lookup: ``(reserved, values)``."""
         keys = np.asarray(keys, dtype=np.uint64)
         new = np.zeros(len(keys), dtype=bool)
+        values = np.full(len(keys), self.UNKNOWN, dtype=np.uint32)
         if len(keys) == 0:
-            return new
-        uniq, first = np.unique(keys, return_index=True)
+            return (new, values) if known else new
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         present = np.zeros(len(uniq), dtype=bool)
-        for hit, _ in self._locate(uniq):
+        held = np.full(len(uniq), self.UNKNOWN, dtype=np.uint32)
+        for (hit, pos), (_, vals) in zip(self._locate(uniq), self._runs, strict=True):
             present |= hit
+            held[hit] = vals[pos]
         new[first[~present]] = True
         fill = self.UNKNOWN if value is None else value
         self.put(uniq[~present], np.full(int((~present).sum()), fill, dtype=np.uint32))
-        return new
+        return (new, held[inverse.reshape(-1)]) if known else new
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add keys that are not present yet, sorted and distinct, with their values."""

@@ -83,6 +83,7 @@ class _Flight:
     first_line: int = 0
     keep: np.ndarray | None = None
     need: np.ndarray | None = None  # distinct texts this shard tokenizes
+    known: np.ndarray | None = None  # (tokenizers, distinct texts): lengths known so far
     measured: bool = False
 
 
@@ -143,6 +144,7 @@ def drive(
             f = flights[value.index]
             for k, (mine, t) in enumerate(zip(lengths, every, strict=True)):
                 mine.assign(f.report.texts[f.need], value.lengths[k])  # type: ignore[union-attr,index]
+                f.known[k, f.need] = value.lengths[k]  # type: ignore[index]
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
             f.measured = True
@@ -161,9 +163,10 @@ def drive(
             if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
                 keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
                 duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
-            f.need = np.flatnonzero(lengths[0].claim(report.texts))
-            for mine in lengths[1:]:
-                mine.claim(report.texts)  # the same texts are new to every tokenizer
+            # the same texts are new to every tokenizer; those measured already come back known
+            claims = [mine.claim(report.texts, known=True) for mine in lengths]
+            f.need = np.flatnonzero(claims[0][0])
+            f.known = np.stack([known for _, known in claims])
             if len(f.need):
                 send(decided, "measure", decided, f.need)
                 for t in every:
@@ -175,9 +178,15 @@ def drive(
         # measured, all its lengths are known.
         while finished < decided and flights[finished].measured:
             f = flights[finished]
-            known = np.stack([mine.get(f.report.texts) for mine in lengths])  # type: ignore[union-attr]
+            known = f.known
+            late = np.flatnonzero(
+                (known == FingerprintMap.UNKNOWN).any(axis=0)
+            )  # owned by shards then in flight
+            if len(late):
+                keys = f.report.texts[late]  # type: ignore[union-attr]
+                known[:, late] = np.stack([mine.get(keys) for mine in lengths])  # type: ignore[index]
             send(finished, "finish", finished, f.keep, f.first_line, known)
-            f.report = f.keep = f.need = None  # type: ignore[assignment]
+            f.report = f.keep = f.need = f.known = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
