@@ -29,6 +29,17 @@ When it holds (the proof, per family):
     ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the rule
     leaves out).
 
+- Byte-level BPE (GPT-2, RoBERTa: no normalizer, ``ByteLevel`` pre-tokenizer with its regex,
+  ``BPE`` without dropout), for ASCII texts that hold no added token's text:
+  - the pre-tokenizer puts a space first where the tokenizer says so, cuts the text with
+    GPT-2's regex (contractions, runs of letters, of digits or of other characters each with
+    one space before, runs of whitespace), maps each piece's bytes to characters, and BPE
+    merges inside each piece alone;
+  - so the pieces are that regex's, written out for ASCII (``\p{L}`` and ``\p{N}`` are the
+    ASCII letters and digits, ``\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
+    and a piece counted by itself (no space put before it, no specials) counts as inside its
+    text: cut alone, a piece is cut into itself.
+
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
 Every run checks itself: the first 1,000 texts a worker counts this way and one in a hundred
 after that are counted by the full tokenizer too, and any difference stops the fast path.
@@ -81,6 +92,12 @@ _LOWER[65:91] += 32
 _BASE = 0x5851F42D4C957F2D
 _LONG_WORD = 64
 _SPREAD = np.uint64(0x9E3779B97F4A7C15)
+# GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
+# \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
+_BYTE_LEVEL = re.compile(
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^ \t\n\x0b\x0c\rA-Za-z0-9]+"
+    r"|[ \t\n\x0b\x0c\r]+(?![^ \t\n\x0b\x0c\r])|[ \t\n\x0b\x0c\r]+"
+)
 CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
 BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
@@ -95,6 +112,7 @@ class Rule:
     specials: int  # tokens the post-processor adds around every text
     pad_chinese: bool = False  # the normalizer puts spaces around Chinese characters
     lowercase: bool = False  # the normalizer lower-cases
+    prefix_space: bool = False  # the pre-tokenizer puts a space before a text that has none
     added: re.Pattern | None = None  # the added tokens' texts (any case): such texts are no words
 
     @property
@@ -129,6 +147,24 @@ def recognise(backend: Any) -> Rule | None:
             int(count_tokens(backend, [""])[0]),
             pad_chinese=bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False,
             lowercase=bool(normalizer.get("lowercase", True)) if normalizer else False,
+            added=re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None,
+        )
+    if (
+        model.get("type") == "BPE"
+        and not model.get("dropout")
+        and not normalizer
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex", True)
+        and post.get("type", "ByteLevel") in ("ByteLevel", "RobertaProcessing", "TemplateProcessing")
+        and not spec.get("truncation")
+        and not spec.get("padding")
+        and all(t for t in added)
+    ):
+        x = (len(backend.encode(t, add_special_tokens=s).ids) for t, s in (("x", True), ("x", False)))
+        return Rule(
+            "byte-level-bpe",
+            next(x) - next(x),
+            prefix_space=bool(pre.get("add_prefix_space", True)),
             added=re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None,
         )
     return None
@@ -239,6 +275,35 @@ def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
+def _byte_level(texts: list[str], prefix_space: bool) -> _Pieces:
+    """ASCII texts cut as GPT-2's pre-tokenizer cuts them (a space put first where the
+    tokenizer puts one): byte-level BPE merges inside each piece alone, so a text's count is
+    the sum of its pieces' (the byte-level BPE rule)."""
+    find = _BYTE_LEVEL.findall
+    if prefix_space:
+        texts = [t if t.startswith(" ") else " " + t for t in texts]
+    pieces = [find(t) for t in texts]
+    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
+    flat = list(chain.from_iterable(pieces))
+    prints, inverse = _distinct(fingerprints(flat))
+    first = _one_of_each(inverse, len(prints))
+    return _Pieces(
+        "pieces", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _alone(tokenizer_json: str) -> Any:
+    """The tokenizer without its post-processor and without a space put before a text: what
+    counts one byte-level piece by itself."""
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tokenizer_json)
+    spec["pre_tokenizer"] = {**spec["pre_tokenizer"], "add_prefix_space": False}
+    spec["post_processor"] = None
+    return Tokenizer.from_str(json.dumps(spec))
+
+
 def _spaced(match: re.Match) -> str:
     return f" {match.group()} "
 
@@ -313,7 +378,7 @@ class FastCounter:
         self.rule = None if exact_only else recognise(backend)
         self._wordpiece: _WordPiece | None = None
         # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
-        self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap()}
+        self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap(), "pieces": FingerprintMap()}
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
 
@@ -345,6 +410,8 @@ class FastCounter:
         self.texts += len(texts)
         if rule is None or self.mismatch is not None:  # the self-check failed on an earlier part
             return count_tokens(self.backend, texts)
+        if rule.family == "byte-level-bpe":
+            return self._byte_level_count(texts, cuts)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
         ascii_ = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
@@ -373,6 +440,28 @@ class FastCounter:
         self._check([texts[i] for i in chosen.tolist()], out[chosen])
         return out
 
+    def _byte_level_count(self, texts: list[str], cuts: dict) -> np.ndarray:
+        """Byte-level BPE: ASCII texts without an added token's text through their pieces,
+        others through the tokenizer (an empty text too: the tokenizer puts no space before it)."""
+        rule = self.rule
+        assert rule is not None
+        added = rule.added.search if rule.added is not None else (lambda t: None)
+        fast = np.fromiter((t.isascii() and t != "" and added(t) is None for t in texts), bool, len(texts))
+        out = np.zeros(len(texts), dtype=np.int64)
+        chosen = np.flatnonzero(fast)
+        if len(chosen):
+            key = ("pieces", rule.prefix_space, rule.cut_key)
+            pieces = cuts.get(key)
+            if pieces is None:
+                pieces = cuts[key] = _byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
+            out[chosen] = self._sums(pieces)
+        slow = np.flatnonzero(~fast)
+        if len(slow):
+            out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
+        self.fast += len(chosen)
+        self._check([texts[i] for i in chosen.tolist()], out[chosen])
+        return out
+
     def _sums(self, cut: _Pieces) -> np.ndarray:
         """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
         (12 bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
@@ -386,6 +475,8 @@ class FastCounter:
             pieces = cut.strings(missing)
             if cut.kind == "words":
                 counts[missing] = self._chunk_counts(pieces, words=True)
+            elif cut.kind == "pieces":
+                counts[missing] = self._chunk_counts(pieces, alone=True)
             else:
                 counts[missing] = self._chunk_sums(pieces)
             cache.put(cut.prints[missing], counts[missing])
@@ -409,7 +500,9 @@ class FastCounter:
             counts[where] = self._chunk_counts([chunks[i] for i in where.tolist()])
         return counts
 
-    def _chunk_counts(self, pieces: list[str], words: bool = False, per_text: int = 64) -> np.ndarray:
+    def _chunk_counts(
+        self, pieces: list[str], words: bool = False, alone: bool = False, per_text: int = 64
+    ) -> np.ndarray:
         """Tokens of each piece, specials left out. A word is counted by WordPiece's own rule
         (``_WordPiece``): for a word of the words cut (ASCII, no added token's text, lower-cased
         where the normalizer lower-cases) the normalizer would change nothing and the
@@ -418,6 +511,8 @@ class FastCounter:
         is given to the chunk its offset falls in."""
         if words:
             return self.wordpiece.counts(pieces)
+        if alone:  # byte-level pieces: spaces are part of them, so each goes alone
+            return count_tokens(_alone(self.backend.to_str()), pieces, special=False)
         counts = np.zeros(len(pieces), dtype=np.int64)
         groups = [pieces[i : i + per_text] for i in range(0, len(pieces), per_text)]
         encodings = self.backend.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)

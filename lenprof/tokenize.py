@@ -121,12 +121,12 @@ class LoadedTokenizer:
         return count_tokens(self.backend, texts)
 
 
-def count_tokens(backend: Any, texts: list[str]) -> np.ndarray:
+def count_tokens(backend: Any, texts: list[str], special: bool = True) -> np.ndarray:
     """Token counts of ``texts`` as the trainer sees them: special tokens included, never
     truncated, in one Rust call that skips the offsets nobody needs here."""
     if not texts:
         return np.zeros(0, dtype=np.int64)
-    encodings = backend.encode_batch_fast(texts, add_special_tokens=True)
+    encodings = backend.encode_batch_fast(texts, add_special_tokens=special)
     return np.fromiter((len(e) for e in encodings), np.int64, len(texts))
 
 

@@ -166,9 +166,57 @@ def test_texts_without_control_characters_take_the_fast_path(families):
     assert (counter.texts, counter.fast) == (10, 6)
 
 
+def byte_level(prefix_space: bool) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(TRAINING, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return tok
+
+
+BYTE_LEVEL_WORDS = ["it's", "we'll", "'S", " 's", "  ", "\t\t", " \n", "x  y", "12ab", "<mask>", "</s>"]
+ascii_any = st.lists(
+    st.one_of(
+        st.sampled_from(BYTE_LEVEL_WORDS + ASCII_WORDS),
+        st.text(alphabet=SAFE + "QWERTY'\x0b\x0c\x1c\x1f\x00\x7f", max_size=25),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.one_of(ascii_any, text), min_size=1, max_size=40))
+def test_byte_level_pieces_count_as_the_tokenizer_does(byte_levels, texts):
+    for name, backend in byte_levels.items():
+        counter = FastCounter(backend)
+        assert counter.rule is not None and counter.rule.family == "byte-level-bpe", name
+        got = counter.count(texts)
+        assert got.tolist() == count_tokens(backend, texts).tolist(), name
+        assert counter.mismatch is None
+        assert counter.count(texts).tolist() == got.tolist(), name
+
+
+@pytest.fixture(scope="module")
+def byte_levels() -> dict[str, Tokenizer]:
+    return {"prefix-space": byte_level(True), "no-prefix-space": byte_level(False)}
+
+
+def test_byte_level_takes_ascii_texts_without_added_tokens(byte_levels):
+    counter = FastCounter(byte_levels["prefix-space"])
+    texts = ["Plain text, it's  fine\t", "", "a <mask> here", "café", "tab\x0bbed"]
+    assert counter.count(texts).tolist() == count_tokens(counter.backend, texts).tolist()
+    assert (counter.texts, counter.fast) == (5, 2)  # the first and the control character's
+
+
 def test_other_families_are_not_recognised():
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    bpe = byte_level(True)
+    bpe.normalizer = normalizers.NFC()  # a normalizer that may join characters across pieces
     unigram = Tokenizer(models.Unigram())
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
     wordpiece_whitespace = bert(True)
@@ -243,6 +291,20 @@ def test_every_corpus_counts_the_same_with_and_without_the_fast_path(tok, corpor
     )
     lengths = {f: np.flatnonzero(h.counts) for f, h in fast.histograms.items()}
     assert all(len(v) for v in lengths.values())
+
+
+def test_every_corpus_counts_the_same_through_byte_level_pieces(byte_levels, corpora, tmp_path):
+    paths = [str(corpora), str(EXAMPLES)]
+    for name, backend in byte_levels.items():
+        backend.save(str(tmp_path / f"{name}.json"))
+        fast = scan(paths, tokenizer=str(tmp_path / f"{name}.json"), shard_bytes=20_000, workers=2)
+        exact = scan(
+            paths, tokenizer=str(tmp_path / f"{name}.json"), shard_bytes=20_000, workers=2, exact_only=True
+        )
+        assert fast.to_dict()["fields"] == exact.to_dict()["fields"], name
+        assert fast.samples == exact.samples and fast.examples == exact.examples, name
+        counting = fast.run["counting"]
+        assert counting["path"] == "chunks:byte-level-bpe" and 0.5 < counting["fast_share"] <= 1, name
 
 
 def test_the_chinese_characters_are_those_bert_pads(tok):
