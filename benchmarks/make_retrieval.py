@@ -42,11 +42,11 @@ def docstrings(root: Path):
                     yield package, " ".join(summary.split()), " ".join(body.split())
 
 
-def rows(root: Path, n: int, neg: int, seed: int = 0) -> list[dict]:
+def rows(root: Path, n: int, neg: int, max_body: int = 700, seed: int = 0) -> list[dict]:
     seen_summary, seen_body = set(), set()
     usable = []
     for package, summary, body in docstrings(root):
-        if not 15 <= len(summary) <= 200 or not 80 <= len(body) <= 2000:
+        if not 15 <= len(summary) <= 200 or not 80 <= len(body) <= max_body:
             continue
         if summary.lower() in seen_summary or body in seen_body:
             continue
@@ -74,10 +74,18 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--neg", type=int, default=7)
-    ap.add_argument("--root", type=Path, default=Path(sysconfig.get_paths()["purelib"]), help="default: site-packages")
+    ap.add_argument(
+        "--max-body",
+        type=int,
+        default=700,
+        help="longest positive in characters (~180 tokens: the trainer's cost)",
+    )
+    ap.add_argument(
+        "--root", type=Path, default=Path(sysconfig.get_paths()["purelib"]), help="default: site-packages"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    data = rows(args.root, args.rows, args.neg)
+    data = rows(args.root, args.rows, args.neg, args.max_body)
     with open(args.out, "w", encoding="utf-8") as fh:
         for row in data:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,4 +1,4 @@
-"""The chunk-cache count (fastcount.py) is never different from the tokenizer's.
+"""The chunk-cache count (lenprof/fastcount/) is never different from the tokenizer's.
 
 Property tests draw texts from printable ASCII and from the characters that could break the
 rule (the ones ``str.split`` treats differently from BERT, other whitespace, format characters,
@@ -309,7 +309,7 @@ def test_every_corpus_counts_the_same_through_byte_level_pieces(byte_levels, cor
 
 def test_the_chinese_characters_are_those_bert_pads(tok):
     """Code point by code point, the list fastcount pads is the one BERT's normalizer pads."""
-    from lenprof.fastcount import _CHINESE
+    from lenprof.fastcount.cuts import _CHINESE
 
     normalize = tok.backend.normalizer.normalize_str
     for cp in range(0x80, 0x30000):

@@ -80,7 +80,7 @@ class WorkerSetup:
     fields: tuple[Fields, ...]  # per input: the columns its layout reads
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
-    exact_only: bool  # no chunk-cache counting (fastcount.py)
+    exact_only: bool  # no chunk-cache counting (fastcount/)
     cap: int | None
     clean: bool
     clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file

@@ -35,8 +35,8 @@ When it holds (the proof, per family):
     GPT-2's regex (contractions, runs of letters, of digits or of other characters each with
     one space before, runs of whitespace), maps each piece's bytes to characters, and BPE
     merges inside each piece alone;
-  - so the pieces are that regex's, written out for ASCII (``\p{L}`` and ``\p{N}`` are the
-    ASCII letters and digits, ``\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
+  - so the pieces are that regex's, written out for ASCII (``\\p{L}`` and ``\\p{N}`` are the
+    ASCII letters and digits, ``\\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
     and a piece counted by itself (no space put before it, no specials) counts as inside its
     text: cut alone, a piece is cut into itself.
 
@@ -58,46 +58,19 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from .fingerprints import FingerprintMap, fingerprints
-from .tokenize import count_tokens
+from ..fingerprints import FingerprintMap
+from ..tokenize import count_tokens
+from .cuts import Pieces, Words, byte_level, whitespace_chunks
+from .wordpiece import WordPiece, wordpiece
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# The characters BERT's normalizer puts spaces around (``handle_chinese_chars``; a test holds this
-# list against the normalizer itself, code point by code point): padded here the same way, each
-# is a chunk of its own, so Chinese and Japanese text reuses chunks as much as English does.
-_CHINESE = re.compile(
-    "([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
-    "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f])"
-)
-# An ASCII byte's class for the words cut: 0 whitespace, 1 letter or digit, 2 punctuation,
-# 3 a control character outside the rule.
-_SPACE, _ALNUM, _PUNCT, _CONTROL = range(4)
-_CLASS = np.full(256, _CONTROL, dtype=np.uint8)
-_CLASS[[9, 10, 13, 32]] = _SPACE
-_CLASS[33:127] = _PUNCT
-_CLASS[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = _ALNUM
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[65:91] += 32
-# Words are fingerprinted as polynomials in one odd base modulo 2**64 (with the length mixed in),
-# all at once from prefix sums; a word longer than this is fingerprinted by its string's hash.
-_BASE = 0x5851F42D4C957F2D
-_LONG_WORD = 64
-_SPREAD = np.uint64(0x9E3779B97F4A7C15)
-# GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
-# \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
-_BYTE_LEVEL = re.compile(
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^ \t\n\x0b\x0c\rA-Za-z0-9]+"
-    r"|[ \t\n\x0b\x0c\r]+(?![^ \t\n\x0b\x0c\r])|[ \t\n\x0b\x0c\r]+"
-)
 CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
 BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
@@ -170,128 +143,6 @@ def recognise(backend: Any) -> Rule | None:
     return None
 
 
-def _distinct(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct fingerprints, sorted, and where each piece's is among them."""
-    distinct, inverse = np.unique(prints, return_inverse=True)  # no return_index: no stable sort
-    return distinct, inverse.reshape(-1)
-
-
-def _one_of_each(inverse: np.ndarray, n: int) -> np.ndarray:
-    """A position of a piece with each distinct fingerprint."""
-    where = np.empty(n, dtype=np.int64)
-    where[inverse] = np.arange(len(inverse))
-    return where
-
-
-@dataclass
-class _Pieces:
-    """A batch of texts cut into pieces: each distinct piece's fingerprint (sorted), which of
-    them each piece is, the text each piece belongs to, and how to get a distinct piece's text."""
-
-    kind: str  # "words" or "chunks": the two cuts' fingerprints differ, so each has its cache
-    n: int  # texts
-    owner: np.ndarray
-    prints: np.ndarray
-    inverse: np.ndarray
-    strings: Callable[[np.ndarray], list[str]]  # positions in ``prints`` -> those pieces
-
-
-class _Words:
-    """ASCII texts cut into BERT's pre-tokenizer pieces (see the module's proof), a batch at a
-    time with numpy, and which texts the cut must not count (a control character, or an added
-    token's text). The cut is the same for cased and uncased vocabularies, so tokenizers
-    compared in one pass share it; each asks for its view of the pieces."""
-
-    _powers = np.ones(1, dtype=np.uint64)  # _BASE ** i, and its inverse's, grown on demand
-    _inverses = np.ones(1, dtype=np.uint64)
-
-    def __init__(self, texts: list[str], added: re.Pattern | None):
-        joined = "\n".join(texts)
-        self.data = joined.encode("ascii")
-        kind = _CLASS[np.frombuffer(self.data, np.uint8)]
-        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-        text_at = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-        self.n = len(texts)
-        self.left_out = np.zeros(self.n, dtype=bool)
-        control = np.flatnonzero(kind == _CONTROL)
-        if len(control):
-            self.left_out[np.searchsorted(text_at, control, side="right") - 1] = True
-            kind[control] = _SPACE
-        if added is not None:
-            hits = [m.start() for m in added.finditer(joined)]
-            self.left_out[np.searchsorted(text_at, np.array(hits, dtype=np.int64), side="right") - 1] = True
-        before = np.concatenate([[_SPACE], kind[:-1]])
-        after = np.concatenate([kind[1:], [_SPACE]])
-        piece, punct = kind != _SPACE, kind == _PUNCT
-        self.starts = np.flatnonzero(piece & (punct | (before != _ALNUM)))
-        self.ends = np.flatnonzero(piece & (punct | (after != _ALNUM))) + 1
-        self.owner = np.searchsorted(text_at, self.starts, side="right") - 1
-        self._views: dict[bool, _Pieces] = {}
-
-    def view(self, lowercase: bool) -> _Pieces:
-        """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
-        if lowercase not in self._views:
-            data = _LOWER[np.frombuffer(self.data, np.uint8)].tobytes() if lowercase else self.data
-            prints, inverse = _distinct(self._fingerprints(data, np.arange(len(self.starts))))
-            first = _one_of_each(inverse, len(prints))
-            starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
-
-            def strings(distinct: np.ndarray) -> list[str]:
-                return _decoded(data, starts[first[distinct]], ends[first[distinct]])
-
-            self._views[lowercase] = _Pieces("words", self.n, self.owner, prints, inverse, strings)
-        return self._views[lowercase]
-
-    def _fingerprints(self, data: bytes, pieces: np.ndarray) -> np.ndarray:
-        """Each piece's fingerprint: a polynomial in ``_BASE`` modulo 2**64 over its bytes, from
-        the prefix sums of the whole batch, with its length mixed in."""
-        codes = np.frombuffer(data, np.uint8)
-        powers, inverses = self._tables(len(codes) + 1)
-        starts, ends = self.starts[pieces], self.ends[pieces]
-        with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-            prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
-            np.cumsum(codes.astype(np.uint64) * powers[: len(codes)], out=prefix[1:])
-            sizes = ends - starts
-            prints = (prefix[ends] - prefix[starts]) * inverses[starts]
-            prints ^= sizes.astype(np.uint64) * _SPREAD
-        long = np.flatnonzero(sizes > _LONG_WORD)  # a polynomial hash is weakest on long inputs
-        if len(long):
-            prints[long] = fingerprints(_decoded(data, starts[long], ends[long]))
-        return prints
-
-    @classmethod
-    def _tables(cls, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(cls._powers) < n:
-            size = max(n, 2 * len(cls._powers), 1 << 16)
-            one = np.ones(1, dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                cls._powers = np.concatenate([one, np.cumprod(np.full(size - 1, _BASE, dtype=np.uint64))])
-                inverse = pow(_BASE, -1, 1 << 64)
-                cls._inverses = np.concatenate([one, np.cumprod(np.full(size - 1, inverse, dtype=np.uint64))])
-        return cls._powers, cls._inverses
-
-
-def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
-    return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def _byte_level(texts: list[str], prefix_space: bool) -> _Pieces:
-    """ASCII texts cut as GPT-2's pre-tokenizer cuts them (a space put first where the
-    tokenizer puts one): byte-level BPE merges inside each piece alone, so a text's count is
-    the sum of its pieces' (the byte-level BPE rule)."""
-    find = _BYTE_LEVEL.findall
-    if prefix_space:
-        texts = [t if t.startswith(" ") else " " + t for t in texts]
-    pieces = [find(t) for t in texts]
-    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
-    flat = list(chain.from_iterable(pieces))
-    prints, inverse = _distinct(fingerprints(flat))
-    first = _one_of_each(inverse, len(prints))
-    return _Pieces(
-        "pieces", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
-    )
-
-
 @functools.lru_cache(maxsize=4)
 def _alone(tokenizer_json: str) -> Any:
     """The tokenizer without its post-processor and without a space put before a text: what
@@ -304,71 +155,6 @@ def _alone(tokenizer_json: str) -> Any:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def _spaced(match: re.Match) -> str:
-    return f" {match.group()} "
-
-
-def _chunks(texts: list[str], pad_chinese: bool) -> _Pieces:
-    """Texts cut into ``str.split()``'s chunks, Chinese characters spaced out first."""
-    if pad_chinese:
-        pad = _CHINESE.sub
-        pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
-    else:
-        pieces = [text.split() for text in texts]
-    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
-    flat = list(chain.from_iterable(pieces))
-    prints, inverse = _distinct(fingerprints(flat))
-    first = _one_of_each(inverse, len(prints))
-    return _Pieces(
-        "chunks", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
-    )
-
-
-class _WordPiece:
-    """How many tokens WordPiece makes of one word: the model's own greedy longest-match-first
-    (``tokenizers``' ``WordPiece::tokenize``: the longest vocabulary entry that starts the word,
-    then the longest ``##``-prefixed entry that continues it from there, and so on; a word with
-    a part no entry matches, or longer than ``max_input_chars_per_word``, is one [UNK]),
-    counting only. The longest match is found going forward, while the text read so far still
-    begins some entry, which stops at once for most words; the model goes backward from the
-    whole word and builds every candidate string, three times slower."""
-
-    def __init__(self, model: dict):
-        prefix = model.get("continuing_subword_prefix", "##")
-        self.max_chars = int(model.get("max_input_chars_per_word", 100))
-        self.head = frozenset(model["vocab"])
-        self.tail = frozenset(t[len(prefix) :] for t in self.head if t.startswith(prefix))
-        self.head_starts = frozenset(t[:i] for t in self.head for i in range(1, len(t) + 1))
-        self.tail_starts = frozenset(t[:i] for t in self.tail for i in range(1, len(t) + 1))
-
-    def count(self, word: str) -> int:
-        n = len(word)
-        if n > self.max_chars:
-            return 1
-        start, tokens, entries, starts = 0, 0, self.head, self.head_starts
-        while start < n:
-            longest, end = start, start + 1
-            while end <= n:
-                part = word[start:end]
-                if part not in starts:
-                    break
-                if part in entries:
-                    longest = end
-                end += 1
-            if longest == start:
-                return 1  # no entry matches here: the whole word is [UNK]
-            tokens, start, entries, starts = tokens + 1, longest, self.tail, self.tail_starts
-        return tokens
-
-    def counts(self, words: list[str]) -> np.ndarray:
-        return np.fromiter(map(self.count, words), np.int64, len(words))
-
-
-@functools.lru_cache(maxsize=4)
-def _wordpiece(tokenizer_json: str) -> _WordPiece:
-    return _WordPiece(json.loads(tokenizer_json)["model"])
-
-
 class FastCounter:
     """Token counts: through the piece caches for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
@@ -376,16 +162,16 @@ class FastCounter:
     def __init__(self, backend: Any, exact_only: bool = False):
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
-        self._wordpiece: _WordPiece | None = None
+        self._wordpiece: WordPiece | None = None
         # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
         self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap(), "pieces": FingerprintMap()}
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
 
     @property
-    def wordpiece(self) -> _WordPiece:
+    def wordpiece(self) -> WordPiece:
         if self._wordpiece is None:
-            self._wordpiece = _wordpiece(self.backend.to_str())
+            self._wordpiece = wordpiece(self.backend.to_str())
         return self._wordpiece
 
     @property
@@ -419,7 +205,7 @@ class FastCounter:
             key = ("words", rule.cut_key)
             words = cuts.get(key)
             if words is None:
-                words = cuts[key] = _Words([texts[i] for i in ascii_.tolist()], rule.added)
+                words = cuts[key] = Words([texts[i] for i in ascii_.tolist()], rule.added)
             counted = ascii_[~words.left_out]
             out[counted] = self._sums(words.view(rule.lowercase))[~words.left_out]
             fast[counted] = True
@@ -429,7 +215,7 @@ class FastCounter:
             key = ("chunks", rule.pad_chinese, rule.cut_key)
             chunks = cuts.get(key)
             if chunks is None:
-                chunks = cuts[key] = _chunks([texts[i] for i in rest], rule.pad_chinese)
+                chunks = cuts[key] = whitespace_chunks([texts[i] for i in rest], rule.pad_chinese)
             out[rest] = self._sums(chunks)
             fast[rest] = True
         slow = np.flatnonzero(~fast)
@@ -453,7 +239,7 @@ class FastCounter:
             key = ("pieces", rule.prefix_space, rule.cut_key)
             pieces = cuts.get(key)
             if pieces is None:
-                pieces = cuts[key] = _byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
+                pieces = cuts[key] = byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
             out[chosen] = self._sums(pieces)
         slow = np.flatnonzero(~fast)
         if len(slow):
@@ -462,7 +248,7 @@ class FastCounter:
         self._check([texts[i] for i in chosen.tolist()], out[chosen])
         return out
 
-    def _sums(self, cut: _Pieces) -> np.ndarray:
+    def _sums(self, cut: Pieces) -> np.ndarray:
         """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
         (12 bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
         each text's pieces summed with numpy."""
@@ -491,7 +277,7 @@ class FastCounter:
         assert rule is not None
         counts = np.zeros(len(chunks), dtype=np.int64)
         ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in chunks), bool, len(chunks)))
-        words = _Words([chunks[i] for i in ascii_.tolist()], rule.added)
+        words = Words([chunks[i] for i in ascii_.tolist()], rule.added)
         counts[ascii_] = self._sums(words.view(rule.lowercase)) - rule.specials
         rest = np.ones(len(chunks), dtype=bool)
         rest[ascii_[~words.left_out]] = False
@@ -504,7 +290,7 @@ class FastCounter:
         self, pieces: list[str], words: bool = False, alone: bool = False, per_text: int = 64
     ) -> np.ndarray:
         """Tokens of each piece, specials left out. A word is counted by WordPiece's own rule
-        (``_WordPiece``): for a word of the words cut (ASCII, no added token's text, lower-cased
+        (``WordPiece``): for a word of the words cut (ASCII, no added token's text, lower-cased
         where the normalizer lower-cases) the normalizer would change nothing and the
         pre-tokenizer would keep it whole. Chunks go to the tokenizer joined by spaces,
         ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
