@@ -8,8 +8,8 @@ A user choosing between two base models would otherwise run two scans. Contender
   here on the corpus's own passages (the BERT pipeline, so the chunk cache applies to it too);
 - one pass with both (``--tokenizer A --tokenizer B``).
 
-With ``--bpe``, also a byte-level BPE (no chunk rule: every distinct text through the tokenizer
-itself), alone and beside A. The numbers of the one-pass profiles are checked equal to the
+With ``--bpe``, also a byte-level BPE (counted through GPT-2's pre-tokenizer pieces where the
+byte-level rule holds), alone and beside A. The numbers of the one-pass profiles are checked equal to the
 separate scans'.
 
     python benchmarks/compare.py /tmp/corp/mined-125000x9-r4.jsonl --runs 3
@@ -96,7 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--bpe", action="store_true", help="also a tokenizer no chunk rule covers")
+    ap.add_argument("--bpe", action="store_true", help="also a byte-level BPE (the second piece rule)")
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lenprof import Comparison, compare, scan
 from lenprof.cli import main
@@ -21,7 +21,8 @@ MINILM = str(packaged_model_path())
 def tokenizers(tmp_path_factory) -> list[str]:
     """Three tokenizers that count differently: MiniLM's folder (cap 512), the same vocabulary
     without lower-casing as a bare tokenizer.json (no known cap), and a byte-level BPE trained
-    here (no chunk rule applies: every text through the tokenizer) that declares a cap of 64."""
+    here with an NFC normalizer (so no piece rule applies: every text through the tokenizer)
+    that declares a cap of 64."""
     folder = tmp_path_factory.mktemp("tokenizers")
     cased = json.loads((Path(MINILM) / "tokenizer.json").read_text())
     cased["normalizer"]["lowercase"] = False
@@ -29,6 +30,7 @@ def tokenizers(tmp_path_factory) -> list[str]:
     (folder / "cased").mkdir()
     (folder / "cased" / "tokenizer.json").write_text(json.dumps(cased))
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.normalizer = normalizers.NFC()
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").open()]
