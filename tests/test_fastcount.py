@@ -79,17 +79,21 @@ text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
-@given(texts=st.lists(text, min_size=1, max_size=40))
-def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
-    for name, backend in families.items():
+def counts_like_the_tokenizer(backends: dict[str, Tokenizer], texts: list[str], family: str) -> None:
+    for name, backend in backends.items():
         counter = FastCounter(backend)
-        assert counter.rule is not None and counter.rule.family == "bert-wordpiece", name
+        assert counter.rule is not None and counter.rule.family == family, name
         got = counter.count(texts)
         assert got.tolist() == count_tokens(backend, texts).tolist(), name
         assert counter.mismatch is None
-        # and again from a warm cache, where no chunk is tokenized any more
+        # and again from a warm cache, where no piece is tokenized any more
         assert counter.count(texts).tolist() == got.tolist(), name
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts=st.lists(text, min_size=1, max_size=40))
+def test_chunk_counts_equal_the_tokenizer_for_every_family(families, texts):
+    counts_like_the_tokenizer(families, texts, "bert-wordpiece")
 
 
 ASCII_WORDS = ["Hello", "HELLO", "e-mail", "don't", "3.14", "v2.0.1", "#123456", "x" * 70, "ab" * 40, "a_b"]
@@ -107,12 +111,7 @@ ascii_text = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(ascii_text, min_size=1, max_size=40))
 def test_the_words_cut_counts_ascii_texts_as_the_tokenizer_does(families, texts):
-    for name, backend in families.items():
-        counter = FastCounter(backend)
-        got = counter.count(texts)
-        assert got.tolist() == count_tokens(backend, texts).tolist(), name
-        assert counter.mismatch is None
-        assert counter.count(texts).tolist() == got.tolist(), name
+    counts_like_the_tokenizer(families, texts, "bert-wordpiece")
 
 
 def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families):
@@ -193,13 +192,7 @@ ascii_any = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(st.one_of(ascii_any, text), min_size=1, max_size=40))
 def test_byte_level_pieces_count_as_the_tokenizer_does(byte_levels, texts):
-    for name, backend in byte_levels.items():
-        counter = FastCounter(backend)
-        assert counter.rule is not None and counter.rule.family == "byte-level-bpe", name
-        got = counter.count(texts)
-        assert got.tolist() == count_tokens(backend, texts).tolist(), name
-        assert counter.mismatch is None
-        assert counter.count(texts).tolist() == got.tolist(), name
+    counts_like_the_tokenizer(byte_levels, texts, "byte-level-bpe")
 
 
 @pytest.fixture(scope="module")

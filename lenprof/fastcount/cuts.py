@@ -154,14 +154,7 @@ def byte_level(texts: list[str], prefix_space: bool) -> Pieces:
     find = _BYTE_LEVEL.findall
     if prefix_space:
         texts = [t if t.startswith(" ") else " " + t for t in texts]
-    pieces = [find(t) for t in texts]
-    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
-    flat = list(chain.from_iterable(pieces))
-    prints, inverse = _distinct(fingerprints(flat))
-    first = _one_of_each(inverse, len(prints))
-    return Pieces(
-        "pieces", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
-    )
+    return _of_strings("pieces", [find(t) for t in texts])
 
 
 def _spaced(match: re.Match) -> str:
@@ -175,10 +168,13 @@ def whitespace_chunks(texts: list[str], pad_chinese: bool) -> Pieces:
         pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
     else:
         pieces = [text.split() for text in texts]
-    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), np.int64, len(texts)))
+    return _of_strings("chunks", pieces)
+
+
+def _of_strings(kind: str, pieces: list[list[str]]) -> Pieces:
+    """Each text's pieces, as Python strings, fingerprinted by their string hash."""
+    owner = np.repeat(np.arange(len(pieces)), np.fromiter(map(len, pieces), np.int64, len(pieces)))
     flat = list(chain.from_iterable(pieces))
     prints, inverse = _distinct(fingerprints(flat))
     first = _one_of_each(inverse, len(prints))
-    return Pieces(
-        "chunks", len(texts), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()]
-    )
+    return Pieces(kind, len(pieces), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()])
