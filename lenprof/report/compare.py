@@ -7,7 +7,7 @@ from ..compare import Comparison
 from ..profile import Profile, ProfileError
 from ..recommend import TARGETS
 from ..stats import FIELDS
-from .text import _counts, _grid, _pct
+from .text import _grid, _pct, sample_lines
 
 PERCENTILES = ("50", "90", "95", "99", "99.9")
 ONE_TOKENIZER_FORMATS = ("args", "yaml", "env", "st", "markdown")  # they print one tokenizer's lengths
@@ -99,13 +99,11 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
 
 def render_comparison_table(comparison: Comparison) -> str:
     first = comparison.profiles[0]
-    s, n = first.samples, len(first.inputs)
+    n = len(first.inputs)
     lines = [
         f"lenprof: {n} input{'s' * (n != 1)}, {len(comparison.profiles)} tokenizers compared in one pass",
         "",
-        f"rows      read {s.read}, kept {s.kept}, dropped {first.dropped}, blank lines {s.blank}",
-        f"dropped   {_counts(s.dropped)}",
-        f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
+        *sample_lines(first),
         "",
     ]
     lines += _grid(field_rows(comparison), right=set(range(2, 12)))

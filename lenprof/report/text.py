@@ -104,6 +104,17 @@ def _counts(counts: dict[str, int], unit: str = "") -> str:
     return ", ".join(f"{k} {v}{unit}" for k, v in counts.items()) or "none"
 
 
+def sample_lines(profile: Profile, splits: str = "") -> list[str]:
+    """What happened to the rows: read, kept and dropped, the splits found, drops and repairs."""
+    s = profile.samples
+    return [
+        f"rows      read {s.read}, kept {s.kept}, dropped {profile.dropped}, blank lines {s.blank}",
+        *([f"splits    {splits}"] if splits else []),
+        f"dropped   {_counts(s.dropped)}",
+        f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
+    ]
+
+
 def render_table(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
     cap = f"cap {tok.cap}" if tok.cap else "no known cap"
@@ -112,10 +123,7 @@ def render_table(profile: Profile) -> str:
     lines = [
         f"lenprof: {n_inputs} input{'s' * (n_inputs != 1)}, tokenizer {tok.name} ({cap})",
         "",
-        f"rows      read {s.read}, kept {s.kept}, dropped {profile.dropped}, blank lines {s.blank}",
-        *([f"splits    {splits}"] if splits else []),
-        f"dropped   {_counts(s.dropped)}",
-        f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
+        *sample_lines(profile, splits),
     ]
     if s.warnings:
         lines.append(f"warnings  {_counts(s.warnings, ' rows')}")
