@@ -230,8 +230,8 @@ def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp
     exact = scan(str(src), tokenizer=tok, exact_only=True)
     assert exact.run["counting"] == {"path": "tokenizer", "fast_share": 0.0, "self_checked": 0}
 
-    real = FastCounter._chunk_counts
-    monkeypatch.setattr(FastCounter, "_chunk_counts", lambda self, *args, **kw: real(self, *args, **kw) + 1)
+    real = FastCounter._piece_counts
+    monkeypatch.setattr(FastCounter, "_piece_counts", lambda self, *args, **kw: real(self, *args, **kw) + 1)
     counter = FastCounter(tok.backend)
     counter.count(["a wrong count is caught"])
     assert counter.mismatch == "the chunk count of 'a wrong count is caught' was 12, the tokenizer's 7"

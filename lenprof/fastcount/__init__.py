@@ -104,6 +104,7 @@ def recognise(backend: Any) -> Rule | None:
         spec.get(k) or {} for k in ("normalizer", "pre_tokenizer", "model", "post_processor")
     )
     added = [t.get("content", "") for t in spec.get("added_tokens", [])]
+    added_texts = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
     if (
         model.get("type") == "WordPiece"
         and normalizer.get("type", "BertNormalizer") == "BertNormalizer"
@@ -120,7 +121,7 @@ def recognise(backend: Any) -> Rule | None:
             int(count_tokens(backend, [""])[0]),
             pad_chinese=bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False,
             lowercase=bool(normalizer.get("lowercase", True)) if normalizer else False,
-            added=re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None,
+            added=added_texts,
         )
     if (
         model.get("type") == "BPE"
@@ -138,7 +139,7 @@ def recognise(backend: Any) -> Rule | None:
             "byte-level-bpe",
             next(x) - next(x),
             prefix_space=bool(pre.get("add_prefix_space", True)),
-            added=re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None,
+            added=added_texts,
         )
     return None
 
@@ -163,6 +164,7 @@ class FastCounter:
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
         self._wordpiece: WordPiece | None = None
+        self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
         # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
         self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap(), "pieces": FingerprintMap()}
         self.texts = self.fast = self.checked = 0
@@ -218,6 +220,11 @@ class FastCounter:
                 chunks = cuts[key] = whitespace_chunks([texts[i] for i in rest], rule.pad_chinese)
             out[rest] = self._sums(chunks)
             fast[rest] = True
+        return self._rest_and_check(texts, out, fast)
+
+    def _rest_and_check(self, texts: list[str], out: np.ndarray, fast: np.ndarray) -> np.ndarray:
+        """Count the texts ``fast`` leaves out with the tokenizer, and check a sample of the
+        others against it (see ``_check``)."""
         slow = np.flatnonzero(~fast)
         if len(slow):
             out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
@@ -241,12 +248,7 @@ class FastCounter:
             if pieces is None:
                 pieces = cuts[key] = byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
             out[chosen] = self._sums(pieces)
-        slow = np.flatnonzero(~fast)
-        if len(slow):
-            out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
-        self.fast += len(chosen)
-        self._check([texts[i] for i in chosen.tolist()], out[chosen])
-        return out
+        return self._rest_and_check(texts, out, fast)
 
     def _sums(self, cut: Pieces) -> np.ndarray:
         """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
@@ -258,49 +260,46 @@ class FastCounter:
         counts = cache.get(cut.prints).astype(np.int64)
         missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(missing):
-            pieces = cut.strings(missing)
-            if cut.kind == "words":
-                counts[missing] = self._chunk_counts(pieces, words=True)
-            elif cut.kind == "pieces":
-                counts[missing] = self._chunk_counts(pieces, alone=True)
-            else:
-                counts[missing] = self._chunk_sums(pieces)
+            counts[missing] = self._piece_counts(cut.kind, cut.strings(missing))
             cache.put(cut.prints[missing], counts[missing])
         sums = np.bincount(cut.owner, weights=counts[cut.inverse], minlength=cut.n)
         return self.rule.specials + sums.astype(np.int64)  # type: ignore[union-attr]
 
-    def _chunk_sums(self, chunks: list[str]) -> np.ndarray:
-        """Tokens of each chunk, specials left out. An ASCII chunk is an ASCII text of its own,
-        so it takes the words cut (most chunks of Chinese or accented texts are: names, options,
-        numbers); the others go to the tokenizer."""
+    def _piece_counts(self, kind: str, pieces: list[str]) -> np.ndarray:
+        """Tokens of each new piece of a cut, specials left out:
+        - a word (ASCII, no added token's text, lower-cased where the normalizer lower-cases),
+          by WordPiece's own rule (``WordPiece``): the normalizer would change nothing and the
+          pre-tokenizer would keep it whole;
+        - a byte-level piece, by the tokenizer alone (its spaces are part of it), without the
+          space put first and without specials;
+        - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
+          chunks of Chinese or accented texts are: names, options, numbers); the others go to
+          the tokenizer (``_tokenized_chunks``)."""
+        if kind == "words":
+            return self.wordpiece.counts(pieces)
+        if kind == "pieces":
+            if self._alone is None:
+                self._alone = _alone(self.backend.to_str())
+            return count_tokens(self._alone, pieces, special=False)
         rule = self.rule
         assert rule is not None
-        counts = np.zeros(len(chunks), dtype=np.int64)
-        ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in chunks), bool, len(chunks)))
-        words = Words([chunks[i] for i in ascii_.tolist()], rule.added)
+        counts = np.zeros(len(pieces), dtype=np.int64)
+        ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in pieces), bool, len(pieces)))
+        words = Words([pieces[i] for i in ascii_.tolist()], rule.added)
         counts[ascii_] = self._sums(words.view(rule.lowercase)) - rule.specials
-        rest = np.ones(len(chunks), dtype=bool)
+        rest = np.ones(len(pieces), dtype=bool)
         rest[ascii_[~words.left_out]] = False
         where = np.flatnonzero(rest)
         if len(where):
-            counts[where] = self._chunk_counts([chunks[i] for i in where.tolist()])
+            counts[where] = self._tokenized_chunks([pieces[i] for i in where.tolist()])
         return counts
 
-    def _chunk_counts(
-        self, pieces: list[str], words: bool = False, alone: bool = False, per_text: int = 64
-    ) -> np.ndarray:
-        """Tokens of each piece, specials left out. A word is counted by WordPiece's own rule
-        (``WordPiece``): for a word of the words cut (ASCII, no added token's text, lower-cased
-        where the normalizer lower-cases) the normalizer would change nothing and the
-        pre-tokenizer would keep it whole. Chunks go to the tokenizer joined by spaces,
-        ``per_text`` at a time (a call per chunk would cost more than the chunk), and each token
-        is given to the chunk its offset falls in."""
-        if words:
-            return self.wordpiece.counts(pieces)
-        if alone:  # byte-level pieces: spaces are part of them, so each goes alone
-            return count_tokens(_alone(self.backend.to_str()), pieces, special=False)
-        counts = np.zeros(len(pieces), dtype=np.int64)
-        groups = [pieces[i : i + per_text] for i in range(0, len(pieces), per_text)]
+    def _tokenized_chunks(self, chunks: list[str], per_text: int = 64) -> np.ndarray:
+        """Tokens of each chunk by the tokenizer: chunks joined by spaces, ``per_text`` at a time
+        (a call per chunk would cost more than the chunk), each token given to the chunk its
+        offset falls in."""
+        counts = np.zeros(len(chunks), dtype=np.int64)
+        groups = [chunks[i : i + per_text] for i in range(0, len(chunks), per_text)]
         encodings = self.backend.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
         for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
             at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])

@@ -104,7 +104,7 @@ class Words:
         """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
         if lowercase not in self._views:
             data = _LOWER[np.frombuffer(self.data, np.uint8)].tobytes() if lowercase else self.data
-            prints, inverse = _distinct(self._fingerprints(data, np.arange(len(self.starts))))
+            prints, inverse = _distinct(self._fingerprints(data))
             first = _one_of_each(inverse, len(prints))
             starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
 
@@ -114,12 +114,12 @@ class Words:
             self._views[lowercase] = Pieces("words", self.n, self.owner, prints, inverse, strings)
         return self._views[lowercase]
 
-    def _fingerprints(self, data: bytes, pieces: np.ndarray) -> np.ndarray:
+    def _fingerprints(self, data: bytes) -> np.ndarray:
         """Each piece's fingerprint: a polynomial in ``_BASE`` modulo 2**64 over its bytes, from
         the prefix sums of the whole batch, with its length mixed in."""
         codes = np.frombuffer(data, np.uint8)
         powers, inverses = self._tables(len(codes) + 1)
-        starts, ends = self.starts[pieces], self.ends[pieces]
+        starts, ends = self.starts, self.ends
         with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
             prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
             np.cumsum(codes.astype(np.uint64) * powers[: len(codes)], out=prefix[1:])
