@@ -172,16 +172,18 @@ class FingerprintMap:
             out.append((hit, pos[hit]))
         return out
 
-    def claim(self, keys: np.ndarray, value: int | None = None, known: bool = False):
+    def claim(self, keys: np.ndarray, value: int | None = None) -> np.ndarray:
         """Reserve every key not present yet (with ``value``, or to be assigned later); True
-        where this call reserved it (its first occurrence among ``keys``). With ``known``, also
-        the value each key holds now (``UNKNOWN`` for those just reserved, or not assigned yet),
-        from the same lookup: ``(reserved, values)``."""
+        where this call reserved it (its first occurrence among ``keys``)."""
+        return self.claim_known(keys, value)[0]
+
+    def claim_known(self, keys: np.ndarray, value: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`claim`, and from the same lookup the value each key holds now (``UNKNOWN`` for
+        those just reserved, or not assigned yet)."""
         keys = np.asarray(keys, dtype=np.uint64)
         new = np.zeros(len(keys), dtype=bool)
-        values = np.full(len(keys), self.UNKNOWN, dtype=np.uint32)
         if len(keys) == 0:
-            return (new, values) if known else new
+            return new, np.full(0, self.UNKNOWN, dtype=np.uint32)
         uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         present = np.zeros(len(uniq), dtype=bool)
         held = np.full(len(uniq), self.UNKNOWN, dtype=np.uint32)
@@ -191,7 +193,7 @@ class FingerprintMap:
         new[first[~present]] = True
         fill = self.UNKNOWN if value is None else value
         self.put(uniq[~present], np.full(int((~present).sum()), fill, dtype=np.uint32))
-        return (new, held[inverse.reshape(-1)]) if known else new
+        return new, held[inverse.reshape(-1)]
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add keys that are not present yet, sorted and distinct, with their values."""
@@ -219,13 +221,15 @@ class FingerprintMap:
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The value of each key; ``UNKNOWN`` for keys claimed but not assigned, or absent."""
         keys = np.asarray(keys, dtype=np.uint64)
-        values = np.full(len(keys), self.UNKNOWN, dtype=np.uint32)
-        if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()):  # sorted already
-            for (hit, pos), (_, vals) in zip(self._locate(keys), self._runs, strict=True):
-                values[hit] = vals[pos]
-            return values
-        order = np.argsort(keys)  # sorted lookups walk each run forward: far fewer cache misses
-        sorted_keys = keys[order]
-        for (hit, pos), (_, vals) in zip(self._locate(sorted_keys), self._runs, strict=True):
-            values[order[hit]] = vals[pos]
+        # sorted lookups walk each run forward: far fewer cache misses (most callers sort already)
+        order = None if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()) else np.argsort(keys)
+        found = np.full(len(keys), self.UNKNOWN, dtype=np.uint32)
+        for (hit, pos), (_, vals) in zip(
+            self._locate(keys if order is None else keys[order]), self._runs, strict=True
+        ):
+            found[hit] = vals[pos]
+        if order is None:
+            return found
+        values = np.empty_like(found)
+        values[order] = found
         return values

@@ -122,8 +122,9 @@ class LoadedTokenizer:
 
 
 def count_tokens(backend: Any, texts: list[str], special: bool = True) -> np.ndarray:
-    """Token counts of ``texts`` as the trainer sees them: special tokens included, never
-    truncated, in one Rust call that skips the offsets nobody needs here."""
+    """Token counts of ``texts`` as the trainer sees them: special tokens included (unless
+    ``special`` is False), never truncated, in one Rust call that skips the offsets nobody
+    needs here."""
     if not texts:
         return np.zeros(0, dtype=np.int64)
     encodings = backend.encode_batch_fast(texts, add_special_tokens=special)

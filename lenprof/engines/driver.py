@@ -63,14 +63,14 @@ class Totals:
     stats: ScanStats = field(default_factory=ScanStats)
     shards: int = 0
     tokenized: int = 0  # distinct texts counted
-    fast: int = 0  # of them through the chunk cache
+    fast: int = 0  # of them through the piece caches
     checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
     others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
 
 
 class FastPathFailed(RuntimeError):
-    """The chunk-cache count of a text differed from the tokenizer's: recount exactly."""
+    """The piece-cache count of a text differed from the tokenizer's: recount exactly."""
 
 
 @dataclass
@@ -164,7 +164,7 @@ def drive(
                 keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
                 duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
             # the same texts are new to every tokenizer; those measured already come back known
-            claims = [mine.claim(report.texts, known=True) for mine in lengths]
+            claims = [mine.claim_known(report.texts) for mine in lengths]
             f.need = np.flatnonzero(claims[0][0])
             f.known = np.stack([known for _, known in claims])
             if len(f.need):
@@ -179,9 +179,8 @@ def drive(
         while finished < decided and flights[finished].measured:
             f = flights[finished]
             known = f.known
-            late = np.flatnonzero(
-                (known == FingerprintMap.UNKNOWN).any(axis=0)
-            )  # owned by shards then in flight
+            # texts owned by shards that were still in flight when this one was claimed
+            late = np.flatnonzero((known == FingerprintMap.UNKNOWN).any(axis=0))  # type: ignore[union-attr]
             if len(late):
                 keys = f.report.texts[late]  # type: ignore[union-attr]
                 known[:, late] = np.stack([mine.get(keys) for mine in lengths])  # type: ignore[index]
