@@ -5,7 +5,7 @@ A user choosing between two base models would otherwise run two scans. Contender
 
 - one scan with tokenizer A (the packaged all-MiniLM-L6-v2: BERT uncased WordPiece);
 - one scan with tokenizer B, a different vocabulary: a cased WordPiece of 30,000 tokens trained
-  here on the corpus's own passages (the BERT pipeline, so the chunk cache applies to it too);
+  here on the corpus's own passages (the BERT pipeline, so the piece caches apply to it too);
 - one pass with both (``--tokenizer A --tokenizer B``).
 
 With ``--bpe``, also a byte-level BPE (counted through GPT-2's pre-tokenizer pieces where the

@@ -2,7 +2,7 @@
 
 lenprof streams shards: memory holds the shards in flight, 8 bytes per kept row (duplicate
 detection), 12 bytes per distinct text (their lengths) and 8 bytes per distinct text per field
-(unique counts), and each worker a bounded chunk cache. What a user would otherwise write reads
+(unique counts), and each worker bounded piece caches. What a user would otherwise write reads
 every row into a list, tokenizes every text and takes numpy percentiles (``--load-all``; it needs
 tens of GiB on the larger corpora). Each run is a fresh process; the peak RSS is the kernel's
 figure for the largest single process (main or worker).

@@ -6,7 +6,7 @@ drift of the machine's speed hits them alike; the table gives each one's median 
 
   floor          benchmarks/floor.py: read with polars and count each distinct text once with
                  encode_batch_fast, one process per core; nothing else (no checks, no numbers)
-  lenprof        `lenprof scan FILE --format json` (all cores; the chunk cache where it applies)
+  lenprof        `lenprof scan FILE --format json` (all cores; the piece caches where they apply)
   lenprof exact  the same with --exact-only: every distinct text through the tokenizer
   datasets.map   load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
 
@@ -95,7 +95,7 @@ def main() -> None:
         print(
             f"\ncorpus: {corpus.name}, {corpus.stat().st_size / 1e6:.0f} MB, {texts:,} texts, "
             f"{run['texts_tokenized']:,} distinct, {tokens:,} tokens; lenprof counted {run['counting']['fast_share']:.0%} "
-            f"of distinct texts through the chunk cache ({run['counting']['path']})"
+            f"of distinct texts through the piece caches ({run['counting']['path']})"
         )
         floor = statistics.median(s for s, _ in results[next(iter(contenders))])
         slow = statistics.median(s for s, _ in results.get("datasets.map(batched) + numpy", [(0, 0)]))

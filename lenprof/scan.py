@@ -82,7 +82,7 @@ def scan(
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
     or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    chunk-cache counting, see ``fastcount/``) change a result. ``against`` names evaluation
+    piece-cache counting, see ``fastcount/``) change a result. ``against`` names evaluation
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
     ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
     split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.

@@ -191,7 +191,7 @@ class _Repeatable(click.Option):
 @click.option(
     "--exact-only",
     is_flag=True,
-    help="Count every text with the full tokenizer, never through the chunk cache (which is exact where used, and checks itself).",
+    help="Count every text with the full tokenizer, never through the piece caches (which is exact where used, and checks itself).",
 )
 @click.option(
     "--against",
@@ -272,7 +272,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
     if failed:
         log(
             quiet,
-            f"the chunk-cache count disagreed with the tokenizer ({failed}); every text was counted again by the tokenizer",
+            f"the piece-cache count disagreed with the tokenizer ({failed}); every text was counted again by the tokenizer",
         )
     for path, what in ((out, "profile"), (report, "report")):
         if path:

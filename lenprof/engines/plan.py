@@ -80,7 +80,7 @@ class WorkerSetup:
     fields: tuple[Fields, ...]  # per input: the columns its layout reads
     tokenizer_json: str
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
-    exact_only: bool  # no chunk-cache counting (fastcount/)
+    exact_only: bool  # no piece-cache counting (fastcount/)
     cap: int | None
     clean: bool
     clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file
@@ -107,7 +107,7 @@ class Plan:
     outputs: Outputs
     shard_bytes: int = DEFAULT_SHARD_BYTES
     stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
-    exact_only: bool = False  # every text through the full tokenizer, no chunk cache
+    exact_only: bool = False  # every text through the full tokenizer, no piece caches
     layouts: list[Layout] = field(default_factory=list)  # per input
     clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
     against: EvalIndex | None = None

@@ -66,7 +66,7 @@ class Measured:
     index: int
     lengths: np.ndarray  # uint32, (tokenizers, texts asked for)
     seconds: float
-    fast: list[int]  # per tokenizer: of them counted through the chunk cache
+    fast: list[int]  # per tokenizer: of them counted through the piece caches
     checked: list[int]  # of those, counted by the full tokenizer too
     mismatch: str | None  # why the fast path stopped, if its self-check failed
 
