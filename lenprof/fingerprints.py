@@ -140,7 +140,8 @@ class FingerprintSet:
 
 
 class FingerprintMap:
-    """Fingerprint -> small integer (a token count), 12 bytes per member, same layout as the set.
+    """Fingerprint -> small integer (a token count), 12 bytes per member, same layout as the set;
+    with ``width``, -> a row of that many (one per tokenizer), 8 + 4 x ``width`` bytes.
 
     The scan keeps one for the whole corpus, so each distinct text is tokenized once however
     often it repeats (mined negatives recur across many rows). A key can be reserved before its
@@ -152,12 +153,18 @@ class FingerprintMap:
         >>> m.assign(np.array([9, 4], dtype=np.uint64), np.array([30, 12]))
         >>> m.get(np.array([4, 9], dtype=np.uint64)).tolist()
         [12, 30]
+        >>> rows = FingerprintMap(width=2)
+        >>> rows.set_column(np.array([4, 9], dtype=np.uint64), np.array([12, 30]), column=1)
+        >>> rows.get(np.array([9], dtype=np.uint64)).tolist() == [[FingerprintMap.UNKNOWN, 30]]
+        True
     """
 
     UNKNOWN = np.uint32(0xFFFFFFFF)  # claimed, value not known yet
 
-    def __init__(self) -> None:
+    def __init__(self, width: int | None = None) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.width = width
+        self._row: tuple[int, ...] = () if width is None else (width,)
 
     def __len__(self) -> int:
         return sum(len(k) for k, _ in self._runs)
@@ -183,17 +190,20 @@ class FingerprintMap:
         keys = np.asarray(keys, dtype=np.uint64)
         new = np.zeros(len(keys), dtype=bool)
         if len(keys) == 0:
-            return new, np.full(0, self.UNKNOWN, dtype=np.uint32)
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            return new, np.full((0, *self._row), self.UNKNOWN, dtype=np.uint32)
+        if bool((keys[1:] > keys[:-1]).all()):  # sorted and distinct already (a shard's texts)
+            uniq, first, inverse = keys, np.arange(len(keys)), None
+        else:
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         present = np.zeros(len(uniq), dtype=bool)
-        held = np.full(len(uniq), self.UNKNOWN, dtype=np.uint32)
+        held = np.full((len(uniq), *self._row), self.UNKNOWN, dtype=np.uint32)
         for (hit, pos), (_, vals) in zip(self._locate(uniq), self._runs, strict=True):
             present |= hit
             held[hit] = vals[pos]
         new[first[~present]] = True
         fill = self.UNKNOWN if value is None else value
-        self.put(uniq[~present], np.full(int((~present).sum()), fill, dtype=np.uint32))
-        return new, held[inverse.reshape(-1)]
+        self.put(uniq[~present], np.full((int((~present).sum()), *self._row), fill, dtype=np.uint32))
+        return new, held if inverse is None else held[inverse.reshape(-1)]
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add keys that are not present yet, sorted and distinct, with their values."""
@@ -209,21 +219,45 @@ class FingerprintMap:
 
     def assign(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Set the values of claimed keys."""
-        keys = np.asarray(keys, dtype=np.uint64)
-        values = np.asarray(values, dtype=np.uint32)
-        done = np.zeros(len(keys), dtype=bool)
-        for (hit, pos), (_, vals) in zip(self._locate(keys), self._runs, strict=True):
-            vals[pos] = values[hit]
-            done |= hit
+        done = self._assign(np.asarray(keys, dtype=np.uint64), np.asarray(values, dtype=np.uint32))
         if not done.all():
             raise KeyError("assign() of a key that was never claimed")
+
+    def _assign(self, keys: np.ndarray, values: np.ndarray, column: int | None = None) -> np.ndarray:
+        """Set the values (or one column of them) of the keys present; which keys were. The
+        newest run is searched first: keys are mostly assigned soon after they were added."""
+        done = np.zeros(len(keys), dtype=bool)
+        todo = np.arange(len(keys))
+        for run, vals in reversed(self._runs):
+            pos = np.searchsorted(run, keys[todo])
+            pos[pos == len(run)] = 0
+            hit = run[pos] == keys[todo]
+            if column is None:
+                vals[pos[hit]] = values[todo[hit]]
+            else:
+                vals[pos[hit], column] = values[todo[hit]]
+            done[todo[hit]] = True
+            todo = todo[~hit]
+            if len(todo) == 0:
+                break
+        return done
+
+    def set_column(self, keys: np.ndarray, values: np.ndarray, column: int) -> None:
+        """Set one column of a map with ``width`` for distinct, sorted ``keys``; a key not
+        present yet is added, ``UNKNOWN`` in the other columns."""
+        keys, values = np.asarray(keys, dtype=np.uint64), np.asarray(values, dtype=np.uint32)
+        new = ~self._assign(keys, values, column)
+        if new.any():
+            rows = np.full((int(new.sum()), *self._row), self.UNKNOWN, dtype=np.uint32)
+            rows[:, column] = values[new]
+            self.put(keys[new], rows)
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The value of each key; ``UNKNOWN`` for keys claimed but not assigned, or absent."""
         keys = np.asarray(keys, dtype=np.uint64)
         # sorted lookups walk each run forward: far fewer cache misses (most callers sort already)
         order = None if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()) else np.argsort(keys)
-        found = np.full(len(keys), self.UNKNOWN, dtype=np.uint32)
+        found = np.full((len(keys), *self._row), self.UNKNOWN, dtype=np.uint32)
         for (hit, pos), (_, vals) in zip(
             self._locate(keys if order is None else keys[order]), self._runs, strict=True
         ):

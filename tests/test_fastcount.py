@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lenprof import scan
-from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, recognise
+from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, recognise, share_caches
+from lenprof.fastcount.cuts import Words
 from lenprof.tokenize import count_tokens
 
 TRAINING = [
@@ -88,6 +89,13 @@ def counts_like_the_tokenizer(backends: dict[str, Tokenizer], texts: list[str], 
         assert counter.mismatch is None
         # and again from a warm cache, where no piece is tokenized any more
         assert counter.count(texts).tolist() == got.tolist(), name
+    # all the tokenizers at once, as a comparison counts them: one cut, the caches shared
+    together = [FastCounter(backend) for backend in backends.values()]
+    share_caches(together)
+    exact = [count_tokens(backend, texts).tolist() for backend in backends.values()]
+    for _ in ("cold", "warm"):
+        assert count_together(together, texts).tolist() == exact
+    assert all(counter.mismatch is None for counter in together)
 
 
 @settings(max_examples=400, deadline=None)
@@ -146,14 +154,23 @@ def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families
     assert (counter.texts, counter.fast) == (5, 4)
 
 
-def test_long_batches_are_cut_in_parts_and_share_their_cuts(families):
+def test_long_batches_are_cut_in_parts_once_for_every_counter(families, monkeypatch):
     texts = [f"Passage {i}: " + "lorem ipsum dolor sit amet, " * 200 for i in range(2 * BATCH_CHARS // 5000)]
     assert sum(map(len, texts)) > BATCH_CHARS
-    uncased, cased = FastCounter(families["bert-uncased"]), FastCounter(families["bert-cased"])
-    cuts: dict = {}
-    for counter in (uncased, cased):
-        assert counter.count(texts, cuts).tolist() == count_tokens(counter.backend, texts).tolist()
-    assert len(cuts) >= 2 and all(isinstance(k, int) for k in cuts)  # one set of cuts per part
+    counters = [FastCounter(families["bert-uncased"]), FastCounter(families["bert-cased"])]
+    share_caches(counters)
+    # one words cache for both, keyed by the words as written (the cased counter needs them so)
+    words = counters[0].caches["words"]
+    assert words is counters[1].caches["words"] and not words.lowercase and words.width == 2
+    cut: list[int] = []
+    real = Words.__init__
+    monkeypatch.setattr(
+        Words, "__init__", lambda self, t, added: (cut.append(len(t)), real(self, t, added))[1]
+    )
+    counts = count_together(counters, texts)
+    for counter, row in zip(counters, counts, strict=True):
+        assert row.tolist() == count_tokens(counter.backend, texts).tolist()
+    assert len(cut) >= 2 and sum(cut) == len(texts)  # each part cut once, for both counters
 
 
 def test_texts_without_control_characters_take_the_fast_path(families):
@@ -247,12 +264,25 @@ def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp
     assert p.run["counting"]["fast_path_failed"].startswith("the chunk count of ")
 
 
-def test_the_self_check_covers_the_first_texts_and_a_sample(tok):
+def test_the_self_check_covers_the_runs_first_texts_and_a_sample(tok, tmp_path):
     counter = FastCounter(tok.backend)
     texts = [f"text number {i}" for i in range(CHECK_FIRST + 5000)]
     counter.count(texts)
     sampled = sum(1 for t in texts[CHECK_FIRST:] if hash(t) % 100 == 0)
     assert counter.checked == CHECK_FIRST + sampled and 20 < sampled < 90
+    # texts after the run's first ones: only the sample
+    later = [f"later text {i}" for i in range(3000)]
+    counter.count(later, at=CHECK_FIRST)
+    assert counter.checked == CHECK_FIRST + sampled + sum(1 for t in later if hash(t) % 100 == 0)
+
+    # the run's first texts, not each worker's: as many checked with 2 workers as with 3
+    rows = [json.dumps({"query": f"q {i}", "pos": [f"p {i}"], "neg": [f"n {i}"]}) for i in range(2000)]
+    src = write_lines(tmp_path / "d.jsonl", [r.encode() for r in rows])
+    checked = [
+        scan(str(src), tokenizer=tok, workers=w, shard_bytes=10_000).run["counting"]["self_checked"]
+        for w in (2, 3)
+    ]
+    assert checked[0] == checked[1] and CHECK_FIRST < checked[0] < CHECK_FIRST + 150
 
 
 def test_every_corpus_counts_the_same_with_and_without_the_fast_path(tok, corpora, tmp_path):

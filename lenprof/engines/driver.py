@@ -83,7 +83,7 @@ class _Flight:
     first_line: int = 0
     keep: np.ndarray | None = None
     need: np.ndarray | None = None  # distinct texts this shard tokenizes
-    known: np.ndarray | None = None  # (tokenizers, distinct texts): lengths known so far
+    known: np.ndarray | None = None  # (distinct texts, tokenizers): lengths known so far
     measured: bool = False
 
 
@@ -102,7 +102,7 @@ def drive(
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
     seen = FingerprintMap()  # row key -> the shard that held it first
-    lengths = [FingerprintMap() for _ in every]  # per tokenizer: distinct text -> its length
+    lengths = FingerprintMap(width=len(every))  # distinct text -> its length by each tokenizer
     next_line: dict[int, int] = {}
     first_lines: list[int] = []  # of each decided shard
     duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
@@ -142,9 +142,9 @@ def drive(
             if value.mismatch is not None:
                 raise FastPathFailed(value.mismatch)
             f = flights[value.index]
-            for k, (mine, t) in enumerate(zip(lengths, every, strict=True)):
-                mine.assign(f.report.texts[f.need], value.lengths[k])  # type: ignore[union-attr,index]
-                f.known[k, f.need] = value.lengths[k]  # type: ignore[index]
+            lengths.assign(f.report.texts[f.need], value.lengths.T)  # type: ignore[union-attr,index]
+            f.known[f.need] = value.lengths.T  # type: ignore[index]
+            for k, t in enumerate(every):
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
             f.measured = True
@@ -163,12 +163,11 @@ def drive(
             if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
                 keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
                 duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
-            # the same texts are new to every tokenizer; those measured already come back known
-            claims = [mine.claim_known(report.texts) for mine in lengths]
-            f.need = np.flatnonzero(claims[0][0])
-            f.known = np.stack([known for _, known in claims])
+            # the texts no earlier shard holds; those measured already come back known
+            new, f.known = lengths.claim_known(report.texts)
+            f.need = np.flatnonzero(new)
             if len(f.need):
-                send(decided, "measure", decided, f.need)
+                send(decided, "measure", decided, f.need, totals.tokenized)
                 for t in every:
                     t.tokenized += len(f.need)
             else:
@@ -180,11 +179,10 @@ def drive(
             f = flights[finished]
             known = f.known
             # texts owned by shards that were still in flight when this one was claimed
-            late = np.flatnonzero((known == FingerprintMap.UNKNOWN).any(axis=0))  # type: ignore[union-attr]
+            late = np.flatnonzero((known == FingerprintMap.UNKNOWN).any(axis=1))  # type: ignore[union-attr]
             if len(late):
-                keys = f.report.texts[late]  # type: ignore[union-attr]
-                known[:, late] = np.stack([mine.get(keys) for mine in lengths])  # type: ignore[index]
-            send(finished, "finish", finished, f.keep, f.first_line, known)
+                known[late] = lengths.get(f.report.texts[late])  # type: ignore[index,union-attr]
+            send(finished, "finish", finished, f.keep, f.first_line, np.ascontiguousarray(known.T))  # type: ignore[union-attr]
             f.report = f.keep = f.need = f.known = None  # type: ignore[assignment]
             finished += 1
         while merged in results:

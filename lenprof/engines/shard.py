@@ -36,7 +36,7 @@ from ..checks import (
 )
 from ..cleaned import flagembedding_row
 from ..columns import ColumnKinds
-from ..fastcount import FastCounter
+from ..fastcount import FastCounter, count_together, share_caches
 from ..fingerprints import FingerprintSet, fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
@@ -129,6 +129,7 @@ class ShardWork:
             backend = Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
             self.counters.append(FastCounter(backend, exact_only=setup.exact_only))
+        share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self._open: dict[int, _Checked] = {}
 
@@ -250,16 +251,16 @@ class ShardWork:
 
     # --- 2. measure --------------------------------------------------------------------------------
 
-    def measure(self, index: int, need: np.ndarray) -> Measured:
+    def measure(self, index: int, need: np.ndarray, at: int) -> Measured:
         """Token counts of the shard's distinct texts at positions ``need``, by each tokenizer
-        (the texts are cut into chunks once for all of them)."""
+        (the texts are cut into pieces once for all of them); the run counted ``at`` distinct
+        texts before these (its first ones are all checked: see ``fastcount``)."""
         texts = self._open[index].texts
         assert texts is not None, "measure() twice for one shard"
         batch = [texts[i] for i in need.tolist()]
         start = time.perf_counter()
         before = [(c.fast, c.checked) for c in self.counters]
-        cuts: dict = {}
-        lengths = np.stack([c.count(batch, cuts) for c in self.counters])
+        lengths = count_together(self.counters, batch, at)
         self._open[index].texts = None
         return Measured(
             index,

@@ -41,8 +41,9 @@ When it holds (the proof, per family):
     text: cut alone, a piece is cut into itself.
 
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
-Every run checks itself: the first 1,000 texts a worker counts this way and one in a hundred
-after that are counted by the full tokenizer too, and any difference stops the fast path.
+Every run checks itself: the first 1,000 texts the run counts, where they take this way, and
+one in a hundred after that are counted by the full tokenizer too, and any difference stops the
+fast path.
 
     >>> from lenprof import load_tokenizer
     >>> counter = FastCounter(load_tokenizer(None).backend)
@@ -71,7 +72,7 @@ from .wordpiece import WordPiece, wordpiece
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-CHECK_FIRST = 1000  # texts a counter checks against the full tokenizer before sampling
+CHECK_FIRST = 1000  # a run's first texts, all checked against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
 BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
 MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
@@ -92,6 +93,13 @@ class Rule:
     def cut_key(self) -> str | None:
         """Tokenizers whose rules share this cut the same texts the same way."""
         return self.added.pattern if self.added else None
+
+    def cuts(self) -> dict[str, tuple]:
+        """Each cut this rule counts through (by kind), with what makes two rules' cuts alike:
+        counters whose cuts are alike cut each batch once and share its piece cache."""
+        if self.family == "byte-level-bpe":
+            return {"pieces": ("pieces", self.prefix_space, self.cut_key)}
+        return {"words": ("words", self.cut_key), "chunks": ("chunks", self.pad_chinese, self.cut_key)}
 
 
 def recognise(backend: Any) -> Rule | None:
@@ -156,6 +164,28 @@ def _alone(tokenizer_json: str) -> Any:
     return Tokenizer.from_str(json.dumps(spec))
 
 
+class PieceCache:
+    """A cut's distinct pieces -> their tokens, specials left out: a column for each counter
+    whose cuts are alike (see ``share_caches``), so one lookup a batch serves them all.
+
+    Words are kept as written, or lower-cased when every counter sharing them lower-cases
+    (fewer distinct words); a lower-casing counter lower-cases the words it counts itself."""
+
+    def __init__(self, width: int = 1, lowercase: bool = False):
+        self.width, self.lowercase = width, lowercase
+        self.map = FingerprintMap(width)
+
+    def __len__(self) -> int:
+        return len(self.map)
+
+    def lookup(self, cut: Pieces) -> np.ndarray:
+        """(distinct pieces, counters): what the cache holds for the cut's pieces, ``UNKNOWN``
+        where not yet counted; looked up once a batch, whichever counter asks first."""
+        if len(self.map) > MAX_CACHED_CHUNKS:
+            self.map = FingerprintMap(self.width)
+        return cut.once(("found", id(self)), lambda: self.map.get(cut.prints))
+
+
 class FastCounter:
     """Token counts: through the piece caches for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
@@ -165,8 +195,10 @@ class FastCounter:
         self.rule = None if exact_only else recognise(backend)
         self._wordpiece: WordPiece | None = None
         self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
-        # piece -> its tokens, specials left out: one cache per cut (their fingerprints differ)
-        self.caches = {"words": FingerprintMap(), "chunks": FingerprintMap(), "pieces": FingerprintMap()}
+        # one cache per cut (their fingerprints differ), and this counter's column in it
+        self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase))}
+        self.caches |= {"chunks": PieceCache(), "pieces": PieceCache()}
+        self.columns = dict.fromkeys(self.caches, 0)
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
 
@@ -180,60 +212,64 @@ class FastCounter:
     def path(self) -> str:
         return f"chunks:{self.rule.family}" if self.rule and not self.mismatch else "tokenizer"
 
-    def count(self, texts: list[str], cuts: dict | None = None) -> np.ndarray:
-        """Token counts of ``texts``. Counters of several tokenizers counting the same texts
-        share ``cuts`` (a dict, empty at first): the texts are cut once for all of them."""
-        cuts = {} if cuts is None else cuts
-        ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
-        if len(texts) and ends[-1] > 0:  # cut in parts: the numpy arrays stay a few MB
-            cut = np.flatnonzero(np.diff(ends)) + 1
-            bounds = [0, *cut.tolist(), len(texts)]
-            return np.concatenate(
-                [self._count(texts[a:b], cuts.setdefault(a, {})) for a, b in itertools.pairwise(bounds)]
-            )
-        return self._count(texts, cuts)
+    def count(self, texts: list[str], at: int | None = None) -> np.ndarray:
+        """Token counts of ``texts`` (see :func:`count_together`)."""
+        return count_together([self], texts, at)[0]
 
-    def _count(self, texts: list[str], cuts: dict) -> np.ndarray:
+    def _count(self, texts: list[str], cuts: dict, at: int) -> np.ndarray:
         rule = self.rule
         self.texts += len(texts)
         if rule is None or self.mismatch is not None:  # the self-check failed on an earlier part
             return count_tokens(self.backend, texts)
         if rule.family == "byte-level-bpe":
-            return self._byte_level_count(texts, cuts)
+            return self._byte_level_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        ascii_ = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
+        if "ascii" not in cuts:
+            cuts["ascii"] = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
+        ascii_ = cuts["ascii"]
         if len(ascii_):
-            key = ("words", rule.cut_key)
-            words = cuts.get(key)
-            if words is None:
-                words = cuts[key] = Words([texts[i] for i in ascii_.tolist()], rule.added)
+            key = rule.cuts()["words"]
+            if key not in cuts:
+                cuts[key] = Words([texts[i] for i in ascii_.tolist()], rule.added)
+            words = cuts[key]
             counted = ascii_[~words.left_out]
-            out[counted] = self._sums(words.view(rule.lowercase))[~words.left_out]
+            out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
             fast[counted] = True
-        unsafe = _UNSAFE.search
-        rest = [i for i in np.flatnonzero(~fast).tolist() if unsafe(texts[i]) is None]
+        key = rule.cuts()["chunks"]
+        if key not in cuts:  # the other texts, but those with a control character outside the rule
+            unsafe = _UNSAFE.search
+            rest = [i for i in np.flatnonzero(~fast).tolist() if unsafe(texts[i]) is None]
+            cuts[key] = rest, whitespace_chunks([texts[i] for i in rest], rule.pad_chinese) if rest else None
+        rest, chunks = cuts[key]
         if rest:
-            key = ("chunks", rule.pad_chinese, rule.cut_key)
-            chunks = cuts.get(key)
-            if chunks is None:
-                chunks = cuts[key] = whitespace_chunks([texts[i] for i in rest], rule.pad_chinese)
             out[rest] = self._sums(chunks)
             fast[rest] = True
-        return self._rest_and_check(texts, out, fast)
+        return self._rest_and_check(texts, out, fast, at, cuts)
 
-    def _rest_and_check(self, texts: list[str], out: np.ndarray, fast: np.ndarray) -> np.ndarray:
-        """Count the texts ``fast`` leaves out with the tokenizer, and check a sample of the
-        others against it (see ``_check``)."""
+    def _rest_and_check(
+        self, texts: list[str], out: np.ndarray, fast: np.ndarray, at: int, cuts: dict
+    ) -> np.ndarray:
+        """Count the texts ``fast`` leaves out with the tokenizer, and check some of the others
+        against it (see ``_check``): those among the run's first ``CHECK_FIRST`` texts (``at``
+        texts came before these), and one in ``CHECK_EVERY`` after that, chosen by its hash
+        (the same texts for every counter that took the fast path for the same texts)."""
         slow = np.flatnonzero(~fast)
         if len(slow):
             out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
         chosen = np.flatnonzero(fast)
         self.fast += len(chosen)
-        self._check([texts[i] for i in chosen.tolist()], out[chosen])
+        key = ("sample", fast.tobytes())
+        if key not in cuts:
+            head = int(np.searchsorted(chosen, CHECK_FIRST - at))
+            cuts[key] = chosen[:head].tolist()
+            cuts[key] += [i for i in chosen[head:].tolist() if hash(texts[i]) % CHECK_EVERY == 0]
+        sample = cuts[key]
+        if sample:
+            self._check([texts[i] for i in sample], out[sample])
         return out
 
-    def _byte_level_count(self, texts: list[str], cuts: dict) -> np.ndarray:
+    def _byte_level_count(self, texts: list[str], cuts: dict, at: int) -> np.ndarray:
         """Byte-level BPE: ASCII texts without an added token's text through their pieces,
         others through the tokenizer (an empty text too: the tokenizer puts no space before it)."""
         rule = self.rule
@@ -243,30 +279,30 @@ class FastCounter:
         out = np.zeros(len(texts), dtype=np.int64)
         chosen = np.flatnonzero(fast)
         if len(chosen):
-            key = ("pieces", rule.prefix_space, rule.cut_key)
+            key = rule.cuts()["pieces"]
             pieces = cuts.get(key)
             if pieces is None:
                 pieces = cuts[key] = byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
             out[chosen] = self._sums(pieces)
-        return self._rest_and_check(texts, out, fast)
+        return self._rest_and_check(texts, out, fast, at, cuts)
 
     def _sums(self, cut: Pieces) -> np.ndarray:
         """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
-        (12 bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
+        (a few bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
         each text's pieces summed with numpy."""
-        cache = self.caches[cut.kind]
-        if len(cache) > MAX_CACHED_CHUNKS:
-            cache = self.caches[cut.kind] = FingerprintMap()
-        counts = cache.get(cut.prints).astype(np.int64)
+        cache, column = self.caches[cut.kind], self.columns[cut.kind]
+        found = cache.lookup(cut)
+        counts = found[:, column].astype(np.int64)
         missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(missing):
-            counts[missing] = self._piece_counts(cut.kind, cut.strings(missing))
-            cache.put(cut.prints[missing], counts[missing])
+            counts[missing] = self._piece_counts(cut, missing)
+            found[missing, column] = counts[missing]
+            cache.map.set_column(cut.prints[missing], counts[missing], column)
         sums = np.bincount(cut.owner, weights=counts[cut.inverse], minlength=cut.n)
         return self.rule.specials + sums.astype(np.int64)  # type: ignore[union-attr]
 
-    def _piece_counts(self, kind: str, pieces: list[str]) -> np.ndarray:
-        """Tokens of each new piece of a cut, specials left out:
+    def _piece_counts(self, cut: Pieces, new: np.ndarray) -> np.ndarray:
+        """Tokens of the cut's distinct pieces at ``new``, specials left out:
         - a word (ASCII, no added token's text, lower-cased where the normalizer lower-cases),
           by WordPiece's own rule (``WordPiece``): the normalizer would change nothing and the
           pre-tokenizer would keep it whole;
@@ -275,18 +311,21 @@ class FastCounter:
         - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
           chunks of Chinese or accented texts are: names, options, numbers); the others go to
           the tokenizer (``_tokenized_chunks``)."""
-        if kind == "words":
+        rule = self.rule
+        assert rule is not None
+        key = new.tobytes()
+        pieces = cut.once(("strings", key), lambda: cut.strings(new))
+        if cut.kind == "words":
+            if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
+                pieces = cut.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
-        if kind == "pieces":
+        if cut.kind == "pieces":
             if self._alone is None:
                 self._alone = _alone(self.backend.to_str())
             return count_tokens(self._alone, pieces, special=False)
-        rule = self.rule
-        assert rule is not None
         counts = np.zeros(len(pieces), dtype=np.int64)
-        ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in pieces), bool, len(pieces)))
-        words = Words([pieces[i] for i in ascii_.tolist()], rule.added)
-        counts[ascii_] = self._sums(words.view(rule.lowercase)) - rule.specials
+        ascii_, words = cut.once(("words", key), lambda: _ascii_words(pieces, rule.added))
+        counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials
         rest = np.ones(len(pieces), dtype=bool)
         rest[ascii_[~words.left_out]] = False
         where = np.flatnonzero(rest)
@@ -309,18 +348,49 @@ class FastCounter:
         return counts
 
     def _check(self, texts: list[str], counts: np.ndarray) -> None:
-        """Count some of the texts the full way too; a difference stops the fast path."""
-        head = max(0, CHECK_FIRST - self.checked)
-        sample = list(range(min(head, len(texts))))
-        sample += [i for i in range(len(sample), len(texts)) if hash(texts[i]) % CHECK_EVERY == 0]
-        if not sample:
-            return
-        exact = count_tokens(self.backend, [texts[i] for i in sample])
-        self.checked += len(sample)
-        wrong = np.flatnonzero(exact != counts[sample])
+        """Count these texts the full way too; a difference stops the fast path."""
+        exact = count_tokens(self.backend, texts)
+        self.checked += len(texts)
+        wrong = np.flatnonzero(exact != counts)
         if len(wrong):
-            i = sample[int(wrong[0])]
+            i = int(wrong[0])
             self.mismatch = (
-                f"the chunk count of {texts[i][:60]!r} was {int(counts[i])}, the tokenizer's "
-                f"{int(exact[wrong[0]])}"
+                f"the chunk count of {texts[i][:60]!r} was {int(counts[i])}, the tokenizer's {int(exact[i])}"
             )
+
+
+def _ascii_words(chunks: list[str], added: re.Pattern | None) -> tuple[np.ndarray, Words]:
+    """The ASCII ones among ``chunks``, and their words cut."""
+    ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in chunks), bool, len(chunks)))
+    return ascii_, Words([chunks[i] for i in ascii_.tolist()], added)
+
+
+def count_together(counters: list[FastCounter], texts: list[str], at: int | None = None) -> np.ndarray:
+    """(counters, texts): each counter's token counts of ``texts``, ``BATCH_CHARS`` characters
+    at a time (the numpy arrays stay a few MB). Each part is cut once for all the counters, and
+    counted by each before the next part, so counters that share piece caches (see
+    ``share_caches``) find there what the others counted. ``at`` is how many texts the run
+    counted before these (the first counter's own count by default): the run's first
+    ``CHECK_FIRST`` are all checked."""
+    at = counters[0].texts if at is None else at
+    out = np.zeros((len(counters), len(texts)), dtype=np.int64)
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
+    bounds = [0, *(np.flatnonzero(np.diff(ends)) + 1).tolist(), len(texts)] if len(texts) else []
+    for a, b in itertools.pairwise(bounds):
+        cuts: dict = {}  # the part's cuts, by what makes two rules' cuts alike
+        for k, counter in enumerate(counters):
+            out[k, a:b] = counter._count(texts[a:b], cuts, at + a)
+    return out
+
+
+def share_caches(counters: list[FastCounter]) -> None:
+    """Counters of several tokenizers that count the same texts (see :func:`count_together`) and
+    cut them alike share one piece cache per cut, a column each."""
+    alike: dict[tuple, list[FastCounter]] = {}
+    for counter in counters:
+        for key in counter.rule.cuts().values() if counter.rule else ():
+            alike.setdefault(key, []).append(counter)
+    for (kind, *_), members in alike.items():
+        cache = PieceCache(len(members), lowercase=all(c.rule.lowercase for c in members))  # type: ignore[union-attr]
+        for column, counter in enumerate(members):
+            counter.caches[kind], counter.columns[kind] = cache, column

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,15 @@ class Pieces:
     prints: np.ndarray
     inverse: np.ndarray
     strings: Callable[[np.ndarray], list[str]]  # positions in ``prints`` -> those pieces
+    lowercase: bool = False  # the pieces are lower-cased (words)
+    memo: dict = field(default_factory=dict)  # what counters sharing the cut derive from it
+
+    def once(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """``make()``, made once for every counter that asks with the same ``key``: counters
+        sharing a piece cache look it up once, and mostly miss the same pieces."""
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
 
 
 class Words:
@@ -111,7 +121,7 @@ class Words:
             def strings(distinct: np.ndarray) -> list[str]:
                 return _decoded(data, starts[first[distinct]], ends[first[distinct]])
 
-            self._views[lowercase] = Pieces("words", self.n, self.owner, prints, inverse, strings)
+            self._views[lowercase] = Pieces("words", self.n, self.owner, prints, inverse, strings, lowercase)
         return self._views[lowercase]
 
     def _fingerprints(self, data: bytes) -> np.ndarray:
