@@ -14,7 +14,6 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .fingerprints import FingerprintSet
 from .histogram import LengthHistogram
 
 FIELDS = ("query", "pos", "neg", "passage")
@@ -122,10 +121,9 @@ class ScanStats:
     repaired_rows: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     hists: dict[str, LengthHistogram] = field(default_factory=lambda: {f: LengthHistogram() for f in FIELDS})
-    # passage = pos | neg: its unique count is a union taken at the end, not a third set.
-    unique: dict[str, FingerprintSet] = field(
-        default_factory=lambda: {f: FingerprintSet() for f in TEXT_FIELDS}
-    )
+    # distinct texts of kept rows per field, and passage (pos or neg): known only for the whole
+    # corpus, from the driver's table of texts (see engines/driver.py), never merged
+    unique: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[Example]] = field(default_factory=dict)  # the first few, in corpus order
     inputs: dict[int, InputCount] = field(default_factory=dict)  # by position among the inputs
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per text field
@@ -148,8 +146,6 @@ class ScanStats:
         self.chars.update(later.chars)
         for f in FIELDS:
             self.hists[f] = self.hists[f] + later.hists[f]
-        for f in TEXT_FIELDS:
-            self.unique[f] |= later.unique[f]
         for reason, examples in later.examples.items():
             for e in examples:
                 self.example(reason, e.source, e.line, e.detail)
@@ -176,7 +172,4 @@ class ScanStats:
         return self.read - sum(self.dropped.values())
 
     def unique_counts(self) -> dict[str, int]:
-        return {
-            **{f: len(s) for f, s in self.unique.items()},
-            "passage": self.unique["pos"].union_size(self.unique["neg"]),
-        }
+        return {f: self.unique.get(f, 0) for f in (*TEXT_FIELDS, "passage")}

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenprof.fingerprints import FingerprintSet
+from lenprof.fingerprints import FingerprintMap
 from lenprof.histogram import PERCENTILES, LengthHistogram
 from lenprof.recommend import Recommendation, candidates, recommend_length
 
@@ -74,12 +74,20 @@ def test_recommendation_rounds_up_and_caps():
 
 
 @given(st.lists(st.lists(st.integers(0, 50), max_size=30), max_size=8))
-def test_fingerprint_set_keeps_first_occurrences_like_a_python_set(batches):
-    s, seen = FingerprintSet(), set()
-    for batch in batches:
+def test_fingerprint_map_claims_and_numbers_like_a_python_dict(batches):
+    claimed, numbered, first, numbers = FingerprintMap(), FingerprintMap(), {}, {}
+    for b, batch in enumerate(batches):
         expected = []
         for k in batch:
-            expected.append(k not in seen)
-            seen.add(k)
-        assert s.add_new(np.array(batch, dtype=np.uint64)).tolist() == expected
-    assert len(s) == len(seen)
+            expected.append(k not in first)
+            first.setdefault(k, b)
+        assert claimed.claim(np.array(batch, dtype=np.uint64), b).tolist() == expected
+        keys = sorted(set(batch))
+        new = [k not in numbers for k in keys]
+        for k in keys:
+            numbers.setdefault(k, len(numbers))
+        got_new, got = numbered.number(np.array(keys, dtype=np.uint64))
+        assert got_new.tolist() == new and got.tolist() == [numbers[k] for k in keys]
+    keys = np.arange(52, dtype=np.uint64)
+    assert claimed.get(keys).tolist() == [first.get(k, FingerprintMap.UNKNOWN) for k in range(52)]
+    assert len(claimed) == len(first) and len(numbered) == len(numbers)

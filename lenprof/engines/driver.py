@@ -7,7 +7,9 @@ whole corpus, in corpus order, from fingerprints alone:
   the key to the shard that held it first (12 bytes a kept row), so that the first duplicate
   rows, the examples a report shows, can name the earlier line (``_name_earlier_rows``);
 - a distinct text is tokenized by the first shard that holds it, and its length is shared with
-  every later shard: ``FingerprintMap`` (claim, then assign);
+  every later shard: ``TextTable`` numbers each distinct text (``FingerprintMap``, 12 bytes a
+  text) and keeps, by number, its length by each tokenizer and the fields it was kept in (so the
+  unique counts need no set per field);
 - a shard's lines are numbered after the lines of the shards of its input before it.
 
 An executor runs calls on workers: in this process (``local.Inline``), in worker processes
@@ -27,7 +29,7 @@ import numpy as np
 
 from ..fingerprints import FingerprintMap
 from ..readers import stdin
-from ..stats import EXAMPLES_PER_REASON, Example, ScanStats
+from ..stats import EXAMPLES_PER_REASON, TEXT_FIELDS, Example, ScanStats
 from .plan import Plan, Shard
 from .shard import CheckReport, ShardResult
 
@@ -83,8 +85,35 @@ class _Flight:
     first_line: int = 0
     keep: np.ndarray | None = None
     need: np.ndarray | None = None  # distinct texts this shard tokenizes
-    known: np.ndarray | None = None  # (distinct texts, tokenizers): lengths known so far
+    ids: np.ndarray | None = None  # each distinct text's number in the text table
     measured: bool = False
+
+
+class TextTable:
+    """Every distinct text of the corpus, numbered in the order shards claim them: its length by
+    each tokenizer, and in which fields of kept rows it was seen (a bit per text field)."""
+
+    def __init__(self, tokenizers: int):
+        self.numbers = FingerprintMap()
+        self.lengths = np.zeros((1024, tokenizers), dtype=np.uint32)
+        self.fields = np.zeros(1024, dtype=np.uint8)
+
+    def claim(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the texts no earlier shard held, each text's number), for a shard's sorted, distinct
+        text fingerprints."""
+        new, ids = self.numbers.number(texts)
+        if len(self.numbers) > len(self.fields):  # room for them, grown geometrically
+            more = max(len(self.numbers), 2 * len(self.fields)) - len(self.fields)
+            self.lengths = np.concatenate([self.lengths, np.zeros((more, self.lengths.shape[1]), np.uint32)])
+            self.fields = np.concatenate([self.fields, np.zeros(more, np.uint8)])
+        return new, ids
+
+    def unique(self) -> dict[str, int]:
+        """Distinct texts of kept rows, per field (passage: pos or neg)."""
+        fields = self.fields[: len(self.numbers)]
+        bits = {f: np.uint8(1 << i) for i, f in enumerate(TEXT_FIELDS)}
+        counts = {f: int(np.count_nonzero(fields & bit)) for f, bit in bits.items()}
+        return {**counts, "passage": int(np.count_nonzero(fields & (bits["pos"] | bits["neg"])))}
 
 
 def drive(
@@ -102,7 +131,7 @@ def drive(
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
     seen = FingerprintMap()  # row key -> the shard that held it first
-    lengths = FingerprintMap(width=len(every))  # distinct text -> its length by each tokenizer
+    table = TextTable(len(every))
     next_line: dict[int, int] = {}
     first_lines: list[int] = []  # of each decided shard
     duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
@@ -142,8 +171,7 @@ def drive(
             if value.mismatch is not None:
                 raise FastPathFailed(value.mismatch)
             f = flights[value.index]
-            lengths.assign(f.report.texts[f.need], value.lengths.T)  # type: ignore[union-attr,index]
-            f.known[f.need] = value.lengths.T  # type: ignore[index]
+            table.lengths[f.ids[f.need]] = value.lengths.T  # type: ignore[index]
             for k, t in enumerate(every):
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
@@ -163,8 +191,7 @@ def drive(
             if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
                 keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
                 duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
-            # the texts no earlier shard holds; those measured already come back known
-            new, f.known = lengths.claim_known(report.texts)
+            new, f.ids = table.claim(report.texts)  # the texts no earlier shard holds are new
             f.need = np.flatnonzero(new)
             if len(f.need):
                 send(decided, "measure", decided, f.need, totals.tokenized)
@@ -177,16 +204,13 @@ def drive(
         # measured, all its lengths are known.
         while finished < decided and flights[finished].measured:
             f = flights[finished]
-            known = f.known
-            # texts owned by shards that were still in flight when this one was claimed
-            late = np.flatnonzero((known == FingerprintMap.UNKNOWN).any(axis=1))  # type: ignore[union-attr]
-            if len(late):
-                known[late] = lengths.get(f.report.texts[late])  # type: ignore[index,union-attr]
-            send(finished, "finish", finished, f.keep, f.first_line, np.ascontiguousarray(known.T))  # type: ignore[union-attr]
-            f.report = f.keep = f.need = f.known = None  # type: ignore[assignment]
+            lengths = np.ascontiguousarray(table.lengths[f.ids].T)  # type: ignore[index]
+            send(finished, "finish", finished, f.keep, f.first_line, lengths)
+            f.report = f.keep = f.need = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
+            table.fields[f.ids] |= result.fields  # type: ignore[index]
             write(f.shard, result)
             totals.stats += result.stats
             for t, stats in zip(totals.others, result.others, strict=True):
@@ -197,6 +221,9 @@ def drive(
                 item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
+    unique = table.unique()
+    for t in every:
+        t.stats.unique = dict(unique)
     if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
         earlier = _earlier_rows(plan, executor, duplicates, first_lines)
         for t in every:

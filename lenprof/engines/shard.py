@@ -37,7 +37,7 @@ from ..checks import (
 from ..cleaned import flagembedding_row
 from ..columns import ColumnKinds
 from ..fastcount import FastCounter, count_together, share_caches
-from ..fingerprints import FingerprintSet, fingerprints
+from ..fingerprints import fingerprints
 from ..inputs import BOM, file_blocks, iter_lines
 from ..jsontext import dumps
 from ..options import ScanOptions
@@ -83,6 +83,7 @@ class ShardResult:
         default_factory=dict
     )  # bucket -> (lines, rows, longest)
     others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
+    fields: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # see ``finish``
 
 
 @dataclass
@@ -309,6 +310,7 @@ class ShardWork:
                 stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
 
+        result.fields = _fields_kept(st, keep)
         base = copy.deepcopy(stats) if len(self.counters) > 1 else None
         lengths = lengths.astype(np.int64).reshape(len(self.counters), -1)  # (tokenizers, distinct texts)
         row_max = self._count(stats, st, keep, lengths[0], setup.cap, first_line)
@@ -351,7 +353,6 @@ class ShardWork:
             stats.chars[f] += int(st.chars[chosen].sum())
             present = np.zeros(len(st.prints), dtype=bool)
             present[chosen] = True
-            stats.unique[f] = FingerprintSet.of_sorted(st.prints[present])
             stats.longest[f] = longest_texts(f, st, keep, lengths, present, first_line)
         stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
         stats.by_input = {
@@ -391,6 +392,16 @@ class ShardWork:
             lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
             out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
         return out
+
+
+def _fields_kept(st: _Checked, keep: np.ndarray) -> np.ndarray:
+    """For each distinct text of the shard, a bit per text field (``TEXT_FIELDS`` order) whose
+    kept rows hold it: the driver counts the corpus's distinct texts per field from these."""
+    bits = np.zeros(len(st.prints), dtype=np.uint8)
+    for i, f in enumerate(TEXT_FIELDS):
+        idx, rows_of = st.text_idx[f], st.text_row[f]
+        bits[idx[keep[rows_of]]] |= np.uint8(1 << i)
+    return bits
 
 
 def _presence(kept: list[Checked], lines: np.ndarray) -> KeyPresence:
