@@ -28,8 +28,7 @@ _CLASS = np.full(256, _CONTROL, dtype=np.uint8)
 _CLASS[[9, 10, 13, 32]] = _SPACE
 _CLASS[33:127] = _PUNCT
 _CLASS[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = _ALNUM
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[65:91] += 32
+_CLASS_OF = _CLASS.tobytes()  # for bytes.translate, which maps a batch's bytes at C speed
 # Words are fingerprinted as polynomials in one odd base modulo 2**64 (with the length mixed in),
 # all at once from prefix sums; a word longer than this is fingerprinted by its string's hash.
 _BASE = 0x5851F42D4C957F2D
@@ -90,7 +89,7 @@ class Words:
     def __init__(self, texts: list[str], added: re.Pattern | None):
         joined = "\n".join(texts)
         self.data = joined.encode("ascii")
-        kind = _CLASS[np.frombuffer(self.data, np.uint8)]
+        kind = np.frombuffer(bytearray(self.data.translate(_CLASS_OF)), np.uint8)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         text_at = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
         self.n = len(texts)
@@ -102,18 +101,22 @@ class Words:
         if added is not None:
             hits = [m.start() for m in added.finditer(joined)]
             self.left_out[np.searchsorted(text_at, np.array(hits, dtype=np.int64), side="right") - 1] = True
-        before = np.concatenate([[_SPACE], kind[:-1]])
-        after = np.concatenate([kind[1:], [_SPACE]])
-        piece, punct = kind != _SPACE, kind == _PUNCT
-        self.starts = np.flatnonzero(piece & (punct | (before != _ALNUM)))
-        self.ends = np.flatnonzero(piece & (punct | (after != _ALNUM))) + 1
+        # a piece starts at a punctuation character, or a letter or digit after none; it ends
+        # likewise (the batch begins and ends with no letter or digit around it)
+        alnum, punct = kind == _ALNUM, kind == _PUNCT
+        edge = alnum.copy()
+        edge[1:] &= ~alnum[:-1]
+        self.starts = np.flatnonzero(edge | punct)
+        edge[:] = alnum
+        edge[:-1] &= ~alnum[1:]
+        self.ends = np.flatnonzero(edge | punct) + 1
         self.owner = np.searchsorted(text_at, self.starts, side="right") - 1
         self._views: dict[bool, Pieces] = {}
 
     def view(self, lowercase: bool) -> Pieces:
         """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
         if lowercase not in self._views:
-            data = _LOWER[np.frombuffer(self.data, np.uint8)].tobytes() if lowercase else self.data
+            data = self.data.lower() if lowercase else self.data  # bytes.lower: A-Z only
             prints, inverse = _distinct(self._fingerprints(data))
             first = _one_of_each(inverse, len(prints))
             starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
