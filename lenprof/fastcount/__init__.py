@@ -76,6 +76,9 @@ CHECK_FIRST = 1000  # a run's first texts, all checked against the full tokenize
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
 BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
 MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
+HOT_BITS = 18  # a piece cache's hot table: 2**18 slots, 3 MB for one counter
+HOT = 1 << HOT_BITS
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: spreads fingerprints over the hot table's slots
 
 
 @dataclass(frozen=True)
@@ -168,22 +171,61 @@ class PieceCache:
     """A cut's distinct pieces -> their tokens, specials left out: a column for each counter
     whose cuts are alike (see ``share_caches``), so one lookup a batch serves them all.
 
+    Every piece counted is kept in a ``FingerprintMap``. In front of it, a table of ``HOT``
+    slots holds the pieces met last at each slot (picked by the fingerprint's top bits): most
+    of a batch's pieces are common ones found there in one gather, and only the rest are
+    sorted and looked up in the map.
+
     Words are kept as written, or lower-cased when every counter sharing them lower-cases
     (fewer distinct words); a lower-casing counter lower-cases the words it counts itself."""
 
     def __init__(self, width: int = 1, lowercase: bool = False):
         self.width, self.lowercase = width, lowercase
         self.map = FingerprintMap(width)
+        self._hot: tuple[np.ndarray, np.ndarray] | None = None  # (fingerprints, counts) by slot
 
     def __len__(self) -> int:
         return len(self.map)
 
+    def _slots(self, prints: np.ndarray) -> np.ndarray:
+        if self._hot is None:
+            self._hot = (
+                np.zeros(HOT, np.uint64),
+                np.full((HOT, self.width), FingerprintMap.UNKNOWN, np.uint32),
+            )
+        with np.errstate(over="ignore"):
+            return ((prints * _SPREAD) >> np.uint64(64 - HOT_BITS)).astype(np.intp)
+
     def lookup(self, cut: Pieces) -> np.ndarray:
-        """(distinct pieces, counters): what the cache holds for the cut's pieces, ``UNKNOWN``
-        where not yet counted; looked up once a batch, whichever counter asks first."""
-        if len(self.map) > MAX_CACHED_CHUNKS:
-            self.map = FingerprintMap(self.width)
-        return cut.once(("found", id(self)), lambda: self.map.get(cut.prints))
+        """(pieces, counters): what the hot table holds for each piece of the cut, ``UNKNOWN``
+        where it holds nothing; looked up once a batch, whichever counter asks first."""
+
+        def hot() -> np.ndarray:
+            slots = self._slots(cut.prints)
+            prints, counts = self._hot  # type: ignore[misc]
+            found = counts[slots]
+            found[prints[slots] != cut.prints] = FingerprintMap.UNKNOWN
+            return found
+
+        return cut.once(("hot", id(self)), hot)
+
+    def distinct(self, cut: Pieces, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct fingerprints of the cut's pieces at ``at`` (sorted), a position of each,
+        where each piece's is among them, and what the map holds for them: made once for every
+        counter that misses the same pieces."""
+
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            if len(self.map) > MAX_CACHED_CHUNKS:
+                self.map = FingerprintMap(self.width)
+            prints, first, inverse = np.unique(cut.prints[at], return_index=True, return_inverse=True)
+            return prints, at[first], inverse.reshape(-1), self.map.get(prints)
+
+        return cut.once(("distinct", id(self), at.tobytes()), make)
+
+    def remember(self, prints: np.ndarray, counts: np.ndarray) -> None:
+        """Put pieces in the hot table (each at its slot; the last one wins a shared slot)."""
+        slots = self._slots(prints)
+        self._hot[0][slots], self._hot[1][slots] = prints, counts  # type: ignore[index]
 
 
 class FastCounter:
@@ -287,22 +329,27 @@ class FastCounter:
         return self._rest_and_check(texts, out, fast, at, cuts)
 
     def _sums(self, cut: Pieces) -> np.ndarray:
-        """Each text's count from its pieces: each distinct piece is looked up by its fingerprint
-        (a few bytes a piece in sorted arrays, not a dict of strings), the new ones counted, and
-        each text's pieces summed with numpy."""
+        """Each text's count from its pieces: each piece is looked up by its fingerprint (in the
+        cache's hot table, then, for the distinct ones it misses, in its map: a few bytes a
+        piece in sorted arrays, not a dict of strings), the new ones counted, and each text's
+        pieces summed with numpy."""
         cache, column = self.caches[cut.kind], self.columns[cut.kind]
-        found = cache.lookup(cut)
-        counts = found[:, column].astype(np.int64)
-        missing = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
-        if len(missing):
-            counts[missing] = self._piece_counts(cut, missing)
-            found[missing, column] = counts[missing]
-            cache.map.set_column(cut.prints[missing], counts[missing], column)
-        sums = np.bincount(cut.owner, weights=counts[cut.inverse], minlength=cut.n)
+        counts = cache.lookup(cut)[:, column].astype(np.int64)
+        cold = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
+        if len(cold):
+            prints, first, inverse, found = cache.distinct(cut, cold)
+            missing = np.flatnonzero(found[:, column] == FingerprintMap.UNKNOWN)
+            if len(missing):
+                new = self._piece_counts(cut, first[missing])
+                found[missing, column] = new
+                cache.map.set_column(prints[missing], new, column)
+            counts[cold] = found[inverse, column]
+            cache.remember(prints, found)
+        sums = np.bincount(cut.owner, weights=counts, minlength=cut.n)
         return self.rule.specials + sums.astype(np.int64)  # type: ignore[union-attr]
 
     def _piece_counts(self, cut: Pieces, new: np.ndarray) -> np.ndarray:
-        """Tokens of the cut's distinct pieces at ``new``, specials left out:
+        """Tokens of the cut's pieces at ``new`` (distinct ones), specials left out:
         - a word (ASCII, no added token's text, lower-cased where the normalizer lower-cases),
           by WordPiece's own rule (``WordPiece``): the normalizer would change nothing and the
           pre-tokenizer would keep it whole;

@@ -42,30 +42,16 @@ _BYTE_LEVEL = re.compile(
 )
 
 
-def _distinct(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct fingerprints, sorted, and where each piece's is among them."""
-    distinct, inverse = np.unique(prints, return_inverse=True)  # no return_index: no stable sort
-    return distinct, inverse.reshape(-1)
-
-
-def _one_of_each(inverse: np.ndarray, n: int) -> np.ndarray:
-    """A position of a piece with each distinct fingerprint."""
-    where = np.empty(n, dtype=np.int64)
-    where[inverse] = np.arange(len(inverse))
-    return where
-
-
 @dataclass
 class Pieces:
-    """A batch of texts cut into pieces: each distinct piece's fingerprint (sorted), which of
-    them each piece is, the text each piece belongs to, and how to get a distinct piece's text."""
+    """A batch of texts cut into pieces: each piece's fingerprint, the text it belongs to, and
+    how to get pieces' texts."""
 
     kind: str  # "words", "chunks" or "pieces": the cuts' fingerprints differ, so each has its cache
     n: int  # texts
-    owner: np.ndarray
+    owner: np.ndarray  # non-decreasing
     prints: np.ndarray
-    inverse: np.ndarray
-    strings: Callable[[np.ndarray], list[str]]  # positions in ``prints`` -> those pieces
+    strings: Callable[[np.ndarray], list[str]]  # positions of pieces -> those pieces
     lowercase: bool = False  # the pieces are lower-cased (words)
     memo: dict = field(default_factory=dict)  # what counters sharing the cut derive from it
 
@@ -117,14 +103,13 @@ class Words:
         """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
         if lowercase not in self._views:
             data = self.data.lower() if lowercase else self.data  # bytes.lower: A-Z only
-            prints, inverse = _distinct(self._fingerprints(data))
-            first = _one_of_each(inverse, len(prints))
             starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
 
-            def strings(distinct: np.ndarray) -> list[str]:
-                return _decoded(data, starts[first[distinct]], ends[first[distinct]])
+            def strings(at: np.ndarray) -> list[str]:
+                return _decoded(data, starts[at], ends[at])
 
-            self._views[lowercase] = Pieces("words", self.n, self.owner, prints, inverse, strings, lowercase)
+            prints = self._fingerprints(data)
+            self._views[lowercase] = Pieces("words", self.n, self.owner, prints, strings, lowercase)
         return self._views[lowercase]
 
     def _fingerprints(self, data: bytes) -> np.ndarray:
@@ -188,6 +173,4 @@ def _of_strings(kind: str, pieces: list[list[str]]) -> Pieces:
     """Each text's pieces, as Python strings, fingerprinted by their string hash."""
     owner = np.repeat(np.arange(len(pieces)), np.fromiter(map(len, pieces), np.int64, len(pieces)))
     flat = list(chain.from_iterable(pieces))
-    prints, inverse = _distinct(fingerprints(flat))
-    first = _one_of_each(inverse, len(prints))
-    return Pieces(kind, len(pieces), owner, prints, inverse, lambda d: [flat[i] for i in first[d].tolist()])
+    return Pieces(kind, len(pieces), owner, fingerprints(flat), lambda at: [flat[i] for i in at.tolist()])
