@@ -66,7 +66,10 @@ class ProcessPool:
                 child.close()
                 self._procs.append(proc)
                 self._conns.append(Connection(parent.detach()))
-                self._conns[-1].send(setup)
+            # Only then the setup (the tokenizer's JSON: more than a socket buffer holds): sending
+            # it waits for the worker to read it, so every worker starts up at once.
+            for conn in self._conns:
+                conn.send(setup)
         except BaseException:
             self.close()
             raise
