@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from lenprof import scan
+from lenprof import fastcount, scan
 from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, recognise, share_caches
 from lenprof.fastcount.cuts import Words
 from lenprof.tokenize import count_tokens
@@ -120,6 +120,16 @@ ascii_text = st.lists(
 @given(texts=st.lists(ascii_text, min_size=1, max_size=40))
 def test_the_words_cut_counts_ascii_texts_as_the_tokenizer_does(families, texts):
     counts_like_the_tokenizer(families, texts, "bert-wordpiece")
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.one_of(text, ascii_text), min_size=1, max_size=40))
+def test_counts_stay_exact_when_the_hot_table_is_crowded(families, texts):
+    # four slots: pieces keep taking each other's slot, also between two counters' lookups
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastcount, "HOT_BITS", 2)
+        patch.setattr(fastcount, "HOT", 4)
+        counts_like_the_tokenizer(families, texts, "bert-wordpiece")
 
 
 def test_ascii_texts_take_the_words_cut_unless_they_hold_an_added_token(families):

@@ -182,7 +182,7 @@ class PieceCache:
     def __init__(self, width: int = 1, lowercase: bool = False):
         self.width, self.lowercase = width, lowercase
         self.map = FingerprintMap(width)
-        self._hot: tuple[np.ndarray, np.ndarray] | None = None  # (fingerprints, counts) by slot
+        self._hot: tuple[np.ndarray, np.ndarray] | None = None  # fingerprints by slot, counts by column
 
     def __len__(self) -> int:
         return len(self.map)
@@ -191,23 +191,26 @@ class PieceCache:
         if self._hot is None:
             self._hot = (
                 np.zeros(HOT, np.uint64),
-                np.full((HOT, self.width), FingerprintMap.UNKNOWN, np.uint32),
+                np.full((self.width, HOT), FingerprintMap.UNKNOWN, np.uint32),
             )
         with np.errstate(over="ignore"):
             return ((prints * _SPREAD) >> np.uint64(64 - HOT_BITS)).astype(np.intp)
 
-    def lookup(self, cut: Pieces) -> np.ndarray:
-        """(pieces, counters): what the hot table holds for each piece of the cut, ``UNKNOWN``
-        where it holds nothing; looked up once a batch, whichever counter asks first."""
+    def lookup(self, cut: Pieces, column: int) -> np.ndarray:
+        """Each piece's count in ``column`` as the hot table held it when the first counter
+        asked, ``UNKNOWN`` where it held another piece or none: read once a batch for every
+        column, so all the counters miss the same pieces (and share ``distinct``)."""
 
-        def hot() -> np.ndarray:
+        def hot() -> list[np.ndarray]:
             slots = self._slots(cut.prints)
             prints, counts = self._hot  # type: ignore[misc]
-            found = counts[slots]
-            found[prints[slots] != cut.prints] = FingerprintMap.UNKNOWN
-            return found
+            cold = prints.take(slots) != cut.prints
+            columns = [counts[k].take(slots).astype(np.int64) for k in range(self.width)]
+            for found in columns:
+                found[cold] = FingerprintMap.UNKNOWN
+            return columns
 
-        return cut.once(("hot", id(self)), hot)
+        return cut.once(("hot", id(self)), hot)[column]
 
     def distinct(self, cut: Pieces, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The distinct fingerprints of the cut's pieces at ``at`` (sorted), a position of each,
@@ -225,7 +228,7 @@ class PieceCache:
     def remember(self, prints: np.ndarray, counts: np.ndarray) -> None:
         """Put pieces in the hot table (each at its slot; the last one wins a shared slot)."""
         slots = self._slots(prints)
-        self._hot[0][slots], self._hot[1][slots] = prints, counts  # type: ignore[index]
+        self._hot[0][slots], self._hot[1][:, slots] = prints, counts.T  # type: ignore[index]
 
 
 class FastCounter:
@@ -334,7 +337,7 @@ class FastCounter:
         piece in sorted arrays, not a dict of strings), the new ones counted, and each text's
         pieces summed with numpy."""
         cache, column = self.caches[cut.kind], self.columns[cut.kind]
-        counts = cache.lookup(cut)[:, column].astype(np.int64)
+        counts = cache.lookup(cut, column)
         cold = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(cold):
             prints, first, inverse, found = cache.distinct(cut, cold)

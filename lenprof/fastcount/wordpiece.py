@@ -34,7 +34,7 @@ class WordPiece:
     a part no entry matches, or longer than ``max_input_chars_per_word``, is one [UNK]),
     counting only. The longest match is found going forward, one character at a time through a
     trie of the entries, which stops at once for most words; the model goes backward from the
-    whole word and builds every candidate string, four times slower."""
+    whole word and builds every candidate string, three times slower."""
 
     def __init__(self, model: dict):
         prefix = model.get("continuing_subword_prefix", "##")
