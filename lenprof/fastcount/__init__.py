@@ -66,7 +66,7 @@ import numpy as np
 
 from ..fingerprints import FingerprintMap
 from ..tokenize import count_tokens
-from .cuts import Pieces, Words, byte_level, whitespace_chunks
+from .cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
@@ -210,7 +210,7 @@ class PieceCache:
                 found[cold] = FingerprintMap.UNKNOWN
             return columns
 
-        return cut.once(("hot", id(self)), hot)[column]
+        return cut.memo.once(("hot", id(self)), hot)[column]
 
     def distinct(self, cut: Pieces, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The distinct fingerprints of the cut's pieces at ``at`` (sorted), a position of each,
@@ -223,7 +223,7 @@ class PieceCache:
             prints, first, inverse = np.unique(cut.prints[at], return_index=True, return_inverse=True)
             return prints, at[first], inverse.reshape(-1), self.map.get(prints)
 
-        return cut.once(("distinct", id(self), at.tobytes()), make)
+        return cut.memo.once(("distinct", id(self), at.tobytes()), make)
 
     def remember(self, prints: np.ndarray, counts: np.ndarray) -> None:
         """Put pieces in the hot table (each at its slot; the last one wins a shared slot)."""
@@ -261,7 +261,7 @@ class FastCounter:
         """Token counts of ``texts`` (see :func:`count_together`)."""
         return count_together([self], texts, at)[0]
 
-    def _count(self, texts: list[str], cuts: dict, at: int) -> np.ndarray:
+    def _count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
         rule = self.rule
         self.texts += len(texts)
         if rule is None or self.mismatch is not None:  # the self-check failed on an earlier part
@@ -270,30 +270,30 @@ class FastCounter:
             return self._byte_level_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        if "ascii" not in cuts:
-            cuts["ascii"] = np.flatnonzero(np.fromiter((t.isascii() for t in texts), bool, len(texts)))
-        ascii_ = cuts["ascii"]
+        ascii_ = cuts.once(
+            "ascii", lambda: np.flatnonzero(np.fromiter(map(str.isascii, texts), bool, len(texts)))
+        )
         if len(ascii_):
-            key = rule.cuts()["words"]
-            if key not in cuts:
-                cuts[key] = Words([texts[i] for i in ascii_.tolist()], rule.added)
-            words = cuts[key]
+            words = cuts.once(
+                rule.cuts()["words"], lambda: Words([texts[i] for i in ascii_.tolist()], rule.added)
+            )
             counted = ascii_[~words.left_out]
             out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
             fast[counted] = True
-        key = rule.cuts()["chunks"]
-        if key not in cuts:  # the other texts, but those with a control character outside the rule
-            unsafe = _UNSAFE.search
-            rest = [i for i in np.flatnonzero(~fast).tolist() if unsafe(texts[i]) is None]
-            cuts[key] = rest, whitespace_chunks([texts[i] for i in rest], rule.pad_chinese) if rest else None
-        rest, chunks = cuts[key]
+
+        def rest_chunks() -> tuple[list[int], Pieces | None]:
+            # the other texts, but those with a control character outside the rule
+            rest = [i for i in np.flatnonzero(~fast).tolist() if _UNSAFE.search(texts[i]) is None]
+            return rest, whitespace_chunks([texts[i] for i in rest], rule.pad_chinese) if rest else None
+
+        rest, chunks = cuts.once(rule.cuts()["chunks"], rest_chunks)
         if rest:
             out[rest] = self._sums(chunks)
             fast[rest] = True
         return self._rest_and_check(texts, out, fast, at, cuts)
 
     def _rest_and_check(
-        self, texts: list[str], out: np.ndarray, fast: np.ndarray, at: int, cuts: dict
+        self, texts: list[str], out: np.ndarray, fast: np.ndarray, at: int, cuts: Memo
     ) -> np.ndarray:
         """Count the texts ``fast`` leaves out with the tokenizer, and check some of the others
         against it (see ``_check``): those among the run's first ``CHECK_FIRST`` texts (``at``
@@ -304,17 +304,19 @@ class FastCounter:
             out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
         chosen = np.flatnonzero(fast)
         self.fast += len(chosen)
-        key = ("sample", fast.tobytes())
-        if key not in cuts:
+
+        def sample_of() -> list[int]:
             head = int(np.searchsorted(chosen, CHECK_FIRST - at))
-            cuts[key] = chosen[:head].tolist()
-            cuts[key] += [i for i in chosen[head:].tolist() if hash(texts[i]) % CHECK_EVERY == 0]
-        sample = cuts[key]
+            return chosen[:head].tolist() + [
+                i for i in chosen[head:].tolist() if hash(texts[i]) % CHECK_EVERY == 0
+            ]
+
+        sample = cuts.once(("sample", fast.tobytes()), sample_of)
         if sample:
             self._check([texts[i] for i in sample], out[sample])
         return out
 
-    def _byte_level_count(self, texts: list[str], cuts: dict, at: int) -> np.ndarray:
+    def _byte_level_count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
         """Byte-level BPE: ASCII texts without an added token's text through their pieces,
         others through the tokenizer (an empty text too: the tokenizer puts no space before it)."""
         rule = self.rule
@@ -324,10 +326,10 @@ class FastCounter:
         out = np.zeros(len(texts), dtype=np.int64)
         chosen = np.flatnonzero(fast)
         if len(chosen):
-            key = rule.cuts()["pieces"]
-            pieces = cuts.get(key)
-            if pieces is None:
-                pieces = cuts[key] = byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space)
+            pieces = cuts.once(
+                rule.cuts()["pieces"],
+                lambda: byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space),
+            )
             out[chosen] = self._sums(pieces)
         return self._rest_and_check(texts, out, fast, at, cuts)
 
@@ -364,17 +366,17 @@ class FastCounter:
         rule = self.rule
         assert rule is not None
         key = new.tobytes()
-        pieces = cut.once(("strings", key), lambda: cut.strings(new))
+        pieces = cut.memo.once(("strings", key), lambda: cut.strings(new))
         if cut.kind == "words":
             if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
-                pieces = cut.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
+                pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
         if cut.kind == "pieces":
             if self._alone is None:
                 self._alone = _alone(self.backend.to_str())
             return count_tokens(self._alone, pieces, special=False)
         counts = np.zeros(len(pieces), dtype=np.int64)
-        ascii_, words = cut.once(("words", key), lambda: _ascii_words(pieces, rule.added))
+        ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added))
         counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials
         rest = np.ones(len(pieces), dtype=bool)
         rest[ascii_[~words.left_out]] = False
@@ -427,7 +429,7 @@ def count_together(counters: list[FastCounter], texts: list[str], at: int | None
     ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
     bounds = [0, *(np.flatnonzero(np.diff(ends)) + 1).tolist(), len(texts)] if len(texts) else []
     for a, b in itertools.pairwise(bounds):
-        cuts: dict = {}  # the part's cuts, by what makes two rules' cuts alike
+        cuts = Memo()  # the part's cuts, by what makes two rules' cuts alike
         for k, counter in enumerate(counters):
             out[k, a:b] = counter._count(texts[a:b], cuts, at + a)
     return out

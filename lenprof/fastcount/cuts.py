@@ -42,6 +42,15 @@ _BYTE_LEVEL = re.compile(
 )
 
 
+class Memo(dict):
+    """What several counters derive from the same texts, made once: the first to ask makes it."""
+
+    def once(self, key: object, make: Callable[[], Any]) -> Any:
+        if key not in self:
+            self[key] = make()
+        return self[key]
+
+
 @dataclass
 class Pieces:
     """A batch of texts cut into pieces: each piece's fingerprint, the text it belongs to, and
@@ -53,14 +62,9 @@ class Pieces:
     prints: np.ndarray
     strings: Callable[[np.ndarray], list[str]]  # positions of pieces -> those pieces
     lowercase: bool = False  # the pieces are lower-cased (words)
-    memo: dict = field(default_factory=dict)  # what counters sharing the cut derive from it
-
-    def once(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """``make()``, made once for every counter that asks with the same ``key``: counters
-        sharing a piece cache look it up once, and mostly miss the same pieces."""
-        if key not in self.memo:
-            self.memo[key] = make()
-        return self.memo[key]
+    # what counters sharing the cut derive from it (they look it up once, and mostly miss the
+    # same pieces)
+    memo: Memo = field(default_factory=Memo)
 
 
 class Words:
