@@ -310,13 +310,14 @@ class ShardWork:
                 stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
         stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
 
-        result.fields = _fields_kept(st, keep)
+        texts = _kept_texts(st, keep)
+        result.fields = _fields_bits([present for _, present in texts.values()])
         base = copy.deepcopy(stats) if len(self.counters) > 1 else None
         lengths = lengths.astype(np.int64).reshape(len(self.counters), -1)  # (tokenizers, distinct texts)
-        row_max = self._count(stats, st, keep, lengths[0], setup.cap, first_line)
+        row_max = self._count(stats, st, keep, texts, lengths[0], setup.cap, first_line)
         for k, cap in enumerate(setup.other_caps(), start=1):  # the same rows, other tokenizers' lengths
             other = copy.deepcopy(base)
-            self._count(other, st, keep, lengths[k], cap, first_line)  # type: ignore[arg-type]
+            self._count(other, st, keep, texts, lengths[k], cap, first_line)  # type: ignore[arg-type]
             result.others.append(other)  # type: ignore[arg-type]
         row_max = row_max if everyone else row_max[kept_idx]
 
@@ -337,22 +338,19 @@ class ShardWork:
         stats: ScanStats,
         st: _Checked,
         keep: np.ndarray,
+        texts: dict[str, tuple[np.ndarray, np.ndarray]],
         lengths: np.ndarray,
         cap: int | None,
         first_line: int,
     ) -> np.ndarray:
-        """Count the kept texts' lengths into ``stats``, with the warnings that need lengths;
-        returns each row's longest text."""
-        everyone = bool(keep.all())
+        """Count the kept texts' lengths into ``stats`` (``texts``: see ``_kept_texts``), with
+        the warnings that need lengths; returns each row's longest text."""
         row_max = np.zeros(len(st.rows), dtype=np.int64)
         for f in TEXT_FIELDS:
-            idx, rows_of = st.text_idx[f], st.text_row[f]
-            np.maximum.at(row_max, rows_of, lengths[idx])
-            chosen = idx if everyone else idx[keep[rows_of]]
+            np.maximum.at(row_max, st.text_row[f], lengths[st.text_idx[f]])
+            chosen, present = texts[f]
             stats.hists[f].add(lengths[chosen])
             stats.chars[f] += int(st.chars[chosen].sum())
-            present = np.zeros(len(st.prints), dtype=bool)
-            present[chosen] = True
             stats.longest[f] = longest_texts(f, st, keep, lengths, present, first_line)
         stats.hists["passage"] = stats.hists["pos"] + stats.hists["neg"]
         stats.by_input = {
@@ -394,13 +392,26 @@ class ShardWork:
         return out
 
 
-def _fields_kept(st: _Checked, keep: np.ndarray) -> np.ndarray:
+def _kept_texts(st: _Checked, keep: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per text field, the texts of kept rows: each one's distinct index (repeats kept), and a
+    mask of the distinct texts among them. The same for every tokenizer."""
+    everyone = bool(keep.all())
+    out = {}
+    for f in TEXT_FIELDS:
+        idx = st.text_idx[f]
+        chosen = idx if everyone else idx[keep[st.text_row[f]]]
+        present = np.zeros(len(st.prints), dtype=bool)
+        present[chosen] = True
+        out[f] = chosen, present
+    return out
+
+
+def _fields_bits(present: list[np.ndarray]) -> np.ndarray:
     """For each distinct text of the shard, a bit per text field (``TEXT_FIELDS`` order) whose
     kept rows hold it: the driver counts the corpus's distinct texts per field from these."""
-    bits = np.zeros(len(st.prints), dtype=np.uint8)
-    for i, f in enumerate(TEXT_FIELDS):
-        idx, rows_of = st.text_idx[f], st.text_row[f]
-        bits[idx[keep[rows_of]]] |= np.uint8(1 << i)
+    bits = np.zeros(len(present[0]), dtype=np.uint8)
+    for i, mask in enumerate(present):
+        bits[mask] |= np.uint8(1 << i)
     return bits
 
 
