@@ -26,7 +26,7 @@ import numpy as np
 MERGE = 4
 
 
-_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is one-to-one on 64-bit lengths
+SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is one-to-one on 64-bit words
 
 
 def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
@@ -44,7 +44,7 @@ def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
     texts = texts if isinstance(texts, (list, tuple)) else list(texts)
     n = len(texts)
     hashes = np.fromiter(map(hash, texts), dtype=np.int64, count=n).view(np.uint64)
-    return hashes ^ (np.fromiter(map(len, texts), dtype=np.uint64, count=n) * _SPREAD)
+    return hashes ^ (np.fromiter(map(len, texts), dtype=np.uint64, count=n) * SPREAD)
 
 
 class FingerprintMap:
@@ -70,7 +70,6 @@ class FingerprintMap:
 
     def __init__(self, width: int | None = None) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self.width = width
         self._row: tuple[int, ...] = () if width is None else (width,)
 
     def __len__(self) -> int:

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fingerprints import FingerprintMap
+from ..fingerprints import SPREAD, FingerprintMap
 from ..tokenize import count_tokens
 from .cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
@@ -78,7 +78,6 @@ BATCH_CHARS = 1 << 19  # texts are cut this many characters at a time
 MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
 HOT_BITS = 18  # a piece cache's hot table: 2**18 slots, 3 MB for one counter
 HOT = 1 << HOT_BITS
-_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: spreads fingerprints over the hot table's slots
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ class PieceCache:
                 np.full((self.width, HOT), FingerprintMap.UNKNOWN, np.uint32),
             )
         with np.errstate(over="ignore"):
-            return ((prints * _SPREAD) >> np.uint64(64 - HOT_BITS)).astype(np.intp)
+            return ((prints * SPREAD) >> np.uint64(64 - HOT_BITS)).astype(np.intp)
 
     def lookup(self, cut: Pieces, column: int) -> np.ndarray:
         """Each piece's count in ``column`` as the hot table held it when the first counter

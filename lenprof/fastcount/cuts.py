@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fingerprints import fingerprints
+from ..fingerprints import SPREAD, fingerprints
 
 # The characters BERT's normalizer puts spaces around (``handle_chinese_chars``; a test holds this
 # list against the normalizer itself, code point by code point): padded here the same way, each
@@ -33,7 +33,6 @@ _CLASS_OF = _CLASS.tobytes()  # for bytes.translate, which maps a batch's bytes 
 # all at once from prefix sums; a word longer than this is fingerprinted by its string's hash.
 _BASE = 0x5851F42D4C957F2D
 _LONG_WORD = 64
-_SPREAD = np.uint64(0x9E3779B97F4A7C15)
 # GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
 # \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
 _BYTE_LEVEL = re.compile(
@@ -127,7 +126,7 @@ class Words:
             np.cumsum(codes.astype(np.uint64) * powers[: len(codes)], out=prefix[1:])
             sizes = ends - starts
             prints = (prefix[ends] - prefix[starts]) * inverses[starts]
-            prints ^= sizes.astype(np.uint64) * _SPREAD
+            prints ^= sizes.astype(np.uint64) * SPREAD
         long = np.flatnonzero(sizes > _LONG_WORD)  # a polynomial hash is weakest on long inputs
         if len(long):
             prints[long] = fingerprints(_decoded(data, starts[long], ends[long]))
