@@ -18,7 +18,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from lenprof import fastcount, scan
 from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, recognise, share_caches
-from lenprof.fastcount.cuts import Words
+from lenprof.fastcount.cuts import _WINDOW, Words
+from lenprof.fingerprints import fingerprints
 from lenprof.tokenize import count_tokens
 
 TRAINING = [
@@ -181,6 +182,22 @@ def test_long_batches_are_cut_in_parts_once_for_every_counter(families, monkeypa
     for counter, row in zip(counters, counts, strict=True):
         assert row.tolist() == count_tokens(counter.backend, texts).tolist()
     assert len(cut) >= 2 and sum(cut) == len(texts)  # each part cut once, for both counters
+
+
+def test_a_word_has_one_fingerprint_wherever_it_stands_in_its_window():
+    # 10,000 texts "needle" joined by newlines: one of them runs across the end of the first
+    # window (bytes 65,534 to 65,539), where the fingerprint is the string's hash instead
+    texts = ["needle"] * 10_000 + ["needles", "Needle", "eedle"]
+    words = Words(texts, None)
+    pieces = words.view(False)
+    strings = pieces.strings(np.arange(len(pieces.prints)))
+    across = (words.ends - 1) // _WINDOW != words.starts // _WINDOW
+    needle = np.array([s == "needle" for s in strings])
+    assert across.sum() == 1 and across[needle].sum() == 1
+    assert len(set(pieces.prints[needle & ~across].tolist())) == 1
+    assert pieces.prints[needle & across].tolist() == fingerprints(["needle"]).tolist()
+    # one string for each fingerprint
+    assert len({(p, s) for p, s in zip(pieces.prints.tolist(), strings, strict=True)}) == 5
 
 
 def test_texts_without_control_characters_take_the_fast_path(families):
