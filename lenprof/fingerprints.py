@@ -61,9 +61,10 @@ class FingerprintMap:
         >>> m.get(np.array([4, 9, 5], dtype=np.uint64)).tolist() == [7, 7, FingerprintMap.UNKNOWN]
         True
         >>> rows = FingerprintMap(width=2)
-        >>> rows.set_column(np.array([4, 9], dtype=np.uint64), np.array([12, 30]), column=1)
-        >>> rows.get(np.array([9], dtype=np.uint64)).tolist() == [[FingerprintMap.UNKNOWN, 30]]
-        True
+        >>> rows.set(np.array([4, 9], dtype=np.uint64), np.array([[1, 12], [2, 30]]))
+        >>> rows.set(np.array([9], dtype=np.uint64), np.array([[3, 31]]))
+        >>> rows.get(np.array([9, 4], dtype=np.uint64)).tolist()
+        [[3, 31], [1, 12]]
     """
 
     UNKNOWN = np.uint32(0xFFFFFFFF)  # no value (yet)
@@ -132,31 +133,28 @@ class FingerprintMap:
             run, vals = merged[order], np.concatenate([old_vals, vals])[order]
         self._runs.append((run, vals))
 
-    def _assign(self, keys: np.ndarray, values: np.ndarray, column: int) -> np.ndarray:
-        """Set one column of the values of the keys present; which keys were. The newest run is
-        searched first: keys are mostly assigned soon after they were added."""
+    def _assign(self, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Set the values of the keys present; which keys were. The newest run is searched
+        first: keys are mostly set again soon after they were added."""
         done = np.zeros(len(keys), dtype=bool)
         todo = np.arange(len(keys))
         for run, vals in reversed(self._runs):
             pos = np.searchsorted(run, keys[todo])
             pos[pos == len(run)] = 0
             hit = run[pos] == keys[todo]
-            vals[pos[hit], column] = values[todo[hit]]
+            vals[pos[hit]] = values[todo[hit]]
             done[todo[hit]] = True
             todo = todo[~hit]
             if len(todo) == 0:
                 break
         return done
 
-    def set_column(self, keys: np.ndarray, values: np.ndarray, column: int) -> None:
-        """Set one column of a map with ``width`` for distinct, sorted ``keys``; a key not
-        present yet is added, ``UNKNOWN`` in the other columns."""
+    def set(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Set the values (rows, with ``width``) of distinct, sorted ``keys``; a key not present
+        yet is added."""
         keys, values = np.asarray(keys, dtype=np.uint64), np.asarray(values, dtype=np.uint32)
-        new = ~self._assign(keys, values, column)
-        if new.any():
-            rows = np.full((int(new.sum()), *self._row), self.UNKNOWN, dtype=np.uint32)
-            rows[:, column] = values[new]
-            self.put(keys[new], rows)
+        new = ~self._assign(keys, values)
+        self.put(keys[new], values[new])
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The value of each key; ``UNKNOWN`` for keys absent."""

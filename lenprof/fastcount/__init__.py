@@ -181,7 +181,8 @@ class PieceCache:
     def __init__(self, width: int = 1, lowercase: bool = False):
         self.width, self.lowercase = width, lowercase
         self.map = FingerprintMap(width)
-        self._hot: tuple[np.ndarray, np.ndarray] | None = None  # fingerprints by slot, counts by column
+        self._hot: tuple[np.ndarray, np.ndarray] | None = None  # by slot: a fingerprint, a row of counts
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # see ``settle``
 
     def __len__(self) -> int:
         return len(self.map)
@@ -190,7 +191,7 @@ class PieceCache:
         if self._hot is None:
             self._hot = (
                 np.zeros(HOT, np.uint64),
-                np.full((self.width, HOT), FingerprintMap.UNKNOWN, np.uint32),
+                np.full((HOT, self.width), FingerprintMap.UNKNOWN, np.uint32),
             )
         with np.errstate(over="ignore"):
             return ((prints * SPREAD) >> np.uint64(64 - HOT_BITS)).astype(np.intp)
@@ -198,36 +199,43 @@ class PieceCache:
     def lookup(self, cut: Pieces, column: int) -> np.ndarray:
         """Each piece's count in ``column`` as the hot table held it when the first counter
         asked, ``UNKNOWN`` where it held another piece or none: read once a batch for every
-        column, so all the counters miss the same pieces (and share ``distinct``)."""
+        column (one gather of rows), so all the counters miss the same pieces (and share
+        ``distinct``)."""
 
-        def hot() -> list[np.ndarray]:
+        def hot() -> np.ndarray:
             slots = self._slots(cut.prints)
             prints, counts = self._hot  # type: ignore[misc]
-            cold = prints.take(slots) != cut.prints
-            columns = [counts[k].take(slots).astype(np.int64) for k in range(self.width)]
-            for found in columns:
-                found[cold] = FingerprintMap.UNKNOWN
-            return columns
+            found = counts.take(slots, axis=0)
+            found[prints.take(slots) != cut.prints] = FingerprintMap.UNKNOWN
+            return found
 
-        return cut.memo.once(("hot", id(self)), hot)[column]
+        return cut.memo.once(("hot", id(self)), hot)[:, column]
 
     def distinct(self, cut: Pieces, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The distinct fingerprints of the cut's pieces at ``at`` (sorted), a position of each,
-        where each piece's is among them, and what the map holds for them: made once for every
-        counter that misses the same pieces."""
+        where each piece's is among them, and what the map holds for them (each counter fills
+        in its column where it holds ``UNKNOWN``): made once for every counter that misses the
+        same pieces."""
 
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             if len(self.map) > MAX_CACHED_CHUNKS:
                 self.map = FingerprintMap(self.width)
             prints, first, inverse = np.unique(cut.prints[at], return_index=True, return_inverse=True)
-            return prints, at[first], inverse.reshape(-1), self.map.get(prints)
+            found = self.map.get(prints)
+            self._pending.append((prints, found, (found == FingerprintMap.UNKNOWN).any(axis=1)))
+            return prints, at[first], inverse.reshape(-1), found
 
         return cut.memo.once(("distinct", id(self), at.tobytes()), make)
 
-    def remember(self, prints: np.ndarray, counts: np.ndarray) -> None:
-        """Put pieces in the hot table (each at its slot; the last one wins a shared slot)."""
-        slots = self._slots(prints)
-        self._hot[0][slots], self._hot[1][:, slots] = prints, counts.T  # type: ignore[index]
+    def settle(self) -> None:
+        """Once every counter has counted a part: the pieces they missed go into the hot table
+        (each at its slot; the last one wins a shared slot), and those they counted into the
+        map, every column in one write."""
+        for prints, found, counted in self._pending:
+            self.map.set(prints[counted], found[counted])
+            slots = self._slots(prints)
+            self._hot[0][slots], self._hot[1][slots] = prints, found  # type: ignore[index]
+        self._pending.clear()
 
 
 class FastCounter:
@@ -335,20 +343,18 @@ class FastCounter:
     def _sums(self, cut: Pieces) -> np.ndarray:
         """Each text's count from its pieces: each piece is looked up by its fingerprint (in the
         cache's hot table, then, for the distinct ones it misses, in its map: a few bytes a
-        piece in sorted arrays, not a dict of strings), the new ones counted, and each text's
-        pieces summed with numpy."""
+        piece in sorted arrays, not a dict of strings), the new ones counted (and kept once
+        every counter has counted the part: ``PieceCache.settle``), and each text's pieces
+        summed with numpy."""
         cache, column = self.caches[cut.kind], self.columns[cut.kind]
         counts = cache.lookup(cut, column)
         cold = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
         if len(cold):
-            prints, first, inverse, found = cache.distinct(cut, cold)
+            _, first, inverse, found = cache.distinct(cut, cold)
             missing = np.flatnonzero(found[:, column] == FingerprintMap.UNKNOWN)
             if len(missing):
-                new = self._piece_counts(cut, first[missing])
-                found[missing, column] = new
-                cache.map.set_column(prints[missing], new, column)
+                found[missing, column] = self._piece_counts(cut, first[missing])
             counts[cold] = found[inverse, column]
-            cache.remember(prints, found)
         return self.rule.specials + cut.sums(counts)  # type: ignore[union-attr]
 
     def _piece_counts(self, cut: Pieces, new: np.ndarray) -> np.ndarray:
@@ -426,10 +432,13 @@ def count_together(counters: list[FastCounter], texts: list[str], at: int | None
     out = np.zeros((len(counters), len(texts)), dtype=np.int64)
     ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
     bounds = [0, *(np.flatnonzero(np.diff(ends)) + 1).tolist(), len(texts)] if len(texts) else []
+    caches = {id(cache): cache for counter in counters for cache in counter.caches.values()}.values()
     for a, b in itertools.pairwise(bounds):
         cuts = Memo()  # the part's cuts, by what makes two rules' cuts alike
         for k, counter in enumerate(counters):
             out[k, a:b] = counter._count(texts[a:b], cuts, at + a)
+        for cache in caches:
+            cache.settle()
     return out
 
 
