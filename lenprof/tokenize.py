@@ -121,14 +121,33 @@ class LoadedTokenizer:
         return count_tokens(self.backend, texts)
 
 
+ENCODE_CHARS = 1 << 16  # texts are encoded this many characters at a time (see ``count_tokens``)
+
+
+def parts(texts: list[str], chars: int) -> list[tuple[int, int]]:
+    """(start, end) of consecutive runs of ``texts``: a run ends where the characters so far
+    reach the next multiple of ``chars``.
+
+        >>> parts(["ab", "cd", "efg", "h"], 4)
+        [(0, 1), (1, 3), (3, 4)]
+    """
+    if not texts:
+        return []
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // chars
+    bounds = [0, *(np.flatnonzero(np.diff(ends)) + 1).tolist(), len(texts)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 def count_tokens(backend: Any, texts: list[str], special: bool = True) -> np.ndarray:
     """Token counts of ``texts`` as the trainer sees them: special tokens included (unless
-    ``special`` is False), never truncated, in one Rust call that skips the offsets nobody
-    needs here."""
-    if not texts:
-        return np.zeros(0, dtype=np.int64)
-    encodings = backend.encode_batch_fast(texts, add_special_tokens=special)
-    return np.fromiter((len(e) for e in encodings), np.int64, len(texts))
+    ``special`` is False), never truncated, by Rust calls that skip the offsets nobody needs
+    here, ``ENCODE_CHARS`` characters at a time (an encoding holds its tokens' strings, ids,
+    offsets and masks until it is counted: about 100 bytes a token)."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    for a, b in parts(texts, ENCODE_CHARS):
+        encodings = backend.encode_batch_fast(texts[a:b], add_special_tokens=special)
+        out[a:b] = np.fromiter(map(len, encodings), np.int64, b - a)
+    return out
 
 
 def packaged_model_path() -> Path | None:

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from lenprof import TokenizerError, load_tokenizer
+from lenprof import TokenizerError, load_tokenizer, tokenize
 from lenprof.tokenize import packaged_model_path
 
 
@@ -26,6 +26,13 @@ def test_lengths_match_autotokenizer_on_every_corpus_text(tok, oracle, corpus_fi
     # The packaged tokenizer.json truncates and pads at 128: a profile that forgot to switch
     # that off would report 128 for every long text.
     assert max(got) > 128 and min(got) < 128
+
+
+def test_lengths_match_autotokenizer_when_encoded_in_many_parts(tok, oracle, monkeypatch):
+    monkeypatch.setattr(tokenize, "ENCODE_CHARS", 64)  # a part every few texts, some alone
+    texts = [f"text {i}: " + "word, " * (i % 37) for i in range(300)]
+    assert len(tokenize.parts(texts, 64)) > 100
+    assert tok.count(texts).tolist() == oracle(texts)
 
 
 def test_lengths_are_not_truncated_at_the_model_limit(tok, oracle):

@@ -56,7 +56,6 @@ fast path.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from ..fingerprints import SPREAD, FingerprintMap
-from ..tokenize import count_tokens
+from ..tokenize import count_tokens, parts
 from .cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
 
@@ -430,10 +429,8 @@ def count_together(counters: list[FastCounter], texts: list[str], at: int | None
     ``CHECK_FIRST`` are all checked."""
     at = counters[0].texts if at is None else at
     out = np.zeros((len(counters), len(texts)), dtype=np.int64)
-    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts))) // BATCH_CHARS
-    bounds = [0, *(np.flatnonzero(np.diff(ends)) + 1).tolist(), len(texts)] if len(texts) else []
     caches = {id(cache): cache for counter in counters for cache in counter.caches.values()}.values()
-    for a, b in itertools.pairwise(bounds):
+    for a, b in parts(texts, BATCH_CHARS):
         cuts = Memo()  # the part's cuts, by what makes two rules' cuts alike
         for k, counter in enumerate(counters):
             out[k, a:b] = counter._count(texts[a:b], cuts, at + a)
