@@ -146,7 +146,7 @@ class Words:
         starts, ends = self.starts, self.ends
         full = len(codes) - len(codes) % _WINDOW
         with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-            prefix = np.zeros(len(codes) + 1, dtype=np.uint64)  # 8 bytes a character, all told
+            prefix = np.zeros(len(codes) + 1, dtype=np.uint64)  # the product goes here: 8 bytes a character
             np.multiply(
                 codes[:full].reshape(-1, _WINDOW),
                 _POWERS[:_WINDOW],
