@@ -48,8 +48,8 @@ def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
 
 
 class FingerprintMap:
-    """Fingerprint -> small integer (a token count), 12 bytes per member, same layout as the set;
-    with ``width``, -> a row of that many (one per tokenizer), 8 + 4 x ``width`` bytes.
+    """Fingerprint -> small integer, 12 bytes per member; with ``width``, -> a row of that many
+    (one per tokenizer), 8 + 4 x ``width`` bytes.
 
     The scan keeps one from each row's key to the shard that held it first (duplicate rows), and
     one that numbers each distinct text of the corpus (so each is tokenized once however often it
@@ -112,11 +112,8 @@ class FingerprintMap:
             [[True, False], [2, 1]]
         """
         keys = np.asarray(keys, dtype=np.uint64)
-        numbers = np.zeros(len(keys), dtype=np.uint32)
-        new = np.ones(len(keys), dtype=bool)
-        for (hit, pos), (_, vals) in zip(self._locate(keys), self._runs, strict=True):
-            numbers[hit] = vals[pos]
-            new &= ~hit
+        numbers = self.get(keys)  # a number is below len(self), never UNKNOWN
+        new = numbers == self.UNKNOWN
         numbers[new] = np.arange(len(self), len(self) + int(new.sum()))
         self.put(keys[new], numbers[new])
         return new, numbers

@@ -276,13 +276,8 @@ class FastCounter:
             return self._byte_level_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        ascii_ = cuts.once(
-            "ascii", lambda: np.flatnonzero(np.fromiter(map(str.isascii, texts), bool, len(texts)))
-        )
+        ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added))
         if len(ascii_):
-            words = cuts.once(
-                rule.cuts()["words"], lambda: Words([texts[i] for i in ascii_.tolist()], rule.added)
-            )
             counted = ascii_[~words.left_out]
             out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
             fast[counted] = True
@@ -414,10 +409,10 @@ class FastCounter:
             )
 
 
-def _ascii_words(chunks: list[str], added: re.Pattern | None) -> tuple[np.ndarray, Words]:
-    """The ASCII ones among ``chunks``, and their words cut."""
-    ascii_ = np.flatnonzero(np.fromiter((c.isascii() for c in chunks), bool, len(chunks)))
-    return ascii_, Words([chunks[i] for i in ascii_.tolist()], added)
+def _ascii_words(texts: list[str], added: re.Pattern | None) -> tuple[np.ndarray, Words]:
+    """The ASCII ones among ``texts`` (or chunks), and their words cut."""
+    ascii_ = np.flatnonzero(np.fromiter(map(str.isascii, texts), bool, len(texts)))
+    return ascii_, Words([texts[i] for i in ascii_.tolist()], added)
 
 
 def count_together(counters: list[FastCounter], texts: list[str], at: int | None = None) -> np.ndarray:
