@@ -1,5 +1,5 @@
-"""64-bit fingerprints of texts and rows, and a map from them kept in sorted arrays at 12 bytes a
-member.
+"""64-bit fingerprints of texts and rows, keyed per run, and a map from them kept in sorted arrays
+at 12 bytes a member.
 
 Python's ``dict`` costs ~100 bytes per member; a corpus of 50M rows would need 5 GB just to find
 duplicate rows. Here members live in a few sorted ``uint64`` arrays whose sizes grow
@@ -8,16 +8,27 @@ geometrically (like an LSM tree): a new array merges into the newest while that 
 ``searchsorted`` per array. Memory is 8 bytes per member and 4 per value, twice that transiently
 while arrays merge.
 
-Fingerprints are Python's own 64-bit string hash (SipHash-1-3) mixed with the length (see
-:func:`fingerprints`): a string caches its hash, so hashing costs little. The hash is salted per process
-(PYTHONHASHSEED): every fingerprint of a scan is made in one process, or in worker processes
-started with the same fixed seed, so they always agree. Two different keys collide with
-probability ~n²/2⁶⁵: about one in 300,000 for 10M distinct keys.
+A fingerprint stands for its text: two texts that share one would share a count, a duplicate
+verdict or a length. So every fingerprint is keyed with a secret drawn afresh for each run
+(:class:`RunKey`), which no input can be built against:
+
+- strings are fingerprinted by Python's own string hash, SipHash-1-3, which is keyed per process
+  (a string caches its hash, so hashing costs little). Each run's worker processes get a seed
+  drawn for that run (``PYTHONHASHSEED``, the same for all of them, so their fingerprints agree);
+  a run in this process uses the process's own random key (see ``hash_seed_pinned``);
+- the fast count's words are fingerprinted all at once with numpy: a short word by its own
+  bytes, a longer one as polynomials modulo two primes in bases drawn for the run
+  (``cuts.Words``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
+import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,11 +38,52 @@ MERGE = 4
 
 
 SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is one-to-one on 64-bit words
+# The words' polynomials are taken modulo these primes: 31 and 32 bits, so both fit in 63 bits
+# beside a flag, and a byte (< 2**7) times a power (< 2**32), summed over 64 bytes, stays exact.
+PRIMES = (2**31 - 1, 2**32 - 5)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """A run's secret, from which every keyed fingerprint of the run derives: the seed of its
+    workers' string hash and the bases of the words' polynomials. Drawn with ``secrets`` for
+    each run (``RunKey()``), shared by the run's workers, never written anywhere.
+
+        >>> a, b = RunKey(b"k" * 16), RunKey(b"k" * 16)
+        >>> a.bases == b.bases, a.bases == RunKey(b"j" * 16).bases, 1 < a.bases[0] < PRIMES[0]
+        (True, False, True)
+    """
+
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(16), repr=False)
+
+    def _derive(self, purpose: bytes, modulus: int) -> int:
+        digest = hashlib.blake2b(purpose, key=self.secret, digest_size=16).digest()
+        return int.from_bytes(digest, "little") % modulus
+
+    @property
+    def hash_seed(self) -> str:
+        """The ``PYTHONHASHSEED`` of the run's worker processes (Python takes 0 to 2**32 - 1)."""
+        return str(self._derive(b"python-hash-seed", 1 << 32))
+
+    @property
+    def bases(self) -> tuple[int, int]:
+        """The words' polynomial bases, one per prime in ``PRIMES``: 2 to p - 1."""
+        return tuple(2 + self._derive(b"words-base-%d" % i, p - 2) for i, p in enumerate(PRIMES))  # type: ignore[return-value]
+
+
+PROCESS_KEY = RunKey()  # for what runs in this process alone (its string hash is its own too)
+
+
+def hash_seed_pinned() -> bool:
+    """Whether this process's string hash has a fixed, known key (``PYTHONHASHSEED`` set to a
+    number): then a run must not fingerprint strings in this process."""
+    seed = os.environ.get("PYTHONHASHSEED", "random")
+    return not sys.flags.hash_randomization or (seed != "random" and seed.isdigit())
 
 
 def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
     """64-bit fingerprints of strings (or tuples of them), valid within this process (or
-    processes sharing its seed).
+    processes sharing its hash seed: a run's workers).
 
     Python hashes a string's internal buffer, which holds one, two or four bytes a character
     depending on the widest one, so two different strings can hash alike: ``"中"`` (U+4E2D,

@@ -18,8 +18,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from lenprof import fastcount, scan
 from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, recognise, share_caches
-from lenprof.fastcount.cuts import _WINDOW, Words
-from lenprof.fingerprints import fingerprints
+from lenprof.fastcount.cuts import Words
+from lenprof.fingerprints import RunKey, fingerprints
 from lenprof.tokenize import count_tokens
 
 TRAINING = [
@@ -176,7 +176,7 @@ def test_long_batches_are_cut_in_parts_once_for_every_counter(families, monkeypa
     cut: list[int] = []
     real = Words.__init__
     monkeypatch.setattr(
-        Words, "__init__", lambda self, t, added: (cut.append(len(t)), real(self, t, added))[1]
+        Words, "__init__", lambda self, t, added, key: (cut.append(len(t)), real(self, t, added, key))[1]
     )
     counts = count_together(counters, texts)
     for counter, row in zip(counters, counts, strict=True):
@@ -184,20 +184,22 @@ def test_long_batches_are_cut_in_parts_once_for_every_counter(families, monkeypa
     assert len(cut) >= 2 and sum(cut) == len(texts)  # each part cut once, for both counters
 
 
-def test_a_word_has_one_fingerprint_wherever_it_stands_in_its_window():
-    # 10,000 texts "needle" joined by newlines: one of them runs across the end of the first
-    # window (bytes 65,534 to 65,539), where the fingerprint is the string's hash instead
-    texts = ["needle"] * 10_000 + ["needles", "Needle", "eedle"]
-    words = Words(texts, None)
+def test_a_word_has_one_fingerprint_wherever_it_stands():
+    # "needle" at every byte offset of an 8-byte read, and a long word (polynomial) and a very
+    # long one (the string's hash) at many places
+    long_word, very_long = "needlessly" * 3, "n" * 100
+    texts = [" " * (i % 9) + f"needle {long_word} {very_long}" for i in range(100)]
+    texts += ["needles", "Needle", "eedle"]
+    words = Words(texts, None, RunKey())
     pieces = words.view(False)
     strings = pieces.strings(np.arange(len(pieces.prints)))
-    across = (words.ends - 1) // _WINDOW != words.starts // _WINDOW
-    needle = np.array([s == "needle" for s in strings])
-    assert across.sum() == 1 and across[needle].sum() == 1
-    assert len(set(pieces.prints[needle & ~across].tolist())) == 1
-    assert pieces.prints[needle & across].tolist() == fingerprints(["needle"]).tolist()
-    # one string for each fingerprint
-    assert len({(p, s) for p, s in zip(pieces.prints.tolist(), strings, strict=True)}) == 5
+    by_string: dict[str, set[int]] = {}
+    for p, s in zip(pieces.prints.tolist(), strings, strict=True):
+        by_string.setdefault(s, set()).add(p)
+    assert {s: len(p) for s, p in by_string.items()} == dict.fromkeys(by_string, 1)
+    assert len({p for ps in by_string.values() for p in ps}) == len(by_string) == 6
+    assert by_string["needle"] == {int.from_bytes(b"needle", "little")}
+    assert by_string[very_long] == set(fingerprints([very_long]).tolist())
 
 
 def test_texts_without_control_characters_take_the_fast_path(families):

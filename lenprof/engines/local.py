@@ -1,5 +1,7 @@
 """The local engine: this machine, one worker process per core, or this process alone when the
-input is small (worker start-up would cost more than it saves) or one worker is asked for."""
+input is small (worker start-up would cost more than it saves) or one worker is asked for, and
+this process's string hash is keyed at random (one worker process otherwise: see
+``fingerprints.hash_seed_pinned``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Any
 
+from ..fingerprints import hash_seed_pinned
 from .plan import Plan, WorkerSetup
 from .pool import ProcessPool
 from .shard import ShardWork
@@ -55,7 +58,8 @@ class LocalEngine:
     @contextmanager
     def executor(self, plan: Plan):
         n = self.workers_for(plan)
-        ex = Inline(plan.setup()) if n == 1 else ProcessPool(plan.setup(), n)
+        inline = n == 1 and not hash_seed_pinned()
+        ex = Inline(plan.setup()) if inline else ProcessPool(plan.setup(), n)
         try:
             yield ex
         finally:

@@ -17,6 +17,7 @@ from typing import Any
 from .. import cleaned, leaks
 from .. import outputs as out
 from ..buckets import LengthBuckets, stems
+from ..fingerprints import RunKey
 from ..inputs import (
     InputError,
     InputFile,
@@ -94,6 +95,8 @@ class WorkerSetup:
     def tokenizers(self) -> list[tuple[str, bool]]:
         """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
         return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
+    # the run's secret: its workers' fingerprints are keyed with it (see fingerprints.py)
+    key: RunKey = field(default_factory=RunKey)
 
     def other_caps(self) -> list[int | None]:
         return [cap for _, _, cap in self.others]

@@ -6,7 +6,8 @@ Workers are plain ``python -c ...serve(fd)`` processes, not multiprocessing chil
 - they share no lock with the parent, so stopping them can never hang;
 - they run in a session of their own, so Ctrl-C reaches only the parent, which stops them;
 - they exit as soon as the parent's end of their socket closes, even if the parent was killed;
-- they all hash with one seed, so their fingerprints agree.
+- they all hash strings with one seed, drawn for the run (``RunKey.hash_seed``), so their
+  fingerprints agree and no input can be built to collide in them.
 
 Each worker reads its socket on a thread of its own, so a parent sending a large shard and a
 worker sending a large result never wait on each other.
@@ -32,11 +33,16 @@ from ..inputs import InputError
 from .plan import WorkerSetup
 
 WORKER_ENV = {
-    "PYTHONHASHSEED": "0",  # fingerprints are str hashes: every worker must agree
     "RAYON_NUM_THREADS": "1",  # the processes are the parallelism
     "TOKENIZERS_PARALLELISM": "false",
     "OMP_NUM_THREADS": "1",
 }
+
+
+def worker_env(setup: WorkerSetup) -> dict[str, str]:
+    """The environment of a run's workers: fingerprints are keyed string hashes, so every worker
+    hashes with the run's seed."""
+    return {**os.environ, **WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}
 
 
 _START = "import sys; from lenprof.engines.pool import serve; serve(int(sys.argv[1]))"
@@ -52,7 +58,7 @@ class ProcessPool:
         self._procs: list[subprocess.Popen] = []
         self._conns: list[Connection] = []
         self._ready: deque[tuple[str, Any]] = deque()
-        env = {**os.environ, **WORKER_ENV}
+        env = worker_env(setup)
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()

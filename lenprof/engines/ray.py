@@ -8,7 +8,8 @@ shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back
 which writes every output itself: outputs need only be writable where the driver runs.
 
 Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
-exists to avoid. Actors hash with PYTHONHASHSEED=0, so their fingerprints agree.
+exists to avoid. Actors hash strings with the run's seed (``RunKey.hash_seed``), so their
+fingerprints agree; they are asked, before any work, to show that they do.
 """
 
 from __future__ import annotations
@@ -26,17 +27,22 @@ from .plan import Plan, WorkerSetup
 from .pool import WORKER_ENV, WorkerFailed
 from .shard import ShardWork
 
-RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}
+RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}  # a job's; each run's actors add its hash seed
 
 
 class RayActors:
     def __init__(self, setup: WorkerSetup, workers: int):
         import ray
 
-        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env=RUNTIME_ENV)
+        env = {"env_vars": {**WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}}
+        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env=env)
         self.workers = workers
         self._actors = [actor.remote(setup) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
+        # Python reads PYTHONHASHSEED only as it starts: a worker Ray started before, under
+        # another seed, would fingerprint differently, and duplicates or lengths would be wrong.
+        if len(set(ray.get([a.string_hash.remote("lenprof") for a in self._actors]))) != 1:
+            raise WorkerFailed("Ray's workers hash strings differently; restart Ray and scan again")
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
         self._pending[getattr(self._actors[worker], call).remote(*args)] = call

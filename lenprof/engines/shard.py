@@ -129,7 +129,7 @@ class ShardWork:
         for tokenizer_json, encode_special_tokens in setup.tokenizers():
             backend = Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
-            self.counters.append(FastCounter(backend, exact_only=setup.exact_only))
+            self.counters.append(FastCounter(backend, exact_only=setup.exact_only, key=setup.key))
         share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self._open: dict[int, _Checked] = {}
@@ -180,6 +180,11 @@ class ShardWork:
                     tally["skipped"] += 1
                 continue
             yield r, check_row(record, fields, min_neg, max_line), record, None
+
+    @staticmethod
+    def string_hash(text: str) -> int:
+        """This worker's hash of ``text``: a run's workers must agree (see ``fingerprints.py``)."""
+        return hash(text)
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         opts = self.options

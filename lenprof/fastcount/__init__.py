@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fingerprints import SPREAD, FingerprintMap
+from ..fingerprints import PROCESS_KEY, SPREAD, FingerprintMap, RunKey
 from ..tokenize import count_tokens, parts
 from .cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
@@ -241,7 +241,10 @@ class FastCounter:
     """Token counts: through the piece caches for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
 
-    def __init__(self, backend: Any, exact_only: bool = False):
+    def __init__(self, backend: Any, exact_only: bool = False, key: RunKey | None = None):
+        # the run's key (this process's, drawn as it started, by default): counters that count
+        # together share it
+        self.key = key if key is not None else PROCESS_KEY
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
         self._wordpiece: WordPiece | None = None
@@ -276,7 +279,9 @@ class FastCounter:
             return self._byte_level_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added))
+        ascii_, words = cuts.once(
+            (*rule.cuts()["words"], self.key), lambda: _ascii_words(texts, rule.added, self.key)
+        )
         if len(ascii_):
             counted = ascii_[~words.left_out]
             out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
@@ -374,7 +379,7 @@ class FastCounter:
                 self._alone = _alone(self.backend.to_str())
             return count_tokens(self._alone, pieces, special=False)
         counts = np.zeros(len(pieces), dtype=np.int64)
-        ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added))
+        ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added, self.key))
         counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials
         rest = np.ones(len(pieces), dtype=bool)
         rest[ascii_[~words.left_out]] = False
@@ -409,10 +414,10 @@ class FastCounter:
             )
 
 
-def _ascii_words(texts: list[str], added: re.Pattern | None) -> tuple[np.ndarray, Words]:
+def _ascii_words(texts: list[str], added: re.Pattern | None, key: RunKey) -> tuple[np.ndarray, Words]:
     """The ASCII ones among ``texts`` (or chunks), and their words cut."""
     ascii_ = np.flatnonzero(np.fromiter(map(str.isascii, texts), bool, len(texts)))
-    return ascii_, Words([texts[i] for i in ascii_.tolist()], added)
+    return ascii_, Words([texts[i] for i in ascii_.tolist()], added, key)
 
 
 def count_together(counters: list[FastCounter], texts: list[str], at: int | None = None) -> np.ndarray:
@@ -421,7 +426,8 @@ def count_together(counters: list[FastCounter], texts: list[str], at: int | None
     counted by each before the next part, so counters that share piece caches (see
     ``share_caches``) find there what the others counted. ``at`` is how many texts the run
     counted before these (the first counter's own count by default): the run's first
-    ``CHECK_FIRST`` are all checked."""
+    ``CHECK_FIRST`` are all checked. The counters are the same run's: they share its key."""
+    assert len({counter.key for counter in counters}) == 1, "counters counting together share a run key"
     at = counters[0].texts if at is None else at
     out = np.zeros((len(counters), len(texts)), dtype=np.int64)
     caches = {id(cache): cache for counter in counters for cache in counter.caches.values()}.values()

@@ -4,6 +4,7 @@ texts), and GPT-2's byte-level pieces. Why each cut is exact is the package's do
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fingerprints import SPREAD, fingerprints
+from ..fingerprints import PRIMES, RunKey, fingerprints
 
 # The characters BERT's normalizer puts spaces around (``handle_chinese_chars``; a test holds this
 # list against the normalizer itself, code point by code point): padded here the same way, each
@@ -29,17 +30,25 @@ _CLASS[[9, 10, 13, 32]] = _SPACE
 _CLASS[33:127] = _PUNCT
 _CLASS[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = _ALNUM
 _CLASS_OF = _CLASS.tobytes()  # for bytes.translate, which maps a batch's bytes at C speed
-# Words are fingerprinted as polynomials in one odd base modulo 2**64 (with the length mixed in),
-# all at once from prefix sums; a word longer than this is fingerprinted by its string's hash.
-_BASE = 0x5851F42D4C957F2D
+# A word of at most 8 bytes is its own fingerprint (its bytes, packed: no two share one); a
+# longer one up to ``_LONG_WORD`` bytes takes a polynomial keyed for the run, and a longer one
+# still its string's keyed hash (see ``Words._fingerprints``).
+_PACKED = 8
 _LONG_WORD = 64
-_WINDOW_BITS = 16
-_WINDOW = 1 << _WINDOW_BITS  # fingerprints are summed this many bytes at a time (see ``Words._fingerprints``)
-with np.errstate(over="ignore"):
-    _POWERS = np.cumprod(np.r_[np.uint64(1), np.full(_WINDOW, _BASE, dtype=np.uint64)], dtype=np.uint64)
-    _INVERSES = np.cumprod(
-        np.r_[np.uint64(1), np.full(_WINDOW, pow(_BASE, -1, 1 << 64), dtype=np.uint64)], dtype=np.uint64
+_MASKS = np.array([(1 << 8 * n) - 1 for n in range(_PACKED + 1)], dtype=np.uint64)
+_POLYNOMIAL = np.uint64(1 << 63)  # set in a polynomial's fingerprint, never in packed ASCII
+
+
+@functools.lru_cache(maxsize=4)
+def _powers(key: RunKey) -> np.ndarray:
+    """For each prime of ``PRIMES`` (a row each), the run's base to the power of each place in a
+    word, modulo the prime."""
+    return np.array(
+        [[pow(base, i, p) for i in range(_LONG_WORD)] for base, p in zip(key.bases, PRIMES, strict=True)],
+        dtype=np.uint64,
     )
+
+
 # GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
 # \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
 _BYTE_LEVEL = re.compile(
@@ -95,7 +104,8 @@ class Words:
     token's text). The cut is the same for cased and uncased vocabularies, so tokenizers
     compared in one pass share it; each asks for its view of the pieces."""
 
-    def __init__(self, texts: list[str], added: re.Pattern | None):
+    def __init__(self, texts: list[str], added: re.Pattern | None, key: RunKey):
+        self.key = key
         joined = "\n".join(texts)
         self.data = joined.encode("ascii")
         kind = np.frombuffer(bytearray(self.data.translate(_CLASS_OF)), np.uint8)
@@ -136,31 +146,37 @@ class Words:
         return self._views[lowercase]
 
     def _fingerprints(self, data: bytes) -> np.ndarray:
-        """Each piece's fingerprint: a polynomial in ``_BASE`` modulo 2**64 over its bytes, with
-        its length mixed in, from the prefix sums of the whole batch, where each byte is weighed
-        by ``_BASE`` to the power of its place in its ``_WINDOW`` (so the tables of powers stay
-        small however large the batch). A piece that runs past its window's end (at most one a
-        window) or is longer than ``_LONG_WORD`` is fingerprinted by its string's hash: a word
-        may then have two fingerprints, which costs a second count, never a wrong one."""
+        """Each piece's fingerprint, for a whole batch at once:
+
+        - a piece of at most ``_PACKED`` bytes: its bytes, read as one little-endian integer (an
+          unaligned view of the batch, a gather and a mask), so two pieces never share one;
+        - up to ``_LONG_WORD`` bytes: for each prime p of ``PRIMES``, the polynomial
+          sum(byte_i * base**i) mod p over its bytes, in the run's secret bases
+          (``RunKey.bases``), the top bit set. Two different such pieces are different
+          polynomials of degree below 64 (no byte of a piece is 0, so lengths tell too), which
+          vanish at fewer than 64 of the p bases: whatever the input, they share a fingerprint
+          with probability below 64 / (2**31 - 1) * 64 / (2**32 - 5) < 2**-50 over the run's key;
+        - longer: its string's keyed hash (``fingerprints``)."""
         codes = np.frombuffer(data, np.uint8)
-        starts, ends = self.starts, self.ends
-        full = len(codes) - len(codes) % _WINDOW
-        with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-            prefix = np.zeros(len(codes) + 1, dtype=np.uint64)  # the product goes here: 8 bytes a character
-            np.multiply(
-                codes[:full].reshape(-1, _WINDOW),
-                _POWERS[:_WINDOW],
-                out=prefix[1 : full + 1].reshape(-1, _WINDOW),
-            )
-            np.multiply(codes[full:], _POWERS[: len(codes) - full], out=prefix[full + 1 :])
-            np.cumsum(prefix[1:], out=prefix[1:])
-            sizes = ends - starts
-            prints = (prefix[ends] - prefix[starts]) * _INVERSES[starts & (_WINDOW - 1)]
-            prints ^= sizes.astype(np.uint64) * SPREAD
-        across = (ends - 1) >> _WINDOW_BITS != starts >> _WINDOW_BITS
-        other = np.flatnonzero(across | (sizes > _LONG_WORD))
+        starts, sizes = self.starts, self.ends - self.starts
+        eight = np.ndarray((len(data),), "<u8", data + bytes(_PACKED), strides=(1,))  # 8 bytes at each place
+        prints = eight[starts] & _MASKS[np.minimum(sizes, _PACKED)]
+        long_ = np.flatnonzero((sizes > _PACKED) & (sizes <= _LONG_WORD))
+        if len(long_):
+            lengths, first = sizes[long_], starts[long_]
+            at = np.cumsum(lengths) - lengths  # each long piece's first place among their bytes
+            place = np.arange(int(lengths.sum())) - np.repeat(at, lengths)  # in its piece: 0 to 63
+            picked = codes[np.repeat(first, lengths) + place]
+            powers = _powers(self.key)
+            lanes = []
+            for row, p in enumerate(PRIMES):
+                # bytes below 2**7 times powers below 2**32, 64 at most: sums below 2**45
+                terms = picked * powers[row].take(place)
+                lanes.append(np.add.reduceat(terms, at) % np.uint64(p))
+            prints[long_] = _POLYNOMIAL | (lanes[0] << np.uint64(32)) | lanes[1]
+        other = np.flatnonzero(sizes > _LONG_WORD)
         if len(other):
-            prints[other] = fingerprints(_decoded(data, starts[other], ends[other]))
+            prints[other] = fingerprints(_decoded(data, starts[other], self.ends[other]))
         return prints
 
 
