@@ -100,6 +100,7 @@ class _Checked:
     raws: list[object]  # each row as read (for a duplicate's reject)
     prints: np.ndarray  # distinct texts' fingerprints, sorted
     texts: list[str] | None  # distinct texts, in ``prints`` order, until measured
+    seen: np.ndarray  # each distinct text's first place in the shard, row by row (see ``file_order``)
     chars: np.ndarray  # characters of each distinct text
     text_idx: dict[str, np.ndarray]  # per field: each text's distinct index
     text_row: dict[str, np.ndarray]  # per field: each text's row
@@ -107,6 +108,32 @@ class _Checked:
     repaired: list[int]  # rows with a repair
     control: list[int]  # rows with control characters
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
+
+
+def file_order(inverse: np.ndarray, distinct: int, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """Each distinct text's first place in the shard as a reader meets them, row by row (query,
+    positives, negatives), from ``inverse``: the distinct text of each of the shard's texts laid
+    out field by field (every query, then every positive, then every negative).
+
+        >>> # rows: ("a", ["b"], ["a"]), ("c", [], ["b"]): laid out a c | b | a b
+        >>> file_order(np.array([0, 2, 1, 0, 1]), 3, np.array([1, 0]), np.array([1, 1])).tolist()
+        [0, 1, 3]
+    """
+    start = np.cumsum(1 + positives + negatives) - (1 + positives + negatives)  # each row's first place
+
+    def within(counts: np.ndarray) -> np.ndarray:  # each item's place among its row's items
+        return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+    place = np.concatenate(
+        [
+            start,
+            np.repeat(start + 1, positives) + within(positives),
+            np.repeat(start + 1 + positives, negatives) + within(negatives),
+        ]
+    )
+    seen = np.full(distinct, place.max(initial=0) + 1, dtype=np.int64)
+    np.minimum.at(seen, inverse, place)
+    return seen
 
 
 def records_of(shard: Shard, opts: ScanOptions) -> list:
@@ -216,6 +243,7 @@ class ShardWork:
         every = queries + pos + neg
         prints, first, inverse = np.unique(fingerprints(every), return_index=True, return_inverse=True)
         n_rows = np.arange(len(rows))
+        positives = np.fromiter(map(len, (c.pos for c in rows)), np.int64, len(rows))
         negatives = np.fromiter(map(len, (c.neg for c in rows)), np.int64, len(rows))
         bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
         self._open[index] = _Checked(
@@ -229,11 +257,12 @@ class ShardWork:
             raws=raws,
             prints=prints,
             texts=(texts := [every[i] for i in first.tolist()]),
+            seen=file_order(inverse, len(prints), positives, negatives),
             chars=np.fromiter(map(len, texts), np.int64, len(texts)),
             text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
             text_row={
                 "query": n_rows,
-                "pos": np.repeat(n_rows, np.fromiter(map(len, (c.pos for c in rows)), np.int64, len(rows))),
+                "pos": np.repeat(n_rows, positives),
                 "neg": np.repeat(n_rows, negatives),
             },
             negatives=negatives,
@@ -261,12 +290,14 @@ class ShardWork:
         """Token counts of the shard's distinct texts at positions ``need``, by each tokenizer
         (the texts are cut into pieces once for all of them); the run counted ``at`` distinct
         texts before these (its first ones are all checked: see ``fastcount``)."""
-        texts = self._open[index].texts
+        texts, seen = self._open[index].texts, self._open[index].seen
         assert texts is not None, "measure() twice for one shard"
-        batch = [texts[i] for i in need.tolist()]
+        order = np.argsort(seen[need], kind="stable")  # counted in the file's order
+        batch = [texts[i] for i in need[order].tolist()]
         start = time.perf_counter()
         before = [(c.fast, c.checked) for c in self.counters]
-        lengths = count_together(self.counters, batch, at)
+        lengths = np.empty((len(self.counters), len(batch)), dtype=np.int64)
+        lengths[:, order] = count_together(self.counters, batch, at)
         self._open[index].texts = None
         return Measured(
             index,
