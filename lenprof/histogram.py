@@ -90,8 +90,9 @@ class LengthHistogram:
     def percentile(self, p: float | str) -> int | None:
         """Smallest length L such that at least p% of texts have at most L tokens.
 
-        Same as ``numpy.percentile(lengths, p, method="inverted_cdf")``. The comparison is done
-        in exact rational arithmetic, so 99.9 means 999/1000 and not a float near it.
+        Same as ``numpy.percentile(lengths, p, method="inverted_cdf")`` computed exactly. ``p`` is
+        read as the decimal it is written as (a float as its shortest repr), so 99.9 means
+        999/1000 and not a float near it, and 1e-13 or 97.33333333333333 are exact too.
         """
         n = self.count
         if n == 0:
@@ -101,14 +102,10 @@ class LengthHistogram:
             raise ValueError(f"percentile must be within 0..100, got {p}")
         if q == 0:
             return self.min
-        # cumulative[L] * den >= num * n  <=>  cumulative[L] / n >= q
-        cumulative = np.cumsum(self.counts)
-        need = q.numerator * n
-        # Python ints avoid overflow for huge corpora; the array is at most max-length long.
-        idx = np.searchsorted(cumulative * q.denominator >= need, True)
-        if cumulative[idx] * q.denominator < need:  # pragma: no cover - guarded by q <= 1
-            raise AssertionError("percentile search failed")
-        return int(idx)
+        # cumulative[L] / n >= q  <=>  cumulative[L] >= ceil(q * n), as cumulative[L] is whole.
+        # The bound is a Python int (q's denominator may be 10^300), at most n: it fits int64.
+        need = -(-q.numerator * n // q.denominator)
+        return int(np.searchsorted(np.cumsum(self.counts), need))
 
     def cut_cost(self, max_len: int) -> dict[str, int]:
         """What truncating every text at ``max_len`` tokens costs: texts cut and tokens lost."""

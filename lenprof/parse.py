@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from .jsontext import MAX_DEPTH, deeper_than
+
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _fast_decode = msgspec.json.Decoder().decode
 _raw_decode = json.JSONDecoder().raw_decode
@@ -51,6 +53,9 @@ def _finite(text: str) -> float:
     return value
 
 
+# A row nested more than MAX_DEPTH levels is dropped: every later step (writing it back, pickling
+# it to a worker) recurses per level and would fail where the stack ends, which is no fixed depth.
+NESTED_TOO_DEEP = f"arrays and objects nested more than {MAX_DEPTH} levels deep (a training row needs a few)"
 _strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 _KEY = re.compile(rb'"\s*:')  # a key and its colon (also inside a string: never misses a key)
 
@@ -102,6 +107,9 @@ def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
         obj, surrogate = slow
     if not isinstance(obj, dict):
         return Dropped("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    # A line nests no deeper than it has brackets: counting them spares the common line the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and deeper_than(obj, MAX_DEPTH):
+        return Dropped("malformed_json", NESTED_TOO_DEEP)
     repeated = _duplicate_key(data, obj)
     if repeated is not None:
         return Dropped(
@@ -120,12 +128,18 @@ def _slow_parse(data: bytes) -> tuple[object, bool] | Dropped:
         obj, end = _raw_decode(body)
         if end != len(body):
             raise ValueError(f"Extra data after the JSON value: column {end + 1}")
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         return Dropped("malformed_json", str(exc)[:200])
+    except RecursionError:  # the same row in a JSON array or in JSON Lines: the same words
+        return Dropped("malformed_json", NESTED_TOO_DEEP)
     try:
         _strict.raw_decode(body)  # the same value: only non-standard numbers fail here
     except _NonStandardNumber as exc:
         return Dropped("malformed_json", str(exc))
+    except RecursionError:  # a stack a few frames deeper than the first decode's
+        return Dropped("malformed_json", NESTED_TOO_DEEP)
+    if deeper_than(obj, MAX_DEPTH):  # before has_surrogate, which recurses
+        return Dropped("malformed_json", NESTED_TOO_DEEP)
     return obj, has_surrogate(obj)
 
 

@@ -8,12 +8,12 @@ without re-scanning.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 
 from .breakdown import InputBreakdown
 from .checks import DROP_REASONS, REASONS, REPAIR_REASONS, WARNING_REASONS
 from .histogram import LengthHistogram
+from .jsontext import loads
 from .options import ScanOptions
 from .recommend import Recommendation
 from .schema import Fields
@@ -218,7 +218,7 @@ def load_json(path: str) -> object:
     """A saved JSON file; :class:`ProfileError` names the file when it cannot be read or parsed."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            return loads(fh.read())
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot be read ({exc})") from exc
     except ValueError as exc:

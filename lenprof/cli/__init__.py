@@ -3,8 +3,10 @@
 Exit codes follow ruff's convention: 0 the command completed, 1 findings when asked to fail on
 them (``--fail-on-drop``, ``diagnose`` finding trouble, a training run the watchdog stopped),
 2 usage errors and unusable inputs or outputs, each with one line saying what to do. Ctrl-C
-exits 130 and SIGTERM 143, after the workers are stopped and temporary files removed. No
-traceback reaches a user; ``LENPROF_DEBUG=1`` shows one for an internal error.
+exits 130, and a signal that would end the process (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, ...)
+128 + its number, as a shell reports it, after the workers are stopped and temporary files
+removed. A stdout closed early (``| head -1``) is 141, as a shell reports SIGPIPE: output was
+lost, so never 0. No traceback reaches a user; ``LENPROF_DEBUG=1`` shows one for an internal error.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import click
 
 from ..engines.pool import WorkerFailed
 from ..version import __version__
-from .common import UsageProblem
+from .common import StdoutClosed, UsageProblem
 from .config import SOURCES, blame, check_values, load, set_envvars
 from .diagnose import diagnose_command
 from .recommend import recommend_command
@@ -30,7 +32,28 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised where the main thread is, so that every cleanup runs."""
+    """A signal that ends the process, raised where the main thread is, so that every cleanup
+    runs (temporary files removed, workers stopped)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# The signals whose default action ends the process, each handled as SIGTERM. Only those still at
+# their default are taken: one a caller ignores (nohup's SIGHUP) or handles (a profiler's
+# SIGPROF) stays so. SIGPIPE stays ignored, as Python sets it: a closed stdout is an error on write.
+STOPPING = (
+    "SIGTERM",
+    "SIGHUP",
+    "SIGQUIT",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGXCPU",
+    "SIGVTALRM",
+    "SIGPROF",
+)
 
 
 class LenprofGroup(click.Group):
@@ -70,13 +93,38 @@ for _command in (scan_command, recommend_command, diagnose_command, train_comman
 
 
 def _terminate(signum, frame) -> None:
-    raise Terminated()
+    for name in STOPPING:  # a second signal must not cut the cleanup the first one started
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if signal.getsignal(getattr(signal, name)) is _terminate:
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _handle_stopping_signals() -> None:
+    for name in STOPPING:
+        signum = getattr(signal, name, None)  # not every platform has every signal
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _terminate)
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away: say so once (stderr may be gone too) and exit as a shell
+    reports SIGPIPE. What is still buffered for stdout goes nowhere, without a second error."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(
+            "lenprof: stdout was closed before all output was written to it; the output is cut short",
+            err=True,
+        )
+    return 128 + signal.SIGPIPE
 
 
 def entry() -> None:
     """The ``lenprof`` console script: ``main`` with signals and every error turned into an
     exit code and one line."""
-    signal.signal(signal.SIGTERM, _terminate)
+    _handle_stopping_signals()
     try:
         code = main.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -87,13 +135,13 @@ def entry() -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("lenprof: interrupted; no output of this run was changed", err=True)
         code = 130
-    except Terminated:
-        click.echo("lenprof: terminated; no output of this run was changed", err=True)
-        code = 143
-    except BrokenPipeError:  # stdout closed early (lenprof ... | head): not an error
+    except Terminated as exc:
+        name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        code = 0
+            click.echo(f"lenprof: terminated by {name}; no output of this run was changed", err=True)
+        code = 128 + exc.signum
+    except (StdoutClosed, BrokenPipeError):  # BrokenPipeError: a write to stdout outside emit
+        code = _stdout_closed()
     except WorkerFailed as exc:
         if os.environ.get("LENPROF_DEBUG"):
             raise

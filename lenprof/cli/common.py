@@ -4,7 +4,9 @@ text reaches stdout and stderr (stdout carries data only; logs go to stderr)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
+from decimal import Decimal, InvalidOperation
 
 import click
 
@@ -38,10 +40,73 @@ def usage_errors():
         raise UsageProblem(with_source(exc.message)) from exc
 
 
+class Finite(click.FloatRange):
+    """click's FloatRange, without nan and inf: both pass its comparisons and then break the
+    arithmetic they reach (``int(inf)``), far from the flag that gave them."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(
+                f"{value!r} is not a finite number; give one in the range {self._describe_range()}",
+                param,
+                ctx,
+            )
+        return rv
+
+
+class Coverage(click.types.FloatParamType):
+    """A coverage in percent: a decimal number with 0 < coverage <= 100 that a 64-bit float
+    keeps exactly (every number of up to 15 significant digits does: 95, 99.9, 97.33333333333333,
+    1e-13). The profile stores it as a JSON number and percentiles read it back as the decimal it
+    was written as, so a number with more digits than a float holds would mean one thing in the
+    scan and another in a later ``recommend``: it is refused, not rounded in silence."""
+
+    name = "coverage"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            value = repr(value)  # from pyproject.toml: the float is the value
+        text = str(value).strip()
+        try:
+            exact = Decimal(text)
+        except InvalidOperation:
+            self.fail(
+                f"{value!r} is not a number; give a percentage in the range 0<x<=100, e.g. 95 or 99.9",
+                param,
+                ctx,
+            )
+        if not exact.is_finite() or not 0 < exact <= 100:
+            self.fail(f"{float(exact)} is not in the range 0<x<=100.", param, ctx)  # as click's FloatRange
+        stored = float(exact)
+        if Decimal(repr(stored)) != exact:  # also a number a float cannot hold at all, as 1e-400
+            self.fail(
+                f"{text} cannot be stored exactly in the profile (a 64-bit float); "
+                "give at most 15 significant digits, as in 99.9 or 97.3333333333333",
+                param,
+                ctx,
+            )
+        return stored
+
+
+class StdoutClosed(Exception):
+    """stdout was closed before all of it was written (``lenprof ... | head -1``)."""
+
+
 def emit(text: str) -> None:
     """Write to stdout; a lone surrogate (from a damaged profile, say) goes out as its escape."""
-    sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
-    sys.stdout.flush()
+    rest = memoryview(text.encode("utf-8", "backslashreplace"))
+    try:
+        # A reader that goes mid-write makes write() return short, with no error: the next
+        # write says EPIPE. So write until all is out, as a short count is no success.
+        while rest:
+            written = sys.stdout.buffer.write(rest)
+            if not written:
+                raise BrokenPipeError("stdout takes no more")
+            rest = rest[written:]
+        sys.stdout.flush()
+    except BrokenPipeError as exc:  # click would swallow it and exit 0, as if all was read
+        raise StdoutClosed() from exc
 
 
 def log(quiet: bool, message: str) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from ..report import FORMATS
-from .common import UsageProblem, emit, usage_errors
+from .common import Coverage, UsageProblem, emit, usage_errors
 
 
 @click.command("recommend")
 @click.argument("profile_path", metavar="PROFILE.json", type=click.Path(dir_okay=False))
 @click.option(
     "--coverage",
-    type=click.FloatRange(0, 100, min_open=True),
+    type=Coverage(),
     help="Percentile that must fit [default: the profile's].",
 )
 @click.option(

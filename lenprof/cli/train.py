@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .common import UsageProblem, emit, usage_errors
+from .common import Finite, UsageProblem, emit, usage_errors
 
 
 @click.command("train")
@@ -44,10 +44,10 @@ from .common import UsageProblem, emit, usage_errors
     help="1 positive + (n - 1) negatives per query.",
 )
 @click.option("--no-in-batch-neg", is_flag=True, help="Score each query against its own group only.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--max-grad-norm", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--temperature", type=Finite(min=0, min_open=True), default=0.02, show_default=True)
+@click.option("--learning-rate", type=Finite(min=0, min_open=True), default=1e-5, show_default=True)
+@click.option("--warmup-ratio", type=Finite(0, 1), default=0.1, show_default=True)
+@click.option("--max-grad-norm", type=Finite(min=0, min_open=True), default=1.0, show_default=True)
 @click.option(
     "--pooling",
     type=click.Choice(["cls", "mean"]),
@@ -71,7 +71,7 @@ from .common import UsageProblem, emit, usage_errors
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in OUTPUT_DIR/checkpoints.")
 @click.option(
     "--eval-split",
-    type=click.FloatRange(0, 0.5),
+    type=Finite(0, 0.5),
     default=0.0,
     show_default=True,
     help="Share of rows held out for recall@10 / MRR@10 before and after.",

@@ -59,8 +59,12 @@ def records(
 ) -> Iterator[tuple[list, int]]:
     """Records (see ``readers/__init__``) a piece at a time, with the bytes each piece held."""
     held: list[bytes | LineTooLong] = []  # the physical lines of the row being read
+    # The csv reader asks for a line past a row's end only inside a quoted cell: a row read when
+    # the lines ran out is a quote never closed, which took every line after it.
+    ran_out = False
 
     def lines() -> Iterator[str]:
+        nonlocal ran_out
         for part in iter_lines(blocks, max_line_bytes, 0):
             for line in part:
                 held.append(line)
@@ -68,12 +72,14 @@ def records(
                 yield (
                     "\n" if isinstance(line, LineTooLong) else line.decode("utf-8", "surrogateescape") + "\n"
                 )
+        ran_out = True
 
     csv.field_size_limit(max(csv.field_size_limit(), max_line_bytes))
     reader = csv.reader(lines(), delimiter=delimiter)
     header: list[str] | None = None
     piece: list = []
     size = 0
+    line = 1  # the physical line the next row starts on
     while True:
         try:
             cells = next(reader)
@@ -87,7 +93,12 @@ def records(
             )
         rows_lines, held[:] = list(held), []
         size += sum(len(x) if isinstance(x, bytes) else x.length for x in rows_lines)
+        if ran_out and problem is None:
+            problem = _unclosed(delimiter, line, len(rows_lines))
+        line += len(rows_lines)
         if header is None:
+            if ran_out:
+                raise InputError(f"{path}: the header (line 1): {problem.detail}")  # type: ignore[union-attr]
             header = _header(cells, rows_lines, path)
             piece += [None] * len(rows_lines)
             continue
@@ -102,6 +113,17 @@ def records(
 
 def _kind(delimiter: str) -> str:
     return "TSV" if delimiter == "\t" else "CSV"
+
+
+def _unclosed(delimiter: str, first: int, lines: int) -> Unreadable:
+    """A row whose quote is never closed: it holds every line to the end of the file."""
+    span = f"line {first}" if lines == 1 else f"the {lines:,} lines {first:,} to {first + lines - 1:,}"
+    return Unreadable(
+        "malformed_csv",
+        f"a quote opened in this row is never closed, so the row runs to the end of the file: it holds "
+        f"{span}; close the quote, or double a quote inside a quoted {_kind(delimiter)} cell",
+        "",
+    )
 
 
 def _header(cells: list[str], lines: list, path: str) -> list[str]:

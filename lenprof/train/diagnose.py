@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..jsontext import loads
 from .health import Event, Step, candidates_per_query, finite
 from .runinfo import run_info
 
@@ -86,7 +87,7 @@ def read_history(path: str | Path) -> tuple[list[Step], str | None]:
     if p.suffix == ".jsonl":
         return _read_metrics(p, text)
     try:
-        state = json.loads(text)
+        state = loads(text)
     except ValueError as exc:
         raise HistoryError(f"{p}: not JSON ({exc})") from exc
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
@@ -106,7 +107,7 @@ def _read_metrics(p: Path, text: str) -> tuple[list[Step], str | None]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads(line)
         except ValueError as exc:
             if number == len(lines):  # no newline after it: cut mid-write
                 note = f"{p}: line {number} is cut short and was left out"

@@ -21,11 +21,12 @@ from __future__ import annotations
 import builtins
 import copyreg
 import io
-import json
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..jsontext import loads
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_info(history: Path) -> RunInfo:
         report = folder / "train_report.json"
         if report.is_file():
             try:
-                d = json.loads(report.read_text())
+                d = loads(report.read_text())
                 return RunInfo(
                     candidates=d.get("candidates_per_query"),
                     precision=d.get("precision"),
@@ -123,7 +124,7 @@ def run_info(history: Path) -> RunInfo:
     batch, args, source = None, {}, None
     if history.name == "trainer_state.json":
         try:
-            batch = json.loads(history.read_text()).get("train_batch_size")
+            batch = loads(history.read_text()).get("train_batch_size")
             source = str(history)
         except (ValueError, OSError, AttributeError):
             pass
