@@ -24,6 +24,7 @@ from itertools import chain
 import numpy as np
 
 from .inputs import LineTooLong, Unreadable
+from .options import MAX_TEXT_CHARS
 from .parse import Dropped, has_surrogate, parse
 from .schema import Fields
 
@@ -36,6 +37,7 @@ DROP_REASONS: tuple[str, ...] = (
     "not_object",
     "missing_field",
     "wrong_type",
+    "text_too_long",
     "bad_scores",
     "empty_query",
     "empty_pos",
@@ -59,13 +61,14 @@ WARNING_REASONS: tuple[str, ...] = (
 REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
 EXPLANATIONS: dict[str, str] = {
-    "line_too_long": "the line is longer than --max-line-bytes: only its first bytes were read",
+    "line_too_long": "the row (a line, an array element, a Parquet or dataset row) is longer than --max-line-bytes: it was never held whole, only its first bytes are shown",
     "invalid_utf8": "the line is not valid UTF-8 (or holds a lone surrogate escape)",
     "malformed_json": "the line is not valid JSON (also: NaN, Infinity, out-of-range numbers, a repeated key)",
     "malformed_csv": "the CSV/TSV row has more or fewer cells than the header has columns",
     "not_object": "the JSON value is not an object",
     "missing_field": "no query or no pos field",
     "wrong_type": "query is not a string, pos/neg is not a list of strings, or prompt is not a string",
+    "text_too_long": "a text is longer than --max-text-chars: the tokenizer would need about 64 bytes per character",
     "bad_scores": "pos_scores/neg_scores is not a list of finite numbers, one per text (knowledge distillation would crash or pair the wrong scores)",
     "empty_query": "the query is blank",
     "empty_pos": "no positive has text",
@@ -137,6 +140,29 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
+def _too_long(
+    query: str, pos: list[str], neg: list[str], prompt: str | None, fields: Fields, cap: int
+) -> str:
+    """Which text is longer than ``cap`` characters, or "" when none is.
+
+    >>> _too_long("q" * 5, ["p"], [], None, Fields(), 4)
+    "'query' has 5 characters, over --max-text-chars 4"
+    """
+    longest = max(len(query), len(prompt or ""), max(map(len, pos), default=0), max(map(len, neg), default=0))
+    if longest <= cap:  # most rows: one pass at C speed
+        return ""
+    named = (
+        ((fields.query, None, query), ("prompt", None, prompt or ""))
+        + tuple((fields.pos, i, t) for i, t in enumerate(pos))
+        + tuple((fields.neg, i, t) for i, t in enumerate(neg))
+    )
+    for name, i, text in named:
+        if len(text) > cap:
+            where = f"'{_printable(name)}'" + ("" if i is None else f"[{i}]")
+            return f"{where} has {len(text):,} characters, over --max-text-chars {cap:,}"
+    return ""
+
+
 def _bad_scores(scores: object, key: str, n: int) -> str:
     """Why a scores list cannot serve knowledge distillation, or "" when it can.
 
@@ -170,7 +196,11 @@ def _tuple_texts(obj: dict, columns: tuple[str, ...]) -> tuple[list[str] | None,
 
 
 def check_row(
-    data: bytes | dict | LineTooLong | Unreadable, fields: Fields, min_neg: int = 1, max_line_bytes: int = 0
+    data: bytes | dict | LineTooLong | Unreadable,
+    fields: Fields,
+    min_neg: int = 1,
+    max_line_bytes: int = 0,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> Checked | Dropped:
     """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
     row a reader could not read)."""
@@ -205,6 +235,11 @@ def check_row(
     prompt = obj.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
         return Dropped("wrong_type", f"'prompt' must be a string, got {type(prompt).__name__}")
+    # A JSON text has at least one byte per character: a line no longer than the cap needs no look.
+    if not isinstance(data, bytes) or len(data) > max_text_chars:
+        why = _too_long(query, pos, neg, prompt, fields, max_text_chars)
+        if why:
+            return Dropped("text_too_long", why)
     for key, texts in (("pos_scores", pos), ("neg_scores", neg)):
         if obj.get(key) is not None:
             why = _bad_scores(obj[key], key, len(texts))

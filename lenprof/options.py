@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from .schema import Fields
 
 MAX_LINE_BYTES = 32 << 20  # a JSON line longer than this is dropped as line_too_long
+# A text longer than this (in characters) is dropped as text_too_long. The tokenizer holds about
+# 64 bytes per character of a text it encodes (offsets, ids, word and normalisation tables), so
+# one such text costs a worker about 64 MiB; a row of 32 MiB (--max-line-bytes) could otherwise
+# cost 2 GiB. 1 Mi characters is about 250,000 tokens: 30 times the longest context an embedding
+# model reads (8,192 tokens), so no text worth training on is ever near it.
+MAX_TEXT_CHARS = 1 << 20
 
 
 class OptionsError(ValueError):
@@ -32,14 +38,15 @@ class ScanOptions:
     train_group_size: int | None = None
     raw_limit: int = 4096  # characters of a rejected line kept in the rejects file
     max_line_bytes: int = MAX_LINE_BYTES
+    max_text_chars: int = MAX_TEXT_CHARS
 
     def __post_init__(self) -> None:
         if not 0 < self.coverage <= 100:
             raise OptionsError(f"coverage must be in (0, 100], got {self.coverage}")
         if self.multiple_of < 1 or self.min_neg < 0:
             raise OptionsError("multiple_of must be >= 1 and min_neg >= 0")
-        if self.raw_limit < 0 or self.max_line_bytes < 1:
-            raise OptionsError("raw_limit must be >= 0 and max_line_bytes >= 1")
+        if self.raw_limit < 0 or self.max_line_bytes < 1 or self.max_text_chars < 1:
+            raise OptionsError("raw_limit must be >= 0, max_line_bytes and max_text_chars >= 1")
         for name in ("query_instruction_format", "passage_instruction_format"):
             fmt = getattr(self, name)
             try:
@@ -79,4 +86,5 @@ class ScanOptions:
             "train_group_size": self.train_group_size,
             "raw_limit": self.raw_limit,
             "max_line_bytes": self.max_line_bytes,
+            "max_text_chars": self.max_text_chars,
         }

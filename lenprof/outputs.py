@@ -19,8 +19,8 @@ import os
 import re
 import stat
 import tempfile
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, KeysView
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,11 +50,15 @@ def write_failed(path: str | os.PathLike, exc: OSError) -> OutputError:
 # --- vetting targets before any work ----------------------------------------------------------------
 
 
-def _same(a: str, b: str) -> bool:
+def _identity(path: str) -> tuple:
+    """What two paths of one file share: the file's (device, inode) when it exists, else the
+    path with its folders' symlinks resolved. Vetting compares these through a dict, so 20,000
+    outputs cost 20,000 looks, not one per pair."""
     try:
-        return os.path.samefile(a, b)
+        st = os.stat(path)
     except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+        return ("path", os.path.realpath(path))
+    return ("file", st.st_dev, st.st_ino)
 
 
 def remove_stale_temps(folder: str) -> None:
@@ -86,6 +90,8 @@ def vet(targets: dict[str, str], inputs: Iterable[str], row_outputs: Iterable[st
         if path and not path.lower().endswith(ROW_SUFFIXES):
             raise OutputError(f"{path}: output must end in .jsonl, .json, .jsonl.gz or .parquet")
     paths = list(targets.values())
+    inputs_at = {_identity(p) for p in inputs}
+    outputs_at: dict[tuple, list[str]] = {}
     for path in paths:
         try:
             st = os.lstat(path)
@@ -100,13 +106,13 @@ def vet(targets: dict[str, str], inputs: Iterable[str], row_outputs: Iterable[st
                 else "a device, FIFO or socket"
             )  # fmt: skip
             raise OutputError(f"{path}: is {what}, not a regular file; lenprof replaces only regular files")
-        for item in inputs:
-            if _same(path, item):
-                raise OutputError(f"{path}: this output would overwrite an input; choose another path")
-    for i, a in enumerate(paths):
-        for b in paths[i + 1 :]:
-            if _same(a, b):
-                raise OutputError(f"{a}: two outputs name the same file")
+        at = _identity(path)
+        if at in inputs_at:
+            raise OutputError(f"{path}: this output would overwrite an input; choose another path")
+        outputs_at.setdefault(at, []).append(path)
+    for same in outputs_at.values():
+        if len(same) > 1:
+            raise OutputError(f"{same[0]}: two outputs name the same file")
     for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
         check_folder(folder)
 
@@ -133,7 +139,8 @@ class Transaction:
     file removed, every target as it was) when anything escapes it, an interrupt included."""
 
     def __init__(self) -> None:
-        self._files: dict[str, tuple[Path, Any]] = {}  # target -> (temp path, open sink)
+        self._files: dict[str, tuple[Path, Any]] = {}  # target -> (temp path, sink)
+        self._open = OpenFiles()  # the sinks whose file is open now: a few, however many targets
 
     def __enter__(self) -> Transaction:
         return self
@@ -169,15 +176,17 @@ class Transaction:
         if target not in self._files:
             tmp = self._temp(target)
             sink = (
-                ParquetSink(target, tmp, fill)
+                ParquetSink(target, tmp, fill, self._open)
                 if target.lower().endswith(PARQUET_SUFFIXES)
-                else RowSink(target, tmp, fill)
+                else RowSink(target, tmp, fill, self._open)
             )
             self._files[target] = (tmp, sink)
         return self._files[target][1]
 
-    def targets(self) -> list[str]:
-        return list(self._files)
+    def targets(self) -> KeysView[str]:
+        """The targets so far, in order: a live view, so that asking whether one is there is a
+        lookup, not a list made and searched (thousands of targets with a mirrored output)."""
+        return self._files.keys()
 
     def text(self, target: str, text: str) -> None:
         tmp = self._temp(target)
@@ -212,32 +221,97 @@ class Transaction:
         self._files.clear()
 
 
+OPEN_AT_ONCE = 8  # files a transaction holds open; any more are closed, least recently written first
+
+
+class OpenFiles:
+    """The sinks whose file is open, at most ``limit``: a scan of 20,000 files mirrored by
+    ``--clean-out DIR/`` writes 20,000 targets, more than a process may open (``ulimit -n``).
+    Writing to a sink makes it the most recent; the least recent is closed (:meth:`RowSink.rest`)
+    and opens again, to append, when it is next written. A mirrored target gets its input's rows
+    together, so in a scan each file is closed about once."""
+
+    def __init__(self, limit: int = OPEN_AT_ONCE):
+        self.limit = limit
+        self._sinks: OrderedDict[int, RowSink] = OrderedDict()
+
+    def touch(self, sink: RowSink) -> None:
+        self._sinks[id(sink)] = sink
+        self._sinks.move_to_end(id(sink))
+        while len(self._sinks) > self.limit:
+            self._sinks.popitem(last=False)[1].rest()
+
+    def forget(self, sink: RowSink) -> None:
+        self._sinks.pop(id(sink), None)
+
+
 class RowSink:
     """Bytes of JSON lines, appended in order (gzip-compressed for ``.gz`` targets). Every row
     of the finished file has the same keys: those some rows lack are added to them at
     :meth:`close` (a second pass, only then), because ``datasets`` refuses a file whose rows
-    disagree."""
+    disagree. Its file is open only while it is among the :class:`OpenFiles` written last; a
+    ``.gz`` file closed before the end ends a gzip member there and goes on with another, which
+    every gzip reader reads as one stream (in a scan only a mirrored ``.gz`` target can be, and
+    its rows are written together)."""
 
-    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None):
+    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None, files: OpenFiles | None = None):  # fmt: skip
         self.target = target
         self.fill = fill or {}
         self.keys: Counter[str] = Counter()  # rows holding each key
         self.count = 0
+        self._path = tmp
+        self._gz = target.lower().endswith(".gz")
+        self._files = files if files is not None else OpenFiles()
+        self._raw: IO[bytes] | None = None  # the file, while it is open
+        self._fh: IO[bytes] | None = None  # what writes to it: the file, or a gzip member
+        self._opened = False  # ever: a .gz file gets its (empty) member even with no row
         try:
-            self._raw: IO[bytes] = open(tmp, "wb")
+            open(tmp, "wb").close()
         except OSError as exc:
             raise write_failed(target, exc) from exc
-        self._fh: IO[bytes] = (
-            # the header names the target, not the temporary file: the same rows, the same bytes
-            gzip.GzipFile(filename=os.path.basename(target), fileobj=self._raw, mode="wb", mtime=0)
-            if target.lower().endswith(".gz")
-            else self._raw
-        )
+
+    def _open(self) -> IO[bytes]:
+        if self._fh is None:
+            try:
+                self._raw = open(self._path, "ab")
+            except OSError as exc:
+                raise write_failed(self.target, exc) from exc
+            self._fh = (
+                # the header names the target, not the temporary file: the same rows, the same bytes
+                gzip.GzipFile(filename=os.path.basename(self.target), fileobj=self._raw, mode="wb", mtime=0)
+                if self._gz
+                else self._raw
+            )
+            self._opened = True
+        self._files.touch(self)
+        return self._fh
 
     def write(self, lines: bytes) -> None:
+        if not lines:
+            return
+        fh = self._open()
         try:
-            self._fh.write(lines)
+            fh.write(lines)
         except OSError as exc:
+            raise write_failed(self.target, exc) from exc
+
+    def rest(self, sync: bool = False) -> None:
+        """Close the file (a ``.gz`` file's member ends); the next write opens it again."""
+        self._files.forget(self)
+        if self._fh is None:
+            return
+        raw, fh = self._raw, self._fh
+        self._raw = self._fh = None
+        try:
+            if fh is not raw:
+                fh.close()
+            raw.flush()  # type: ignore[union-attr]
+            if sync:
+                os.fsync(raw.fileno())  # type: ignore[union-attr]
+            raw.close()  # type: ignore[union-attr]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                raw.close()  # type: ignore[union-attr]
             raise write_failed(self.target, exc) from exc
 
     def add_keys(self, keys: Counter[str], rows: int) -> None:
@@ -257,12 +331,17 @@ class RowSink:
 
     def _flush(self) -> None:
         """Finish the file as written: compressed, flushed to disk, closed."""
-        try:
-            if self._fh is not self._raw:
-                self._fh.close()
-            self._raw.flush()
-            os.fsync(self._raw.fileno())
-            self._raw.close()
+        if self._gz and not self._opened:
+            self._open()
+        if self._fh is not None:
+            self.rest(sync=True)
+            return
+        try:  # closed before: what it wrote may not be on disk yet
+            fd = os.open(self._path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise write_failed(self.target, exc) from exc
 
@@ -270,13 +349,13 @@ class RowSink:
         self._flush()
         missing = self.missing()
         if missing:
-            self._unify(Path(self._raw.name), missing)
+            self._unify(self._path, missing)
 
     def _unify(self, path: Path, missing: dict[str, int]) -> None:
         """Rewrite the finished file with every row holding every key."""
         import msgspec
 
-        gz = self._fh is not self._raw
+        gz = self._gz
         decode = msgspec.json.Decoder().decode
         full = path.with_name(path.name[: -len(".tmp")] + "-keys.tmp")
         try:
@@ -295,20 +374,23 @@ class RowSink:
             raise write_failed(self.target, exc) from exc
 
     def discard(self) -> None:
+        self._files.forget(self)
         with contextlib.suppress(OSError, ValueError):
-            self._raw.close()
+            if self._raw is not None:
+                self._raw.close()
+        self._raw = self._fh = None
 
 
 class ParquetSink(RowSink):
     """Rows spooled as JSON lines beside the target; at :meth:`close` one schema is decided
     from the kinds of every value (see ``columns.py``) and the Parquet file is written."""
 
-    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None):
+    def __init__(self, target: str, tmp: Path, fill: dict[str, Any] | None = None, files: OpenFiles | None = None):  # fmt: skip
         from .columns import ColumnKinds
 
         self.tmp = tmp
         self.kinds = ColumnKinds()
-        super().__init__(target, tmp.with_name(tmp.name[: -len(".tmp")] + "-spool.tmp"), fill)
+        super().__init__(target, tmp.with_name(tmp.name[: -len(".tmp")] + "-spool.tmp"), fill, files)
 
     def add_kinds(self, kinds) -> None:
         self.kinds += kinds
@@ -319,7 +401,7 @@ class ParquetSink(RowSink):
 
         from .columns import schema, table
 
-        spool = Path(self._raw.name)
+        spool = self._path
         self._flush()  # a missing key is filled as the rows are converted below
         arrow_schema = schema(self.kinds)
         decode = msgspec.json.Decoder().decode
@@ -340,7 +422,7 @@ class ParquetSink(RowSink):
     def discard(self) -> None:
         super().discard()
         with contextlib.suppress(OSError):
-            Path(self._raw.name).unlink()
+            self._path.unlink()
 
 
 def reject_record(source: str, line: int, reason: str, detail: str, raw: Any, raw_limit: int) -> str:

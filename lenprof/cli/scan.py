@@ -9,8 +9,9 @@ import click
 from ..buckets import LengthBuckets
 from ..compare import compare
 from ..engines import ENGINES, get_engine
+from ..engines.local import PER_CORE
 from ..engines.plan import DEFAULT_SHARD_BYTES
-from ..options import MAX_LINE_BYTES, ScanOptions
+from ..options import MAX_LINE_BYTES, MAX_TEXT_CHARS, ScanOptions
 from ..report import FORMATS
 from ..report.compare import check_format, render_comparison
 from ..schema import Fields
@@ -161,13 +162,20 @@ class _Repeatable(click.Option):
     type=click.IntRange(min=1),
     default=MAX_LINE_BYTES,
     show_default=True,
-    help="A JSON line longer than this is dropped as line_too_long, read without holding it whole.",
+    help="A row (JSON line, array element, CSV row, Parquet or dataset row) longer than this is dropped as line_too_long, never held whole.",
+)
+@click.option(
+    "--max-text-chars",
+    type=click.IntRange(min=1),
+    default=MAX_TEXT_CHARS,
+    show_default=True,
+    help="A row with a text longer than this is dropped as text_too_long (the tokenizer needs about 64 bytes a character).",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     envvar="LENPROF_WORKERS",
-    help="Worker processes [env: LENPROF_WORKERS; default: one per core, none for small inputs]. Results do not depend on it.",
+    help=f"Worker processes [env: LENPROF_WORKERS; default: one per core, none for small inputs; at most one per shard and {PER_CORE} per core]. Results do not depend on it.",
 )
 @click.option(
     "--engine",
@@ -211,7 +219,7 @@ class _Repeatable(click.Option):
 )
 def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, query_instruction, query_instruction_format, passage_instruction,
                  passage_instruction_format, coverage, multiple_of, min_neg, train_group_size, fmt, out, clean_out,
-                 clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, workers, engine,
+                 clean_format, rejects, report, split_edges, split_dir, token_budget, fail_on_drop, max_line_bytes, max_text_chars, workers, engine,
                  address, shard_size, exact_only, against, drop_leaks, quiet, progress_interval) -> None:  # fmt: skip
     """Profile token lengths, check and repair rows, and recommend max lengths.
 
@@ -243,6 +251,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
             min_neg=min_neg,
             train_group_size=train_group_size,
             max_line_bytes=max_line_bytes,
+            max_text_chars=max_text_chars,
         )
         split = None
         if split_edges:
@@ -264,6 +273,9 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
         else:
             rendered = render_comparison(fmt, comparison, for_tokenizer)
 
+    used = profile.run.get("workers")
+    if workers is not None and used is not None and used < workers:
+        log(quiet, f"--workers {workers} lowered to {used}: no more than the shards, or {PER_CORE} per core")
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
             log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")

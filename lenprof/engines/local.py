@@ -16,10 +16,23 @@ from .pool import ProcessPool
 from .shard import ShardWork
 
 INLINE_BELOW = 8 << 20  # bytes of input (compressed files count four-fold) scanned in-process
+# Workers beyond this many per core only wait for a core, each holding a tokenizer and its shards
+# in memory: --workers 1000000 would start processes until the kernel kills the scan.
+PER_CORE = 4
 
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def capped(workers: int, shards: int | None, cores: int) -> int:
+    """``workers`` lowered to the shards there are (None: not known) and :data:`PER_CORE` per
+    core: no worker is started that could never have work, or a core to run on.
+
+        >>> capped(1_000_000, 3, 16), capped(1_000_000, None, 2), capped(4, 100, 2)
+        (3, 8, 4)
+    """
+    return max(1, min(workers, PER_CORE * cores, shards or workers))
 
 
 class Inline:
@@ -42,7 +55,8 @@ class Inline:
 
 
 class LocalEngine:
-    """``workers`` processes (asked for, or one per core; in-process for small inputs)."""
+    """``workers`` processes (asked for, or one per core; in-process for small inputs), never
+    more than the shards or :data:`PER_CORE` per core."""
 
     name = "local"
 
@@ -50,10 +64,11 @@ class LocalEngine:
         self.asked = workers
 
     def workers_for(self, plan: Plan) -> int:
+        shards = plan.shards_at_most()
         if self.asked is not None:
-            return max(1, self.asked)
+            return capped(self.asked, shards, default_workers())
         size = sum(i.size * (4 if i.compression else 1) for i in plan.inputs)
-        return 1 if size < INLINE_BELOW else default_workers()
+        return 1 if size < INLINE_BELOW else capped(default_workers(), shards, default_workers())
 
     @contextmanager
     def executor(self, plan: Plan):

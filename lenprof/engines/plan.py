@@ -23,6 +23,7 @@ from ..inputs import (
     InputFile,
     LineTooLong,
     Unreadable,
+    capped_rows,
     cut_points,
     decompressed_blocks,
     discover,
@@ -38,6 +39,7 @@ from ..schema import Fields
 from ..tokenize import LoadedTokenizer, load_tokenizer
 
 DEFAULT_SHARD_BYTES = 4 << 20
+EXPANSION = 8  # about how many bytes of rows a byte of compressed input holds, for Plan.shards_at_most
 
 
 @dataclass(frozen=True)
@@ -144,13 +146,26 @@ class Plan:
             others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
         )
 
+    def shards_at_most(self) -> int | None:
+        """About how many shards the inputs make (each is one at least), from their sizes: the
+        most workers that could have work. A compressed input or a Parquet file counts as
+        :data:`EXPANSION` times its size; None when an input has no size (a pipe, a hub dataset)."""
+        total = 0
+        for item in self.inputs:
+            if not item.size:
+                return None
+            grown = EXPANSION if item.compression or item.format == "parquet" else 1
+            total += -(-item.size * grown // self.shard_bytes)
+        return max(1, total)
+
     def shards(self) -> Iterator[Shard]:
         """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
         for i, item in enumerate(self.inputs):
             if item.format == "parquet":
                 yield from self._parquet(i, item)
             elif item.format in PIECEWISE:
-                for piece, done in pieces(item, self.shard_bytes, self.options.max_line_bytes):
+                opts = self.options
+                for piece, done in pieces(item, self.shard_bytes, opts.max_line_bytes, opts.line_head_bytes):
                     table = not isinstance(piece, list)
                     yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
                                 done=done, first=False, strings=item.format in ("csv", "tsv"))  # fmt: skip
@@ -178,9 +193,14 @@ class Plan:
         per_batch = parquet_rows_per_batch(item, self.shard_bytes)
         rows = 0
         total = _parquet_rows(item)
+        opts = self.options
         for batch in parquet_batches(item, per_batch):
             rows += batch.num_rows
-            yield Shard(i, item.path, rows=batch, done=size * rows // max(total, 1))
+            # a batch with a row too long comes as records, that row a LineTooLong
+            piece = capped_rows(batch, opts.max_line_bytes, opts.line_head_bytes)
+            table = not isinstance(piece, list)
+            yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                        done=size * rows // max(total, 1))  # fmt: skip
         if rows == 0:
             yield Shard(i, item.path, rows=None, lines=[], done=size)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..inputs import InputError
 from . import reaper
+from .local import capped
 from .plan import Plan, WorkerSetup
 from .pool import WORKER_ENV, WorkerFailed
 from .shard import ShardWork
@@ -100,7 +101,8 @@ class RayEngine:
                     )
                 except Exception as exc:  # ConnectionError, RuntimeError, ValueError...
                     raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
-            self.workers = self.asked or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.workers = capped(self.asked or cpus, plan.shards_at_most(), cpus)
             actors = RayActors(plan.setup(), self.workers)
             yield actors
         finally:

@@ -191,7 +191,7 @@ class ShardWork:
     def _fates(self, records: list, first: bool, fields, tally: Counter | None):
         """(line within the shard, fate, the row as read, None) of each record that is a row."""
         opts = self.options
-        min_neg, max_line = opts.min_neg, opts.max_line_bytes
+        min_neg, max_line, max_text = opts.min_neg, opts.max_line_bytes, opts.max_text_chars
         for r, record in enumerate(records):
             if type(record) is bytes:
                 if r == 0 and first and record.startswith(BOM):
@@ -206,7 +206,7 @@ class ShardWork:
                 if tally is not None:
                     tally["skipped"] += 1
                 continue
-            yield r, check_row(record, fields, min_neg, max_line), record, None
+            yield r, check_row(record, fields, min_neg, max_line, max_text), record, None
 
     @staticmethod
     def string_hash(text: str) -> int:

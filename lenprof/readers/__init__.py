@@ -10,7 +10,7 @@ row meets the same checks (``checks.check_row``) and the same rejects contract:
 - ``None``: a physical line that is no row of its own (a CSV header, the later lines of a cell
   that spans lines), so that a row's number stays the file's line.
 
-``json_array``   a ``.json`` file that holds one array (read whole: an array has no line starts)
+``json_array``   a ``.json`` file that holds one array (split as it streams when it is large)
 ``delimited``    ``.csv``/``.tsv`` files, every cell a string
 ``stdin``        ``-``: JSON Lines or a JSON array from standard input
 ``hf``           ``datasets`` ``save_to_disk`` folders and hub datasets (``hf://org/name``)
@@ -27,9 +27,13 @@ from ..inputs import InputFile
 PIECEWISE = ("json", "csv", "tsv", "datasets")  # the formats these readers cut into pieces
 
 
-def pieces(item: InputFile, shard_bytes: int, max_line_bytes: int) -> Iterator[tuple[Any, int]]:
+def pieces(
+    item: InputFile, shard_bytes: int, max_line_bytes: int, keep: int = 4 * 4096
+) -> Iterator[tuple[Any, int]]:
     """An input's records a piece of about ``shard_bytes`` at a time: a list of records, or an
-    Arrow table of rows; each with the bytes of the input read once it is read (for progress)."""
+    Arrow table of rows; each with the bytes of the input read once it is read (for progress).
+    A row over ``max_line_bytes`` is a :class:`~lenprof.inputs.LineTooLong` with its first
+    ``keep`` bytes, never held whole."""
     if item.format == "json":
         from .json_array import pieces as read
     elif item.format == "datasets":
@@ -38,4 +42,4 @@ def pieces(item: InputFile, shard_bytes: int, max_line_bytes: int) -> Iterator[t
         from .delimited import pieces as read
 
         return read(item, shard_bytes, max_line_bytes)
-    return read(item, shard_bytes)
+    return read(item, shard_bytes, max_line_bytes, keep)

@@ -144,10 +144,15 @@ def _offline_mode(datasets: Any) -> Iterator[None]:
         constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
-def pieces(item: InputFile, shard_bytes: int) -> Iterator[tuple[Any, int]]:
-    """The dataset's rows as Arrow tables of about ``shard_bytes``, each with its progress."""
+def pieces(
+    item: InputFile, shard_bytes: int, max_row_bytes: int = 1 << 62, keep: int = 0
+) -> Iterator[tuple[Any, int]]:
+    """The dataset's rows as Arrow tables of about ``shard_bytes``, each with its progress; a
+    piece with a row over ``max_row_bytes`` comes as records instead (see ``inputs.capped_rows``)."""
     import numpy as np
     import pyarrow as pa
+
+    from ..inputs import capped_rows
 
     ds = load(item)
     rows = len(ds)
@@ -156,6 +161,9 @@ def pieces(item: InputFile, shard_bytes: int) -> Iterator[tuple[Any, int]]:
     for table in ds.with_format("arrow").iter(batch_size=per):
         done += table.num_rows
         # a copy: a slice of the memory-mapped table would pickle (to a worker) whole
-        yield table.take(pa.array(np.arange(table.num_rows))), item.size * done // max(rows, 1)
+        piece = capped_rows(table, max_row_bytes, keep)  # a row too long is never made Python objects
+        if not isinstance(piece, list):
+            piece = piece.take(pa.array(np.arange(table.num_rows)))
+        yield piece, item.size * done // max(rows, 1)
     if rows == 0:
         yield [], item.size
