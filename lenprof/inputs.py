@@ -255,7 +255,8 @@ def iter_lines(blocks: Iterator[bytes], max_line_bytes: int, keep: int) -> Itera
 
 
 def file_blocks(path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """The bytes of ``path`` from ``start`` to ``end``, a block at a time."""
+    """The bytes of ``path`` from ``start`` to ``end``, a block at a time; a file that ends
+    before ``end`` was cut short since its ranges were measured: an :class:`InputError`."""
     try:
         with open(path, "rb", buffering=0) as fh:
             fh.seek(start)
@@ -263,12 +264,58 @@ def file_blocks(path: str, start: int = 0, end: int | None = None) -> Iterator[b
             while left is None or left > 0:
                 block = fh.read(BLOCK if left is None else min(BLOCK, left))
                 if not block:
+                    if left:
+                        raise InputError(
+                            f"{path}: ends at byte {end - left:,}, before byte {end:,} where it ended "
+                            f"when the scan began; {CHANGED_HINT}"
+                        )
                     return
                 if left is not None:
                     left -= len(block)
                 yield block
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+# --- a file that changes while it is read ------------------------------------------------------
+
+CHANGED_HINT = "it changed while it was being read; scan a copy that nothing writes to"
+Stamp = tuple[int, int, int, int]  # (size, mtime_ns, device, inode)
+
+
+def stamp(item: InputFile) -> Stamp | None:
+    """What tells that an input file changed: its size, modification time and identity (a file
+    renamed over it is another file), taken when the scan finds it; None for what is no file
+    (stdin, a ``datasets`` folder or hub id)."""
+    if item.known_size is not None or item.format == "datasets":
+        return None
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None  # reading it will say why it cannot be read
+    return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+
+
+def unchanged(path: str, before: Stamp) -> None:
+    """Raise :class:`InputError` if ``path`` is not the file it was at ``before``: a result from
+    a file that was truncated, appended to or rewritten while it was read may miss rows, hold
+    half a line, or mix two versions, and a file that has changed since cannot be checked."""
+    try:
+        st = os.stat(path)
+        now: Stamp | None = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+    except OSError:
+        now = None
+    if now == before:
+        return
+    if now is None:
+        how = f"size {before[0]:,} bytes -> removed"
+    elif now[0] != before[0]:
+        how = f"size {before[0]:,} -> {now[0]:,} bytes"
+    elif now[2:] != before[2:]:
+        how = f"size {before[0]:,} bytes, replaced by another file"
+    else:
+        how = f"size {before[0]:,} bytes, rewritten in place"
+    raise InputError(f"{path} changed while it was being read ({how}); scan a copy that nothing writes to")
 
 
 def decompressed_blocks(item: InputFile, where: dict[str, int] | None = None) -> Iterator[bytes]:

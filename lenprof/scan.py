@@ -25,6 +25,7 @@ from .inputs import InputError
 from .options import ScanOptions
 from .outputs import Transaction
 from .profile import Profile
+from .readers import stdin
 from .tokenize import LoadedTokenizer
 
 
@@ -100,23 +101,29 @@ def scan(
 def scan_plan(
     plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
 ) -> list[Profile]:
-    """Run a plan: one profile per tokenizer (the plan's, then those it compares)."""
+    """Run a plan: one profile per tokenizer (the plan's, then those it compares). When the fast
+    count's self-check fails (never expected: it caught a wrong count), nothing is written and the
+    whole scan runs again with the tokenizer alone: every input is read a second time, stdin
+    from its spool (see ``readers/stdin.py``), and the run record says why."""
     try:
-        return run(plan, engine, on_progress, require_kept)
-    except FastPathFailed as exc:  # never expected: the self-check caught a wrong count
-        profiles = run(dataclasses.replace(plan, exact_only=True), engine, on_progress, require_kept)
-        return [
-            dataclasses.replace(
-                p, run={**p.run, "counting": {**p.run["counting"], "fast_path_failed": str(exc)}}
-            )
-            for p in profiles
-        ]
+        try:
+            return run(plan, engine, on_progress, require_kept)
+        except FastPathFailed as exc:
+            exact = dataclasses.replace(plan, exact_only=True)
+            return run(exact, engine, on_progress, require_kept, fast_path_failed=str(exc))
+    finally:
+        stdin.release()
 
 
 def run(
-    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+    plan: Plan,
+    engine,
+    on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
+    fast_path_failed: str | None = None,
 ) -> list[Profile]:
-    """Run a plan on an engine and commit its outputs: one profile per tokenizer."""
+    """Run a plan on an engine and commit its outputs: one profile per tokenizer.
+    ``fast_path_failed`` says why this run counts exactly, for the run record."""
     start = time.perf_counter()
     out = plan.outputs
     txn = Transaction()
@@ -157,7 +164,12 @@ def run(
             if path:
                 txn.rows(path, fill)
         with engine.executor(plan) as executor:
-            totals = drive(plan, executor, write, on_progress)
+            try:
+                totals = drive(plan, executor, write, on_progress)
+            except Exception:
+                plan.unchanged()  # a file that changed is the cause to name, not what it caused
+                raise
+        plan.unchanged()  # every byte is read: one that changed meanwhile spoils the result
         for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
             partial_keys(tally.stats.presence, [i.path for i in plan.inputs], tally.stats)
         if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
@@ -197,6 +209,7 @@ def run(
                         "path": _counting_path(plan, tok, tally.fast),
                         "fast_share": round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
                         "self_checked": tally.checked,
+                        **({"fast_path_failed": fast_path_failed} if fast_path_failed else {}),
                     },
                 },
             )

@@ -22,6 +22,7 @@ from ..inputs import (
     InputError,
     InputFile,
     LineTooLong,
+    Stamp,
     Unreadable,
     capped_rows,
     cut_points,
@@ -30,6 +31,8 @@ from ..inputs import (
     iter_lines,
     parquet_batches,
     parquet_rows_per_batch,
+    stamp,
+    unchanged,
 )
 from ..layouts import Layout, resolve
 from ..leaks import EvalIndex
@@ -97,6 +100,7 @@ class WorkerSetup:
     def tokenizers(self) -> list[tuple[str, bool]]:
         """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
         return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
+
     # the run's secret: its workers' fingerprints are keyed with it (see fingerprints.py)
     key: RunKey = field(default_factory=RunKey)
 
@@ -119,9 +123,16 @@ class Plan:
     drop_leaks: bool = False
 
     others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
+    stamps: list[Stamp | None] = field(default_factory=list)  # per input on disk: as it was found
 
     def fields(self, i: int) -> Fields:
         return self.layouts[i].fields if self.layouts else self.options.fields
+
+    def unchanged(self) -> None:
+        """Raise :class:`InputError` naming the first input file that is not as it was found."""
+        for item, before in zip(self.inputs, self.stamps, strict=False):
+            if before is not None:
+                unchanged(item.path, before)
 
     @property
     def tokenizers(self) -> list[LoadedTokenizer]:
@@ -233,6 +244,7 @@ def make_plan(
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     outputs = outputs or Outputs()
     inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
+    stamps = [stamp(item) for item in inputs]  # checked once every byte is read: see scan.run
     input_paths = [i.path for i in inputs]
     on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
     files = outputs.files()
@@ -271,4 +283,5 @@ def make_plan(
         index,
         drop_leaks,
         compared,
+        stamps,
     )

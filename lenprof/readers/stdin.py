@@ -1,9 +1,19 @@
 """``-``: rows from standard input, JSON Lines or one JSON array (its first byte is ``[``).
 
-A pipe cannot be read twice or cut into byte ranges, so the driver reads it as it reads a
-``.gz`` file, in pieces of physical lines (an array is read whole). The first bytes are read at
-discovery, to tell an array from JSON Lines, and kept in :attr:`InputFile.head`. Rows from stdin
-are named ``<stdin>`` in the profile, the examples and the rejects.
+A pipe cannot be cut into byte ranges, so the driver reads it as it reads a ``.gz`` file, in
+pieces of physical lines (an array is read whole). The first bytes are read at discovery, to tell
+an array from JSON Lines, and kept in :attr:`InputFile.head`. Rows from stdin are named
+``<stdin>`` in the profile, the examples and the rejects.
+
+A pipe cannot be read twice either, yet a scan may need to: when the fast count's self-check
+fails, the whole scan runs again with the tokenizer alone (``scan.scan_plan``). So what is read
+from stdin is also written to a spool (:class:`_Spool`), and a second read replays it, then goes
+on with the pipe where the first stopped. Spooling while the first pass reads costs one
+sequential write and never delays the scan; the alternative, recounting without a second read,
+would mean keeping every text of the corpus in memory. The spool is an unnamed temporary file
+(in ``TMPDIR``): the system removes it when it is closed or the process ends, however it ends,
+a ``kill -9`` included. If it cannot be written (no room), the scan goes on without it, and only
+a second read fails, with exit 2 and what to do.
 """
 
 from __future__ import annotations
@@ -11,9 +21,11 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
-from ..inputs import BLOCK, InputError, InputFile
+from ..inputs import BLOCK, TEMP_MARK, InputError, InputFile
 from .json_array import starts_array
 
 NAME = "<stdin>"
@@ -45,6 +57,9 @@ def open_stdin() -> InputFile:
             raise InputError(
                 f"-: stdin holds {kind} data; decompress it first (e.g. zcat rows.jsonl.gz | lenprof scan -)"
             )
+    global _spool
+    release()
+    _spool = _Spool(head, stream)
     return InputFile(NAME, "json" if starts_array(head) else "jsonl", known_size=_size(stream), head=head)
 
 
@@ -58,16 +73,93 @@ def _size(stream) -> int:
 
 
 def blocks(item: InputFile, where: dict[str, int] | None = None) -> Iterator[bytes]:
-    """stdin's bytes: the head read at discovery, then the rest a block at a time."""
+    """stdin's bytes, a block at a time: the head read at discovery, then the rest; read again,
+    what the spool holds first."""
     where = where if where is not None else {}
     where["disk"] = where["decompressed"] = 0
-    stream = _stream()
-    block = item.head
-    try:
-        while block:
-            where["decompressed"] += len(block)
-            where["disk"] = min(where["decompressed"], item.size)
-            yield block
-            block = stream.read(BLOCK)
-    except OSError as exc:
-        raise InputError(f"{NAME}: cannot be read ({exc.strerror or exc})") from exc
+    spool = _spool if _spool is not None and _spool.head is item.head else _Spool(item.head, _stream())
+    while block := spool.read(where["decompressed"]):
+        where["decompressed"] += len(block)
+        where["disk"] = min(where["decompressed"], item.size)
+        yield block
+
+
+class _Spool:
+    """Every byte taken from stdin, so that it can be read more than once (see the module's
+    docstring): ``read(at)`` gives the bytes from ``at``, from the spool where an earlier read
+    already took them from the pipe, else the pipe's next block (kept in the spool on the way).
+
+        >>> import io
+        >>> spool = _Spool(b"ab\\n", io.BytesIO(b"cd\\n"))  # the head, and what stdin holds after it
+        >>> spool.read(0), spool.read(3), spool.read(6)
+        (b'ab\\n', b'cd\\n', b'')
+        >>> spool.read(0)  # read again: from the spool
+        b'ab\\ncd\\n'
+        >>> spool.close()
+    """
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head = head
+        self.stream = stream
+        self.taken = len(head)  # bytes taken from stdin
+        self.ended = False  # stdin has given its last byte
+        self.file = None  # the spool, made when stdin holds more than its head
+        self.failed: str | None = None  # why the spool could not be written
+
+    def read(self, at: int) -> bytes:
+        if at < self.taken:  # a second read
+            if self.failed is not None:
+                raise InputError(
+                    f"{NAME}: must be read again (every text is counted again by the tokenizer), but "
+                    f"it could not be kept for that ({self.failed}); set TMPDIR to a folder with room, "
+                    "or run again with --exact-only"
+                )
+            if self.file is None:
+                return self.head[at:]
+            return os.pread(self.file.fileno(), min(BLOCK, self.taken - at), at)
+        if self.ended:
+            return b""
+        try:
+            block = self.stream.read(BLOCK)
+        except OSError as exc:
+            raise InputError(f"{NAME}: cannot be read ({exc.strerror or exc})") from exc
+        if not block:
+            self.ended = True
+            return b""
+        self._keep(block)
+        self.taken += len(block)
+        return block
+
+    def _keep(self, block: bytes) -> None:
+        if self.failed is not None:
+            return
+        try:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile(prefix=f"stdin{TEMP_MARK}", buffering=0)
+                self._write(self.head, 0)
+            self._write(block, self.taken)
+        except OSError as exc:
+            self.failed = f"{exc.strerror or exc} in {tempfile.gettempdir()}"
+            self.close()
+
+    def _write(self, data: bytes, at: int) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.file.fileno(), view, at)  # type: ignore[union-attr]
+            view, at = view[n:], at + n
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+_spool: _Spool | None = None  # stdin's, made at discovery: there is one stdin, read by one scan
+
+
+def release() -> None:
+    """Close stdin's spool (its disk space is freed at once); a scan does it when it ends."""
+    global _spool
+    if _spool is not None:
+        _spool.close()
+        _spool = None

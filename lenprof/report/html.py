@@ -248,6 +248,28 @@ def _per_input(profile: Profile) -> list[str]:
     ]
 
 
+def _counting(profile: Profile) -> str:
+    """How the texts were counted (``run.counting``), and whether the fast count's self-check
+    failed, forcing every text to be counted again by the tokenizer."""
+    counting = profile.run.get("counting")
+    if not isinstance(counting, dict) or "path" not in counting:
+        return ""  # a profile written before the run record held it
+    path = str(counting["path"])
+    how = (
+        "by the tokenizer"
+        if path == "tokenizer"
+        else f"through piece caches (<code>{_e(path)}</code>), self-checked against the tokenizer"
+    )
+    text = f'<p data-counting="{_e(path)}">Token counts: {how}.</p>'
+    failed = counting.get("fast_path_failed")
+    if failed:
+        text += (
+            f"<p data-fast-path-failed><b>The piece-cache count disagreed with the tokenizer</b> "
+            f"({_e(failed)}); every text was counted again by the tokenizer.</p>"
+        )
+    return text
+
+
 def render_html(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
     parts = [
@@ -280,6 +302,7 @@ def render_html(profile: Profile) -> str:
             for i in profile.inputs
         )
         + "</table>",
+        _counting(profile),
         f"<pre>{_e(json.dumps({'tokenizer': tok.to_dict(), 'settings': profile.options.describe()}, indent=2, ensure_ascii=False))}</pre>",
         "</body></html>",
     ]
