@@ -81,8 +81,9 @@ def _readable_file(path: str) -> None:
         raise InputError(f"{path}: permission denied")
 
 
-def _walk(folder: str) -> list[str]:
-    """Data files under ``folder``, following symlinked folders once each (no loops)."""
+def _walk(folder: str, own: bool = False) -> list[str]:
+    """Data files under ``folder``, following symlinked folders once each (no loops); lenprof's
+    own outputs (profiles, and the files a profile there lists) only with ``own``."""
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
     stack = [folder]
@@ -111,7 +112,19 @@ def _walk(folder: str) -> list[str]:
             elif classify(path) is not None:
                 _readable_file(path)
                 found.append(path)
-    return sorted(found)
+    if own:
+        return sorted(found)
+    from .written import own_outputs
+
+    skipped = own_outputs(found)  # written beside the data by an earlier run: see written.py
+    return sorted(p for p in found if p not in skipped)
+
+
+def skipped_outputs(folder: str) -> dict[str, str]:
+    """The files a scan of ``folder`` skips as lenprof's own outputs, each with why."""
+    from .written import own_outputs
+
+    return own_outputs(_walk(folder, own=True))
 
 
 def _once(paths: list[str]) -> list[str]:

@@ -11,12 +11,13 @@ from ..compare import compare
 from ..engines import ENGINES, get_engine
 from ..engines.local import PER_CORE
 from ..engines.plan import DEFAULT_SHARD_BYTES
+from ..inputs import skipped_outputs
 from ..options import MAX_LINE_BYTES, MAX_TEXT_CHARS, ScanOptions
 from ..report import FORMATS
 from ..report.compare import check_format, render_comparison
 from ..schema import Fields
 from ..tokenize import PACKAGED
-from .common import UsageProblem, emit, log, usage_errors
+from .common import Coverage, Finite, UsageProblem, emit, log, usage_errors
 from .progress import DEFAULT_INTERVAL, progress
 
 
@@ -29,6 +30,40 @@ def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> 
         raise UsageProblem("--for-tokenizer picks one of several --tokenizer; with one, leave it out")
     with usage_errors():
         check_format(fmt, [PACKAGED if t is None else t for t in tokenizers], for_tokenizer)
+
+
+def _note_own_outputs(quiet: bool, paths: tuple[str, ...]) -> None:
+    """Say which files in a scanned folder are not read, as lenprof wrote them (see written.py)."""
+    for folder in paths:
+        if folder == "-" or not os.path.isdir(folder):
+            continue
+        skipped = skipped_outputs(folder)
+        if skipped:
+            shown = [f"{p} ({why})" for p, why in list(skipped.items())[:5]]
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            log(quiet, f"{folder}: not read as data, as an earlier scan wrote them: {'; '.join(shown)}{more}")
+
+
+def _note_outputs_inside(quiet: bool, paths: tuple[str, ...], out: str | None, targets: dict) -> None:
+    """Cleaned rows and length buckets written inside a scanned folder are skipped by its next
+    scan only when a profile there lists them (a rejects file is known by its rows): without
+    one, say so now."""
+    for folder in (p for p in paths if p != "-" and os.path.isdir(p)):
+        if out and _inside(out, folder):
+            continue
+        inside = [f"{flag} {t}" for flag, t in targets.items() if t and _inside(t, folder)]
+        if inside:
+            log(
+                quiet,
+                f"{', '.join(inside)}: inside the scanned folder {folder}, so a later scan of it reads them "
+                f"as data; add --out {os.path.join(folder, 'profile.json')} (a scan skips what a profile "
+                "there lists), or write outputs elsewhere",
+            )
+
+
+def _inside(path: str, folder: str) -> bool:
+    folder = os.path.realpath(folder)
+    return os.path.realpath(path).startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class _Repeatable(click.Option):
@@ -89,7 +124,7 @@ class _Repeatable(click.Option):
 @click.option("--passage-instruction-format", default="{}{}", show_default=True)
 @click.option(
     "--coverage",
-    type=click.FloatRange(0, 100, min_open=True),
+    type=Coverage(),
     default=95.0,
     show_default=True,
     help="Percentile of texts that must fit untruncated.",
@@ -191,7 +226,7 @@ class _Repeatable(click.Option):
 )
 @click.option(
     "--shard-size",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, min_open=True),
     default=DEFAULT_SHARD_BYTES / (1 << 20),
     show_default=True,
     help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
@@ -211,7 +246,7 @@ class _Repeatable(click.Option):
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr.")
 @click.option(
     "--progress-interval",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=DEFAULT_INTERVAL,
     show_default=True,
     metavar="SECONDS",
@@ -256,6 +291,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
         split = None
         if split_edges:
             split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
+        _note_own_outputs(quiet, paths)
         with progress(quiet, progress_interval) as advance:
             how = dict(
                 clean_out=clean_out, rejects_out=rejects, profile_out=out, report_out=report, split=split,
@@ -276,6 +312,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
     used = profile.run.get("workers")
     if workers is not None and used is not None and used < workers:
         log(quiet, f"--workers {workers} lowered to {used}: no more than the shards, or {PER_CORE} per core")
+    _note_outputs_inside(quiet, paths, out, {"--clean-out": clean_out, "--split-dir": split_dir})
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
             log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")

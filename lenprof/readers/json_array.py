@@ -72,8 +72,10 @@ def elements(data: bytes, path: str) -> list[bytes | Unreadable]:
     data = data[len(BOM) :] if data.startswith(BOM) else data
     try:
         return [bytes(raw) for raw in _as_elements(data)]
-    except msgspec.DecodeError as exc:
-        first_error = exc  # an element may be at fault, not the array: split it by hand
+    except (msgspec.DecodeError, RecursionError) as exc:
+        # An element may be at fault, not the array (one nested deeper than the decoder goes is
+        # dropped as in JSON Lines): split it by hand.
+        first_error = exc
     return _split(data, path, first_error)
 
 

@@ -47,11 +47,18 @@ def open_stdin() -> InputFile:
             "-: stdin is a terminal, not data; pipe rows in (cat rows.jsonl | lenprof scan -) or name the files"
         )
     head = b""
-    while not head.strip():  # to the first byte that is not whitespace, or the end
-        block = stream.read1(BLOCK) if hasattr(stream, "read1") else stream.read(BLOCK)
-        if not block:
-            break
-        head += block
+    try:
+        while not head.strip():  # to the first byte that is not whitespace, or the end
+            block = stream.read1(BLOCK) if hasattr(stream, "read1") else stream.read(BLOCK)
+            if not block:
+                break
+            head += block
+    except OSError as exc:  # e.g. stdin opened for writing only (`0>FILE` where `<FILE` was meant)
+        how = " (it is open for writing only)" if _write_only(stream) else ""
+        raise InputError(
+            f"-: stdin cannot be read{how}: {exc.strerror or exc}; pipe rows in (cat rows.jsonl | lenprof scan -) "
+            "or name the files"
+        ) from exc
     for magic, kind in _MAGIC.items():
         if head.startswith(magic):
             raise InputError(
@@ -61,6 +68,15 @@ def open_stdin() -> InputFile:
     release()
     _spool = _Spool(head, stream)
     return InputFile(NAME, "json" if starts_array(head) else "jsonl", known_size=_size(stream), head=head)
+
+
+def _write_only(stream) -> bool:
+    try:
+        import fcntl
+
+        return fcntl.fcntl(stream.fileno(), fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+    except (ImportError, OSError, ValueError):
+        return False
 
 
 def _size(stream) -> int:
