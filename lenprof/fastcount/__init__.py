@@ -16,12 +16,12 @@ When it holds (the proof, per family):
   - the pre-tokenizer splits at every whitespace character before anything else, then isolates
     each punctuation character inside each piece, and WordPiece encodes each word alone (a word
     over ``max_input_chars_per_word`` becomes [UNK] alone too);
-  - added tokens match inside one whitespace-separated chunk as long as none holds whitespace.
+  - added tokens match inside one chunk (below).
   Two cuts follow:
-  - *words*, for ASCII texts that hold no added token's text: the pre-tokenizer's own pieces,
-    runs of letters and digits and single punctuation characters (in ASCII, every printable
-    character that is no letter, digit or space is punctuation to BERT), lower-cased first
-    when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
+  - *words*, for ASCII texts that hold nothing an added token matches: the pre-tokenizer's own
+    pieces, runs of letters and digits and single punctuation characters (in ASCII, every
+    printable character that is no letter, digit or space is punctuation to BERT), lower-cased
+    first when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
     fingerprinted for a whole batch at once with numpy, on the bytes;
   - *chunks*, for every other text: ``str.split()``'s, after spacing out Chinese characters as
     the normalizer does. Outside control characters Python splits at exactly the characters
@@ -30,7 +30,7 @@ When it holds (the proof, per family):
     leaves out).
 
 - Byte-level BPE (GPT-2, RoBERTa: no normalizer, ``ByteLevel`` pre-tokenizer with its regex,
-  ``BPE`` without dropout), for ASCII texts that hold no added token's text:
+  ``BPE`` without dropout), for ASCII texts that hold nothing an added token matches:
   - the pre-tokenizer puts a space first where the tokenizer says so, cuts the text with
     GPT-2's regex (contractions, runs of letters, of digits or of other characters each with
     one space before, runs of whitespace), maps each piece's bytes to characters, and BPE
@@ -39,6 +39,31 @@ When it holds (the proof, per family):
     ASCII letters and digits, ``\\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
     and a piece counted by itself (no space put before it, no specials) counts as inside its
     text: cut alone, a piece is cut into itself.
+
+Added tokens are matched before anything else: one that is not normalized (special tokens, by
+default) in the text as written, a normalized one (``add_tokens``' default) in the normalized
+text, by its own text normalized by the tokenizer's normalizer (``Schrödinger`` as
+``schrodinger`` in uncased BERT); each may keep to whole words (single_word) and take the
+spaces before or after it (lstrip, rstrip). A rule finds what each matches in any case (finding
+more only sends more texts to the tokenizer) and leaves the texts that hold any to the
+tokenizer (BERT: their chunks):
+- in an ASCII text, BERT's normalized text is the text lower-cased where the normalizer
+  lower-cases, whitespace turned into spaces: a normalized token matches there only where its
+  normalized text is found in any case;
+- BERT counts such chunks with the tokenizer, joined by spaces. What a token matches lies in
+  one chunk where it holds no whitespace and a Chinese character only alone (chunks end at
+  whitespace, or at spaces in the normalized text). single_word sees the same neighbours there
+  as in the text, but for a Chinese character next to a token matched as written (a word
+  character, where the chunk ends). The spaces lstrip and rstrip take count no token, and a
+  token that took the space before its chunk counts where it ends. Refused: a normalized token
+  that takes spaces on both sides (it may take a neighbour's, put around a Chinese character),
+  and one whose normalized text is empty (it splits every text between its characters);
+- byte-level BPE: a text that holds none is one split whatever the tokens' options, and its
+  pieces hold none either, but for the space put first: a token whose text starts with a space
+  is refused where a space is put first;
+- each token's text must encode to that token (or one that matches the same): the tokenizer
+  matches what the rule thinks it does.
+A token a rule cannot take makes ``recognise`` refuse the tokenizer: it is counted exactly.
 
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
 Every run checks itself: the first 1,000 texts the run counts, where they take this way, and
@@ -65,7 +90,7 @@ import numpy as np
 
 from ..fingerprints import PROCESS_KEY, SPREAD, FingerprintMap, RunKey
 from ..tokenize import count_tokens, parts
-from .cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
+from .cuts import _CHINESE, Memo, Pieces, Words, _spaced, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
@@ -88,7 +113,10 @@ class Rule:
     pad_chinese: bool = False  # the normalizer puts spaces around Chinese characters
     lowercase: bool = False  # the normalizer lower-cases
     prefix_space: bool = False  # the pre-tokenizer puts a space before a text that has none
-    added: re.Pattern | None = None  # the added tokens' texts (any case): such texts are no words
+    added: re.Pattern | None = None  # what the added tokens match (any case): such texts are no words
+    # added tokens that take the spaces before them (lstrip): among chunks joined by spaces, such
+    # a token starts in the space before its chunk, so it is its chunk's where it ends
+    lstrip: tuple[int, ...] = ()
 
     @property
     def cut_key(self) -> str | None:
@@ -112,8 +140,7 @@ def recognise(backend: Any) -> Rule | None:
     normalizer, pre, model, post = (
         spec.get(k) or {} for k in ("normalizer", "pre_tokenizer", "model", "post_processor")
     )
-    added = [t.get("content", "") for t in spec.get("added_tokens", [])]
-    added_texts = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
+    tokens = spec.get("added_tokens") or []
     if (
         model.get("type") == "WordPiece"
         and normalizer.get("type", "BertNormalizer") == "BertNormalizer"
@@ -122,15 +149,19 @@ def recognise(backend: Any) -> Rule | None:
         in ("TemplateProcessing", "BertProcessing", "RobertaProcessing")
         and not spec.get("truncation")
         and not spec.get("padding")
-        and not any(len(t.split()) != 1 for t in added)
         and model.get("unk_token") in (model.get("vocab") or {})
     ):
+        pad_chinese = bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False
+        matched = _matched(backend, tokens, "bert-wordpiece", pad_chinese=pad_chinese)
+        if matched is None:
+            return None
         return Rule(
             "bert-wordpiece",
             int(count_tokens(backend, [""])[0]),
-            pad_chinese=bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False,
+            pad_chinese=pad_chinese,
             lowercase=bool(normalizer.get("lowercase", True)) if normalizer else False,
-            added=added_texts,
+            added=_any_case(matched),
+            lstrip=tuple(t["id"] for t in tokens if t.get("lstrip")),
         )
     if (
         model.get("type") == "BPE"
@@ -141,16 +172,58 @@ def recognise(backend: Any) -> Rule | None:
         and post.get("type", "ByteLevel") in ("ByteLevel", "RobertaProcessing", "TemplateProcessing")
         and not spec.get("truncation")
         and not spec.get("padding")
-        and all(t for t in added)
     ):
+        prefix_space = bool(pre.get("add_prefix_space", True))
+        matched = _matched(backend, tokens, "byte-level-bpe", prefix_space=prefix_space)
+        if matched is None:
+            return None
         x = (len(backend.encode(t, add_special_tokens=s).ids) for t, s in (("x", True), ("x", False)))
-        return Rule(
-            "byte-level-bpe",
-            next(x) - next(x),
-            prefix_space=bool(pre.get("add_prefix_space", True)),
-            added=added_texts,
-        )
+        return Rule("byte-level-bpe", next(x) - next(x), prefix_space=prefix_space, added=_any_case(matched))
     return None
+
+
+def _matched(
+    backend: Any, tokens: list[dict], family: str, pad_chinese: bool = False, prefix_space: bool = False
+) -> list[str] | None:
+    """What the added tokens match, as ``tokenizers`` matches them: a normalized token (the
+    default for ``add_tokens``) its text normalized by the tokenizer's own normalizer, in the
+    normalized text; any other its text as written, in the text itself. None where the rule
+    cannot prove its count with one of them (the package's proof says why each is refused)::
+
+        Schrödinger (normalized, uncased BERT) -> schrodinger
+        [CLS] (special, not normalized) -> [CLS]
+        New York (normalized) -> None: chunks would cut it
+    """
+    normalize = backend.normalizer.normalize_str if backend.normalizer is not None else str
+    matched = {}  # token id -> what it matches
+    for token in tokens:
+        content = token.get("content", "")
+        normalized = bool(token.get("normalized", True))
+        text = normalize(content) if normalized else content
+        if family == "bert-wordpiece":
+            # whole in one chunk: no whitespace, and a Chinese character only alone (the cut
+            # spaces them out as the normalizer does)
+            if (_CHINESE.sub(_spaced, text) if pad_chinese else text).split() != [text]:
+                return None
+            if token.get("lstrip") and token.get("rstrip") and normalized:
+                return None  # the spaces it takes may be a neighbour's (a Chinese one's, spaced)
+            if token.get("single_word") and not normalized and pad_chinese:
+                return None  # next to a Chinese character it is no word; in its own chunk it is
+        elif not text or (prefix_space and text.startswith(" ")):
+            return None  # the space put first would make one of a text that holds none
+        matched[token["id"]] = text
+    # and the tokenizer agrees: each token's text encodes to that token (or one matching the same)
+    encodings = backend.encode_batch([t["content"] for t in tokens], add_special_tokens=False)
+    for token, encoding in zip(tokens, encodings, strict=True):
+        if len(encoding.ids) != 1 or matched.get(encoding.ids[0]) != matched[token["id"]]:
+            return None
+    return list(dict.fromkeys(matched.values()))
+
+
+def _any_case(texts: list[str]) -> re.Pattern | None:
+    """A pattern that finds any of ``texts`` in any case (finding more than the tokenizer
+    matches only sends more texts to it)."""
+    return re.compile("|".join(map(re.escape, texts)), re.IGNORECASE) if texts else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -393,12 +466,17 @@ class FastCounter:
         (a call per chunk would cost more than the chunk), each token given to the chunk its
         offset falls in."""
         counts = np.zeros(len(chunks), dtype=np.int64)
+        lstrip = self.rule.lstrip if self.rule else ()
         groups = [chunks[i : i + per_text] for i in range(0, len(chunks), per_text)]
         encodings = self.backend.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
         for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
             at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])
-            token_starts = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
-            owner = np.searchsorted(at, token_starts, side="right") - 1
+            spans = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)  # (tokens, 2)
+            where = spans[:, 0]  # a token is the chunk's it starts in
+            if lstrip:  # but one that took the space before its chunk is the chunk's it ends in
+                took = np.isin(np.array(encoding.ids), lstrip)
+                where[took] = spans[took, 1] - 1
+            owner = np.searchsorted(at, where, side="right") - 1
             counts[g * per_text : g * per_text + len(group)] = np.bincount(owner, minlength=len(group))
         return counts
 
