@@ -96,13 +96,12 @@ class WorkerSetup:
     against: EvalIndex | None = None  # --against: the test queries and positives
     drop_leaks: bool = False
     others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
+    # the run's secret: its workers' fingerprints are keyed with it (see fingerprints.py)
+    key: RunKey = field(default_factory=RunKey)
 
     def tokenizers(self) -> list[tuple[str, bool]]:
         """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
         return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
-
-    # the run's secret: its workers' fingerprints are keyed with it (see fingerprints.py)
-    key: RunKey = field(default_factory=RunKey)
 
     def other_caps(self) -> list[int | None]:
         return [cap for _, _, cap in self.others]
