@@ -16,6 +16,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 import pytest
 import ray
+import test_fuzz_kinds as fuzz_kinds
 from conftest import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -204,3 +205,42 @@ def test_ray_from_a_real_process_is_quiet_and_leaves_nothing_behind(tmp_path):
         if Path(f"/proc/{p}").exists()
     }
     assert alive == [], f"Ray's processes outlived the killed driver: {what}"
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(["jsonl.gz", "jsonl.zst", "json", "csv", "tsv", "parquet"]),
+    lines=st.lists(mutated_line(), max_size=6),
+    rows=st.lists(fuzz_kinds.row, min_size=1, max_size=8),
+)
+def test_ray_engine_matches_local_on_every_input_kind_with_added_tokens(
+    local_ray, tmp_path_factory, kind, lines, rows
+):
+    """Every input kind, rows that spell added tokens every way: Ray gives the local engine's bytes."""
+    from lenprof import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("raykinds")
+    tok = load_tokenizer(str(fuzz_kinds.save_added_tokenizer(folder)))
+    lines = lines + [json.dumps(r, ensure_ascii=False).encode() for r in rows]
+    src = fuzz_kinds.write(kind, folder / f"in.{kind}", lines, rows)
+    out = {}
+    for name, engine in (("local", None), ("ray", RayEngine())):
+        (folder / name).mkdir()
+        outputs = {
+            k: str(folder / name / f)
+            for k, f in (
+                ("clean_out", "clean.jsonl"),
+                ("rejects_out", "rejects.jsonl"),
+                ("profile_out", "profile.json"),
+            )
+        }
+        try:
+            scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
+            out[name] = outcome(folder / name)
+        except Exception as exc:  # refused before either engine starts (no usable row, no layout)
+            out[name] = f"{type(exc).__name__}: {exc}"
+    assert out["ray"] == out["local"]

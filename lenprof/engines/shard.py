@@ -110,7 +110,9 @@ class _Checked:
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
 
 
-def file_order(inverse: np.ndarray, distinct: int, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+def file_order(
+    inverse: np.ndarray, distinct: int, positives: np.ndarray, negatives: np.ndarray
+) -> np.ndarray:
     """Each distinct text's first place in the shard as a reader meets them, row by row (query,
     positives, negatives), from ``inverse``: the distinct text of each of the shard's texts laid
     out field by field (every query, then every positive, then every negative).
