@@ -105,6 +105,11 @@ def write(kind: str, path: Path, lines: list[bytes], rows: list[dict]) -> Path:
         path.write_text(out.getvalue(), encoding="utf-8")
     elif kind == "parquet":
         pq.write_table(pa.Table.from_pylist(rows), path)
+    elif kind == "datasets":  # a save_to_disk folder
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.Dataset.from_list(rows).save_to_disk(str(path))
     return path
 
 
@@ -114,7 +119,9 @@ def write(kind: str, path: Path, lines: list[bytes], rows: list[dict]) -> Path:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    kind=st.sampled_from(["jsonl", "jsonl.gz", "jsonl.zst", "json", "csv", "tsv", "parquet", "stdin"]),
+    kind=st.sampled_from(
+        ["jsonl", "jsonl.gz", "jsonl.zst", "json", "csv", "tsv", "parquet", "stdin", "datasets"]
+    ),
     lines=st.lists(mutated_line(), max_size=8),
     rows=st.lists(row, min_size=1, max_size=10),
 )
@@ -136,6 +143,12 @@ def test_every_input_kind_keeps_or_rejects_every_row_and_counts_exactly(
         args += ["--clean-out", str(out / "clean.jsonl"), "--rejects", str(out / "rejects.jsonl")]
         args += ["--out", str(out / "profile.json"), "--format", "json"] + (["--exact-only"] if exact else [])
         result = CliRunner().invoke(main, args, input=src.read_bytes() if kind == "stdin" else None)
+        assert (
+            result.exit_code != 2
+            or kind == "json"
+            or "kept no row" in result.stderr
+            or "no row" in result.stderr
+        ), result.stderr
         check_run(result, out, old)
         if result.exit_code != 2:
             profile = json.loads((out / "profile.json").read_text())
@@ -145,5 +158,5 @@ def test_every_input_kind_keeps_or_rejects_every_row_and_counts_exactly(
             profile.pop("outputs")  # the two runs write to two folders
             profiles[exact] = profile
     assert profiles.get(False) == profiles.get(True)
-    if kind in ("csv", "tsv", "parquet") and profiles:  # every generated row is read
+    if kind in ("csv", "tsv", "parquet", "datasets") and profiles:  # every generated row is read
         assert profiles[False]["samples"]["read"] == len(rows)
