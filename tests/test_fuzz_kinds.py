@@ -143,12 +143,6 @@ def test_every_input_kind_keeps_or_rejects_every_row_and_counts_exactly(
         args += ["--clean-out", str(out / "clean.jsonl"), "--rejects", str(out / "rejects.jsonl")]
         args += ["--out", str(out / "profile.json"), "--format", "json"] + (["--exact-only"] if exact else [])
         result = CliRunner().invoke(main, args, input=src.read_bytes() if kind == "stdin" else None)
-        assert (
-            result.exit_code != 2
-            or kind == "json"
-            or "kept no row" in result.stderr
-            or "no row" in result.stderr
-        ), result.stderr
         check_run(result, out, old)
         if result.exit_code != 2:
             profile = json.loads((out / "profile.json").read_text())
