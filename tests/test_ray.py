@@ -43,6 +43,28 @@ def outcome(folder) -> tuple:
     return profile, rows, (folder / "rejects.jsonl").read_bytes()
 
 
+def both_engines(src: Path, tok, folder: Path, refused: type[Exception]) -> str:
+    """Scan ``src`` with each engine into ``folder/local`` and ``folder/ray`` (64-byte shards):
+    "same" when both write the same bytes or are refused alike (``refused``: before either starts)."""
+    out = {}
+    for name, engine in (("local", None), ("ray", RayEngine())):
+        (folder / name).mkdir()
+        outputs = {
+            k: str(folder / name / f)
+            for k, f in (
+                ("clean_out", "clean.jsonl"),
+                ("rejects_out", "rejects.jsonl"),
+                ("profile_out", "profile.json"),
+            )
+        }
+        try:
+            scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
+            out[name] = outcome(folder / name)
+        except refused as exc:
+            out[name] = f"{type(exc).__name__}: {exc}"
+    return "same" if out["ray"] == out["local"] else f"different: {out}"
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_ray_engine_matches_local(local_ray, tok, corpora, tmp_path, suffix):
     # msmarco.jsonl twice: duplicates across shards and a file given twice
@@ -105,23 +127,7 @@ def test_ray_engine_on_mutated_rows_matches_local(local_ray, tok, tmp_path_facto
     folder = tmp_path_factory.mktemp("rayfuzz")
     src = folder / "in.jsonl"
     src.write_bytes(b"\n".join(lines))
-    out = {}
-    for name, engine in (("local", None), ("ray", RayEngine())):
-        (folder / name).mkdir()
-        outputs = {
-            k: str(folder / name / f)
-            for k, f in (
-                ("clean_out", "clean.jsonl"),
-                ("rejects_out", "rejects.jsonl"),
-                ("profile_out", "profile.json"),
-            )
-        }
-        try:
-            scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
-            out[name] = outcome(folder / name)
-        except LayoutError as exc:  # no row has query and pos: refused before either engine starts
-            out[name] = str(exc)
-    assert out["ray"] == out["local"]
+    assert both_engines(src, tok, folder, LayoutError) == "same"
 
 
 def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_path):
@@ -227,20 +233,4 @@ def test_ray_engine_matches_local_on_every_input_kind_with_added_tokens(
     tok = load_tokenizer(str(fuzz_kinds.save_added_tokenizer(folder)))
     lines = lines + [json.dumps(r, ensure_ascii=False).encode() for r in rows]
     src = fuzz_kinds.write(kind, folder / f"in.{kind}", lines, rows)
-    out = {}
-    for name, engine in (("local", None), ("ray", RayEngine())):
-        (folder / name).mkdir()
-        outputs = {
-            k: str(folder / name / f)
-            for k, f in (
-                ("clean_out", "clean.jsonl"),
-                ("rejects_out", "rejects.jsonl"),
-                ("profile_out", "profile.json"),
-            )
-        }
-        try:
-            scan(str(src), tokenizer=tok, engine=engine, workers=1, shard_bytes=64, **outputs)
-            out[name] = outcome(folder / name)
-        except Exception as exc:  # refused before either engine starts (no usable row, no layout)
-            out[name] = f"{type(exc).__name__}: {exc}"
-    assert out["ray"] == out["local"]
+    assert both_engines(src, tok, folder, Exception) == "same"
