@@ -50,12 +50,18 @@ class ScanOptions:
         for name in ("query_instruction_format", "passage_instruction_format"):
             fmt = getattr(self, name)
             try:
-                n_fields = sum(1 for _, f, _, _ in string.Formatter().parse(fmt) if f is not None)
-                ok = n_fields == 2 and fmt.format("a", "b") is not None
+                # plain fields only: a conversion or a width (``{!r:>99999999999}``) would change the
+                # text, or ask for gigabytes just to check it
+                fields = [(f, c, spec) for _, f, spec, c in string.Formatter().parse(fmt) if f is not None]
+                names = [f for f, _, _ in fields]
+                ok = names in (["", ""], ["0", "1"]) and not any(c or spec for _, c, spec in fields)
+                ok = ok and fmt.format("a", "b") is not None
             except (IndexError, KeyError, ValueError):
                 ok = False
             if not ok:
-                raise OptionsError(f"{name} {fmt!r} must take two {{}} fields: instruction, then text")
+                raise OptionsError(
+                    f"{name} {fmt!r} must take two plain {{}} fields (no conversion or width): instruction, then text"
+                )
 
     @property
     def line_head_bytes(self) -> int:

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, KeysView
 from pathlib import Path
@@ -200,12 +201,15 @@ class Transaction:
             raise write_failed(target, exc) from exc
 
     def commit(self) -> None:
-        """Finish every file, then move them all into place."""
+        """Finish every file, then move them all into place, all stamped with one time: what a
+        profile lists as its run's outputs is then no newer than the profile (see ``written.py``)."""
         for _, sink in self._files.values():
             if sink is not None:
                 sink.close()
+        now = time.time_ns()
         for target, (tmp, _) in self._files.items():
             try:
+                os.utime(tmp, ns=(now, now))
                 os.replace(tmp, target)
             except OSError as exc:
                 raise write_failed(target, exc) from exc

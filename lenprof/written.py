@@ -7,7 +7,8 @@ count every row twice. So a folder scan skips:
 - every lenprof profile or comparison (the JSON of ``scan --out``), known by its first bytes,
   ``{"schema": "lenprof.profile/1"`` or ``"lenprof.comparison/1"``: a profile is no corpus;
 - what such a profile lists as its run's outputs: the cleaned rows (a file, or a ``DIR/`` of
-  them), the rejects and the ``--split-dir`` of length buckets;
+  them), the rejects and the ``--split-dir`` of length buckets, while they are no newer than the
+  profile (its run wrote it last: a file written there since is data);
 - a rejects file, known by its first line: an object with exactly the keys ``source``, ``line``,
   ``reason``, ``detail``, ``raw`` (and ``raw_truncated_from``), and a drop reason of lenprof's.
   Its rows hold no query or positive, so a scan could never have used them.
@@ -87,12 +88,22 @@ def own_outputs(found: Iterable[str]) -> dict[str, str]:
         if not is_profile(path):
             continue
         skip[path] = "a lenprof profile"
+        written = _mtime(path)
         for target, kind in _listed(path):
             under = target + os.sep
             for r, p in real.items():
-                if (r == target or r.startswith(under)) and p not in skip:
+                # what the run wrote is no newer than its profile, written last: a file changed or
+                # put there since is data again
+                if (r == target or r.startswith(under)) and p not in skip and _mtime(p) <= written:
                     skip[p] = f"{kind} listed in its outputs by {path}"
     return skip
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 1 << 62  # gone: never skipped as an output
 
 
 def _listed(profile_path: str) -> list[tuple[str, str]]:

@@ -419,11 +419,64 @@ def test_a_rejects_file_inside_the_folder_is_skipped_without_a_profile(folder):
     assert "data/rejects.jsonl (a lenprof rejects file)" in again.stderr
 
 
-def test_cleaned_rows_inside_the_folder_without_a_profile_are_named_when_written(folder):
-    result = CliRunner().invoke(main, ["scan", "data", "--clean-out", "data/clean.jsonl", "-q"])
-    assert result.exit_code == 0
-    noisy = CliRunner().invoke(main, ["scan", "data", "--clean-out", "data/c2.jsonl", "--format", "args"])
-    assert (
-        "lenprof: --clean-out data/c2.jsonl: inside the scanned folder data, so a later scan of it reads "
-        "them as data; add --out data/profile.json" in noisy.stderr
+def test_cleaned_rows_inside_the_folder_without_a_profile_are_refused(folder):
+    # without a profile there, nothing would tell the next scan of data/ that they are no data
+    for target in (
+        ["--clean-out", "data/c2.jsonl"],
+        ["--split-by-length", "0,64", "--split-dir", "data/split"],
+    ):
+        refused = CliRunner().invoke(main, ["scan", "data", *target, "--format", "args"])
+        assert refused.exit_code == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            f"Error: {' '.join(target[-2:])}: inside the scanned folder data, so a later scan of it would read "
+            "them as data; write them elsewhere, or add --out data/profile.json (a scan skips what a profile "
+            "there lists)\n"
+        )
+    assert sorted(p.name for p in folder.iterdir()) == ["dirty.jsonl", "msmarco.jsonl"]
+
+
+def test_a_file_put_where_an_old_profile_lists_an_output_is_read_as_data(folder):
+    first = CliRunner().invoke(
+        main,
+        ["scan", "data/msmarco.jsonl", "--out", "data/p.json", "--clean-out", "data/cleaned.jsonl", "-q"],
+    )
+    assert first.exit_code == 0
+    assert read_and_inputs(CliRunner().invoke(main, ["scan", "data", "--format", "json"]))[0] == 24
+    # new data copied over the old cleaned rows: newer than the profile, so read again
+    time.sleep(0.01)
+    shutil.copy(EXAMPLES / "dirty.jsonl", folder / "cleaned.jsonl")
+    read, inputs = read_and_inputs(CliRunner().invoke(main, ["scan", "data", "--format", "json"]))
+    assert "data/cleaned.jsonl" in inputs and read == 24 + 14
+
+
+@pytest.mark.parametrize("flag", ["--out", "--report"])
+def test_no_output_replaces_the_tokenizers_files(tmp_path, flag):
+    from lenprof.tokenize import packaged_model_path
+
+    model = tmp_path / "model"
+    shutil.copytree(packaged_model_path(), model)
+    for tokenizer, target in (
+        (model / "tokenizer.json", model / "tokenizer.json"),
+        (model, model / "vocab.txt"),
+    ):
+        before = target.read_bytes()
+        result = CliRunner().invoke(
+            main, ["scan", str(EXAMPLES / "msmarco.jsonl"), "--tokenizer", str(tokenizer), flag, str(target)]
+        )
+        assert result.exit_code == 2, result.output
+        assert (
+            result.stderr == f"Error: {target}: this output would overwrite an input; choose another path\n"
+        )
+        assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt", ["{!r:>99999999999}{}", "{:>5}{}", "{}{!s}", "{0}{0}"])
+def test_an_instruction_format_takes_two_plain_fields(fmt):
+    result = CliRunner().invoke(
+        main, ["scan", str(EXAMPLES), "--query-instruction", "x", "--query-instruction-format", fmt]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        f"Error: query_instruction_format {fmt!r} must take two plain {{}} fields (no conversion or width): "
+        "instruction, then text\n"
     )

@@ -102,7 +102,7 @@ def test_fail_on_drop_exits_1():
         ([DIRTY, "--tokenizer", "./nowhere"], "Error: --tokenizer ./nowhere: no such file or folder\n"),
         (
             [DIRTY, "--query-instruction-format", "{}"],
-            "Error: query_instruction_format '{}' must take two {} fields",
+            "Error: query_instruction_format '{}' must take two plain {} fields",
         ),
         ([DIRTY, "--coverage", "0"], "Invalid value for '--coverage'"),
     ],

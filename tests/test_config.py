@@ -180,5 +180,5 @@ def test_a_library_error_names_where_the_value_was_set(project, monkeypatch):
     project('[tool.lenprof.scan]\nquery-instruction-format = "{}"\n')
     result = invoke("scan", DIRTY)
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: query_instruction_format '{}' must take two {} fields")
+    assert result.stderr.startswith("Error: query_instruction_format '{}' must take two plain {} fields")
     assert result.stderr.endswith(f"(set by {path} [tool.lenprof.scan] query-instruction-format)\n")

@@ -44,20 +44,19 @@ def _note_own_outputs(quiet: bool, paths: tuple[str, ...]) -> None:
             log(quiet, f"{folder}: not read as data, as an earlier scan wrote them: {'; '.join(shown)}{more}")
 
 
-def _note_outputs_inside(quiet: bool, paths: tuple[str, ...], out: str | None, targets: dict) -> None:
-    """Cleaned rows and length buckets written inside a scanned folder are skipped by its next
-    scan only when a profile there lists them (a rejects file is known by its rows): without
-    one, say so now."""
+def _refuse_outputs_inside(paths: tuple[str, ...], out: str | None, targets: dict) -> None:
+    """Cleaned rows and length buckets written inside a scanned folder would be read as data by
+    its next scan, unless a profile there lists them (a rejects file is known by its rows): so
+    without ``--out`` in that folder they are refused, before any work."""
     for folder in (p for p in paths if p != "-" and os.path.isdir(p)):
         if out and _inside(out, folder):
             continue
         inside = [f"{flag} {t}" for flag, t in targets.items() if t and _inside(t, folder)]
         if inside:
-            log(
-                quiet,
-                f"{', '.join(inside)}: inside the scanned folder {folder}, so a later scan of it reads them "
-                f"as data; add --out {os.path.join(folder, 'profile.json')} (a scan skips what a profile "
-                "there lists), or write outputs elsewhere",
+            raise UsageProblem(
+                f"{', '.join(inside)}: inside the scanned folder {folder}, so a later scan of it would read "
+                f"them as data; write them elsewhere, or add --out {os.path.join(folder, 'profile.json')} "
+                "(a scan skips what a profile there lists)"
             )
 
 
@@ -291,6 +290,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
         split = None
         if split_edges:
             split = LengthBuckets.parse(split_edges, split_dir, token_budget, train_group_size or 8)
+        _refuse_outputs_inside(paths, out, {"--clean-out": clean_out, "--split-dir": split_dir})
         _note_own_outputs(quiet, paths)
         with progress(quiet, progress_interval) as advance:
             how = dict(
@@ -312,7 +312,6 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
     used = profile.run.get("workers")
     if workers is not None and used is not None and used < workers:
         log(quiet, f"--workers {workers} lowered to {used}: no more than the shards, or {PER_CORE} per core")
-    _note_outputs_inside(quiet, paths, out, {"--clean-out": clean_out, "--split-dir": split_dir})
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
             log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")

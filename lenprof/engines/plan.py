@@ -226,6 +226,19 @@ def _parquet_rows(item: InputFile) -> int:
     return pq.ParquetFile(item.path).metadata.num_rows
 
 
+def _tokenizer_files(tokenizers: Sequence[LoadedTokenizer]) -> list[str]:
+    """The files a tokenizer was loaded from, named on the command line: a tokenizer.json, or
+    every file of a model folder."""
+    files = []
+    for t in tokenizers:
+        if t.info.source == "file":
+            files.append(t.info.name)
+        elif t.info.source == "folder" and os.path.isdir(t.info.name):
+            with os.scandir(t.info.name) as entries:
+                files += [e.path for e in entries if e.is_file()]
+    return files
+
+
 def make_plan(
     paths: Sequence[str] | str,
     options: ScanOptions | None = None,
@@ -257,7 +270,10 @@ def make_plan(
             files[f"bucket {n}"] = path
     clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
-    protected = on_disk + [i.path for i in discover(list(against))]  # test files are inputs too
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
+    # test files and the tokenizers' own files are inputs too: no output may replace them
+    protected = on_disk + [i.path for i in discover(list(against))] + _tokenizer_files([tok, *compared])
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)
@@ -267,8 +283,6 @@ def make_plan(
         if against
         else None
     )
-    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
-    compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     return Plan(
         inputs,
         options,
