@@ -20,8 +20,9 @@ made once by the driver and looked up by every worker.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,11 +38,13 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def stable_fingerprints(texts: Iterable[str]) -> np.ndarray:
-    """64-bit fingerprints that do not depend on the process (unlike Python's ``hash``)."""
+def stable_fingerprints(texts: Iterable[str], key: bytes) -> np.ndarray:
+    """64-bit fingerprints that do not depend on the process (unlike Python's ``hash``), keyed
+    with ``key`` (BLAKE2b's own keying): drawn per index, so no training row can be built to
+    share one with a test text it does not equal."""
     digest = hashlib.blake2b
     return np.array(
-        [int.from_bytes(digest(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little") for t in texts],
+        [int.from_bytes(digest(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest(), "little") for t in texts],
         dtype=np.uint64,
     )  # fmt: skip
 
@@ -54,21 +57,22 @@ class _Texts:
     normal: np.ndarray
     exact_at: np.ndarray  # index into ``EvalIndex.places`` of each fingerprint
     normal_at: np.ndarray
+    key: bytes = field(repr=False)  # the fingerprints' (see ``stable_fingerprints``), drawn for this index
 
     @classmethod
     def of(cls, texts: Sequence[str], places: Sequence[int]) -> _Texts:
-        at = np.array(places, dtype=np.int64)
-        exact, normal = stable_fingerprints(texts), stable_fingerprints(map(normalise, texts))
+        at, key = np.array(places, dtype=np.int64), secrets.token_bytes(16)
+        exact, normal = stable_fingerprints(texts, key), stable_fingerprints(map(normalise, texts), key)
         e, n = np.argsort(exact, kind="stable"), np.argsort(normal, kind="stable")
-        return cls(exact[e], normal[n], at[e], at[n])
+        return cls(exact[e], normal[n], at[e], at[n], key)
 
     def places(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For each text, the place of the test text it equals exactly, and of the one it equals
         after normalising; -1 where none."""
         found = []
         for keys, at, mine in (
-            (self.exact, self.exact_at, stable_fingerprints(texts)),
-            (self.normal, self.normal_at, stable_fingerprints(map(normalise, texts))),
+            (self.exact, self.exact_at, stable_fingerprints(texts, self.key)),
+            (self.normal, self.normal_at, stable_fingerprints(map(normalise, texts), self.key)),
         ):
             if not len(keys) or not len(mine):
                 found.append(np.full(len(mine), -1, dtype=np.int64))

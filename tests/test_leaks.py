@@ -92,3 +92,13 @@ def test_the_cli_says_what_it_found(tmp_path):
     assert (result.exit_code, result.stderr) == (2, "Error: --drop-leaks needs --against EVAL (the evaluation files to compare with)\n")  # fmt: skip
     result = runner.invoke(main, ["scan", str(tmp_path / "train.jsonl"), "--against", str(tmp_path / "test.jsonl"), "--rejects", str(tmp_path / "test.jsonl")])  # fmt: skip
     assert result.exit_code == 2 and "would overwrite an input" in result.stderr
+
+
+def test_the_test_texts_fingerprints_are_keyed_per_index():
+    from lenprof.leaks import _Texts, stable_fingerprints
+
+    a, b = _Texts.of(["what is lenprof"], [0]), _Texts.of(["what is lenprof"], [0])
+    assert a.key != b.key and a.exact.tolist() != b.exact.tolist()
+    # each finds its own text, and only by its own key
+    assert a.places(["what is lenprof", "other"])[0].tolist() == [0, -1]
+    assert stable_fingerprints(["x"], a.key).tolist() != stable_fingerprints(["x"], b.key).tolist()
