@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 
 from ..fingerprints import PROCESS_KEY, SPREAD, FingerprintMap, RunKey
-from ..tokenize import count_tokens, parts
+from ..tokenize import count_tokens, encoded, parts
 from .cuts import _CHINESE, Memo, Pieces, Words, _spaced, byte_level, whitespace_chunks
 from .wordpiece import WordPiece, wordpiece
 
@@ -468,7 +468,9 @@ class FastCounter:
         counts = np.zeros(len(chunks), dtype=np.int64)
         lstrip = self.rule.lstrip if self.rule else ()
         groups = [chunks[i : i + per_text] for i in range(0, len(chunks), per_text)]
-        encodings = self.backend.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
+        encodings = encoded(
+            lambda t: self.backend.encode_batch(t, add_special_tokens=False), [" ".join(g) for g in groups]
+        )
         for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
             at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])
             spans = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)  # (tokens, 2)
