@@ -293,13 +293,24 @@ def file_blocks(path: str, start: int = 0, end: int | None = None) -> Iterator[b
 # --- a file that changes while it is read ------------------------------------------------------
 
 CHANGED_HINT = "it changed while it was being read; scan a copy that nothing writes to"
-Stamp = tuple[int, int, int, int]  # (size, mtime_ns, device, inode)
+FileStamp = tuple[int, int, int, int]  # (size, mtime_ns, device, inode)
+Stamp = FileStamp | tuple[tuple[str, FileStamp], ...]  # a datasets folder: (file, stamp) per data file
 
 
 def stamp(item: InputFile) -> Stamp | None:
     """What tells that an input file changed: its size, modification time and identity (a file
-    renamed over it is another file), taken when the scan finds it; None for what is no file
-    (stdin, a ``datasets`` folder or hub id)."""
+    renamed over it is another file), taken when the scan finds it; for a ``datasets`` folder,
+    those of each ``.arrow`` file its rows are read from. None for what is no file (stdin, a hub
+    id, whose cache only ``datasets`` writes)."""
+    if item.format == "datasets" and not item.path.startswith("hf://"):
+        from .readers.hf import data_files
+
+        try:
+            files = data_files(item.path)
+        except InputError:
+            return None  # reading it will say why it cannot be read
+        stamps = [(path, stamp(InputFile(path, "arrow"))) for path in files]
+        return tuple((path, s) for path, s in stamps if s is not None) or None
     if item.known_size is not None or item.format == "datasets":
         return None
     try:
@@ -312,10 +323,15 @@ def stamp(item: InputFile) -> Stamp | None:
 def unchanged(path: str, before: Stamp) -> None:
     """Raise :class:`InputError` if ``path`` is not the file it was at ``before``: a result from
     a file that was truncated, appended to or rewritten while it was read may miss rows, hold
-    half a line, or mix two versions, and a file that has changed since cannot be checked."""
+    half a line, or mix two versions, and a file that has changed since cannot be checked. A
+    ``datasets`` folder's stamp checks each of its data files, and names the one that changed."""
+    if before and isinstance(before[0], tuple):
+        for file, its in before:
+            unchanged(file, its)
+        return
     try:
         st = os.stat(path)
-        now: Stamp | None = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+        now: FileStamp | None = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
     except OSError:
         now = None
     if now == before:

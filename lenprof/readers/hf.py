@@ -12,9 +12,12 @@
   When the hub cannot be reached (no network), the load goes offline at once too, instead of
   the five retries ``huggingface_hub`` would print over half a minute.
 
-Rows come as dicts, as Parquet rows do, a piece of about ``--shard-size`` at a time; the data
-stays memory-mapped, so memory holds only the pieces in flight. A row's "line" is its 1-based
-position in the split.
+Rows come as dicts, as Parquet rows do, a piece of about ``--shard-size`` at a time, so memory
+holds only the pieces in flight. A ``save_to_disk`` folder's ``.arrow`` files are read record
+batch by record batch, never memory-mapped: a file truncated while it is read is then an error
+that names it, not a SIGBUS that kills the scan (a hub dataset, in the cache that
+``datasets`` alone writes, stays memory-mapped). A row's "line" is its 1-based position in the
+split.
 """
 
 from __future__ import annotations
@@ -144,6 +147,61 @@ def _offline_mode(datasets: Any) -> Iterator[None]:
         constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
+def data_files(folder: str) -> list[str]:
+    """The ``.arrow`` files of a ``save_to_disk`` folder, in the order its ``state.json`` lists
+    them: the files its rows are read from."""
+    try:
+        with open(os.path.join(folder, "state.json"), encoding="utf-8") as fh:
+            names = [str(f["filename"]) for f in json.load(fh)["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{folder}: cannot load the dataset: state.json cannot be read ({exc})") from exc
+    return [os.path.join(folder, name) for name in names]
+
+
+def _saved_tables(item: InputFile, shard_bytes: int) -> Iterator[tuple[Any, int]]:
+    """A ``save_to_disk`` folder's rows as Arrow tables of about ``shard_bytes``, each with the
+    bytes read so far. The files are read, not memory-mapped: a page of a mapped file truncated
+    meanwhile is a SIGBUS, which no ``except`` can catch."""
+    import pyarrow as pa
+
+    datasets = _datasets(item.path)
+    files = data_files(item.path)
+    try:
+        features = datasets.DatasetInfo.from_directory(item.path).features
+    except Exception as exc:  # a dataset_info.json datasets cannot read: as load_from_disk would fail
+        raise InputError(f"{item.path}: cannot load the dataset: {str(exc).strip()[:300]}") from exc
+    schema = features.arrow_schema if features is not None else None
+    per, held, rows, read = 0, [], 0, 0
+    for path in files:
+        where = 0
+        try:
+            with pa.OSFile(path) as fh:
+                for batch in pa.ipc.open_stream(fh):
+                    where = fh.tell()
+                    if schema is not None and batch.schema != schema:  # as datasets casts on load
+                        batch = pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0]
+                    # rows a piece: from the first rows' size, as a piece needs no exact bytes
+                    if not batch.num_rows:
+                        continue
+                    per = per or max(1, min(65536, shard_bytes * batch.num_rows // max(batch.nbytes, 1)))
+                    held.append(batch)
+                    rows += batch.num_rows
+                    while rows >= per:
+                        table = pa.Table.from_batches(held)
+                        yield table.slice(0, per), read + where
+                        rest = table.slice(per)
+                        held, rows = rest.to_batches(), rest.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"{path}: cannot read the dataset's data after {where:,} bytes ({first[:300]}); "
+                "rebuild it with save_to_disk"
+            ) from exc
+        read += where
+    if rows:
+        yield pa.Table.from_batches(held), read
+
+
 def pieces(
     item: InputFile, shard_bytes: int, max_row_bytes: int = 1 << 62, keep: int = 0
 ) -> Iterator[tuple[Any, int]]:
@@ -154,16 +212,21 @@ def pieces(
 
     from ..inputs import capped_rows
 
-    ds = load(item)
-    rows = len(ds)
-    per = max(1, min(65536, shard_bytes * max(rows, 1) // max(ds.data.nbytes, 1)))
-    done = 0
-    for table in ds.with_format("arrow").iter(batch_size=per):
-        done += table.num_rows
-        # a copy: a slice of the memory-mapped table would pickle (to a worker) whole
+    if item.path.startswith(HUB):
+        ds = load(item)
+        rows = len(ds)
+        per = max(1, min(65536, shard_bytes * max(rows, 1) // max(ds.data.nbytes, 1)))
+        # a hub dataset's size is not known (0): its progress stays at 0
+        tables: Iterator[tuple[Any, int]] = ((t, 0) for t in ds.with_format("arrow").iter(batch_size=per))
+    else:
+        tables = _saved_tables(item, shard_bytes)
+    empty = True
+    for table, done in tables:
+        empty = False
+        # a copy: a slice of a bigger table would pickle (to a worker) whole
         piece = capped_rows(table, max_row_bytes, keep)  # a row too long is never made Python objects
         if not isinstance(piece, list):
             piece = piece.take(pa.array(np.arange(table.num_rows)))
-        yield piece, item.size * done // max(rows, 1)
-    if rows == 0:
+        yield piece, min(done, item.size)
+    if empty:
         yield [], item.size
