@@ -10,7 +10,7 @@ count every row twice. So a folder scan skips:
   them), the rejects and the ``--split-dir`` of length buckets, while they are no newer than the
   profile (its run wrote it last: a file written there since is data);
 - a rejects file, known by its first line: an object with exactly the keys ``source``, ``line``,
-  ``reason``, ``detail``, ``raw`` (and ``raw_truncated_from``), and a drop reason of lenprof's.
+  ``reason``, ``detail``, ``raw`` (and ``raw_truncated_from``), its reason a code.
   Its rows hold no query or positive, so a scan could never have used them.
 
 A profile names its files as its run was given them, relative to the folder that run started
@@ -38,7 +38,10 @@ from collections.abc import Iterable
 from .jsontext import loads
 
 _HEAD = re.compile(rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"schema"\s*:\s*"lenprof\.(?:profile|comparison)/')
-_JSON = (".json", ".jsonl", ".ndjson")  # what a profile may be named and a folder scan reads
+_JSON = (".json", ".jsonl", ".ndjson")
+_REASON = re.compile(
+    r"[a-z][a-z_]*"
+)  # a drop reason's code (checks.py)  # what a profile may be named and a folder scan reads
 # An output of a run, as its profile's "outputs" names it: what it holds.
 KINDS = {"clean": "cleaned rows", "rejects": "rejected rows", "split": "length buckets"}
 
@@ -61,9 +64,8 @@ _REJECT_KEYS = (
 
 
 def is_rejects(path: str) -> bool:
-    """Whether ``path`` is a lenprof rejects file (by its first line)."""
-    from .checks import DROP_REASONS
-
+    """Whether ``path`` is a lenprof rejects file (by its first line). Its keys are enough: a row
+    with no query or positive could never be scanned as data anyway."""
     if not path.lower().endswith(_JSON):
         return False
     try:
@@ -74,7 +76,11 @@ def is_rejects(path: str) -> bool:
         row = loads(first)
     except (OSError, ValueError):
         return False
-    return isinstance(row, dict) and set(row) in _REJECT_KEYS and row["reason"] in DROP_REASONS
+    return (
+        isinstance(row, dict)
+        and set(row) in _REJECT_KEYS
+        and _REASON.fullmatch(str(row["reason"])) is not None
+    )
 
 
 def own_outputs(found: Iterable[str]) -> dict[str, str]:
