@@ -10,82 +10,18 @@ them equal), kept side by side in one JSON (``lenprof.comparison/1``: one profil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from .buckets import LengthBuckets
+from .comparison import SCHEMA, Comparison, read_saved
 from .engines.driver import Progress
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, make_plan
 from .options import ScanOptions
-from .profile import Profile, ProfileError, load_json
+from .scan import scan_plan
 from .tokenize import LoadedTokenizer
-from .version import __version__
 
-SCHEMA = "lenprof.comparison/1"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One profile per tokenizer, in the order given; rows, checks and repairs are the same in each."""
-
-    profiles: list[Profile]
-
-    @property
-    def names(self) -> list[str]:
-        return [p.tokenizer.name for p in self.profiles]
-
-    def profile(self, name: str) -> Profile:
-        """The profile of the tokenizer named ``name`` (as ``--tokenizer`` gave it)."""
-        for p in self.profiles:
-            if name == p.tokenizer.name:
-                return p
-        raise ProfileError(f"no tokenizer {name!r} in this comparison; it has {', '.join(self.names)}")
-
-    def recommend(
-        self, coverage: float | None = None, multiple_of: int | None = None, cap: int | None | bool = True
-    ) -> Comparison:
-        return Comparison([p.recommend(coverage, multiple_of, cap) for p in self.profiles])
-
-    def to_dict(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "lenprof_version": __version__,
-            "tokenizers": self.names,
-            "profiles": [p.to_dict() for p in self.profiles],
-        }
-
-    @classmethod
-    def from_dict(cls, d: object) -> Comparison:
-        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-            got = d.get("schema") if isinstance(d, dict) else type(d).__name__
-            raise ProfileError(f"not a lenprof comparison (schema {got!r}, expected {SCHEMA!r})")
-        profiles = d.get("profiles")
-        if not isinstance(profiles, list) or not profiles:
-            raise ProfileError("damaged comparison: 'profiles' must be a list of profiles")
-        return cls([Profile.from_dict(p, f"profiles[{i}]") for i, p in enumerate(profiles)])
-
-    def json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
-
-    def html(self) -> str:
-        from .report.compare import render_comparison_html
-
-        return render_comparison_html(self)
-
-
-def read_saved(path: str) -> Profile | Comparison:
-    """A saved profile or comparison (``scan --out``), whichever the file holds."""
-    d = load_json(path)
-    if isinstance(d, dict) and d.get("schema") == SCHEMA:
-        try:
-            return Comparison.from_dict(d)
-        except ProfileError as exc:
-            raise ProfileError(
-                f"{path}: {exc}; write a comparison with lenprof scan --tokenizer A --tokenizer B --out"
-            ) from exc
-    return Profile.read(path)
+__all__ = ["SCHEMA", "Comparison", "compare", "read_saved"]
 
 
 def compare(
@@ -114,8 +50,6 @@ def compare(
     Cleaned rows, rejects and length buckets (by the first tokenizer's lengths) are written once;
     ``profile_out`` gets the comparison JSON and ``report_out`` the side-by-side report.
     """
-    from .scan import scan_plan
-
     if not tokenizers:
         raise ValueError("compare() needs at least one tokenizer")
     first, *others = tokenizers

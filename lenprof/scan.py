@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from . import cleaned
 from .buckets import LengthBuckets
 from .checks import partial_keys
+from .comparison import Comparison
 from .engines.driver import FastPathFailed, Progress, drive
 from .engines.local import LocalEngine
 from .engines.plan import DEFAULT_SHARD_BYTES, Outputs, Plan, Shard, make_plan
@@ -221,20 +222,19 @@ def run(
             from .report.text import render_json
 
             txn.text(
-                out.profile, render_json(profiles[0]) if len(profiles) == 1 else _comparison(profiles).json()
+                out.profile, render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
             )
         if out.report:
+            from .report.compare import render_comparison_html
             from .report.html import render_html  # matplotlib loads only when a report is asked for
 
-            report = render_html(profiles[0]) if len(profiles) == 1 else _comparison(profiles).html()
+            report = (
+                render_html(profiles[0])
+                if len(profiles) == 1
+                else render_comparison_html(Comparison(profiles))
+            )
             txn.text(out.report, report)
     return profiles
-
-
-def _comparison(profiles: list[Profile]):
-    from .compare import Comparison
-
-    return Comparison(profiles)
 
 
 def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:

@@ -36,7 +36,8 @@ from .common import Coverage, UsageProblem, emit, usage_errors
 )
 def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for_tokenizer) -> None:
     """Re-derive max lengths from a saved profile or comparison (scan --out) without re-scanning."""
-    from ..compare import Comparison, read_saved
+    from ..comparison import Comparison, read_saved
+    from ..report.compare import render_comparison_html
 
     with usage_errors():
         saved = read_saved(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
@@ -59,5 +60,8 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for
 
             vet({"report": report}, [profile_path])
             with Transaction() as txn:
-                txn.text(report, saved.html() if isinstance(saved, Comparison) else render_html(saved))
+                txn.text(
+                    report,
+                    render_comparison_html(saved) if isinstance(saved, Comparison) else render_html(saved),
+                )
     emit(rendered)

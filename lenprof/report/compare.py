@@ -1,9 +1,9 @@
-"""Rendering a :class:`~lenprof.compare.Comparison`: tokenizers side by side, in the terminal and
+"""Rendering a :class:`~lenprof.comparison.Comparison`: tokenizers side by side, in the terminal and
 in the HTML report. Rendering only: every number was computed by the scan."""
 
 from __future__ import annotations
 
-from ..compare import Comparison
+from ..comparison import Comparison
 from ..profile import Profile, ProfileError
 from ..recommend import TARGETS
 from ..stats import FIELDS
