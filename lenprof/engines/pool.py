@@ -40,9 +40,9 @@ WORKER_ENV = {
 
 
 def worker_env(setup: WorkerSetup) -> dict[str, str]:
-    """The environment of a run's workers: fingerprints are keyed string hashes, so every worker
-    hashes with the run's seed."""
-    return {**os.environ, **WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}
+    """What a run's workers add to their environment (processes here and Ray's actors alike):
+    fingerprints are keyed string hashes, so every worker hashes with the run's seed."""
+    return {**WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}
 
 
 _START = "import sys; from lenprof.engines.pool import serve; serve(int(sys.argv[1]))"
@@ -58,7 +58,7 @@ class ProcessPool:
         self._procs: list[subprocess.Popen] = []
         self._conns: list[Connection] = []
         self._ready: deque[tuple[str, Any]] = deque()
-        env = worker_env(setup)
+        env = {**os.environ, **worker_env(setup)}
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()

@@ -25,7 +25,7 @@ from ..inputs import InputError
 from . import reaper
 from .local import capped
 from .plan import Plan, WorkerSetup
-from .pool import WORKER_ENV, WorkerFailed
+from .pool import WORKER_ENV, WorkerFailed, worker_env
 from .shard import ShardWork
 
 RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}  # a job's; each run's actors add its hash seed
@@ -35,8 +35,7 @@ class RayActors:
     def __init__(self, setup: WorkerSetup, workers: int):
         import ray
 
-        env = {"env_vars": {**WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}}
-        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env=env)
+        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env={"env_vars": worker_env(setup)})
         self.workers = workers
         self._actors = [actor.remote(setup) for _ in range(workers)]
         self._pending: dict[Any, str] = {}

@@ -352,9 +352,7 @@ class FastCounter:
             return self._byte_level_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        ascii_, words = cuts.once(
-            (*rule.cuts()["words"], self.key), lambda: _ascii_words(texts, rule.added, self.key)
-        )
+        ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added, self.key))
         if len(ascii_):
             counted = ascii_[~words.left_out]
             out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
