@@ -256,7 +256,7 @@ CJK = [chr(0x4E00 + i) for i in range(200)]
         ("uncased", AddedToken("NaCl", normalized=False, single_word=True), ["中NaCl"]),
         # normalized, the spaces it takes on both sides reach the ones put around a Chinese
         # character: "éclair" and "一" joined as "éclair 一", it ends in "一"
-        ("cased", AddedToken("éclair", lstrip=True, rstrip=True), [f"{c} éclair {c}" for c in CJK] + CJK),
+        ("cased", AddedToken("éclair", lstrip=True, rstrip=True), [f"{c} éclair {c}" for c in CJK]),
         # the space put first makes " foo" of "foo", which holds none
         ("prefix-space", AddedToken(" foo"), ["foo"]),
         # whitespace inside: chunks would cut it (the rule has always refused this one)
@@ -284,9 +284,14 @@ def test_unprovable_added_tokens_are_refused(tok, monkeypatch, base, token, trou
         return [normalize(t["content"]) if t["normalized"] else t["content"] for t in tokens]
 
     monkeypatch.setattr(fastcount, "_matched", taken)
-    counter = FastCounter(refused)
-    assert counter.rule is not None
-    assert counter.count(trouble).tolist() != count_tokens(refused, trouble).tolist()
+    assert FastCounter(refused).rule is not None
+
+    # chunks are joined in the order of their fingerprints, drawn anew by each process: each text
+    # is counted by a counter of its own, so that some order puts the trouble together
+    def miscounted(text):
+        return FastCounter(refused).count([text]).tolist() != count_tokens(refused, [text]).tolist()
+
+    assert any(miscounted(text) for text in trouble)
 
 
 def test_a_token_the_tokenizer_does_not_match_is_refused(tok):
