@@ -28,7 +28,7 @@ from pathlib import Path
 
 from measure import measure
 
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 
 
 def _texts(corpus: Path, limit: int) -> list[str]:

@@ -27,7 +27,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 LOAD_ALL = r"""
 import json, sys, numpy as np
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 from transformers import AutoTokenizer
 tok = AutoTokenizer.from_pretrained(str(packaged_model_path()))
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 DATASETS = r"""
 import sys, numpy as np, datasets
 from transformers import AutoTokenizer
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 datasets.disable_progress_bars()
 tok = AutoTokenizer.from_pretrained(str(packaged_model_path()))
 ds = datasets.load_dataset("json", data_files=sys.argv[1], split="train", cache_dir=sys.argv[2])

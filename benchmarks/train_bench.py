@@ -51,10 +51,11 @@ def main() -> None:
     hf_logging.disable_progress_bar()
 
     from lenprof import scan
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
+    from lenprof.train.config import TrainConfig
     from lenprof.train.data import read_rows
+    from lenprof.train.evaluate import evaluate
     from lenprof.train.model import Embedder, default_pooling
-    from lenprof.train.trainer import TrainConfig, evaluate
 
     model = args.model or str(packaged_model_path())
     pooling = default_pooling(model)

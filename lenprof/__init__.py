@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from .buckets import LengthBuckets  # noqa: E402
-from .compare import Comparison, compare  # noqa: E402
-from .histogram import LengthHistogram  # noqa: E402
-from .inputs import InputError  # noqa: E402
-from .options import ScanOptions  # noqa: E402
-from .outputs import OutputError  # noqa: E402
-from .profile import Profile, ProfileError  # noqa: E402
-from .scan import NothingKept, scan  # noqa: E402
-from .schema import Fields  # noqa: E402
-from .tokenize import LoadedTokenizer, TokenizerError, TokenizerInfo, load_tokenizer  # noqa: E402
-from .version import __version__  # noqa: E402
+from lenprof.api import Comparison, compare, scan
+from lenprof.count.load import load_tokenizer
+from lenprof.count.tokenizer import LoadedTokenizer, TokenizerError, TokenizerInfo
+from lenprof.engine.run import NothingKept
+from lenprof.errors import InputError, OutputError
+from lenprof.io.buckets import LengthBuckets
+from lenprof.rows.fields import Fields
+from lenprof.rows.options import ScanOptions
+from lenprof.stats.histogram import LengthHistogram
+from lenprof.stats.profile import Profile
+from lenprof.stats.profile_json import ProfileError
+from lenprof.version import __version__
 
 __all__ = [
     "Comparison",

@@ -59,7 +59,7 @@ def oracle():
     """An independent AutoTokenizer instance: the lengths a transformers user would compute."""
     from transformers import AutoTokenizer
 
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
 
     t = AutoTokenizer.from_pretrained(str(packaged_model_path()))
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lenprof import outputs
+from lenprof.api import scan
 from lenprof.cli import main
-from lenprof.engines import local
-from lenprof.options import ScanOptions
-from lenprof.scan import scan
+from lenprof.engine import local
+from lenprof.io import transaction as outputs
+from lenprof.rows.options import ScanOptions
 
 
 def rows(n: int, tag: str = "") -> list[dict]:
@@ -267,7 +267,7 @@ def test_a_mirror_of_3000_files_holds_few_files_open(tmp_path):
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-        from lenprof.scan import scan
+        from lenprof.api import scan
         p = scan({str(folder)!r}, clean_out={str(out) + "/"!r}, workers=1)
         print(p.samples.read, p.samples.kept)
         """

@@ -9,8 +9,8 @@ from conftest import EXAMPLES
 
 from lenprof import scan
 from lenprof.cli import main
-from lenprof.profile import Profile
-from lenprof.stats import FIELDS
+from lenprof.stats.profile import Profile
+from lenprof.stats.scan_stats import FIELDS
 
 
 def test_each_input_alone_gives_the_numbers_of_its_row(tok, corpora, tmp_path):

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 
 from lenprof import InputError, scan
-from lenprof.buckets import LengthBuckets
 from lenprof.cli import main
+from lenprof.io.buckets import LengthBuckets
 
 
 def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp_path):

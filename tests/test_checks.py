@@ -10,7 +10,8 @@ import pytest
 from conftest import EXAMPLES, write_lines
 
 from lenprof import Fields, ScanOptions, scan
-from lenprof.checks import DROP_REASONS, Checked, Dropped, check_row
+from lenprof.rows.checks import Checked, Dropped, check_row
+from lenprof.rows.reasons import DROP_REASONS
 
 # examples/dirty.jsonl, line by line (its README has the same table).
 DIRTY_DROPS = {
@@ -155,7 +156,7 @@ def test_parquet_rows_are_checked_like_json(tok, tmp_path):
 
 
 def test_reasons_are_documented():
-    from lenprof.checks import EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
+    from lenprof.rows.reasons import EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
 
     assert set(EXPLANATIONS) == set(DROP_REASONS + REPAIR_REASONS + WARNING_REASONS)
 

@@ -26,9 +26,9 @@ from test_signals import corpus, start, workers_alive  # noqa: F401 - corpus is 
 
 from lenprof import InputError, ScanOptions, scan
 from lenprof.cli import main
-from lenprof.histogram import LengthHistogram
-from lenprof.parse import NESTED_TOO_DEEP
-from lenprof.readers import delimited
+from lenprof.io.readers import delimited
+from lenprof.rows.parse import NESTED_TOO_DEEP
+from lenprof.stats.histogram import LengthHistogram
 
 
 def row(i: int, words: int = 1, **extra) -> bytes:
@@ -92,7 +92,7 @@ def test_a_row_nests_at_most_100_levels_and_deeper_rows_are_dropped_wherever_the
     clean, out = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
     engine = None
     if workers > 1:
-        from lenprof.engines import get_engine
+        from lenprof.engine import get_engine
 
         engine = get_engine("local", workers, None)
     profile = scan(
@@ -355,7 +355,7 @@ def test_a_header_with_an_unterminated_quote_is_an_input_error(tmp_path):
     ):
         list(
             delimited.pieces(
-                __import__("lenprof.inputs", fromlist=["classify"]).classify(str(data)), 1 << 20, 1 << 20
+                __import__("lenprof.io.files", fromlist=["classify"]).classify(str(data)), 1 << 20, 1 << 20
             )
         )
 
@@ -451,7 +451,7 @@ def test_a_file_put_where_an_old_profile_lists_an_output_is_read_as_data(folder)
 
 @pytest.mark.parametrize("flag", ["--out", "--report"])
 def test_no_output_replaces_the_tokenizers_files(tmp_path, flag):
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
 
     model = tmp_path / "model"
     shutil.copytree(packaged_model_path(), model)

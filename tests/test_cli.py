@@ -115,7 +115,7 @@ def test_usage_errors_exit_2_with_a_message(args, message):
 
 
 def test_tokenizer_from_environment(monkeypatch, tmp_path):
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
 
     shutil.copy(packaged_model_path() / "tokenizer.json", tmp_path / "tokenizer.json")
     monkeypatch.setenv("LENPROF_TOKENIZER", str(tmp_path / "tokenizer.json"))

@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from lenprof import Comparison, compare, scan
 from lenprof.cli import main
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 
 MINILM = str(packaged_model_path())
 

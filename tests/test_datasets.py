@@ -108,7 +108,7 @@ def test_an_unreachable_hub_goes_offline_at_once(monkeypatch):
     """No network: one probe fails, the load reads the cache only (no retries), one line."""
     import socket
 
-    from lenprof.readers import hf
+    from lenprof.io.readers import hf
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)

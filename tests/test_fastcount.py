@@ -16,11 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from lenprof import fastcount, scan
-from lenprof.fastcount import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, recognise, share_caches
-from lenprof.fastcount.cuts import Words
-from lenprof.fingerprints import RunKey, fingerprints
-from lenprof.tokenize import count_tokens
+from lenprof import scan
+from lenprof.count.exact import count_tokens
+from lenprof.count.fast import cache as fastcount
+from lenprof.count.fast.counter import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, share_caches
+from lenprof.count.fast.cuts import Words
+from lenprof.count.fast.rule import recognise
+from lenprof.count.hashing import RunKey, fingerprints
 
 TRAINING = [
     "The quick brown fox jumps over the lazy dog, again and again!",
@@ -373,7 +375,7 @@ def test_every_corpus_counts_the_same_through_byte_level_pieces(byte_levels, cor
 
 def test_the_chinese_characters_are_those_bert_pads(tok):
     """Code point by code point, the list fastcount pads is the one BERT's normalizer pads."""
-    from lenprof.fastcount.cuts import _CHINESE
+    from lenprof.count.fast.cuts import _CHINESE
 
     normalize = tok.backend.normalizer.normalize_str
     for cp in range(0x80, 0x30000):

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from test_fastcount import byte_level
 from tokenizers import AddedToken, Tokenizer
 
-from lenprof import fastcount
-from lenprof.fastcount import FastCounter, Rule, count_together, recognise, share_caches
-from lenprof.tokenize import count_tokens
+from lenprof.count.exact import count_tokens
+from lenprof.count.fast import rule as fastcount
+from lenprof.count.fast.counter import FastCounter, count_together, share_caches
+from lenprof.count.fast.rule import Rule, recognise
 
 ACCENTED = ["Schrödinger", "Ångström", "éclair"]
 

@@ -349,7 +349,7 @@ def test_a_file_size_limit_is_exit_2_and_keeps_every_old_output(tmp_path):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
 def test_write_errors_name_the_path(tmp_path, data, monkeypatch, code):
-    import lenprof.outputs as outputs
+    import lenprof.io.sinks as outputs
 
     clean, profile = tmp_path / "clean.jsonl", tmp_path / "profile.json"
     profile.write_text("old")

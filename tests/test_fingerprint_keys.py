@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lenprof import scan
-from lenprof.engines.plan import WorkerSetup
-from lenprof.engines.pool import worker_env
-from lenprof.fastcount.cuts import _LONG_WORD, Words
-from lenprof.fingerprints import PRIMES, RunKey
+from lenprof.count.fast.cuts import _LONG_WORD, Words
+from lenprof.count.hashing import PRIMES, RunKey
+from lenprof.engine.plan import WorkerSetup
+from lenprof.engine.pool import worker_env
 
 FIXED = RunKey(b"a fixed test key")
 

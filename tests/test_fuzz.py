@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lenprof import scan
 from lenprof.cli import main
-from lenprof.layouts import LayoutError
+from lenprof.rows.layouts import LayoutError
 
 GOOD = b'{"query": "what is lenprof", "pos": ["a length profiler"], "neg": ["a bread recipe"]}'
 # Lines made of pieces that reach every check, glued with arbitrary bytes in between.

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_fuzz import check_run, mutated_line
 
 from lenprof.cli import main
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 
 # Domain words added before fine-tuning, accented and not, normalized and not, and a special one:
 # the texts below spell them raw, normalized ("schrodinger"), in capitals, and cut by a

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, REPO
 
 from lenprof.cli import main
-from lenprof.tokenize import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_path
 
 torch.set_num_threads(1)
 MODEL = str(packaged_model_path())

@@ -14,8 +14,8 @@ from test_scan import oracle_stats
 
 from lenprof import ScanOptions, scan
 from lenprof.cli import main
-from lenprof.layouts import LayoutError
-from lenprof.schema import Fields
+from lenprof.rows.fields import Fields
+from lenprof.rows.layouts import LayoutError
 
 ROWS = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
 

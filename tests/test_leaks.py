@@ -95,7 +95,7 @@ def test_the_cli_says_what_it_found(tmp_path):
 
 
 def test_the_test_texts_fingerprints_are_keyed_per_index():
-    from lenprof.leaks import _Texts, stable_fingerprints
+    from lenprof.rows.leaks import _Texts, stable_fingerprints
 
     a, b = _Texts.of(["what is lenprof"], [0]), _Texts.of(["what is lenprof"], [0])
     assert a.key != b.key and a.exact.tolist() != b.exact.tolist()

@@ -21,8 +21,8 @@ from conftest import EXAMPLES, REPO
 
 from lenprof import InputError, NothingKept, scan
 from lenprof.cli import main
+from lenprof.count.tokenizer import packaged_model_path
 from lenprof.report import FORMATS
-from lenprof.tokenize import packaged_model_path
 
 DIRTY = str(EXAMPLES / "dirty.jsonl")
 

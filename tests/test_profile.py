@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenprof.fingerprints import FingerprintMap
-from lenprof.histogram import PERCENTILES, LengthHistogram
-from lenprof.recommend import Recommendation, candidates, recommend_length
+from lenprof.count.hashing import FingerprintMap
+from lenprof.stats.histogram import PERCENTILES, LengthHistogram
+from lenprof.stats.recommend import Recommendation, candidates, recommend_length
 
 lengths = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=400)
 

@@ -12,7 +12,7 @@ from conftest import EXAMPLES
 
 from lenprof.cli import main
 from lenprof.cli.progress import PlainLines, _bars
-from lenprof.engines.driver import Progress
+from lenprof.engine.driver import Progress
 
 LINE = re.compile(
     r"lenprof: ([\d,]+) rows, ([\d.]+) of ([\d.]+) MB \((\d+)%\), [\d.]+ MB/s(, \d+:\d\d left)?"

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from test_fuzz import mutated_line
 
 from lenprof import scan
-from lenprof.engines.ray import RUNTIME_ENV, RayEngine
-from lenprof.layouts import LayoutError
+from lenprof.engine.ray import RUNTIME_ENV, RayEngine
+from lenprof.rows.layouts import LayoutError
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +132,11 @@ def test_ray_engine_on_mutated_rows_matches_local(local_ray, tok, tmp_path_facto
 
 def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_path):
     from lenprof import InputError
-    from lenprof.engines.plan import Outputs, Plan, Shard
-    from lenprof.engines.ray import RayActors
-    from lenprof.inputs import InputFile
-    from lenprof.options import ScanOptions
+    from lenprof.engine.plan import Outputs, Plan
+    from lenprof.engine.ray import RayActors
+    from lenprof.io.files import InputFile
+    from lenprof.io.records import Shard
+    from lenprof.rows.options import ScanOptions
 
     plan = Plan([InputFile(str(tmp_path / "gone.jsonl"), "jsonl")], ScanOptions(), tok, Outputs())
     actors = RayActors(plan.setup(), 1)
@@ -149,7 +150,7 @@ def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_pa
 
 
 def descendants(pid: int) -> list[int]:
-    from lenprof.engines.reaper import descendants
+    from lenprof.engine.reaper import descendants
 
     return list(descendants(pid))
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from lenprof import ScanOptions, scan
 from lenprof.cli import main
-from lenprof.readers import delimited, json_array
-from lenprof.schema import Fields
+from lenprof.io.readers import delimited, json_array
+from lenprof.rows.fields import Fields
 
 
 def numbers(profile) -> dict:

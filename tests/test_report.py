@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, write_lines
 
-from lenprof.checks import DROP_REASONS, REPAIR_REASONS, WARNING_REASONS
 from lenprof.cli import main
+from lenprof.rows.reasons import DROP_REASONS, REPAIR_REASONS, WARNING_REASONS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -21,12 +21,12 @@ from conftest import REPO
 
 from lenprof import scan
 from lenprof.cli import main
-from lenprof.engines.local import LocalEngine
-from lenprof.engines.plan import Outputs, make_plan
-from lenprof.fastcount import FastCounter
-from lenprof.inputs import InputError
-from lenprof.readers import stdin
-from lenprof.scan import scan_plan
+from lenprof.count.fast.counter import FastCounter
+from lenprof.engine.local import LocalEngine
+from lenprof.engine.plan import Outputs, make_plan
+from lenprof.engine.run import scan_plan
+from lenprof.errors import InputError
+from lenprof.io.readers import stdin
 
 ROWS = 32_000  # about 3.3 MB: more than the 1 MiB head that discovery reads from stdin
 MISMATCH_AFTER = 40_000  # texts counted (three a row) before the self-check is made to fail
@@ -319,7 +319,7 @@ def test_the_cli_says_which_file_changed_and_writes_nothing(tmp_path, monkeypatc
     src = tmp_path / "rows.jsonl"
     src.write_bytes(b"\n".join(corpus_lines(2000)) + b"\n")
     before = src.stat().st_size
-    scan_module = importlib.import_module("lenprof.scan")  # lenprof.scan is also the function
+    scan_module = importlib.import_module("lenprof.api")  # lenprof.scan is also the function
     real = scan_module.make_plan
 
     def plan_then_truncate(*args, **kwargs):

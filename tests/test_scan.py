@@ -20,8 +20,8 @@ import zstandard
 from conftest import EXAMPLES, write_lines
 
 from lenprof import InputError, ScanOptions, scan
-from lenprof.histogram import PERCENTILES
-from lenprof.stats import Example
+from lenprof.stats.histogram import PERCENTILES
+from lenprof.stats.scan_stats import Example
 
 
 def oracle_rows(path):

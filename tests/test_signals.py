@@ -54,7 +54,7 @@ def workers_alive() -> list[int]:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"lenprof.engines.pool import serve" in cmdline:
+            if b"lenprof.engine.pool import serve" in cmdline:
                 pids.append(int(entry))
     return pids
 

@@ -25,12 +25,13 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from lenprof import load_tokenizer
-from lenprof import tokenize as lt
+from lenprof.count import load as lf
+from lenprof.count import tokenizer as lt
 
 REPO = Path(__file__).resolve().parents[1]
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # pad id 1, as config.json says
-IGNORE_WEIGHTS = shutil.ignore_patterns(*(f"*{suffix}" for suffix in lt.WEIGHT_SUFFIXES))
+IGNORE_WEIGHTS = shutil.ignore_patterns(*(f"*{suffix}" for suffix in lf.WEIGHT_SUFFIXES))
 
 _rng = random.Random(20240611)
 _SYLLABLES = "ka lo mi ne ru sa to vi ber gan dol fen hux jor kel mun pra stel tor quin zel ex ing ed".split()
@@ -238,7 +239,7 @@ def warm_load(folder: Path | None, monkeypatch) -> lt.LoadedTokenizer:
         raise AssertionError("a warm load went through transformers")
 
     with monkeypatch.context() as m:
-        m.setattr(lt, "_load_auto", no_transformers)
+        m.setattr(lf, "_load_auto", no_transformers)
         return load_tokenizer(None if folder is None else str(folder))
 
 
@@ -259,7 +260,7 @@ def test_cold_and_warm_counts_equal_autotokenizer(family, cache, monkeypatch):
         assert lt.count_tokens(raw, TEXTS).tolist() != expected
 
     cold = load_tokenizer(str(family.folder))
-    key = lt._folder_key(str(family.folder))
+    key = lf._folder_key(str(family.folder))
     assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json"]
     warm = warm_load(family.folder, monkeypatch)
 
@@ -275,7 +276,7 @@ def test_warm_load_imports_neither_transformers_nor_torch(family, cache):
     cold = load_tokenizer(str(family.folder))  # fills the cache
     code = (
         "import json, sys\n"
-        "from lenprof.tokenize import load_tokenizer\n"
+        "from lenprof.count.tokenizer import load_tokenizer\n"
         "t = load_tokenizer(sys.argv[1])\n"
         "counts = t.count(json.load(sys.stdin)).tolist()\n"
         "imported = [m for m in ('transformers', 'torch') if m in sys.modules]\n"
@@ -360,11 +361,11 @@ def test_editing_a_tokenizer_file_changes_the_cache_key(family, edit, cache, tmp
     and limits after the edit, cold and warm, are a fresh AutoTokenizer's."""
     folder = copy_family(family, tmp_path)
     before = load_tokenizer(str(folder))
-    key_before = lt._folder_key(str(folder))
+    key_before = lf._folder_key(str(folder))
 
     probe = EDITS[edit](folder)
     texts = [probe, *TEXTS]
-    assert lt._folder_key(str(folder)) != key_before
+    assert lf._folder_key(str(folder)) != key_before
     after = load_tokenizer(str(folder))
     assert len(list(cache.iterdir())) == 2  # the stale entry stays, unread
     expected = autotokenizer_lengths(folder, texts)
@@ -383,13 +384,13 @@ def test_weight_files_do_not_change_the_cache_key(families, cache, tmp_path, mon
     cache survives them."""
     folder = copy_family(families("bert-uncased"), tmp_path)
     cold = load_tokenizer(str(folder))
-    key = lt._folder_key(str(folder))
+    key = lf._folder_key(str(folder))
     (folder / "model.safetensors").write_bytes(b"not really weights")
     (folder / "pytorch_model.bin").write_bytes(b"\0" * 1000)
-    assert lt._folder_key(str(folder)) == key
+    assert lf._folder_key(str(folder)) == key
     assert warm_load(folder, monkeypatch).count(TEXTS).tolist() == cold.count(TEXTS).tolist()
     (folder / "vocab.txt").write_text("[PAD]\n")  # but any other file does change it
-    assert lt._folder_key(str(folder)) != key
+    assert lf._folder_key(str(folder)) != key
 
 
 def test_packaged_model_cold_and_warm(cache, monkeypatch):

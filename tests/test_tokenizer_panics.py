@@ -21,9 +21,9 @@ from test_fastcount import byte_level
 from tokenizers import AddedToken
 
 from lenprof.cli import main
-from lenprof.fastcount import FastCounter
-from lenprof.inputs import InputError
-from lenprof.tokenize import count_tokens
+from lenprof.count.exact import count_tokens
+from lenprof.count.fast.counter import FastCounter
+from lenprof.errors import InputError
 
 # tokenizers 0.22 panics ("AddedVocabulary bad split") on this text with the added tokens below.
 PANICS = "\u200b__ö \xad\n\u3000\xa0' \xadK["

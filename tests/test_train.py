@@ -12,7 +12,7 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import EXAMPLES  # noqa: E402
 
 from lenprof.cli import main  # noqa: E402
-from lenprof.tokenize import packaged_model_path  # noqa: E402
+from lenprof.count.tokenizer import packaged_model_path
 from lenprof.train.data import GroupSampler, Row, batches  # noqa: E402
 from lenprof.train.loss import info_nce  # noqa: E402
 
@@ -67,7 +67,7 @@ def test_sampler_invariants():
 
 
 def test_groups_carry_the_row_prompt_to_training():
-    from lenprof.options import ScanOptions
+    from lenprof.rows.options import ScanOptions
 
     rows = [Row("q", ["p"], ["n"], prompt="Given a web search query: "), Row("r", ["s"], ["t"])]
     groups = GroupSampler(rows, 2).epoch(0)

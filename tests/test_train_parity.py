@@ -132,7 +132,7 @@ def test_disk_snapshot_recovers_exactly_as_the_memory_one(tmp_path):
     from conftest import EXAMPLES
 
     from lenprof.cli import main
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
 
     runs = {}
     for where in ("memory", "disk"):
@@ -159,7 +159,7 @@ def test_lenprof_train_distils_from_the_rows_scores(tmp_path):
     from conftest import EXAMPLES
 
     from lenprof.cli import main
-    from lenprof.tokenize import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_path
 
     rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
     # FlagEmbedding's example rows carry a teacher's scores, one per passage

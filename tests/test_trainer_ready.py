@@ -16,7 +16,7 @@ from conftest import EXAMPLES
 
 from lenprof import ScanOptions, scan
 from lenprof.cli import main
-from lenprof.outputs import OutputError
+from lenprof.errors import OutputError
 
 ROWS = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
 

@@ -18,14 +18,14 @@ import sys
 
 import click
 
-from ..engines.pool import WorkerFailed
-from ..version import __version__
-from .common import StdoutClosed, UsageProblem
-from .config import SOURCES, blame, check_values, load, set_envvars
-from .diagnose import diagnose_command
-from .recommend import recommend_command
-from .scan import scan_command
-from .train import train_command
+from lenprof.cli.common import StdoutClosed, UsageProblem
+from lenprof.cli.config import SOURCES, blame, check_values, load, set_envvars
+from lenprof.cli.diagnose import diagnose_command
+from lenprof.cli.recommend import recommend_command
+from lenprof.cli.scan import scan_command
+from lenprof.cli.train import train_command
+from lenprof.engine.pool import WorkerFailed
+from lenprof.version import __version__
 
 # transformers warns on import that torch is absent; a length profile never needs torch.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -10,13 +10,13 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
-from ..inputs import InputError
-from ..options import OptionsError
-from ..profile import ProfileError
-from ..recommend import NothingToRecommend
-from ..schema import FieldsError
-from ..tokenize import TokenizerError
-from .config import with_source
+from lenprof.cli.config import with_source
+from lenprof.count.tokenizer import TokenizerError
+from lenprof.errors import InputError
+from lenprof.rows.fields import FieldsError
+from lenprof.rows.options import OptionsError
+from lenprof.stats.profile_json import ProfileError
+from lenprof.stats.recommend import NothingToRecommend
 
 # What the library raises for an input, output or option that cannot work: exit 2, one line.
 USAGE_ERRORS = (InputError, TokenizerError, FieldsError, OptionsError, ProfileError, NothingToRecommend)

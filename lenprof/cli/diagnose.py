@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import UsageProblem, emit
+from lenprof.cli.common import UsageProblem, emit
 
 
 @click.command("diagnose")
@@ -32,7 +32,7 @@ def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in
     e.g. a FlagEmbedding output dir) or lenprof's metrics.jsonl. Exit 1 when something is wrong."""
     import json
 
-    from ..train.diagnose import HistoryError, diagnose_path
+    from lenprof.train.diagnose import HistoryError, diagnose_path
 
     try:
         found = diagnose_path(path, candidates, batch_size, group_size, not no_in_batch_neg, world_size)

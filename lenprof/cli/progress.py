@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from ..engines.driver import Progress
+from lenprof.engine.driver import Progress
 
 DEFAULT_INTERVAL = 30.0  # seconds between plain lines
 

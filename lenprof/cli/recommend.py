@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..report import FORMATS
-from .common import Coverage, UsageProblem, emit, usage_errors
+from lenprof.cli.common import Coverage, UsageProblem, emit, usage_errors
+from lenprof.report import FORMATS
 
 
 @click.command("recommend")
@@ -36,8 +36,8 @@ from .common import Coverage, UsageProblem, emit, usage_errors
 )
 def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for_tokenizer) -> None:
     """Re-derive max lengths from a saved profile or comparison (scan --out) without re-scanning."""
-    from ..comparison import Comparison, read_saved
-    from ..report.compare import render_comparison_html
+    from lenprof.report.compare import render_comparison_html
+    from lenprof.stats.comparison import Comparison, read_saved
 
     with usage_errors():
         saved = read_saved(profile_path).recommend(coverage, multiple_of, True if cap is None else cap)
@@ -45,7 +45,7 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for
         if not first.samples.kept:  # as scan: exit 2 for every format, never empty flags
             raise UsageProblem(f"{profile_path}: its scan kept no row, so there are no lengths to recommend")
         if isinstance(saved, Comparison):
-            from ..report.compare import render_comparison
+            from lenprof.report.compare import render_comparison
 
             rendered = render_comparison(fmt, saved, for_tokenizer)
         elif for_tokenizer is not None:
@@ -55,8 +55,8 @@ def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for
         else:
             rendered = FORMATS[fmt](saved)
         if report:
-            from ..outputs import Transaction, vet
-            from ..report.html import render_html
+            from lenprof.io.transaction import Transaction, vet
+            from lenprof.report.html import render_html
 
             vet({"report": report}, [profile_path])
             with Transaction() as txn:

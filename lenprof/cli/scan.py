@@ -6,19 +6,19 @@ import os
 
 import click
 
-from ..buckets import LengthBuckets
-from ..compare import compare
-from ..engines import ENGINES, get_engine
-from ..engines.local import PER_CORE
-from ..engines.plan import DEFAULT_SHARD_BYTES
-from ..inputs import skipped_outputs
-from ..options import MAX_LINE_BYTES, MAX_TEXT_CHARS, ScanOptions
-from ..report import FORMATS
-from ..report.compare import check_format, render_comparison
-from ..schema import Fields
-from ..tokenize import PACKAGED
-from .common import Coverage, Finite, UsageProblem, emit, log, usage_errors
-from .progress import DEFAULT_INTERVAL, progress
+from lenprof.api import compare
+from lenprof.cli.common import Coverage, Finite, UsageProblem, emit, log, usage_errors
+from lenprof.cli.progress import DEFAULT_INTERVAL, progress
+from lenprof.count.tokenizer import PACKAGED
+from lenprof.engine import ENGINES, get_engine
+from lenprof.engine.local import PER_CORE
+from lenprof.io.buckets import LengthBuckets
+from lenprof.io.discover import skipped_outputs
+from lenprof.io.records import DEFAULT_SHARD_BYTES
+from lenprof.report import FORMATS
+from lenprof.report.compare import check_format, render_comparison
+from lenprof.rows.fields import Fields
+from lenprof.rows.options import MAX_LINE_BYTES, MAX_TEXT_CHARS, ScanOptions
 
 
 def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> None:
@@ -263,7 +263,7 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
     sentence-transformers columns (anchor, positive, negative or negative_1..n) through their
     mapping; --fields names others.
     """
-    from ..scan import scan
+    from lenprof.api import scan
 
     tokenizers = list(tokenizer) or [None]
     _check_tokenizers(tokenizers, for_tokenizer, fmt)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .common import Finite, UsageProblem, emit, usage_errors
+from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
 
 
 @click.command("train")
@@ -129,8 +129,8 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
         raise UsageProblem(
             f"lenprof train needs the train extra ({exc.name} is missing): pip install 'lenprof[train]'"
         ) from exc
-    from ..train.run import TrainSetupError, default_model, scan_then_train, summary
-    from ..train.trainer import TrainConfig, TrainError
+    from lenprof.train.config import TrainConfig, TrainError
+    from lenprof.train.run import TrainSetupError, default_model, scan_then_train, summary
 
     with usage_errors():
         cfg = TrainConfig(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def __getattr__(name: str):
     if name == "LossHealthCallback":  # imported on use: torch and transformers load only then
-        from .callback import LossHealthCallback
+        from lenprof.integrations.callback import LossHealthCallback
 
         return LossHealthCallback
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

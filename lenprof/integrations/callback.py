@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ..train.guard import Guard, MetricsLog, current_lr
-from ..train.snapshot import Snapshot
+from lenprof.train.guard import Guard, MetricsLog, current_lr
+from lenprof.train.snapshot import Snapshot
 
 
 def _loss_of(output) -> torch.Tensor | None:

@@ -69,7 +69,7 @@ def candidates(runner) -> int | None:
 def _watch(runner_class, options: dict, outcome: dict) -> None:
     """Attach the callback as the runner is built (its ``__init__`` ends by loading the trainer;
     some runners override ``run``, none skips the base ``__init__``)."""
-    from .callback import LossHealthCallback
+    from lenprof.integrations.callback import LossHealthCallback
 
     init = runner_class.__init__
 

@@ -6,7 +6,7 @@ self-contained HTML report.
 
 from __future__ import annotations
 
-from .text import (
+from lenprof.report.text import (
     render_args,
     render_env,
     render_json,

@@ -1,13 +1,14 @@
-"""Rendering a :class:`~lenprof.comparison.Comparison`: tokenizers side by side, in the terminal and
+"""Rendering a :class:`~lenprof.stats.comparison.Comparison`: tokenizers side by side, in the terminal and
 in the HTML report. Rendering only: every number was computed by the scan."""
 
 from __future__ import annotations
 
-from ..comparison import Comparison
-from ..profile import Profile, ProfileError
-from ..recommend import TARGETS
-from ..stats import FIELDS
-from .text import _grid, _pct, sample_lines
+from lenprof.report.text import _grid, _pct, sample_lines
+from lenprof.stats.comparison import Comparison
+from lenprof.stats.profile import Profile
+from lenprof.stats.profile_json import ProfileError
+from lenprof.stats.recommend import TARGETS
+from lenprof.stats.scan_stats import FIELDS
 
 PERCENTILES = ("50", "90", "95", "99", "99.9")
 ONE_TOKENIZER_FORMATS = ("args", "yaml", "env", "st", "markdown")  # they print one tokenizer's lengths
@@ -28,7 +29,7 @@ def check_format(fmt: str, names: list[str], for_tokenizer: str | None) -> None:
 def render_comparison(fmt: str, comparison: Comparison, for_tokenizer: str | None) -> str:
     """``--format`` for a comparison: the side-by-side table, the comparison JSON, or one
     tokenizer's lengths in the other formats."""
-    from . import FORMATS
+    from lenprof.report import FORMATS
 
     check_format(fmt, comparison.names, for_tokenizer)
     if fmt in ONE_TOKENIZER_FORMATS:
@@ -119,7 +120,7 @@ def render_comparison_table(comparison: Comparison) -> str:
 
 
 def _html_table(rows: list[list[str]], cls: str) -> str:
-    from .html import _e
+    from lenprof.report.html import _e
 
     head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
@@ -128,7 +129,7 @@ def _html_table(rows: list[list[str]], cls: str) -> str:
 
 def render_comparison_html(comparison: Comparison) -> str:
     """The tokenizers side by side, then each one's own report, folded."""
-    from .html import CSS, _e, render_html
+    from lenprof.report.html import CSS, _e, render_html
 
     first = comparison.profiles[0]
     s = first.samples

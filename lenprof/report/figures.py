@@ -9,8 +9,8 @@ simply runs to the longest text and there is no overflow bar. :func:`figure_data
 histogram alone; ``html.py`` draws it, and writes the same data into the page so that a test
 (or a reader) can check what the figure shows.
 
-    >>> from lenprof.histogram import LengthHistogram
-    >>> from lenprof.recommend import candidates
+    >>> from lenprof.stats.histogram import LengthHistogram
+    >>> from lenprof.stats.recommend import candidates
     >>> h = LengthHistogram.from_lengths(list(range(1, 101)) * 10 + [20_000])
     >>> d = figure_data("pos", h, candidates(h, 104, 512), 104)
     >>> d.axis_max, d.overflow, d.longest, round(d.bulk_share, 2)  # p99 = 100 spans 89% of the axis
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..histogram import LengthHistogram
-from ..recommend import Candidate
+from lenprof.stats.histogram import LengthHistogram
+from lenprof.stats.recommend import Candidate
 
 MAX_BARS = 100
 OVERFLOW_SLACK = 1.25  # the axis runs to the longest text when it is at most this far past the bulk

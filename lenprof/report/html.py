@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file (figures inlined as SVG data, no scripts, no fonts).
 
-Rendering only: every number comes from the :class:`~lenprof.profile.Profile`.
+Rendering only: every number comes from the :class:`~lenprof.stats.profile.Profile`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import json
 
 import numpy as np
 
-from ..checks import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
-from ..histogram import LengthHistogram
-from ..profile import Profile
-from ..recommend import Candidate, candidates
-from ..stats import FIELDS
-from ..version import __version__
-from .figures import FigureData, figure_data
+from lenprof.report.figures import FigureData, figure_data
+from lenprof.rows.reasons import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
+from lenprof.stats.histogram import LengthHistogram
+from lenprof.stats.profile import Profile
+from lenprof.stats.recommend import Candidate, candidates
+from lenprof.stats.scan_stats import FIELDS
+from lenprof.version import __version__
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#1d1d1f;padding:0 1rem}

@@ -1,4 +1,4 @@
-"""Render a :class:`~lenprof.profile.Profile` as text: JSON, the one-line trainer arguments,
+"""Render a :class:`~lenprof.stats.profile.Profile` as text: JSON, the one-line trainer arguments,
 YAML, shell variables, a sentence-transformers line, Markdown and the terminal table.
 
 Rendering only: every number here was computed by the scan.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from ..profile import Profile
-from ..readers.splits import summary
-from ..recommend import TARGETS
-from ..stats import FIELDS
+from lenprof.io.readers.splits import summary
+from lenprof.stats.profile import Profile
+from lenprof.stats.recommend import TARGETS
+from lenprof.stats.scan_stats import FIELDS
 
 
 def render_json(profile: Profile) -> str:

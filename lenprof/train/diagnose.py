@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..jsontext import loads
-from .health import Event, Step, candidates_per_query, finite
-from .runinfo import run_info
+from lenprof.io.jsontext import loads
+from lenprof.train.health import Event, Step, candidates_per_query, finite
+from lenprof.train.runinfo import run_info
 
 ORDER = (
     "exact_zero",

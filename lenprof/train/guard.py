@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .health import Event, Step, Watchdog, advice
-from .snapshot import Snapshot
+from lenprof.train.health import Event, Step, Watchdog, advice
+from lenprof.train.snapshot import Snapshot
 
 
 class MetricsLog:

@@ -10,11 +10,11 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
-from ..options import ScanOptions
-from ..profile import Profile
-from ..scan import scan
-from ..tokenize import TokenizerError, packaged_model_path
-from .health import ADVICE, candidates_per_query
+from lenprof.api import scan
+from lenprof.count.tokenizer import TokenizerError, packaged_model_path
+from lenprof.rows.options import ScanOptions
+from lenprof.stats.profile import Profile
+from lenprof.train.health import ADVICE, candidates_per_query
 
 
 class TrainSetupError(ValueError):
@@ -44,7 +44,7 @@ def scan_then_train(
     saved profile or else from this scan. ``min_neg``: the scan's rule (rows with fewer
     negatives are dropped); 0 keeps rows without any, which train with group size 1 and
     in-batch negatives."""
-    from .trainer import train
+    from lenprof.train.trainer import train
 
     if candidates_per_query(cfg.batch_size, cfg.group_size, cfg.in_batch_negatives) == 1:
         flags = f"--batch-size {cfg.batch_size} --train-group-size {cfg.group_size}"

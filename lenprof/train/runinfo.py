@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..jsontext import loads
+from lenprof.io.jsontext import loads
 
 
 @dataclass(frozen=True)

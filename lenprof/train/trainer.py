@@ -16,116 +16,20 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..options import ScanOptions
-from .data import GroupSampler, Row, batches, read_rows
-from .guard import Guard, MetricsLog, current_lr
-from .health import ADVICE, candidates_per_query
-from .loss import contrastive_loss
-from .model import Embedder, default_pooling
-from .snapshot import Snapshot
-
-
-class TrainError(Exception):
-    """A configuration that cannot train, or a run stopped by the watchdog. Exit code 2 / 1."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str  # cleaned JSONL (lenprof scan --clean-out)
-    model: str
-    output_dir: str
-    query_max_len: int | None  # None: the scan's recommendation (see run.py)
-    passage_max_len: int | None
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 8
-    group_size: int = 8
-    in_batch_negatives: bool = True
-    temperature: float = 0.02
-    learning_rate: float = 1e-5
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
-    pooling: str | None = None  # None: the model's sentence-transformers config, else cls
-    query_instruction: str | None = None
-    query_instruction_format: str = "{}{}"
-    passage_instruction: str | None = None
-    passage_instruction_format: str = "{}{}"
-    gradient_checkpointing: bool = False
-    group_by_length: bool = False
-    mixed_precision: str | None = None  # None: bf16 (or fp16) on GPU, fp32 on CPU
-    seed: int = 42
-    save_steps: int = 500
-    resume: bool = False
-    eval_split: float = 0.0
-    on_collapse: str = "recover"  # or "stop"
-    collapse_steps: int = 20
-    max_recoveries: int = 3
-    negatives_cross_device: bool = False  # in-batch negatives from every process's batch
-    kd_loss_type: str | None = None  # kl_div or m3_kd_loss: distil from the rows' pos_scores/neg_scores
-    snapshot: str = "memory"  # or "disk": where the last healthy weights and optimizer state wait
-    rejects: str | None = None  # the scan's rejects file, named when too few rows are left
-
-
-def _precision(cfg: TrainConfig) -> str:
-    if cfg.mixed_precision:
-        return cfg.mixed_precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
-def _instructions(cfg: TrainConfig) -> ScanOptions:
-    """The scan's own instruction formatting, so training sees the texts the scan measured."""
-    return ScanOptions(
-        query_instruction=cfg.query_instruction,
-        query_instruction_format=cfg.query_instruction_format,
-        passage_instruction=cfg.passage_instruction,
-        passage_instruction_format=cfg.passage_instruction_format,
-    )
-
-
-def evaluate(model: Embedder, tokenizer, rows: list[Row], cfg: TrainConfig, device) -> dict[str, float]:
-    """recall@10 and MRR@10 of held-out queries against all held-out passages."""
-    corpus = list(dict.fromkeys(t for r in rows for t in (*r.pos, *r.neg)))
-    index = {t: i for i, t in enumerate(corpus)}
-    texts = _instructions(cfg)
-    queries = [texts.query_text(r.query, r.prompt) for r in rows]
-    passages = [texts.passage_text(t) for t in corpus]
-    model.eval()
-    with torch.no_grad():
-        q = _encode(model, tokenizer, queries, cfg.query_max_len, device)
-        p = _encode(model, tokenizer, passages, cfg.passage_max_len, device)
-    model.train()
-    top = (q @ p.T).topk(min(10, len(corpus)), dim=1).indices.tolist()  # (queries, 10)
-    recall, rr = [], []
-    for row, ranked in zip(rows, top, strict=True):
-        relevant = {index[t] for t in row.pos}
-        hits = [rank for rank, i in enumerate(ranked) if i in relevant]
-        recall.append(len(relevant & set(ranked)) / len(relevant))
-        rr.append(1 / (hits[0] + 1) if hits else 0.0)
-    return {
-        "recall@10": round(float(np.mean(recall)), 4),
-        "mrr@10": round(float(np.mean(rr)), 4),
-        "queries": len(rows),
-        "corpus": len(corpus),
-    }
-
-
-def _encode(model, tokenizer, texts: list[str], max_len: int, device, batch: int = 64) -> torch.Tensor:
-    out = []
-    for i in range(0, len(texts), batch):
-        enc = tokenizer(
-            texts[i : i + batch], truncation=True, max_length=max_len, padding=True, return_tensors="pt"
-        ).to(device)
-        out.append(model(**enc).float())
-    return torch.cat(out)
+from lenprof.train.config import TrainConfig, TrainError, _instructions, _precision
+from lenprof.train.data import GroupSampler, Row, batches, read_rows
+from lenprof.train.evaluate import evaluate
+from lenprof.train.guard import Guard, MetricsLog, current_lr
+from lenprof.train.health import ADVICE, candidates_per_query
+from lenprof.train.loss import contrastive_loss
+from lenprof.train.model import Embedder, default_pooling
+from lenprof.train.snapshot import Snapshot
 
 
 def train(cfg: TrainConfig, log=print) -> dict:

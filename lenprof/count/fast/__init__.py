@@ -1,0 +1,80 @@
+"""Token counts faster than the tokenizer runs, never different from what it would count.
+
+A length profile needs only how many tokens a text has. For some tokenizers that count splits
+exactly over pieces of the text that a cheap cut finds, and real corpora reuse few distinct
+pieces, so each piece is tokenized once and its count cached:
+
+    count(text) = specials + sum(count(piece) - specials for piece in pieces(text))
+
+When it holds (the proof, per family):
+
+- BERT WordPiece, cased or uncased (``BertNormalizer``, ``BertPreTokenizer``, ``WordPiece``),
+  for any text without control characters other than tab, newline and return:
+  - the normalizer works one character at a time: it deletes control and format characters,
+    turns every other whitespace character into a space, puts spaces around Chinese characters,
+    and lower-cases and strips accents (canonical decomposition, NFD, never makes a space);
+  - the pre-tokenizer splits at every whitespace character before anything else, then isolates
+    each punctuation character inside each piece, and WordPiece encodes each word alone (a word
+    over ``max_input_chars_per_word`` becomes [UNK] alone too);
+  - added tokens match inside one chunk (below).
+  Two cuts follow:
+  - *words*, for ASCII texts that hold nothing an added token matches: the pre-tokenizer's own
+    pieces, runs of letters and digits and single punctuation characters (in ASCII, every
+    printable character that is no letter, digit or space is punctuation to BERT), lower-cased
+    first when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
+    fingerprinted for a whole batch at once with numpy, on the bytes;
+  - *chunks*, for every other text: ``str.split()``'s, after spacing out Chinese characters as
+    the normalizer does. Outside control characters Python splits at exactly the characters
+    the normalizer turns into spaces (the control characters ``\x0b``, ``\x0c``,
+    ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the rule
+    leaves out).
+
+- Byte-level BPE (GPT-2, RoBERTa: no normalizer, ``ByteLevel`` pre-tokenizer with its regex,
+  ``BPE`` without dropout), for ASCII texts that hold nothing an added token matches:
+  - the pre-tokenizer puts a space first where the tokenizer says so, cuts the text with
+    GPT-2's regex (contractions, runs of letters, of digits or of other characters each with
+    one space before, runs of whitespace), maps each piece's bytes to characters, and BPE
+    merges inside each piece alone;
+  - so the pieces are that regex's, written out for ASCII (``\\p{L}`` and ``\\p{N}`` are the
+    ASCII letters and digits, ``\\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
+    and a piece counted by itself (no space put before it, no specials) counts as inside its
+    text: cut alone, a piece is cut into itself.
+
+Added tokens are matched before anything else: one that is not normalized (special tokens, by
+default) in the text as written, a normalized one (``add_tokens``' default) in the normalized
+text, by its own text normalized by the tokenizer's normalizer (``Schrödinger`` as
+``schrodinger`` in uncased BERT); each may keep to whole words (single_word) and take the
+spaces before or after it (lstrip, rstrip). A rule finds what each matches in any case (finding
+more only sends more texts to the tokenizer) and leaves the texts that hold any to the
+tokenizer (BERT: their chunks):
+- in an ASCII text, BERT's normalized text is the text lower-cased where the normalizer
+  lower-cases, whitespace turned into spaces: a normalized token matches there only where its
+  normalized text is found in any case;
+- BERT counts such chunks with the tokenizer, joined by spaces. What a token matches lies in
+  one chunk where it holds no whitespace and a Chinese character only alone (chunks end at
+  whitespace, or at spaces in the normalized text). single_word sees the same neighbours there
+  as in the text, but for a Chinese character next to a token matched as written (a word
+  character, where the chunk ends). The spaces lstrip and rstrip take count no token, and a
+  token that took the space before its chunk counts where it ends. Refused: a normalized token
+  that takes spaces on both sides (it may take a neighbour's, put around a Chinese character),
+  and one whose normalized text is empty (it splits every text between its characters);
+- byte-level BPE: a text that holds none is one split whatever the tokens' options, and its
+  pieces hold none either, but for the space put first: a token whose text starts with a space
+  is refused where a space is put first;
+- each token's text must encode to that token (or one that matches the same): the tokenizer
+  matches what the rule thinks it does.
+A token a rule cannot take makes ``recognise`` refuse the tokenizer: it is counted exactly.
+
+Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.
+Every run checks itself: the first 1,000 texts the run counts, where they take this way, and
+one in a hundred after that are counted by the full tokenizer too, and any difference stops the
+fast path.
+
+    >>> from lenprof import load_tokenizer
+    >>> from lenprof.count.fast.counter import FastCounter
+    >>> counter = FastCounter(load_tokenizer(None).backend)
+    >>> counter.rule.family, counter.count(["Hello, world!", "hello world", "a\x0bb", "中文"]).tolist()
+    ('bert-wordpiece', [6, 4, 3, 4])
+    >>> counter.texts, counter.fast  # the third has a control character: the tokenizer counted it
+    (4, 3)
+"""

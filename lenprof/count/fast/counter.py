@@ -1,0 +1,240 @@
+"""The fast counter: counts from cached pieces, each new piece through the tokenizer, every run self-checked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from lenprof.count.exact import count_tokens, encoded, parts
+from lenprof.count.fast.cache import PieceCache
+from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
+from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
+from lenprof.count.fast.wordpiece import WordPiece, wordpiece
+from lenprof.count.hashing import PROCESS_KEY, FingerprintMap, RunKey
+
+CHECK_FIRST = 1000  # a run's first texts, all checked against the full tokenizer before sampling
+CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
+BATCH_CHARS = 1 << 20  # texts are cut this many characters at a time (~40 bytes each, at the peak)
+
+
+class FastCounter:
+    """Token counts: through the piece caches for safe texts where a rule holds, else the
+    tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
+
+    def __init__(self, backend: Any, exact_only: bool = False, key: RunKey | None = None):
+        # the run's key (this process's, drawn as it started, by default): counters that count
+        # together share it
+        self.key = key if key is not None else PROCESS_KEY
+        self.backend = backend
+        self.rule = None if exact_only else recognise(backend)
+        self._wordpiece: WordPiece | None = None
+        self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
+        # one cache per cut (their fingerprints differ), and this counter's column in it
+        self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase))}
+        self.caches |= {"chunks": PieceCache(), "pieces": PieceCache()}
+        self.columns = dict.fromkeys(self.caches, 0)
+        self.texts = self.fast = self.checked = 0
+        self.mismatch: str | None = None
+
+    @property
+    def wordpiece(self) -> WordPiece:
+        if self._wordpiece is None:
+            self._wordpiece = wordpiece(self.backend.to_str())
+        return self._wordpiece
+
+    @property
+    def path(self) -> str:
+        return f"chunks:{self.rule.family}" if self.rule and not self.mismatch else "tokenizer"
+
+    def count(self, texts: list[str], at: int | None = None) -> np.ndarray:
+        """Token counts of ``texts`` (see :func:`count_together`)."""
+        return count_together([self], texts, at)[0]
+
+    def _count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
+        rule = self.rule
+        self.texts += len(texts)
+        if rule is None or self.mismatch is not None:  # the self-check failed on an earlier part
+            return count_tokens(self.backend, texts)
+        if rule.family == "byte-level-bpe":
+            return self._byte_level_count(texts, cuts, at)
+        out = np.zeros(len(texts), dtype=np.int64)
+        fast = np.zeros(len(texts), dtype=bool)
+        ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added, self.key))
+        if len(ascii_):
+            counted = ascii_[~words.left_out]
+            out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
+            fast[counted] = True
+
+        def rest_chunks() -> tuple[list[int], Pieces | None]:
+            # the other texts, but those with a control character outside the rule
+            rest = [i for i in np.flatnonzero(~fast).tolist() if _UNSAFE.search(texts[i]) is None]
+            return rest, whitespace_chunks([texts[i] for i in rest], rule.pad_chinese) if rest else None
+
+        rest, chunks = cuts.once(rule.cuts()["chunks"], rest_chunks)
+        if rest:
+            out[rest] = self._sums(chunks)
+            fast[rest] = True
+        return self._rest_and_check(texts, out, fast, at, cuts)
+
+    def _rest_and_check(
+        self, texts: list[str], out: np.ndarray, fast: np.ndarray, at: int, cuts: Memo
+    ) -> np.ndarray:
+        """Count the texts ``fast`` leaves out with the tokenizer, and check some of the others
+        against it (see ``_check``): those among the run's first ``CHECK_FIRST`` texts (``at``
+        texts came before these), and one in ``CHECK_EVERY`` after that, chosen by its hash
+        (the same texts for every counter that took the fast path for the same texts)."""
+        slow = np.flatnonzero(~fast)
+        if len(slow):
+            out[slow] = count_tokens(self.backend, [texts[i] for i in slow.tolist()])
+        chosen = np.flatnonzero(fast)
+        self.fast += len(chosen)
+
+        def sample_of() -> list[int]:
+            head = int(np.searchsorted(chosen, CHECK_FIRST - at))
+            return chosen[:head].tolist() + [
+                i for i in chosen[head:].tolist() if hash(texts[i]) % CHECK_EVERY == 0
+            ]
+
+        sample = cuts.once(("sample", fast.tobytes()), sample_of)
+        if sample:
+            self._check([texts[i] for i in sample], out[sample])
+        return out
+
+    def _byte_level_count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
+        """Byte-level BPE: ASCII texts without an added token's text through their pieces,
+        others through the tokenizer (an empty text too: the tokenizer puts no space before it)."""
+        rule = self.rule
+        assert rule is not None
+        added = rule.added.search if rule.added is not None else (lambda t: None)
+        fast = np.fromiter((t.isascii() and t != "" and added(t) is None for t in texts), bool, len(texts))
+        out = np.zeros(len(texts), dtype=np.int64)
+        chosen = np.flatnonzero(fast)
+        if len(chosen):
+            pieces = cuts.once(
+                rule.cuts()["pieces"],
+                lambda: byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space),
+            )
+            out[chosen] = self._sums(pieces)
+        return self._rest_and_check(texts, out, fast, at, cuts)
+
+    def _sums(self, cut: Pieces) -> np.ndarray:
+        """Each text's count from its pieces: each piece is looked up by its fingerprint (in the
+        cache's hot table, then, for the distinct ones it misses, in its map: a few bytes a
+        piece in sorted arrays, not a dict of strings), the new ones counted (and kept once
+        every counter has counted the part: ``PieceCache.settle``), and each text's pieces
+        summed with numpy."""
+        cache, column = self.caches[cut.kind], self.columns[cut.kind]
+        counts = cache.lookup(cut, column)
+        cold = np.flatnonzero(counts == FingerprintMap.UNKNOWN)
+        if len(cold):
+            _, first, inverse, found = cache.distinct(cut, cold)
+            missing = np.flatnonzero(found[:, column] == FingerprintMap.UNKNOWN)
+            if len(missing):
+                found[missing, column] = self._piece_counts(cut, first[missing])
+            counts[cold] = found[inverse, column]
+        return self.rule.specials + cut.sums(counts)  # type: ignore[union-attr]
+
+    def _piece_counts(self, cut: Pieces, new: np.ndarray) -> np.ndarray:
+        """Tokens of the cut's pieces at ``new`` (distinct ones), specials left out:
+        - a word (ASCII, no added token's text, lower-cased where the normalizer lower-cases),
+          by WordPiece's own rule (``WordPiece``): the normalizer would change nothing and the
+          pre-tokenizer would keep it whole;
+        - a byte-level piece, by the tokenizer alone (its spaces are part of it), without the
+          space put first and without specials;
+        - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
+          chunks of Chinese or accented texts are: names, options, numbers); the others go to
+          the tokenizer (``_tokenized_chunks``)."""
+        rule = self.rule
+        assert rule is not None
+        key = new.tobytes()
+        pieces = cut.memo.once(("strings", key), lambda: cut.strings(new))
+        if cut.kind == "words":
+            if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
+                pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
+            return self.wordpiece.counts(pieces)
+        if cut.kind == "pieces":
+            if self._alone is None:
+                self._alone = _alone(self.backend.to_str())
+            return count_tokens(self._alone, pieces, special=False)
+        counts = np.zeros(len(pieces), dtype=np.int64)
+        ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added, self.key))
+        counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials
+        rest = np.ones(len(pieces), dtype=bool)
+        rest[ascii_[~words.left_out]] = False
+        where = np.flatnonzero(rest)
+        if len(where):
+            counts[where] = self._tokenized_chunks([pieces[i] for i in where.tolist()])
+        return counts
+
+    def _tokenized_chunks(self, chunks: list[str], per_text: int = 64) -> np.ndarray:
+        """Tokens of each chunk by the tokenizer: chunks joined by spaces, ``per_text`` at a time
+        (a call per chunk would cost more than the chunk), each token given to the chunk its
+        offset falls in."""
+        counts = np.zeros(len(chunks), dtype=np.int64)
+        lstrip = self.rule.lstrip if self.rule else ()
+        groups = [chunks[i : i + per_text] for i in range(0, len(chunks), per_text)]
+        encodings = encoded(
+            lambda t: self.backend.encode_batch(t, add_special_tokens=False), [" ".join(g) for g in groups]
+        )
+        for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
+            at = np.cumsum([0] + [len(c) + 1 for c in group[:-1]])
+            spans = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)  # (tokens, 2)
+            where = spans[:, 0]  # a token is the chunk's it starts in
+            if lstrip:  # but one that took the space before its chunk is the chunk's it ends in
+                took = np.isin(np.array(encoding.ids), lstrip)
+                where[took] = spans[took, 1] - 1
+            owner = np.searchsorted(at, where, side="right") - 1
+            counts[g * per_text : g * per_text + len(group)] = np.bincount(owner, minlength=len(group))
+        return counts
+
+    def _check(self, texts: list[str], counts: np.ndarray) -> None:
+        """Count these texts the full way too; a difference stops the fast path."""
+        exact = count_tokens(self.backend, texts)
+        self.checked += len(texts)
+        wrong = np.flatnonzero(exact != counts)
+        if len(wrong):
+            i = int(wrong[0])
+            self.mismatch = (
+                f"the chunk count of {texts[i][:60]!r} was {int(counts[i])}, the tokenizer's {int(exact[i])}"
+            )
+
+
+def _ascii_words(texts: list[str], added: re.Pattern | None, key: RunKey) -> tuple[np.ndarray, Words]:
+    """The ASCII ones among ``texts`` (or chunks), and their words cut."""
+    ascii_ = np.flatnonzero(np.fromiter(map(str.isascii, texts), bool, len(texts)))
+    return ascii_, Words([texts[i] for i in ascii_.tolist()], added, key)
+
+
+def count_together(counters: list[FastCounter], texts: list[str], at: int | None = None) -> np.ndarray:
+    """(counters, texts): each counter's token counts of ``texts``, ``BATCH_CHARS`` characters
+    at a time (a part's arrays stay some tens of MB). Each part is cut once for all the counters, and
+    counted by each before the next part, so counters that share piece caches (see
+    ``share_caches``) find there what the others counted. ``at`` is how many texts the run
+    counted before these (the first counter's own count by default): the run's first
+    ``CHECK_FIRST`` are all checked. The counters are the same run's: they share its key."""
+    assert len({counter.key for counter in counters}) == 1, "counters counting together share a run key"
+    at = counters[0].texts if at is None else at
+    out = np.zeros((len(counters), len(texts)), dtype=np.int64)
+    caches = {id(cache): cache for counter in counters for cache in counter.caches.values()}.values()
+    for a, b in parts(texts, BATCH_CHARS):
+        cuts = Memo()  # the part's cuts, by what makes two rules' cuts alike
+        for k, counter in enumerate(counters):
+            out[k, a:b] = counter._count(texts[a:b], cuts, at + a)
+        for cache in caches:
+            cache.settle()
+    return out
+
+
+def share_caches(counters: list[FastCounter]) -> None:
+    """Counters of several tokenizers that count the same texts (see :func:`count_together`) and
+    cut them alike share one piece cache per cut, a column each."""
+    alike: dict[tuple, list[FastCounter]] = {}
+    for counter in counters:
+        for key in counter.rule.cuts().values() if counter.rule else ():
+            alike.setdefault(key, []).append(counter)
+    for (kind, *_), members in alike.items():
+        cache = PieceCache(len(members), lowercase=all(c.rule.lowercase for c in members))  # type: ignore[union-attr]
+        for column, counter in enumerate(members):
+            counter.caches[kind], counter.columns[kind] = cache, column

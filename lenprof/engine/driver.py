@@ -1,0 +1,269 @@
+"""The driver: runs a plan's shards through any executor and merges what comes back.
+
+Workers do every row-level step (see ``worker.py``); the driver makes the decisions that need the
+whole corpus, in corpus order, from fingerprints alone:
+
+- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintMap`` from
+  the key to the shard that held it first (12 bytes a kept row), so that the first duplicate
+  rows, the examples a report shows, can name the earlier line (``_name_earlier_rows``);
+- a distinct text is tokenized by the first shard that holds it, and its length is shared with
+  every later shard: ``TextTable`` numbers each distinct text (``FingerprintMap``, 12 bytes a
+  text) and keeps, by number, its length by each tokenizer and the fields it was kept in (so the
+  unique counts need no set per field);
+- a shard's lines are numbered after the lines of the shards of its input before it.
+
+An executor runs calls on workers: in this process (``local.Inline``), in worker processes
+(``pool.ProcessPool``) or as Ray actors (``ray.RayActors``). Calls to one worker run in the order
+they are sent; results come back in any order. Results never depend on the executor, the number
+of workers or the shard size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from lenprof.count.hashing import FingerprintMap
+from lenprof.engine.plan import Plan
+from lenprof.engine.results import CheckReport, ShardResult
+from lenprof.io.readers import stdin
+from lenprof.io.records import Shard
+from lenprof.stats.scan_stats import EXAMPLES_PER_REASON, TEXT_FIELDS, Example, ScanStats
+
+
+class Executor(Protocol):
+    workers: int
+
+    def submit(self, worker: int, call: str, *args: Any) -> None:
+        """Run ``ShardWork.<call>(*args)`` on ``worker``, after the calls sent to it before."""
+
+    def result(self) -> tuple[str, Any]:
+        """The next finished call and what it returned (waits for one)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One shard merged: its input, bytes of that input read so far, and the rows it held;
+    ``corpus_done`` of ``corpus_total`` bytes of all inputs read so far."""
+
+    input: int
+    path: str
+    done: int
+    total: int
+    rows: int
+    corpus_done: int = 0
+    corpus_total: int = 0
+
+
+@dataclass
+class Totals:
+    stats: ScanStats = field(default_factory=ScanStats)
+    shards: int = 0
+    tokenized: int = 0  # distinct texts counted
+    fast: int = 0  # of them through the piece caches
+    checked: int = 0  # of those, by the full tokenizer too
+    tokenize_seconds: float = 0.0  # summed over workers
+    others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
+
+
+class FastPathFailed(RuntimeError):
+    """The piece-cache count of a text differed from the tokenizer's: recount exactly."""
+
+
+@dataclass
+class _Flight:
+    """A shard between dispatch and merge."""
+
+    shard: Shard
+    worker: int
+    report: CheckReport | None = None
+    first_line: int = 0
+    keep: np.ndarray | None = None
+    need: np.ndarray | None = None  # distinct texts this shard tokenizes
+    ids: np.ndarray | None = None  # each distinct text's number in the text table
+    measured: bool = False
+
+
+class TextTable:
+    """Every distinct text of the corpus, numbered in the order shards claim them: its length by
+    each tokenizer, and in which fields of kept rows it was seen (a bit per text field)."""
+
+    def __init__(self, tokenizers: int):
+        self.numbers = FingerprintMap()
+        self.lengths = np.zeros((1024, tokenizers), dtype=np.uint32)
+        self.fields = np.zeros(1024, dtype=np.uint8)
+
+    def claim(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the texts no earlier shard held, each text's number), for a shard's sorted, distinct
+        text fingerprints."""
+        new, ids = self.numbers.number(texts)
+        if len(self.numbers) > len(self.fields):  # room for them, grown geometrically
+            more = max(len(self.numbers), 2 * len(self.fields)) - len(self.fields)
+            self.lengths = np.concatenate([self.lengths, np.zeros((more, self.lengths.shape[1]), np.uint32)])
+            self.fields = np.concatenate([self.fields, np.zeros(more, np.uint8)])
+        return new, ids
+
+    def unique(self) -> dict[str, int]:
+        """Distinct texts of kept rows, per field (passage: pos or neg)."""
+        fields = self.fields[: len(self.numbers)]
+        bits = {f: np.uint8(1 << i) for i, f in enumerate(TEXT_FIELDS)}
+        counts = {f: int(np.count_nonzero(fields & bit)) for f, bit in bits.items()}
+        return {**counts, "passage": int(np.count_nonzero(fields & (bits["pos"] | bits["neg"])))}
+
+
+def drive(
+    plan: Plan,
+    executor: Executor,
+    write: Callable[[Shard, ShardResult], None],
+    on_progress: Callable[[Progress], None] | None = None,
+    window: int | None = None,
+) -> Totals:
+    """Scan every shard of ``plan``; ``write`` gets each shard's result in corpus order."""
+    totals = Totals(others=[Totals() for _ in plan.others])
+    every = [totals, *totals.others]  # one per tokenizer
+    shards = iter(plan.shards())
+    window = window or 3 * executor.workers  # shards between dispatch and merge
+    flights: dict[int, _Flight] = {}
+    load = [0] * executor.workers  # calls sent to each worker and not yet answered
+    seen = FingerprintMap()  # row key -> the shard that held it first
+    table = TextTable(len(every))
+    next_line: dict[int, int] = {}
+    first_lines: list[int] = []  # of each decided shard
+    duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
+    dispatched = decided = finished = merged = 0  # shards past each step, all in order
+    reports: dict[int, CheckReport] = {}
+    results: dict[int, ShardResult] = {}
+    exhausted = False
+    starts = [0]  # bytes of the inputs before each, for progress
+    for item in plan.inputs:
+        starts.append(starts[-1] + item.size)
+    sized = all(item.size for item in plan.inputs)  # a pipe has no size: no share, no time left
+
+    def send(k: int, call: str, *args: Any) -> None:
+        w = flights[k].worker
+        load[w] += 1
+        executor.submit(w, call, *args)
+
+    while True:
+        while not exhausted and dispatched - merged < window:
+            shard = next(shards, None)
+            if shard is None:
+                exhausted = True
+                break
+            w = min(range(executor.workers), key=load.__getitem__)
+            flights[dispatched] = _Flight(
+                dataclasses.replace(shard, lines=None, rows=None), w
+            )  # no data kept
+            send(dispatched, "check", dispatched, shard)
+            dispatched += 1
+        if exhausted and merged == dispatched:
+            break
+
+        call, value = executor.result()
+        if call == "check":
+            reports[value.index] = value
+        elif call == "measure":
+            if value.mismatch is not None:
+                raise FastPathFailed(value.mismatch)
+            f = flights[value.index]
+            table.lengths[f.ids[f.need]] = value.lengths.T  # type: ignore[index]
+            for k, t in enumerate(every):
+                t.fast += value.fast[k]
+                t.checked += value.checked[k]
+            f.measured = True
+            totals.tokenize_seconds += value.seconds
+        else:
+            results[value.index] = value
+        load[flights[value.index].worker] -= 1
+
+        while decided in reports:  # decisions in corpus order
+            f = flights[decided]
+            f.report = report = reports.pop(decided)
+            f.first_line = next_line.get(f.shard.input, 1)
+            next_line[f.shard.input] = f.first_line + report.lines
+            f.keep = seen.claim(report.dedup, decided)
+            first_lines.append(f.first_line)
+            if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
+                keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
+                duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
+            new, f.ids = table.claim(report.texts)  # the texts no earlier shard holds are new
+            f.need = np.flatnonzero(new)
+            if len(f.need):
+                send(decided, "measure", decided, f.need, totals.tokenized)
+                for t in every:
+                    t.tokenized += len(f.need)
+            else:
+                f.measured = True
+            decided += 1
+        # A shard's texts are owned by it or by earlier shards: once every shard up to it is
+        # measured, all its lengths are known.
+        while finished < decided and flights[finished].measured:
+            f = flights[finished]
+            lengths = np.ascontiguousarray(table.lengths[f.ids].T)  # type: ignore[index]
+            send(finished, "finish", finished, f.keep, f.first_line, lengths)
+            f.report = f.keep = f.need = None  # type: ignore[assignment]
+            finished += 1
+        while merged in results:
+            f, result = flights.pop(merged), results.pop(merged)
+            table.fields[f.ids] |= result.fields  # type: ignore[index]
+            write(f.shard, result)
+            totals.stats += result.stats
+            for t, stats in zip(totals.others, result.others, strict=True):
+                t.stats += stats
+            totals.shards += 1
+            if on_progress is not None:
+                i = f.shard.input
+                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
+                on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
+            merged += 1
+    unique = table.unique()
+    for t in every:
+        t.stats.unique = dict(unique)
+    if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
+        earlier = _earlier_rows(plan, executor, duplicates, first_lines)
+        for t in every:
+            _name_earlier_rows(t.stats, duplicates, earlier)
+    return totals
+
+
+def _earlier_rows(
+    plan: Plan, executor: Executor, duplicates: list[tuple[int, int]], first_lines: list[int]
+) -> dict[int, tuple[str, int]]:
+    """Where the earlier row of each of the first duplicates is (input path, line): the shards
+    that hold them are read again (at most five, never past the fifth duplicate)."""
+    wanted: dict[int, list[int]] = {}
+    for key, shard in duplicates:
+        wanted.setdefault(shard, []).append(key)
+    shards: dict[int, Shard] = {}
+    for k, shard in enumerate(plan.shards()):
+        if k in wanted:
+            shards[k] = shard
+            executor.submit(0, "locate", k, shard, np.array(wanted[k], dtype=np.uint64))
+            if len(shards) == len(wanted):
+                break
+    earlier: dict[int, tuple[str, int]] = {}
+    for _ in shards:
+        _, (k, found) = executor.result()
+        for key, r in found.items():
+            earlier[key] = (shards[k].path, first_lines[k] + r)
+    return earlier
+
+
+def _name_earlier_rows(
+    stats: ScanStats, duplicates: list[tuple[int, int]], earlier: dict[int, tuple[str, int]]
+) -> None:
+    """Name the earlier row in each duplicate_row example: the examples are the first duplicate
+    rows in corpus order, and so are ``duplicates``."""
+    examples = stats.examples.get("duplicate_row", [])
+    for i, ((key, _), e) in enumerate(zip(duplicates, examples, strict=False)):
+        if key not in earlier:
+            continue
+        source, line = earlier[key]
+        where = f"line {line}" if source == e.source else f"{source}:{line}"
+        examples[i] = Example(e.source, e.line, f"same query and positives as {where}, which was kept")

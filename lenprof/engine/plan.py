@@ -1,0 +1,225 @@
+"""The plan of a scan: everything decided before the first row is read.
+
+Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
+are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
+its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL, stdin, Parquet and the
+inputs of ``io/readers/`` (JSON arrays, CSV/TSV, ``datasets``), which only the driver can read in
+order. Every engine runs the same plan; shards never change a result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from lenprof.count.hashing import RunKey
+from lenprof.count.load import load_tokenizer
+from lenprof.count.tokenizer import LoadedTokenizer
+from lenprof.errors import InputError
+from lenprof.io import transaction as out
+from lenprof.io.buckets import LengthBuckets, stems
+from lenprof.io.discover import discover
+from lenprof.io.files import InputFile
+from lenprof.io.readers import stdin
+from lenprof.io.records import DEFAULT_SHARD_BYTES, Shard, shards
+from lenprof.io.stamps import Stamp, stamp, unchanged
+from lenprof.rows import cleaned, leaks
+from lenprof.rows.fields import Fields
+from lenprof.rows.layouts import Layout, resolve
+from lenprof.rows.leaks import EvalIndex
+from lenprof.rows.options import ScanOptions
+
+EXPANSION = 8  # about how many bytes of rows a byte of compressed input holds, for Plan.shards_at_most
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a scan writes; every one is optional."""
+
+    clean: str | None = (
+        None  # kept rows, repaired (.jsonl, .jsonl.gz, .parquet), or DIR/ to mirror the inputs
+    )
+    rejects: str | None = None  # dropped rows with line and reason
+    profile: str | None = None  # the JSON profile
+    report: str | None = None  # the HTML report
+    buckets: LengthBuckets | None = None  # kept rows by length, in their own folder
+    clean_format: str = "input"  # or "flagembedding" (see cleaned.py)
+
+    def files(self) -> dict[str, str]:
+        return {k: v for k, v in (("rejects", self.rejects), ("profile", self.profile), ("report", self.report)) if v}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker needs, sent once: small and picklable."""
+
+    options: ScanOptions
+    fields: tuple[Fields, ...]  # per input: the columns its layout reads
+    tokenizer_json: str
+    encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
+    exact_only: bool  # no piece-cache counting (count/fast/)
+    cap: int | None
+    clean: bool
+    clean_parquet: tuple[bool, ...]  # per input: its cleaned rows go to a Parquet file
+    clean_format: str
+    rejects: bool
+    buckets: LengthBuckets | None
+    against: EvalIndex | None = None  # --against: the test queries and positives
+    drop_leaks: bool = False
+    others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
+    # the run's secret: its workers' fingerprints are keyed with it (see count/hashing.py)
+    key: RunKey = field(default_factory=RunKey)
+
+    def tokenizers(self) -> list[tuple[str, bool]]:
+        """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
+        return [(self.tokenizer_json, self.encode_special_tokens), *((j, e) for j, e, _ in self.others)]
+
+    def other_caps(self) -> list[int | None]:
+        return [cap for _, _, cap in self.others]
+
+
+@dataclass(frozen=True)
+class Plan:
+    inputs: list[InputFile]
+    options: ScanOptions
+    tokenizer: LoadedTokenizer
+    outputs: Outputs
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    stems: list[str] = field(default_factory=list)  # per input: its name in the bucket folder
+    exact_only: bool = False  # every text through the full tokenizer, no piece caches
+    layouts: list[Layout] = field(default_factory=list)  # per input
+    clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
+    against: EvalIndex | None = None
+    drop_leaks: bool = False
+
+    others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
+    stamps: list[Stamp | None] = field(default_factory=list)  # per input on disk: as it was found
+
+    def fields(self, i: int) -> Fields:
+        return self.layouts[i].fields if self.layouts else self.options.fields
+
+    def unchanged(self) -> None:
+        """Raise :class:`InputError` naming the first input file that is not as it was found."""
+        for item, before in zip(self.inputs, self.stamps, strict=False):
+            if before is not None:
+                unchanged(item.path, before)
+
+    @property
+    def tokenizers(self) -> list[LoadedTokenizer]:
+        return [self.tokenizer, *self.others]
+
+    def setup(self) -> WorkerSetup:
+        o = self.outputs
+        return WorkerSetup(
+            options=self.options,
+            fields=tuple(self.fields(i) for i in range(len(self.inputs))),
+            tokenizer_json=self.tokenizer.backend.to_str(),
+            encode_special_tokens=_special(self.tokenizer),
+            exact_only=self.exact_only,
+            cap=self.tokenizer.cap,
+            clean=o.clean is not None,
+            clean_parquet=tuple(t.lower().endswith((".parquet", ".pq")) for t in self.clean_targets),
+            clean_format=o.clean_format,
+            rejects=o.rejects is not None,
+            buckets=o.buckets,
+            against=self.against,
+            drop_leaks=self.drop_leaks,
+            others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
+        )
+
+    def shards_at_most(self) -> int | None:
+        """About how many shards the inputs make (each is one at least), from their sizes: the
+        most workers that could have work. A compressed input or a Parquet file counts as
+        :data:`EXPANSION` times its size; None when an input has no size (a pipe, a hub dataset)."""
+        total = 0
+        for item in self.inputs:
+            if not item.size:
+                return None
+            grown = EXPANSION if item.compression or item.format == "parquet" else 1
+            total += -(-item.size * grown // self.shard_bytes)
+        return max(1, total)
+
+    def shards(self) -> Iterator[Shard]:
+        """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
+        opts = self.options
+        return shards(self.inputs, self.shard_bytes, opts.max_line_bytes, opts.line_head_bytes)
+
+
+def _special(tokenizer: LoadedTokenizer) -> bool:
+    """split_special_tokens: on the Rust object, outside its JSON."""
+    return bool(getattr(tokenizer.backend, "encode_special_tokens", False))
+
+
+def _tokenizer_files(tokenizers: Sequence[LoadedTokenizer]) -> list[str]:
+    """The files a tokenizer was loaded from, named on the command line: a tokenizer.json, or
+    every file of a model folder."""
+    files = []
+    for t in tokenizers:
+        if t.info.source == "file":
+            files.append(t.info.name)
+        elif t.info.source == "folder" and os.path.isdir(t.info.name):
+            with os.scandir(t.info.name) as entries:
+                files += [e.path for e in entries if e.is_file()]
+    return files
+
+
+def make_plan(
+    paths: Sequence[str] | str,
+    options: ScanOptions | None = None,
+    tokenizer: LoadedTokenizer | str | None = None,
+    outputs: Outputs | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    exact_only: bool = False,
+    against: Sequence[str] = (),
+    drop_leaks: bool = False,
+    dataset_split: str | None = None,
+    others: Sequence[LoadedTokenizer | str] = (),
+) -> Plan:
+    """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
+    if shard_bytes < 1:
+        raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
+    outputs = outputs or Outputs()
+    inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
+    stamps = [stamp(item) for item in inputs]  # checked once every byte is read: see scan.run
+    input_paths = [i.path for i in inputs]
+    on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
+    files = outputs.files()
+    if outputs.buckets is not None:
+        folder = os.path.abspath(outputs.buckets.folder)
+        if any(os.path.abspath(p).startswith(folder + os.sep) for p in on_disk):
+            raise InputError(
+                f"{outputs.buckets.folder}: the split folder holds inputs; choose an empty or new folder"
+            )
+        for n, path in enumerate(outputs.buckets.every_path(input_paths)):
+            files[f"bucket {n}"] = path
+    clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
+    files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
+    # test files and the tokenizers' own files are inputs too: no output may replace them
+    protected = on_disk + [i.path for i in discover(list(against))] + _tokenizer_files([tok, *compared])
+    out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
+    options = options or ScanOptions()
+    given = bool(options.fields.mapped)
+    layouts = [resolve(item, options.fields, given, options.min_neg) for item in inputs]
+    index = (
+        leaks.build(against, options, lambda item: resolve(item, options.fields, given, 0).fields)
+        if against
+        else None
+    )
+    return Plan(
+        inputs,
+        options,
+        tok,
+        outputs,
+        shard_bytes,
+        stems(input_paths) if outputs.buckets else [],
+        exact_only,
+        layouts,
+        clean,
+        index,
+        drop_leaks,
+        compared,
+        stamps,
+    )

@@ -1,0 +1,127 @@
+"""The Ray engine: the same plan and driver, with one Ray actor per CPU of the cluster.
+
+Each actor is a ``ShardWork``: Ray runs an actor's calls in the order they were sent, which is
+all the driver asks of an executor. Plain JSONL shards are byte ranges that actors read
+themselves, so on a cluster the inputs must be on a filesystem every node sees; compressed and
+Parquet inputs are read by the driver and their pieces travel as task arguments. Results (the
+shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back to the driver,
+which writes every output itself: outputs need only be writable where the driver runs.
+
+Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
+exists to avoid. Actors hash strings with the run's seed (``RunKey.hash_seed``), so their
+fingerprints agree; they are asked, before any work, to show that they do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+from lenprof.engine import reaper
+from lenprof.engine.local import capped
+from lenprof.engine.plan import Plan, WorkerSetup
+from lenprof.engine.pool import WORKER_ENV, WorkerFailed, worker_env
+from lenprof.engine.worker import ShardWork
+from lenprof.errors import InputError
+
+RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}  # a job's; each run's actors add its hash seed
+
+
+class RayActors:
+    def __init__(self, setup: WorkerSetup, workers: int):
+        import ray
+
+        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env={"env_vars": worker_env(setup)})
+        self.workers = workers
+        self._actors = [actor.remote(setup) for _ in range(workers)]
+        self._pending: dict[Any, str] = {}
+        # Python reads PYTHONHASHSEED only as it starts: a worker Ray started before, under
+        # another seed, would fingerprint differently, and duplicates or lengths would be wrong.
+        if len(set(ray.get([a.string_hash.remote("lenprof") for a in self._actors]))) != 1:
+            raise WorkerFailed("Ray's workers hash strings differently; restart Ray and scan again")
+
+    def submit(self, worker: int, call: str, *args: Any) -> None:
+        self._pending[getattr(self._actors[worker], call).remote(*args)] = call
+
+    def result(self) -> tuple[str, Any]:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        (ref,), _ = ray.wait(list(self._pending), num_returns=1)
+        call = self._pending.pop(ref)
+        try:
+            return call, ray.get(ref)
+        except RayTaskError as exc:
+            cause = exc.cause
+            if isinstance(cause, InputError):
+                raise InputError(str(cause)) from None
+            raise WorkerFailed(f"a Ray worker failed: {type(cause).__name__}: {cause}") from None
+        except RayActorError as exc:
+            raise WorkerFailed(f"a Ray worker died: {exc}") from None
+
+    def close(self) -> None:
+        import ray
+
+        for a in self._actors:
+            ray.kill(a)
+        self._actors, self._pending = [], {}
+
+
+class RayEngine:
+    """A Ray cluster at ``address``, or a local Ray started (and stopped) for this scan."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        self.address, self.asked = address, workers
+
+    @contextmanager
+    def executor(self, plan: Plan):
+        try:
+            import ray
+        except ImportError as exc:
+            raise InputError("the ray engine needs Ray: pip install 'lenprof[ray]'") from exc
+        started_here = not ray.is_initialized()
+        # Watch before starting Ray: a scan killed while Ray starts must not leave it running.
+        watcher = _reap_when_gone(os.getpid()) if started_here and self.address is None else None
+        actors = None
+        try:
+            if started_here:
+                try:
+                    ray.init(
+                        address=self.address,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                    )
+                except Exception as exc:  # ConnectionError, RuntimeError, ValueError...
+                    raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.workers = capped(self.asked or cpus, plan.shards_at_most(), cpus)
+            actors = RayActors(plan.setup(), self.workers)
+            yield actors
+        finally:
+            if actors is not None:
+                actors.close()
+            if started_here and ray.is_initialized():
+                ray.shutdown()
+            if watcher is not None:  # it looks for stray agents a moment longer, on its own
+                watcher.stdin.write("done")  # type: ignore[union-attr]
+                watcher.stdin.close()  # type: ignore[union-attr]
+
+    def describe(self, plan: Plan) -> dict:
+        return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
+
+
+def _reap_when_gone(scan: int) -> subprocess.Popen:
+    """A watcher (``reaper.py``) that stops the local Ray if this scan is killed."""
+    return subprocess.Popen(
+        [sys.executable, reaper.__file__, str(scan)],  # a script: no package import, a fast start
+        stdin=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )

@@ -1,0 +1,204 @@
+"""``scan()``: plan the scan, run it on an engine, write every output in one transaction.
+
+plan (inputs found, outputs vetted, tokenizer loaded, shards cut)
+  -> per shard, on a worker: read, check and repair, count tokens  (engine/worker.py)
+  -> the driver merges in corpus order                               (engine/driver.py)
+  -> one typed Profile, and every output moved into place together  (io/transaction.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+from lenprof.count.fast.rule import recognise
+from lenprof.count.tokenizer import LoadedTokenizer
+from lenprof.engine.driver import FastPathFailed, Progress, drive
+from lenprof.engine.plan import Plan
+from lenprof.engine.results import ShardResult
+from lenprof.errors import InputError
+from lenprof.io.readers import stdin
+from lenprof.io.records import Shard
+from lenprof.io.transaction import Transaction
+from lenprof.rows import cleaned
+from lenprof.rows.checks import partial_keys
+from lenprof.stats.comparison import Comparison
+from lenprof.stats.profile import Profile
+
+
+class NothingKept(InputError):
+    """The scan kept no row: nothing to profile or train on. Exit code 2, and like every failed
+    run it writes no output (a good cleaned file from an earlier run is not replaced by an
+    empty one), so the message carries the counts and the first example of the main reason.
+    ``profile`` is the profile of the run, for callers who want it anyway."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        s = profile.samples
+        if not s.read:
+            super().__init__("no row was read: the inputs hold no rows (blank lines only, or empty files)")
+            return
+        ranked = sorted(s.dropped.items(), key=lambda kv: -kv[1])
+        counts = ", ".join(f"{reason} {n}" for reason, n in ranked)
+        first = profile.examples.get(ranked[0][0], [])[:1]
+        example = "".join(f"; first {ranked[0][0]}: {e.source} line {e.line}: {e.detail}" for e in first)
+        hint = {
+            "missing_field": "; does the data use other keys? see --fields",
+            "no_negatives": "; to train on in-batch negatives only, --min-neg 0 keeps rows without any",
+        }.get(ranked[0][0], "")
+        super().__init__(
+            f"no row was kept: {s.read} read, all dropped ({counts}){example}{hint}; no output was written"
+        )
+
+
+def scan_plan(
+    plan: Plan, engine, on_progress: Callable[[Progress], None] | None = None, require_kept: bool = False
+) -> list[Profile]:
+    """Run a plan: one profile per tokenizer (the plan's, then those it compares). When the fast
+    count's self-check fails (never expected: it caught a wrong count), nothing is written and the
+    whole scan runs again with the tokenizer alone: every input is read a second time, stdin
+    from its spool (see ``io/readers/stdin.py``), and the run record says why."""
+    try:
+        try:
+            return run(plan, engine, on_progress, require_kept)
+        except FastPathFailed as exc:
+            exact = dataclasses.replace(plan, exact_only=True)
+            return run(exact, engine, on_progress, require_kept, fast_path_failed=str(exc))
+    finally:
+        stdin.release()
+
+
+def run(
+    plan: Plan,
+    engine,
+    on_progress: Callable[[Progress], None] | None = None,
+    require_kept: bool = False,
+    fast_path_failed: str | None = None,
+) -> list[Profile]:
+    """Run a plan on an engine and commit its outputs: one profile per tokenizer.
+    ``fast_path_failed`` says why this run counts exactly, for the run record."""
+    start = time.perf_counter()
+    out = plan.outputs
+    txn = Transaction()
+    buckets: dict[str, dict] = {}
+    mirrored = out.clean is not None and cleaned.is_folder(out.clean)
+    clean_targets = set(plan.clean_targets)  # looked up once per target: 20,000 with a mirror
+    fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
+
+    def write(shard: Shard, result: ShardResult) -> None:
+        if out.clean and (result.clean or not mirrored):
+            sink = txn.rows(plan.clean_targets[shard.input], fill)
+            sink.write(result.clean)
+            sink.add_keys(result.keys, result.stats.kept)
+            if result.kinds is not None:
+                sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
+        if out.rejects:
+            txn.rows(out.rejects).write(result.rejects)
+        for bucket, (lines, rows, longest) in result.buckets.items():
+            path = out.buckets.path(plan.stems[shard.input], bucket)  # type: ignore[union-attr]
+            txn.rows(path).write(lines)
+            entry = buckets.setdefault(
+                os.path.basename(path),
+                {
+                    "source": shard.path,
+                    "bucket": out.buckets.name(bucket),  # type: ignore[union-attr]
+                    "rows": 0,
+                    "max_len": 0,
+                    "batch_size": out.buckets.batch_size(bucket, plan.tokenizer.cap),  # type: ignore[union-attr]
+                },
+            )
+            entry["rows"] += rows
+            entry["max_len"] = max(entry["max_len"], longest)
+
+    with txn:
+        # An output exists even when no row lands in it; but a mirrored file exists only with rows,
+        # as FlagEmbedding's loader fails on an empty file in its folder.
+        for path in (*([] if mirrored else plan.clean_targets), out.rejects):
+            if path:
+                txn.rows(path, fill)
+        with engine.executor(plan) as executor:
+            try:
+                totals = drive(plan, executor, write, on_progress)
+            except Exception:
+                plan.unchanged()  # a file that changed is the cause to name, not what it caused
+                raise
+        plan.unchanged()  # every byte is read: one that changed meanwhile spoils the result
+        for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
+            partial_keys(tally.stats.presence, [i.path for i in plan.inputs], tally.stats)
+        if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
+            for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
+                if target in clean_targets:
+                    txn.rows(target).require("prompt")
+        files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
+        if out.buckets is not None:
+            files["split"] = out.buckets.folder
+        seconds = round(time.perf_counter() - start, 3)
+        inputs = [
+            (i.path, i.describe()["format"], *_layout(layout), i.split)
+            for i, layout in zip(plan.inputs, plan.layouts or [None] * len(plan.inputs), strict=True)
+        ]
+        profiles = [
+            dataclasses.replace(
+                Profile.of(tally.stats, tok.info, plan.options, inputs, files),
+                buckets=dict(sorted(buckets.items())),
+                run={
+                    **engine.describe(plan),
+                    "shards": totals.shards,
+                    "seconds": seconds,
+                    "tokenize_s": round(totals.tokenize_seconds, 3),
+                    **(
+                        {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
+                        if plan.against
+                        else {}
+                    ),
+                    "filled": {
+                        t: missing
+                        for t in txn.targets()
+                        if t in clean_targets and (missing := txn.rows(t).missing())
+                    },
+                    "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
+                    "texts_tokenized": tally.tokenized,
+                    "counting": {
+                        "path": _counting_path(plan, tok, tally.fast),
+                        "fast_share": round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
+                        "self_checked": tally.checked,
+                        **({"fast_path_failed": fast_path_failed} if fast_path_failed else {}),
+                    },
+                },
+            )
+            for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
+        ]
+        if require_kept and not profiles[0].samples.kept:  # before the commit: a failed run writes nothing
+            raise NothingKept(profiles[0])
+        if out.profile:
+            from lenprof.report.text import render_json
+
+            txn.text(
+                out.profile, render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
+            )
+        if out.report:
+            from lenprof.report.compare import render_comparison_html
+            from lenprof.report.html import render_html
+
+            report = (
+                render_html(profiles[0])
+                if len(profiles) == 1
+                else render_comparison_html(Comparison(profiles))
+            )
+            txn.text(out.report, report)
+    return profiles
+
+
+def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
+    """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``count/fast/``)."""
+    rule = None if plan.exact_only or not fast else recognise(tokenizer.backend)
+    return f"chunks:{rule.family}" if rule else "tokenizer"
+
+
+def _layout(layout) -> tuple:
+    """How an input was read, for the profile: (layout, fields), or nothing when as FlagEmbedding's rows."""
+    if layout is None or layout.name in ("flagembedding", "unknown"):
+        return (None, None)
+    return (layout.name, layout.fields.spec())

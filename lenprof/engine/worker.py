@@ -1,0 +1,63 @@
+"""A worker: where a scan's three steps run on shards, each a function of explicit inputs.
+
+1. ``check.check_shard``: read a shard, check and repair every row, fingerprint its rows and
+   distinct texts; the driver gets only the fingerprints (:class:`CheckReport`);
+2. ``measure.measure``: count the tokens of the distinct texts that the driver says no earlier
+   shard holds (each distinct text of the corpus is counted once);
+3. ``render.render``: given the driver's decisions, count the shard into stats and render its
+   cleaned rows, rejects and bucket rows.
+
+Each step's output could be pickled and sent anywhere; a worker keeps a checked shard where it
+was made until its third step, as an object store would, because the rows are the bulk of the
+data and the driver needs none of them. ``second_look`` reads a shard again (to name the earlier
+row of a duplicate); it needs nothing kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lenprof.count.fast.counter import FastCounter, share_caches
+from lenprof.engine import check, measure, render
+from lenprof.engine.plan import WorkerSetup
+from lenprof.engine.results import CheckedShard, CheckReport, Measured, ShardResult
+from lenprof.io.records import Shard
+
+
+class ShardWork:
+    def __init__(self, setup: WorkerSetup):
+        from tokenizers import Tokenizer
+
+        self.setup = setup
+        self.options = setup.options
+        self.counters = []  # the scan's tokenizer first, then those compared with it
+        for tokenizer_json, encode_special_tokens in setup.tokenizers():
+            backend = Tokenizer.from_str(tokenizer_json)
+            backend.encode_special_tokens = encode_special_tokens
+            self.counters.append(FastCounter(backend, exact_only=setup.exact_only, key=setup.key))
+        share_caches(self.counters)
+        self.backend, self.counter = self.counters[0].backend, self.counters[0]
+        self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index
+
+    @staticmethod
+    def string_hash(text: str) -> int:
+        """This worker's hash of ``text``: a run's workers must agree (see ``count/hashing.py``)."""
+        return hash(text)
+
+    def check(self, index: int, shard: Shard) -> CheckReport:
+        st = self.held[index] = check.check_shard(self.setup, shard)
+        return st.report(index)
+
+    def locate(self, index: int, shard: Shard, keys: np.ndarray) -> tuple[int, dict[int, int]]:
+        return index, check.second_look(self.setup, shard, keys)
+
+    def measure(self, index: int, need: np.ndarray, at: int) -> Measured:
+        st = self.held[index]
+        measured = measure.measure(self.counters, st, index, need, at)
+        self.held[index] = dataclasses.replace(st, texts=None)  # counted: only their lengths matter now
+        return measured
+
+    def finish(self, index: int, keep: np.ndarray, first_line: int, lengths: np.ndarray) -> ShardResult:
+        return render.render(self.setup, self.held.pop(index), index, keep, first_line, lengths)

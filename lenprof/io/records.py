@@ -1,0 +1,103 @@
+"""A shard, a piece of one input in corpus order, and its records: the one way rows are read, by the scan and by ``--against``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lenprof.io.files import (
+    InputFile,
+    LineTooLong,
+    Unreadable,
+    cut_points,
+    decompressed_blocks,
+    file_blocks,
+    iter_lines,
+)
+from lenprof.io.parquet import capped_rows, parquet_batches, parquet_rows_per_batch
+from lenprof.io.readers import PIECEWISE, pieces, stdin
+
+DEFAULT_SHARD_BYTES = 4 << 20  # a worker's piece of the corpus: a few thousand rows
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A piece of one input, in corpus order. Exactly one of (a byte range), ``lines`` or ``rows``
+    says where its data is."""
+
+    input: int  # position of its input in the plan
+    path: str
+    start: int = 0  # plain JSONL: the byte range [start, end) of whole lines
+    end: int = 0
+    lines: list[bytes | LineTooLong | Unreadable | dict | None] | None = None  # records: see io/readers/
+    rows: Any = None  # a Parquet or datasets piece: a pyarrow RecordBatch or Table
+    done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
+    first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
+    strings: bool = False  # CSV: every pos/neg column may hold a plain string (one-item list)
+
+
+def _parquet_rows(item: InputFile) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(item.path).metadata.num_rows
+
+
+def records_of(shard: Shard, max_line_bytes: int, keep: int) -> list:
+    """A shard's records, one per physical line (JSON lines) or row: see ``io/readers/``. A line
+    over ``max_line_bytes`` is a :class:`LineTooLong` holding its first ``keep`` bytes."""
+    if shard.rows is not None:
+        return shard.rows.to_pylist()
+    if shard.lines is not None:
+        return shard.lines
+    blocks = file_blocks(shard.path, shard.start, shard.end)
+    return [line for part in iter_lines(blocks, max_line_bytes, keep) for line in part]
+
+
+def shards(inputs: list[InputFile], shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
+    """The inputs' shards in corpus order, each about ``shard_bytes``: byte ranges at line starts
+    for plain JSONL, pieces of the stream for the rest; streamed inputs are read as the iteration
+    reaches them. A record over ``max_line_bytes`` keeps its first ``keep`` bytes."""
+    for i, item in enumerate(inputs):
+        if item.format == "parquet":
+            yield from _parquet(i, item, shard_bytes, max_line_bytes, keep)
+        elif item.format in PIECEWISE:
+            for piece, done in pieces(item, shard_bytes, max_line_bytes, keep):
+                table = not isinstance(piece, list)
+                yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                            done=done, first=False, strings=item.format in ("csv", "tsv"))  # fmt: skip
+        elif item.compression or item.path == stdin.NAME:
+            yield from _stream(i, item, shard_bytes, max_line_bytes, keep)
+        else:
+            cuts = cut_points(item.path, shard_bytes) + [item.size]
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                yield Shard(i, item.path, a, b, done=b, first=a == 0)
+
+
+def _stream(i: int, item: InputFile, shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
+    where: dict[str, int] = {}
+    blocks = stdin.blocks(item, where) if item.path == stdin.NAME else decompressed_blocks(item, where)
+    pending: list[bytes | LineTooLong] = []
+    cut_at, first = shard_bytes, True
+    for lines in iter_lines(blocks, max_line_bytes, keep):
+        pending += lines
+        if where["decompressed"] >= cut_at:
+            yield Shard(i, item.path, lines=pending, done=where["disk"], first=first)
+            pending, cut_at, first = [], where["decompressed"] + shard_bytes, False
+    yield Shard(i, item.path, lines=pending, done=item.size, first=first)
+
+
+def _parquet(i: int, item: InputFile, shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
+    size = item.size
+    per_batch = parquet_rows_per_batch(item, shard_bytes)
+    rows = 0
+    total = _parquet_rows(item)
+    for batch in parquet_batches(item, per_batch):
+        rows += batch.num_rows
+        # a batch with a row too long comes as records, that row a LineTooLong
+        piece = capped_rows(batch, max_line_bytes, keep)
+        table = not isinstance(piece, list)
+        yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
+                    done=size * rows // max(total, 1))  # fmt: skip
+    if rows == 0:
+        yield Shard(i, item.path, rows=None, lines=[], done=size)

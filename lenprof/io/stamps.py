@@ -1,0 +1,61 @@
+"""An input that changes while it is read stops the scan: each input's size, mtime and inode before and after."""
+
+from __future__ import annotations
+
+import os
+
+from lenprof.errors import InputError
+from lenprof.io.files import InputFile
+
+FileStamp = tuple[int, int, int, int]  # (size, mtime_ns, device, inode)
+Stamp = FileStamp | tuple[tuple[str, FileStamp], ...]  # a datasets folder: (file, stamp) per data file
+
+
+def stamp(item: InputFile) -> Stamp | None:
+    """What tells that an input file changed: its size, modification time and identity (a file
+    renamed over it is another file), taken when the scan finds it; for a ``datasets`` folder,
+    those of each ``.arrow`` file its rows are read from. None for what is no file (stdin, a hub
+    id, whose cache only ``datasets`` writes)."""
+    if item.format == "datasets" and not item.path.startswith("hf://"):
+        from lenprof.io.readers.hf import data_files
+
+        try:
+            files = data_files(item.path)
+        except InputError:
+            return None  # reading it will say why it cannot be read
+        stamps = [(path, stamp(InputFile(path, "arrow"))) for path in files]
+        return tuple((path, s) for path, s in stamps if s is not None) or None
+    if item.known_size is not None or item.format == "datasets":
+        return None
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None  # reading it will say why it cannot be read
+    return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+
+
+def unchanged(path: str, before: Stamp) -> None:
+    """Raise :class:`InputError` if ``path`` is not the file it was at ``before``: a result from
+    a file that was truncated, appended to or rewritten while it was read may miss rows, hold
+    half a line, or mix two versions, and a file that has changed since cannot be checked. A
+    ``datasets`` folder's stamp checks each of its data files, and names the one that changed."""
+    if before and isinstance(before[0], tuple):
+        for file, its in before:
+            unchanged(file, its)
+        return
+    try:
+        st = os.stat(path)
+        now: FileStamp | None = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+    except OSError:
+        now = None
+    if now == before:
+        return
+    if now is None:
+        how = f"size {before[0]:,} bytes -> removed"
+    elif now[0] != before[0]:
+        how = f"size {before[0]:,} -> {now[0]:,} bytes"
+    elif now[2:] != before[2:]:
+        how = f"size {before[0]:,} bytes, replaced by another file"
+    else:
+        how = f"size {before[0]:,} bytes, rewritten in place"
+    raise InputError(f"{path} changed while it was being read ({how}); scan a copy that nothing writes to")

@@ -1,0 +1,80 @@
+"""The cleaned rows, shaped as the trainers load them, and where each input's rows go.
+
+``--clean-out FILE`` merges every kept row into one file; ``--clean-out DIR/`` mirrors the
+inputs, one cleaned file per input under the same relative name, because FlagEmbedding trains on
+a folder of files (one per task; its same-dataset mode needs them apart) and loads each file with
+``datasets.load_dataset("json")``, which refuses a file whose rows disagree on their keys.
+
+So every cleaned file has one key set: a key that some rows lack is added to them at the end of
+the scan, as null, except a missing ``prompt``, which gets the scan's ``--query-instruction`` (the
+text FlagEmbedding would have used for that row in a file of its own; a null would make it train
+on ``"None" + query``).
+
+``--clean-format flagembedding`` writes FlagEmbedding's own rows whatever the input layout:
+``query``, ``pos`` and ``neg`` lists, and ``prompt``, ``pos_scores``, ``neg_scores`` and ``type``
+when the row has them. FlagEmbedding reads only ``.json``/``.jsonl``, so that is what it writes.
+
+    >>> mirrored_name("tasks/nli.jsonl.zst", "input"), mirrored_name("train-0.parquet", "flagembedding")
+    ('tasks/nli.jsonl', 'train-0.jsonl')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from lenprof.errors import OutputError
+from lenprof.io.files import COMPRESSIONS, JSONL_SUFFIXES, PARQUET_SUFFIXES, InputFile
+from lenprof.rows.checks import Checked
+
+FORMATS = ("input", "flagembedding")
+FLAGEMBEDDING_EXTRAS = ("prompt", "pos_scores", "neg_scores", "type")
+FLAGEMBEDDING_SUFFIXES = (".jsonl", ".json")  # what FlagEmbedding's loader reads
+
+
+def flagembedding_row(row: Checked) -> dict:
+    """A kept row as FlagEmbedding loads it (repairs applied)."""
+    out = {"query": row.query, "pos": row.pos, "neg": row.neg}
+    obj = row.obj
+    for key in FLAGEMBEDDING_EXTRAS:
+        if key in obj:
+            out[key] = obj[key]
+    return out
+
+
+def is_folder(target: str) -> bool:
+    """``--clean-out out/`` (or an existing folder) mirrors the inputs."""
+    return target.endswith(("/", os.sep)) or os.path.isdir(target)
+
+
+def mirrored_name(relative: str, fmt: str) -> str:
+    """The cleaned file's name for an input's relative path: the same, in a format lenprof
+    writes (JSON lines, gzipped JSON lines or Parquet; FlagEmbedding's format: JSON lines)."""
+    stem, lower = relative, relative.lower()
+    compressed = ""
+    for suffix in COMPRESSIONS:
+        if lower.endswith(suffix):
+            stem, lower, compressed = stem[: -len(suffix)], lower[: -len(suffix)], suffix
+    kept = next((s for s in JSONL_SUFFIXES + PARQUET_SUFFIXES if lower.endswith(s)), None)
+    if kept:
+        stem = stem[: -len(kept)]
+    if fmt == "flagembedding":
+        return stem + (kept if kept in FLAGEMBEDDING_SUFFIXES else ".jsonl")
+    if kept in PARQUET_SUFFIXES:
+        return stem + kept
+    return stem + (kept or ".jsonl") + (".gz" if compressed == ".gz" else "")
+
+
+def targets(clean: str, inputs: Sequence[InputFile], fmt: str) -> list[str]:
+    """Where each input's kept rows go: one merged file, or a mirror of the inputs."""
+    if fmt not in FORMATS:
+        raise OutputError(f"--clean-format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not is_folder(clean):
+        if fmt == "flagembedding" and not clean.lower().endswith(FLAGEMBEDDING_SUFFIXES):
+            raise OutputError(
+                f"{clean}: FlagEmbedding reads only .json and .jsonl files; name the cleaned file so"
+            )
+        return [clean] * len(inputs)
+    paths = [os.path.abspath(i.path) for i in inputs]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    return [os.path.join(clean, mirrored_name(os.path.relpath(p, root), fmt)) for p in paths]
