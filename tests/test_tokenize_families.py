@@ -276,7 +276,7 @@ def test_warm_load_imports_neither_transformers_nor_torch(family, cache):
     cold = load_tokenizer(str(family.folder))  # fills the cache
     code = (
         "import json, sys\n"
-        "from lenprof.count.tokenizer import load_tokenizer\n"
+        "from lenprof.count.load import load_tokenizer\n"
         "t = load_tokenizer(sys.argv[1])\n"
         "counts = t.count(json.load(sys.stdin)).tolist()\n"
         "imported = [m for m in ('transformers', 'torch') if m in sys.modules]\n"
