@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -91,3 +92,14 @@ def flagembedding_python() -> Path:
             "LENPROF_REQUIRE_PEERS",
         )
     return python
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch) -> Path:
+    """A folder holding copies of examples/ and docs/layouts/, made the current one: where the
+    README's and docs/' commands run (tests/test_readme.py, tests/test_docs.py)."""
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    shutil.copytree(REPO / "docs" / "layouts", tmp_path / "docs" / "layouts")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
+    return tmp_path

@@ -42,7 +42,7 @@ def ranges(steps):
 
 
 def st_train(out, learning_rate, steps=6, resume=None, save_steps=None, **watch):
-    """The documented example (README, trainer section), on the bundled example rows."""
+    """The documented example (README and docs/training.md, way 3), on the bundled example rows."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args

@@ -1,49 +1,36 @@
-"""The README stays true: its sample output, every lenprof command and its Python example are run.
+"""The README's sample outputs stay true: the quick start's, exactly as `make demo` prints it, and
+the lines the FlagEmbedding section shows, with the lengths its torchrun command is handed.
 
-Commands run from a scratch folder holding a copy of examples/ and docs/layouts/, in README order, with the
-packaged tokenizer standing in for hub ids (no hub here). Commands for a Ray cluster
-(--address) are the only ones skipped.
+Every README command also runs, like every docs/ page's: tests/test_docs.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
-import shlex
-import shutil
 
-import pytest
-from click.testing import CliRunner
-from conftest import EXAMPLES, REPO
-
-from lenprof.cli import main
+from conftest import REPO
+from test_docs import fenced_blocks, lenprof_commands, run_lenprof
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
 
 
-def lenprof_commands() -> list[str]:
-    commands = []
-    for lang, body in BLOCKS:
-        if lang != "bash":
-            continue
-        for line in body.replace("\\\n", " ").splitlines():
-            line = line.split(" #")[0].strip()
-            found = re.findall(r"\$\((lenprof [^)]*)\)", line) or (
-                [line] if line.startswith("lenprof ") else []
-            )
-            commands += [c for c in found if "--address" not in c]
-    return commands
+def section(heading: str) -> str:
+    """The README's text under `## heading`, up to the next `## `."""
+    return re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", README, flags=re.S | re.M).group(1)
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
-    shutil.copytree(REPO / "docs" / "layouts", tmp_path / "docs" / "layouts")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
-    return tmp_path
+def shown_in_order(shown: str, printed: str) -> bool:
+    """Each run of shown lines between `...` lines is a run of printed lines, the runs in order."""
+    lines, start = printed.splitlines(), 0
+    for run in re.split(r"^\.\.\.\n", shown, flags=re.M):
+        run = run.splitlines()
+        at = next(
+            (i for i in range(start, len(lines) - len(run) + 1) if lines[i : i + len(run)] == run), None
+        )
+        if at is None:
+            return False
+        start = at + len(run)
+    return True
 
 
 def test_quick_start_output_is_what_make_demo_prints(scratch):
@@ -51,24 +38,18 @@ def test_quick_start_output_is_what_make_demo_prints(scratch):
     makefile = (REPO / "Makefile").read_text()
     assert demo.replace("lenprof", "$(BIN)/lenprof", 1) in makefile
     shown = re.search(r"`make demo` runs .*?```\n(.*?)```", README, flags=re.S).group(1)
-    result = CliRunner().invoke(main, shlex.split(demo)[1:], catch_exceptions=False)
+    result = run_lenprof(demo)
     assert result.exit_code == 0
     assert result.stdout == shown
 
 
-def test_every_readme_command_runs(scratch):
-    commands = lenprof_commands()
-    assert len(commands) >= 6  # scan, $(scan), split, scan --out, 2 x recommend
-    for command in commands:
-        result = CliRunner().invoke(main, shlex.split(command)[1:], catch_exceptions=False)
-        assert result.exit_code == 0, (command, result.stderr)
-
-
-def test_python_example_prints_what_its_comments_say(scratch):
-    (code,) = [body for lang, body in BLOCKS if lang == "python"]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    expected = [m.strip() for m in re.findall(r"print\(.*\)\s+# (.*)", code)]
-    assert out.getvalue().splitlines() == expected
-    assert (scratch / "clean.jsonl").exists() and (scratch / "rejects.jsonl").exists()
+def test_the_flagembedding_section_shows_what_the_scan_prints(scratch):
+    text = section("From your dataset to your FlagEmbedding run")
+    (scan, lengths), (shown,) = lenprof_commands(text), [b for lang, b in fenced_blocks(text) if not lang]
+    assert "warnings  partial_prompt" in shown  # the section is there to show a warning
+    result = run_lenprof(scan)
+    assert result.exit_code == 0 and shown_in_order(shown, result.stdout), result.stdout
+    # torchrun is handed the lengths the table recommended
+    recommended = dict(re.findall(r"^  --(\w+_max_len) (\d+) ", shown, flags=re.M))
+    expected = "--query_max_len {query_max_len} --passage_max_len {passage_max_len}\n".format(**recommended)
+    assert run_lenprof(lengths).stdout == expected
