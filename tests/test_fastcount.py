@@ -22,7 +22,7 @@ from lenprof.count.fast import cache as fastcount
 from lenprof.count.fast.counter import BATCH_CHARS, CHECK_FIRST, FastCounter, count_together, share_caches
 from lenprof.count.fast.cuts import Words
 from lenprof.count.fast.rule import recognise
-from lenprof.count.hashing import RunKey, fingerprints
+from lenprof.hashing import RunKey, fingerprints
 
 TRAINING = [
     "The quick brown fox jumps over the lazy dog, again and again!",
@@ -188,11 +188,12 @@ def test_long_batches_are_cut_in_parts_once_for_every_counter(families, monkeypa
 
 def test_a_word_has_one_fingerprint_wherever_it_stands():
     # "needle" at every byte offset of an 8-byte read, and a long word (polynomial) and a very
-    # long one (the string's hash) at many places
+    # long one (the string's keyed fingerprint) at many places
     long_word, very_long = "needlessly" * 3, "n" * 100
     texts = [" " * (i % 9) + f"needle {long_word} {very_long}" for i in range(100)]
     texts += ["needles", "Needle", "eedle"]
-    words = Words(texts, None, RunKey())
+    key = RunKey()
+    words = Words(texts, None, key)
     pieces = words.view(False)
     strings = pieces.strings(np.arange(len(pieces.prints)))
     by_string: dict[str, set[int]] = {}
@@ -201,7 +202,7 @@ def test_a_word_has_one_fingerprint_wherever_it_stands():
     assert {s: len(p) for s, p in by_string.items()} == dict.fromkeys(by_string, 1)
     assert len({p for ps in by_string.values() for p in ps}) == len(by_string) == 6
     assert by_string["needle"] == {int.from_bytes(b"needle", "little")}
-    assert by_string[very_long] == set(fingerprints([very_long]).tolist())
+    assert by_string[very_long] == set(fingerprints([very_long], key).tolist())
 
 
 def test_texts_without_control_characters_take_the_fast_path(families):
@@ -299,12 +300,12 @@ def test_the_self_check_covers_the_runs_first_texts_and_a_sample(tok, tmp_path):
     counter = FastCounter(tok.backend)
     texts = [f"text number {i}" for i in range(CHECK_FIRST + 5000)]
     counter.count(texts)
-    sampled = sum(1 for t in texts[CHECK_FIRST:] if hash(t) % 100 == 0)
+    sampled = int((fingerprints(texts[CHECK_FIRST:], counter.key) % 100 == 0).sum())  # chosen by the run's key
     assert counter.checked == CHECK_FIRST + sampled and 20 < sampled < 90
     # texts after the run's first ones: only the sample
     later = [f"later text {i}" for i in range(3000)]
     counter.count(later, at=CHECK_FIRST)
-    assert counter.checked == CHECK_FIRST + sampled + sum(1 for t in later if hash(t) % 100 == 0)
+    assert counter.checked == CHECK_FIRST + sampled + int((fingerprints(later, counter.key) % 100 == 0).sum())
 
     # the run's first texts, not each worker's: as many checked with 2 workers as with 3
     rows = [json.dumps({"query": f"q {i}", "pos": [f"p {i}"], "neg": [f"n {i}"]}) for i in range(2000)]

@@ -9,6 +9,9 @@ and the scan counts each word as the tokenizer does.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from conftest import write_lines
 from hypothesis import given, settings
@@ -16,9 +19,8 @@ from hypothesis import strategies as st
 
 from lenprof import scan
 from lenprof.count.fast.cuts import _LONG_WORD, Words
-from lenprof.count.hashing import PRIMES, RunKey
 from lenprof.engine.plan import WorkerSetup
-from lenprof.engine.pool import worker_env
+from lenprof.hashing import PRIMES, RunKey, fingerprints, row_fingerprints
 
 FIXED = RunKey(b"a fixed test key")
 
@@ -94,11 +96,74 @@ def test_a_collision_built_for_one_key_is_no_collision_in_a_run(tmp_path, tok, o
     assert profile.histograms["pos"].to_sparse() == {"lengths": sorted(exact), "counts": [3, 3]}
 
 
-def test_each_run_has_its_own_key_and_its_workers_share_its_hash_seed():
+def siphash24(key: bytes, data: bytes) -> int:
+    """SipHash-2-4 as its paper defines it (Aumasson and Bernstein, 2012), in plain Python: the
+    oracle the keyed fingerprints are held against."""
+    mask = (1 << 64) - 1
+
+    def rotl(x: int, b: int) -> int:
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    def rounds(v: list[int], n: int) -> None:
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & mask
+            v[1] = rotl(v[1], 13) ^ v[0]
+            v[0] = rotl(v[0], 32)  # noqa: E702
+            v[2] = (v[2] + v[3]) & mask
+            v[3] = rotl(v[3], 16) ^ v[2]  # noqa: E702
+            v[0] = (v[0] + v[3]) & mask
+            v[3] = rotl(v[3], 21) ^ v[0]  # noqa: E702
+            v[2] = (v[2] + v[1]) & mask
+            v[1] = rotl(v[1], 17) ^ v[2]
+            v[2] = rotl(v[2], 32)  # noqa: E702
+
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+    tail = len(data) % 8
+    blocks = [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data) - tail, 8)]
+    blocks.append(((len(data) & 0xFF) << 56) | int.from_bytes(data[len(data) - tail :], "little"))
+    for m in blocks:
+        v[3] ^= m
+        rounds(v, 2)
+        v[0] ^= m
+    v[2] ^= 0xFF
+    rounds(v, 4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def test_the_oracle_is_siphash_2_4():
+    # the paper's test vectors: key 00..0f, messages 00..(n-1)
+    key = bytes(range(16))
+    assert siphash24(key, b"") == 0x726FDB47DD0E0E31
+    assert siphash24(key, bytes(range(15))) == 0xA129CA6149BE45E5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), min_size=1, max_size=8), st.binary(min_size=16, max_size=16))
+def test_strings_and_rows_are_siphash_of_their_bytes_under_the_run_key(texts, secret):
+    key = RunKey(secret)
+    expected = [siphash24(secret, t.encode("utf-8", "surrogatepass")) for t in texts]
+    assert fingerprints(texts, key).tolist() == expected
+    row = b"".join(e.to_bytes(8, "little") for e in expected)
+    assert row_fingerprints([tuple(texts)], key).tolist() == [siphash24(key.derive(b"rows"), row)]
+
+
+def test_each_run_has_its_own_key_and_every_process_holding_it_agrees():
     a, b = WorkerSetup.__dataclass_fields__["key"].default_factory(), RunKey()  # type: ignore[misc]
-    assert a != b and a.bases != b.bases and a.hash_seed != b.hash_seed
-    assert 0 <= int(a.hash_seed) < 1 << 32
+    assert a != b and a.bases != b.bases and a.derive(b"rows") != b.derive(b"rows")
     assert "secret" not in repr(a) and a.secret.hex() not in repr(a)
-    setup = WorkerSetup.__new__(WorkerSetup)
-    object.__setattr__(setup, "key", a)
-    assert worker_env(setup)["PYTHONHASHSEED"] == a.hash_seed
+    texts = ["中", "-N", "query", "a\ud800", "é" * 100]
+    here = fingerprints(texts, a).tolist()
+    assert here != fingerprints(texts, b).tolist()
+    # another process, its own string hash seeded otherwise, gets the same fingerprints: nothing
+    # rests on the environment
+    code = (
+        "import sys, json; from lenprof.hashing import RunKey, fingerprints; "
+        "print(json.dumps(fingerprints(json.loads(sys.argv[2]), RunKey(bytes.fromhex(sys.argv[1]))).tolist()))"
+    )
+    for seed in ("0", "12345", "random"):
+        out = subprocess.run(
+            [sys.executable, "-c", code, a.secret.hex(), json.dumps(texts)],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert json.loads(out.stdout) == here

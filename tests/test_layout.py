@@ -15,7 +15,17 @@ from conftest import REPO
 PACKAGE = REPO / "lenprof"
 LAYOUT = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
 # a wing's rank: a module may import its own wing and wings of lower rank, never higher
-RANK = {"errors": 0, "version": 0, "io": 1, "rows": 2, "count": 2, "stats": 3, "report": 4, "engine": 5}
+RANK = {
+    "errors": 0,
+    "version": 0,
+    "hashing": 0,
+    "io": 1,
+    "rows": 2,
+    "count": 2,
+    "stats": 3,
+    "report": 4,
+    "engine": 5,
+}
 RANK |= {"api": 6, "train": 7, "integrations": 8, "cli": 9, "__init__": 10, "__main__": 10}
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenprof.count.hashing import FingerprintMap
+from lenprof.hashing import FingerprintMap
 from lenprof.stats.histogram import PERCENTILES, LengthHistogram
 from lenprof.stats.recommend import Recommendation, candidates, recommend_length
 

@@ -1,6 +1,5 @@
-"""Token counts: the tokenizer loaded as the trainer loads it (``tokenizer``, ``hub``), counted
-exactly (``exact``), or faster with the same result (``fast/``), and the run's keyed hash
-(``hashing``).
+"""Token counts: the tokenizer loaded as the trainer loads it (``tokenizer``, ``load``, ``hub``),
+counted exactly (``exact``), or faster with the same result (``fast/``).
 
 Imports ``io`` and ``lenprof.errors`` below it; never ``rows``, ``stats``, ``engine``, ``report``
 or ``cli``.

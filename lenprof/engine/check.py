@@ -11,9 +11,9 @@ from itertools import chain
 
 import numpy as np
 
-from lenprof.count.hashing import fingerprints
 from lenprof.engine.plan import WorkerSetup
 from lenprof.engine.results import CheckedShard, file_order
+from lenprof.hashing import fingerprints, row_fingerprints
 from lenprof.io.files import BOM
 from lenprof.io.records import Shard, records_of
 from lenprof.rows.checks import Checked, Dropped, check_row, dedup_key
@@ -51,7 +51,7 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
     if opts.passage_instruction is not None:
         pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
     every = queries + pos + neg
-    prints, first, inverse = np.unique(fingerprints(every), return_index=True, return_inverse=True)
+    prints, first, inverse = np.unique(fingerprints(every, setup.key), return_index=True, return_inverse=True)
     n_rows = np.arange(len(rows))
     positives = np.fromiter(map(len, (c.pos for c in rows)), np.int64, len(rows))
     negatives = np.fromiter(map(len, (c.neg for c in rows)), np.int64, len(rows))
@@ -80,7 +80,7 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         control=[i for i, c in enumerate(rows) if c.control_chars],
         leaks=leaks,
         lines=len(records),
-        dedup=fingerprints(map(dedup_key, rows)),
+        dedup=row_fingerprints(list(map(dedup_key, rows)), setup.key),
     )
 
 
@@ -96,7 +96,7 @@ def second_look(setup: WorkerSetup, shard: Shard, keys: np.ndarray) -> dict[int,
         )
         if type(c) is Checked
     ]
-    prints = fingerprints([dedup_key(c) for _, c in rows]).tolist()
+    prints = row_fingerprints([dedup_key(c) for _, c in rows], setup.key).tolist()
     found: dict[int, int] = {}
     for (r, _), key in zip(rows, prints, strict=True):
         if key in wanted and key not in found:

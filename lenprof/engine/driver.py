@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lenprof.count.hashing import FingerprintMap
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import CheckReport, ShardResult
+from lenprof.hashing import FingerprintMap
 from lenprof.io.readers import stdin
 from lenprof.io.records import Shard
 from lenprof.stats.scan_stats import EXAMPLES_PER_REASON, TEXT_FIELDS, Example, ScanStats

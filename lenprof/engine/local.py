@@ -1,7 +1,5 @@
 """The local engine: this machine, one worker process per core, or this process alone when the
-input is small (worker start-up would cost more than it saves) or one worker is asked for, and
-this process's string hash is keyed at random (one worker process otherwise: see
-``count.hashing.hash_seed_pinned``)."""
+input is small (worker start-up would cost more than it saves) or one worker is asked for."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Any
 
-from lenprof.count.hashing import hash_seed_pinned
 from lenprof.engine.plan import Plan, WorkerSetup
 from lenprof.engine.pool import ProcessPool
 from lenprof.engine.worker import ShardWork
@@ -73,7 +70,7 @@ class LocalEngine:
     @contextmanager
     def executor(self, plan: Plan):
         n = self.workers_for(plan)
-        inline = n == 1 and not hash_seed_pinned()
+        inline = n == 1
         ex = Inline(plan.setup()) if inline else ProcessPool(plan.setup(), n)
         try:
             yield ex

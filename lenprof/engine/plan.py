@@ -13,10 +13,10 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from lenprof.count.hashing import RunKey
 from lenprof.count.load import load_tokenizer
 from lenprof.count.tokenizer import LoadedTokenizer
 from lenprof.errors import InputError
+from lenprof.hashing import RunKey
 from lenprof.io import transaction as out
 from lenprof.io.buckets import LengthBuckets, stems
 from lenprof.io.discover import discover
@@ -68,7 +68,7 @@ class WorkerSetup:
     against: EvalIndex | None = None  # --against: the test queries and positives
     drop_leaks: bool = False
     others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
-    # the run's secret: its workers' fingerprints are keyed with it (see count/hashing.py)
+    # the run's secret: its workers' fingerprints are keyed with it (see hashing.py)
     key: RunKey = field(default_factory=RunKey)
 
     def tokenizers(self) -> list[tuple[str, bool]]:

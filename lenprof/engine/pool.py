@@ -5,9 +5,10 @@ Workers are plain ``python -c ...serve(fd)`` processes, not multiprocessing chil
   ``if __name__ == "__main__"`` guard would otherwise run again in every worker);
 - they share no lock with the parent, so stopping them can never hang;
 - they run in a session of their own, so Ctrl-C reaches only the parent, which stops them;
-- they exit as soon as the parent's end of their socket closes, even if the parent was killed;
-- they all hash strings with one seed, drawn for the run (``RunKey.hash_seed``), so their
-  fingerprints agree and no input can be built to collide in them.
+- they exit as soon as the parent's end of their socket closes, even if the parent was killed.
+
+Their fingerprints agree because the run's key travels with the work (``WorkerSetup.key``), not
+because of anything in their environment.
 
 Each worker reads its socket on a thread of its own, so a parent sending a large shard and a
 worker sending a large result never wait on each other.
@@ -39,12 +40,6 @@ WORKER_ENV = {
 }
 
 
-def worker_env(setup: WorkerSetup) -> dict[str, str]:
-    """What a run's workers add to their environment (processes here and Ray's actors alike):
-    fingerprints are keyed string hashes, so every worker hashes with the run's seed."""
-    return {**WORKER_ENV, "PYTHONHASHSEED": setup.key.hash_seed}
-
-
 _START = "import sys; from lenprof.engine.pool import serve; serve(int(sys.argv[1]))"
 
 
@@ -58,7 +53,7 @@ class ProcessPool:
         self._procs: list[subprocess.Popen] = []
         self._conns: list[Connection] = []
         self._ready: deque[tuple[str, Any]] = deque()
-        env = {**os.environ, **worker_env(setup)}
+        env = {**os.environ, **WORKER_ENV}
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()

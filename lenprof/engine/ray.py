@@ -8,8 +8,7 @@ shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back
 which writes every output itself: outputs need only be writable where the driver runs.
 
 Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
-exists to avoid. Actors hash strings with the run's seed (``RunKey.hash_seed``), so their
-fingerprints agree; they are asked, before any work, to show that they do.
+exists to avoid. Actors fingerprint with the run's key, which travels in ``WorkerSetup``.
 """
 
 from __future__ import annotations
@@ -24,25 +23,21 @@ from typing import Any
 from lenprof.engine import reaper
 from lenprof.engine.local import capped
 from lenprof.engine.plan import Plan, WorkerSetup
-from lenprof.engine.pool import WORKER_ENV, WorkerFailed, worker_env
+from lenprof.engine.pool import WORKER_ENV, WorkerFailed
 from lenprof.engine.worker import ShardWork
 from lenprof.errors import InputError
 
-RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}  # a job's; each run's actors add its hash seed
+RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}
 
 
 class RayActors:
     def __init__(self, setup: WorkerSetup, workers: int):
         import ray
 
-        actor = ray.remote(num_cpus=1)(ShardWork).options(runtime_env={"env_vars": worker_env(setup)})
+        actor = ray.remote(num_cpus=1)(ShardWork)
         self.workers = workers
         self._actors = [actor.remote(setup) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
-        # Python reads PYTHONHASHSEED only as it starts: a worker Ray started before, under
-        # another seed, would fingerprint differently, and duplicates or lengths would be wrong.
-        if len(set(ray.get([a.string_hash.remote("lenprof") for a in self._actors]))) != 1:
-            raise WorkerFailed("Ray's workers hash strings differently; restart Ray and scan again")
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
         self._pending[getattr(self._actors[worker], call).remote(*args)] = call

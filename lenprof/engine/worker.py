@@ -41,11 +41,6 @@ class ShardWork:
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index
 
-    @staticmethod
-    def string_hash(text: str) -> int:
-        """This worker's hash of ``text``: a run's workers must agree (see ``count/hashing.py``)."""
-        return hash(text)
-
     def check(self, index: int, shard: Shard) -> CheckReport:
         st = self.held[index] = check.check_shard(self.setup, shard)
         return st.report(index)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
@@ -288,20 +287,16 @@ def _keep_tuple(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
 def dedup_key(row: Checked) -> tuple:
     """What makes two rows the same: the stripped query and the set of stripped positives.
 
-    A tuple, not texts joined with a separator, so no two different rows share a key whatever
-    characters their texts hold (``["eta", "theta"]`` is not ``["eta\\x1etheta"]``); each text
-    comes with its length, because Python's hash of ``"中"`` is that of ``"-N"`` (see
-    ``count/hashing.py``). Its hash is the row's fingerprint.
+    A tuple of texts, not texts joined with a separator, so no two different rows share a key
+    whatever characters their texts hold (``["eta", "theta"]`` is not ``["eta\\x1etheta"]``);
+    ``hashing.row_fingerprints`` makes the row's fingerprint of it.
 
         >>> dedup_key(check_row(b'{"query": "q ", "pos": ["b", "a", "a"], "neg": ["n"]}', Fields()))
-        (1, 'q', 1, 'a', 1, 'b')
+        ('q', 'a', 'b')
     """
-    query = row.query.strip()
     if len(row.pos) == 1:  # most rows: the same tuple, built without a set, a sort or a generator
-        pos = row.pos[0].strip()
-        return (len(query), query, len(pos), pos)
-    texts = (query, *sorted(set(map(str.strip, row.pos))))
-    return tuple(chain.from_iterable((len(t), t) for t in texts))
+        return (row.query.strip(), row.pos[0].strip())
+    return (row.query.strip(), *sorted(set(map(str.strip, row.pos))))
 
 
 def length_warnings(

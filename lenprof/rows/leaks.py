@@ -10,8 +10,8 @@ A hit is a warning (``eval_query_leak``, ``eval_pos_leak``), with the test file 
 example; ``--drop-leaks`` drops the row instead (``eval_leak``). Negatives are not compared: a
 test passage among a row's negatives teaches the model nothing about finding it.
 
-Fingerprints here are 64 bits of BLAKE2b, the same in every process, since the test set's are
-made once by the driver and looked up by every worker.
+Fingerprints here are keyed like the scan's own (``hashing.fingerprints``), under a key
+drawn for the index: the test set's are made once by the driver and looked up by every worker.
 
     >>> normalise("  What  IS\\tRAG? ")
     'what is rag?'
@@ -19,13 +19,12 @@ made once by the driver and looked up by every worker.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from lenprof.hashing import RunKey, fingerprints
 from lenprof.io.discover import discover
 from lenprof.io.records import DEFAULT_SHARD_BYTES, records_of, shards
 from lenprof.rows.checks import Checked, check_row
@@ -36,17 +35,6 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def stable_fingerprints(texts: Iterable[str], key: bytes) -> np.ndarray:
-    """64-bit fingerprints that do not depend on the process (unlike Python's ``hash``), keyed
-    with ``key`` (BLAKE2b's own keying): drawn per index, so no training row can be built to
-    share one with a test text it does not equal."""
-    digest = hashlib.blake2b
-    return np.array(
-        [int.from_bytes(digest(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest(), "little") for t in texts],
-        dtype=np.uint64,
-    )  # fmt: skip
-
-
 @dataclass(frozen=True)
 class _Texts:
     """Fingerprints of one kind of test text, sorted, with where each came from."""
@@ -55,12 +43,14 @@ class _Texts:
     normal: np.ndarray
     exact_at: np.ndarray  # index into ``EvalIndex.places`` of each fingerprint
     normal_at: np.ndarray
-    key: bytes = field(repr=False)  # the fingerprints' (see ``stable_fingerprints``), drawn for this index
+    key: RunKey = field(
+        repr=False
+    )  # the fingerprints', drawn for this index (the test set is read before the run)
 
     @classmethod
     def of(cls, texts: Sequence[str], places: Sequence[int]) -> _Texts:
-        at, key = np.array(places, dtype=np.int64), secrets.token_bytes(16)
-        exact, normal = stable_fingerprints(texts, key), stable_fingerprints(map(normalise, texts), key)
+        at, key = np.array(places, dtype=np.int64), RunKey()
+        exact, normal = fingerprints(texts, key), fingerprints(list(map(normalise, texts)), key)
         e, n = np.argsort(exact, kind="stable"), np.argsort(normal, kind="stable")
         return cls(exact[e], normal[n], at[e], at[n], key)
 
@@ -69,8 +59,8 @@ class _Texts:
         after normalising; -1 where none."""
         found = []
         for keys, at, mine in (
-            (self.exact, self.exact_at, stable_fingerprints(texts, self.key)),
-            (self.normal, self.normal_at, stable_fingerprints(map(normalise, texts), self.key)),
+            (self.exact, self.exact_at, fingerprints(texts, self.key)),
+            (self.normal, self.normal_at, fingerprints(list(map(normalise, texts)), self.key)),
         ):
             if not len(keys) or not len(mine):
                 found.append(np.full(len(mine), -1, dtype=np.int64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lenprof.count.fast.cuts import Pieces
-from lenprof.count.hashing import SPREAD, FingerprintMap
+from lenprof.hashing import SPREAD, FingerprintMap
 
 MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
 HOT_BITS = 18  # a piece cache's hot table: 2**18 slots, 3 MB for one counter

@@ -12,7 +12,7 @@ from lenprof.count.fast.cache import PieceCache
 from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
-from lenprof.count.hashing import PROCESS_KEY, FingerprintMap, RunKey
+from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
 CHECK_FIRST = 1000  # a run's first texts, all checked against the full tokenizer before sampling
 CHECK_EVERY = 100  # after that, one text in this many (chosen by the text's hash)
@@ -70,7 +70,9 @@ class FastCounter:
         def rest_chunks() -> tuple[list[int], Pieces | None]:
             # the other texts, but those with a control character outside the rule
             rest = [i for i in np.flatnonzero(~fast).tolist() if _UNSAFE.search(texts[i]) is None]
-            return rest, whitespace_chunks([texts[i] for i in rest], rule.pad_chinese) if rest else None
+            return rest, whitespace_chunks(
+                [texts[i] for i in rest], rule.pad_chinese, self.key
+            ) if rest else None
 
         rest, chunks = cuts.once(rule.cuts()["chunks"], rest_chunks)
         if rest:
@@ -83,7 +85,7 @@ class FastCounter:
     ) -> np.ndarray:
         """Count the texts ``fast`` leaves out with the tokenizer, and check some of the others
         against it (see ``_check``): those among the run's first ``CHECK_FIRST`` texts (``at``
-        texts came before these), and one in ``CHECK_EVERY`` after that, chosen by its hash
+        texts came before these), and one in ``CHECK_EVERY`` after that, chosen by its keyed fingerprint
         (the same texts for every counter that took the fast path for the same texts)."""
         slow = np.flatnonzero(~fast)
         if len(slow):
@@ -93,9 +95,9 @@ class FastCounter:
 
         def sample_of() -> list[int]:
             head = int(np.searchsorted(chosen, CHECK_FIRST - at))
-            return chosen[:head].tolist() + [
-                i for i in chosen[head:].tolist() if hash(texts[i]) % CHECK_EVERY == 0
-            ]
+            later = chosen[head:]
+            prints = fingerprints([texts[i] for i in later.tolist()], self.key)
+            return chosen[:head].tolist() + later[prints % np.uint64(CHECK_EVERY) == 0].tolist()
 
         sample = cuts.once(("sample", fast.tobytes()), sample_of)
         if sample:
@@ -114,7 +116,7 @@ class FastCounter:
         if len(chosen):
             pieces = cuts.once(
                 rule.cuts()["pieces"],
-                lambda: byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space),
+                lambda: byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space, self.key),
             )
             out[chosen] = self._sums(pieces)
         return self._rest_and_check(texts, out, fast, at, cuts)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lenprof.count.hashing import PRIMES, RunKey, fingerprints
+from lenprof.hashing import PRIMES, RunKey, fingerprints
 
 # The characters BERT's normalizer puts spaces around (``handle_chinese_chars``; a test holds this
 # list against the normalizer itself, code point by code point): padded here the same way, each
@@ -156,7 +156,7 @@ class Words:
           polynomials of degree below 64 (no byte of a piece is 0, so lengths tell too), which
           vanish at fewer than 64 of the p bases: whatever the input, they share a fingerprint
           with probability below 64 / (2**31 - 1) * 64 / (2**32 - 5) < 2**-50 over the run's key;
-        - longer: its string's keyed hash (``fingerprints``)."""
+        - longer: its keyed string fingerprint (``hashing.fingerprints``)."""
         codes = np.frombuffer(data, np.uint8)
         starts, sizes = self.starts, self.ends - self.starts
         eight = np.ndarray((len(data),), "<u8", data + bytes(_PACKED), strides=(1,))  # 8 bytes at each place
@@ -176,7 +176,7 @@ class Words:
             prints[long_] = _POLYNOMIAL | (lanes[0] << np.uint64(32)) | lanes[1]
         other = np.flatnonzero(sizes > _LONG_WORD)
         if len(other):
-            prints[other] = fingerprints(_decoded(data, starts[other], self.ends[other]))
+            prints[other] = fingerprints(_decoded(data, starts[other], self.ends[other]), self.key)
         return prints
 
 
@@ -184,32 +184,34 @@ def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
-def byte_level(texts: list[str], prefix_space: bool) -> Pieces:
+def byte_level(texts: list[str], prefix_space: bool, key: RunKey) -> Pieces:
     """ASCII texts cut as GPT-2's pre-tokenizer cuts them (a space put first where the
     tokenizer puts one): byte-level BPE merges inside each piece alone, so a text's count is
     the sum of its pieces' (the byte-level BPE rule)."""
     find = _BYTE_LEVEL.findall
     if prefix_space:
         texts = [t if t.startswith(" ") else " " + t for t in texts]
-    return _of_strings("pieces", [find(t) for t in texts])
+    return _of_strings("pieces", [find(t) for t in texts], key)
 
 
 def _spaced(match: re.Match) -> str:
     return f" {match.group()} "
 
 
-def whitespace_chunks(texts: list[str], pad_chinese: bool) -> Pieces:
+def whitespace_chunks(texts: list[str], pad_chinese: bool, key: RunKey) -> Pieces:
     """Texts cut into ``str.split()``'s chunks, Chinese characters spaced out first."""
     if pad_chinese:
         pad = _CHINESE.sub
         pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
     else:
         pieces = [text.split() for text in texts]
-    return _of_strings("chunks", pieces)
+    return _of_strings("chunks", pieces, key)
 
 
-def _of_strings(kind: str, pieces: list[list[str]]) -> Pieces:
-    """Each text's pieces, as Python strings, fingerprinted by their string hash."""
+def _of_strings(kind: str, pieces: list[list[str]], key: RunKey) -> Pieces:
+    """Each text's pieces, as Python strings, fingerprinted under the run's key."""
     owner = np.repeat(np.arange(len(pieces)), np.fromiter(map(len, pieces), np.int64, len(pieces)))
     flat = list(chain.from_iterable(pieces))
-    return Pieces(kind, len(pieces), owner, fingerprints(flat), lambda at: [flat[i] for i in at.tolist()])
+    return Pieces(
+        kind, len(pieces), owner, fingerprints(flat, key), lambda at: [flat[i] for i in at.tolist()]
+    )

@@ -10,27 +10,30 @@ while arrays merge.
 
 A fingerprint stands for its text: two texts that share one would share a count, a duplicate
 verdict or a length. So every fingerprint is keyed with a secret drawn afresh for each run
-(:class:`RunKey`), which no input can be built against:
+(:class:`RunKey`), which no input can be built against, and is the same in every process of the
+run that holds the key (a worker process, a Ray actor on another machine):
 
-- strings are fingerprinted by Python's own string hash, SipHash-1-3, which is keyed per process
-  (a string caches its hash, so hashing costs little). Each run's worker processes get a seed
-  drawn for that run (``PYTHONHASHSEED``, the same for all of them, so their fingerprints agree);
-  a run in this process uses the process's own random key (see ``hash_seed_pinned``);
-- the fast count's words are fingerprinted all at once with numpy: a short word by its own
-  bytes, a longer one as polynomials modulo two primes in bases drawn for the run
-  (``cuts.Words``).
+- strings (texts, the fast count's chunks, and rows as the fingerprints of their texts) by
+  SipHash-2-4 under the run's 128-bit key (``siphashc``, a C implementation): a keyed
+  pseudorandom function, so two strings chosen without the key share a fingerprint with
+  probability about 2**-64 whatever their length;
+- the fast count's words all at once with numpy: a short word by its own bytes, a longer one as
+  polynomials modulo two primes in bases drawn for the run (``cuts.Words``).
+
+Nothing depends on Python's own string hash or its seed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 
 import numpy as np
+from siphashc import siphash
 
 # A new run merges into the newest while that one is at most this many times larger: fewer,
 # larger runs (each lookup visits every run) for a little more merging.
@@ -60,10 +63,9 @@ class RunKey:
         digest = hashlib.blake2b(purpose, key=self.secret, digest_size=16).digest()
         return int.from_bytes(digest, "little") % modulus
 
-    @property
-    def hash_seed(self) -> str:
-        """The ``PYTHONHASHSEED`` of the run's worker processes (Python takes 0 to 2**32 - 1)."""
-        return str(self._derive(b"python-hash-seed", 1 << 32))
+    def derive(self, purpose: bytes) -> bytes:
+        """A 16-byte key of its own for ``purpose``, from the run's secret."""
+        return hashlib.blake2b(purpose, key=self.secret, digest_size=16).digest()
 
     @property
     def bases(self) -> tuple[int, int]:
@@ -71,32 +73,47 @@ class RunKey:
         return tuple(2 + self._derive(b"words-base-%d" % i, p - 2) for i, p in enumerate(PRIMES))  # type: ignore[return-value]
 
 
-PROCESS_KEY = RunKey()  # for what runs in this process alone (its string hash is its own too)
+PROCESS_KEY = RunKey()  # for what runs in this process alone
 
 
-def hash_seed_pinned() -> bool:
-    """Whether this process's string hash has a fixed, known key (``PYTHONHASHSEED`` set to a
-    number): then a run must not fingerprint strings in this process."""
-    seed = os.environ.get("PYTHONHASHSEED", "random")
-    return not sys.flags.hash_randomization or (seed != "random" and seed.isdigit())
+def fingerprints(texts: Iterable[str] | Sequence[str], key: RunKey) -> np.ndarray:
+    """64-bit fingerprints of strings under the run's key: SipHash-2-4 of each string's UTF-8
+    bytes, the same in every process that holds the key. A lone surrogate, which UTF-8 cannot
+    hold, is written as its three bytes (``surrogatepass``), which no valid string's UTF-8 is.
 
-
-def fingerprints(texts: Iterable[str] | Sequence[str]) -> np.ndarray:
-    """64-bit fingerprints of strings (or tuples of them), valid within this process (or
-    processes sharing its hash seed: a run's workers).
-
-    Python hashes a string's internal buffer, which holds one, two or four bytes a character
-    depending on the widest one, so two different strings can hash alike: ``"中"`` (U+4E2D,
-    bytes 2D 4E) and ``"-N"`` (bytes 2D 4E). Their lengths differ whenever their buffers are
-    alike, so the length is mixed in:
-
-        >>> hash("中") == hash("-N"), len(set(fingerprints(["中", "-N"]).tolist()))
-        (True, 2)
+        >>> key = RunKey(b"k" * 16)
+        >>> texts = ["中", "-N", "a" + chr(0xD800)]
+        >>> a = fingerprints(texts, key)
+        >>> len(set(a.tolist())), bool((a == fingerprints(texts, key)).all())
+        (3, True)
+        >>> bool((a != fingerprints(texts, RunKey(b"j" * 16))).all())
+        True
     """
     texts = texts if isinstance(texts, (list, tuple)) else list(texts)
-    n = len(texts)
-    hashes = np.fromiter(map(hash, texts), dtype=np.int64, count=n).view(np.uint64)
-    return hashes ^ (np.fromiter(map(len, texts), dtype=np.uint64, count=n) * SPREAD)
+    keyed = partial(siphash, key.secret)
+    try:
+        return np.fromiter(map(keyed, texts), dtype=np.uint64, count=len(texts))
+    except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so only then one by one
+        raw = (t.encode("utf-8", "surrogatepass") for t in texts)
+        return np.fromiter(map(keyed, raw), dtype=np.uint64, count=len(texts))
+
+
+def row_fingerprints(rows: Sequence[tuple[str, ...]], key: RunKey) -> np.ndarray:
+    """A fingerprint per row of texts: SipHash-2-4, under a key of its own, of the row's texts'
+    fingerprints side by side (so rows of different sizes never meet, and two rows share one
+    only if their texts do or with probability about 2**-64).
+
+        >>> key = RunKey(b"k" * 16)
+        >>> p = row_fingerprints([("q", "a"), ("q", "a"), ("qa",), ("q", "a", "")], key).tolist()
+        >>> p[0] == p[1], len(set(p))
+        (True, 3)
+    """
+    sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    raw = fingerprints(list(chain.from_iterable(rows)), key).tobytes()
+    ends = (np.cumsum(sizes) * 8).tolist()
+    starts = [0, *ends[:-1]]
+    keyed = partial(siphash, key.derive(b"rows"))
+    return np.fromiter((keyed(raw[a:b]) for a, b in zip(starts, ends, strict=True)), np.uint64, len(rows))
 
 
 class FingerprintMap:
