@@ -300,7 +300,8 @@ def test_the_self_check_covers_the_runs_first_texts_and_a_sample(tok, tmp_path):
     counter = FastCounter(tok.backend)
     texts = [f"text number {i}" for i in range(CHECK_FIRST + 5000)]
     counter.count(texts)
-    sampled = int((fingerprints(texts[CHECK_FIRST:], counter.key) % 100 == 0).sum())  # chosen by the run's key
+    # chosen by the run's key
+    sampled = int((fingerprints(texts[CHECK_FIRST:], counter.key) % 100 == 0).sum())
     assert counter.checked == CHECK_FIRST + sampled and 20 < sampled < 90
     # texts after the run's first ones: only the sample
     later = [f"later text {i}" for i in range(3000)]
