@@ -1,16 +1,10 @@
 """The driver: runs a plan's shards through any executor and merges what comes back.
 
-Workers do every row-level step (see ``worker.py``); the driver makes the decisions that need the
-whole corpus, in corpus order, from fingerprints alone:
-
-- a row is a duplicate when an earlier row (in any shard) had its key: ``FingerprintMap`` from
-  the key to the shard that held it first (12 bytes a kept row), so that the first duplicate
-  rows, the examples a report shows, can name the earlier line (``_name_earlier_rows``);
-- a distinct text is tokenized by the first shard that holds it, and its length is shared with
-  every later shard: ``TextTable`` numbers each distinct text (``FingerprintMap``, 12 bytes a
-  text) and keeps, by number, its length by each tokenizer and the fields it was kept in (so the
-  unique counts need no set per field);
-- a shard's lines are numbered after the lines of the shards of its input before it.
+Workers do every row-level step (see ``worker.py``); the decisions that need the whole corpus
+(duplicate rows, which shard counts each distinct text, line numbers) are one pass in corpus
+order over the shards' reports (``decisions.py``). The driver only schedules: it keeps a window
+of shards in flight, sends each its next step once what the step needs is known, and merges the
+results in corpus order.
 
 An executor runs calls on workers: in this process (``local.Inline``), in worker processes
 (``pool.ProcessPool``) or as Ray actors (``ray.RayActors``). Calls to one worker run in the order
@@ -27,12 +21,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lenprof.engine.decisions import Decisions
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import CheckReport, ShardResult
-from lenprof.hashing import FingerprintMap
 from lenprof.io.readers import stdin
 from lenprof.io.records import Shard
-from lenprof.stats.scan_stats import EXAMPLES_PER_REASON, TEXT_FIELDS, Example, ScanStats
+from lenprof.stats.scan_stats import Example, ScanStats
 
 
 class Executor(Protocol):
@@ -82,39 +76,11 @@ class _Flight:
 
     shard: Shard
     worker: int
-    report: CheckReport | None = None
     first_line: int = 0
     keep: np.ndarray | None = None
     need: np.ndarray | None = None  # distinct texts this shard tokenizes
     ids: np.ndarray | None = None  # each distinct text's number in the text table
     measured: bool = False
-
-
-class TextTable:
-    """Every distinct text of the corpus, numbered in the order shards claim them: its length by
-    each tokenizer, and in which fields of kept rows it was seen (a bit per text field)."""
-
-    def __init__(self, tokenizers: int):
-        self.numbers = FingerprintMap()
-        self.lengths = np.zeros((1024, tokenizers), dtype=np.uint32)
-        self.fields = np.zeros(1024, dtype=np.uint8)
-
-    def claim(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the texts no earlier shard held, each text's number), for a shard's sorted, distinct
-        text fingerprints."""
-        new, ids = self.numbers.number(texts)
-        if len(self.numbers) > len(self.fields):  # room for them, grown geometrically
-            more = max(len(self.numbers), 2 * len(self.fields)) - len(self.fields)
-            self.lengths = np.concatenate([self.lengths, np.zeros((more, self.lengths.shape[1]), np.uint32)])
-            self.fields = np.concatenate([self.fields, np.zeros(more, np.uint8)])
-        return new, ids
-
-    def unique(self) -> dict[str, int]:
-        """Distinct texts of kept rows, per field (passage: pos or neg)."""
-        fields = self.fields[: len(self.numbers)]
-        bits = {f: np.uint8(1 << i) for i, f in enumerate(TEXT_FIELDS)}
-        counts = {f: int(np.count_nonzero(fields & bit)) for f, bit in bits.items()}
-        return {**counts, "passage": int(np.count_nonzero(fields & (bits["pos"] | bits["neg"])))}
 
 
 def drive(
@@ -131,11 +97,8 @@ def drive(
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
-    seen = FingerprintMap()  # row key -> the shard that held it first
-    table = TextTable(len(every))
-    next_line: dict[int, int] = {}
-    first_lines: list[int] = []  # of each decided shard
-    duplicates: list[tuple[int, int]] = []  # the first few duplicate rows: (key, earlier shard)
+    corpus = Decisions(len(every))
+    table = corpus.texts
     dispatched = decided = finished = merged = 0  # shards past each step, all in order
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
@@ -184,16 +147,8 @@ def drive(
 
         while decided in reports:  # decisions in corpus order
             f = flights[decided]
-            f.report = report = reports.pop(decided)
-            f.first_line = next_line.get(f.shard.input, 1)
-            next_line[f.shard.input] = f.first_line + report.lines
-            f.keep = seen.claim(report.dedup, decided)
-            first_lines.append(f.first_line)
-            if len(duplicates) < EXAMPLES_PER_REASON and not f.keep.all():
-                keys = report.dedup[~f.keep][: EXAMPLES_PER_REASON - len(duplicates)]
-                duplicates += zip(keys.tolist(), seen.get(keys).tolist(), strict=True)
-            new, f.ids = table.claim(report.texts)  # the texts no earlier shard holds are new
-            f.need = np.flatnonzero(new)
+            d = corpus.decide(decided, f.shard.input, reports.pop(decided))
+            f.first_line, f.keep, f.ids, f.need = d.first_line, d.keep, d.ids, d.need
             if len(f.need):
                 send(decided, "measure", decided, f.need, totals.tokenized)
                 for t in every:
@@ -207,7 +162,7 @@ def drive(
             f = flights[finished]
             lengths = np.ascontiguousarray(table.lengths[f.ids].T)  # type: ignore[index]
             send(finished, "finish", finished, f.keep, f.first_line, lengths)
-            f.report = f.keep = f.need = None  # type: ignore[assignment]
+            f.keep = f.need = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
@@ -225,8 +180,9 @@ def drive(
     unique = table.unique()
     for t in every:
         t.stats.unique = dict(unique)
+    duplicates = corpus.duplicates
     if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
-        earlier = _earlier_rows(plan, executor, duplicates, first_lines)
+        earlier = _earlier_rows(plan, executor, duplicates, corpus.first_lines)
         for t in every:
             _name_earlier_rows(t.stats, duplicates, earlier)
     return totals
