@@ -309,14 +309,14 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
         else:
             rendered = render_comparison(fmt, comparison, for_tokenizer)
 
-    used = profile.run.get("workers")
+    used = profile.run.workers
     if workers is not None and used is not None and used < workers:
         log(quiet, f"--workers {workers} lowered to {used}: no more than the shards, or {PER_CORE} per core")
     for item in profile.inputs:
         if item.layout and item.layout != "as --fields":
             log(quiet, f"{item.path}: {item.layout}, read as --fields {item.fields}")
     emit(rendered)
-    failed = profile.run.get("counting", {}).get("fast_path_failed")
+    failed = profile.run.counting and profile.run.counting.fast_path_failed
     if failed:
         log(
             quiet,
@@ -333,18 +333,18 @@ def scan_command(paths, tokenizer, for_tokenizer, dataset_split, fields_spec, qu
         )
     if clean_out:
         log(quiet, f"{profile.samples.kept} cleaned rows written to {clean_out}")
-    if "against" in profile.run:
-        a = profile.run["against"]
+    a = profile.run.against
+    if a is not None:
         found = sum(profile.samples.warnings.get(r, 0) for r in ("eval_query_leak", "eval_pos_leak"))
         found += profile.samples.dropped.get("eval_leak", 0)
-        what = "dropped" if a["drop_leaks"] else "kept, with a warning (--drop-leaks drops them)"
+        what = "dropped" if a.drop_leaks else "kept, with a warning (--drop-leaks drops them)"
         log(
             quiet,
-            f"{found} training rows hold test data of {', '.join(a['files'])} ({a['rows']} test rows): {what}",
+            f"{found} training rows hold test data of {', '.join(a.files)} ({a.rows} test rows): {what}",
         )
-    for target in profile.run.get("not_written", []):
+    for target in profile.run.not_written or ():
         log(quiet, f"{target}: not written, as no row of its input was kept")
-    for target, missing in profile.run.get("filled", {}).items():
+    for target, missing in (profile.run.filled or {}).items():
         filled = [
             f"{'the --query-instruction' if key == 'prompt' and query_instruction is not None else 'null'} "
             f"as {key!r} on {n} rows"
