@@ -13,6 +13,7 @@ from lenprof.rows.options import ScanOptions
 from lenprof.stats.histogram import LengthHistogram
 from lenprof.stats.profile import Profile
 from lenprof.stats.profile_json import ProfileError
+from lenprof.stats.runinfo import RunInfo
 from lenprof.version import __version__
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "OutputError",
     "Profile",
     "ProfileError",
+    "RunInfo",
     "ScanOptions",
     "TokenizerError",
     "TokenizerInfo",

@@ -78,8 +78,8 @@ def test_comparing_gives_the_numbers_of_separate_scans(tokenizers, corpora, tmp_
     p95 = {p.field_stats("passage")["percentiles"]["95"] for p in both.profiles}
     over = [p.samples.warnings.get("over_model_limit", 0) for p in both.profiles]
     assert len(p95) == 3 and over[0] == over[1] == 0 and over[2] > 0  # they do differ
-    assert both.profiles[2].run["counting"]["path"] == "tokenizer"
-    assert both.profiles[0].run["counting"]["path"] == "chunks:bert-wordpiece"
+    assert both.profiles[2].run.counting.path == "tokenizer"
+    assert both.profiles[0].run.counting.path == "chunks:bert-wordpiece"
 
 
 def test_comparison_json_keeps_one_profile_per_tokenizer(tokenizers, tmp_path):

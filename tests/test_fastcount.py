@@ -23,6 +23,7 @@ from lenprof.count.fast.counter import BATCH_CHARS, CHECK_FIRST, FastCounter, co
 from lenprof.count.fast.cuts import Words
 from lenprof.count.fast.rule import recognise
 from lenprof.hashing import RunKey, fingerprints
+from lenprof.stats.runinfo import Counting
 
 TRAINING = [
     "The quick brown fox jumps over the lazy dog, again and again!",
@@ -277,7 +278,7 @@ def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp
     ]
     src = write_lines(tmp_path / "d.jsonl", [r.encode() for r in rows])
     exact = scan(str(src), tokenizer=tok, exact_only=True)
-    assert exact.run["counting"] == {"path": "tokenizer", "fast_share": 0.0, "self_checked": 0}
+    assert exact.run.counting == Counting("tokenizer", fast_share=0.0, self_checked=0)
 
     real = FastCounter._piece_counts
     monkeypatch.setattr(FastCounter, "_piece_counts", lambda self, *args, **kw: real(self, *args, **kw) + 1)
@@ -292,8 +293,8 @@ def test_a_failing_self_check_stops_the_fast_path_and_the_scan_recounts(tok, tmp
 
     p = scan(str(src), tokenizer=tok)
     assert p.to_dict()["fields"] == exact.to_dict()["fields"]
-    assert p.run["counting"]["path"] == "tokenizer"
-    assert p.run["counting"]["fast_path_failed"].startswith("the chunk count of ")
+    assert p.run.counting.path == "tokenizer"
+    assert p.run.counting.fast_path_failed.startswith("the chunk count of ")
 
 
 def test_the_self_check_covers_the_runs_first_texts_and_a_sample(tok, tmp_path):
@@ -312,8 +313,7 @@ def test_the_self_check_covers_the_runs_first_texts_and_a_sample(tok, tmp_path):
     rows = [json.dumps({"query": f"q {i}", "pos": [f"p {i}"], "neg": [f"n {i}"]}) for i in range(2000)]
     src = write_lines(tmp_path / "d.jsonl", [r.encode() for r in rows])
     checked = [
-        scan(str(src), tokenizer=tok, workers=w, shard_bytes=10_000).run["counting"]["self_checked"]
-        for w in (2, 3)
+        scan(str(src), tokenizer=tok, workers=w, shard_bytes=10_000).run.counting.self_checked for w in (2, 3)
     ]
     # (the sample after them is drawn by each run's keyed hash, so it differs from run to run)
     assert all(CHECK_FIRST < c < CHECK_FIRST + 150 for c in checked)
@@ -353,10 +353,7 @@ def test_every_corpus_counts_the_same_with_and_without_the_fast_path(tok, corpor
     exact = scan(paths, tokenizer=tok, shard_bytes=20_000, workers=2, exact_only=True)
     assert fast.to_dict()["fields"] == exact.to_dict()["fields"]
     assert fast.samples == exact.samples and fast.examples == exact.examples
-    assert (
-        fast.run["counting"]["path"] == "chunks:bert-wordpiece"
-        and 0.5 < fast.run["counting"]["fast_share"] < 1
-    )
+    assert fast.run.counting.path == "chunks:bert-wordpiece" and 0.5 < fast.run.counting.fast_share < 1
     lengths = {f: np.flatnonzero(h.counts) for f, h in fast.histograms.items()}
     assert all(len(v) for v in lengths.values())
 
@@ -371,8 +368,8 @@ def test_every_corpus_counts_the_same_through_byte_level_pieces(byte_levels, cor
         )
         assert fast.to_dict()["fields"] == exact.to_dict()["fields"], name
         assert fast.samples == exact.samples and fast.examples == exact.examples, name
-        counting = fast.run["counting"]
-        assert counting["path"] == "chunks:byte-level-bpe" and 0.5 < counting["fast_share"] <= 1, name
+        counting = fast.run.counting
+        assert counting.path == "chunks:byte-level-bpe" and 0.5 < counting.fast_share <= 1, name
 
 
 def test_the_chinese_characters_are_those_bert_pads(tok):

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from lenprof import scan
 from lenprof.cli import main
+from lenprof.stats.runinfo import Against
 
 
 def norm(text: str) -> str:
@@ -64,7 +65,7 @@ def test_leaks_are_found_as_the_oracle_finds_them(tok, split):
     assert [e.line for e in profile.examples["eval_query_leak"]] == [
         line for line, r in sorted(want.items()) if r == "eval_query_leak"
     ][:5]
-    assert profile.run["against"] == {"files": [str(test_path)], "rows": len(test), "drop_leaks": False}
+    assert profile.run.against == Against((str(test_path),), len(test), drop_leaks=False)
 
 
 def test_drop_leaks_drops_exactly_those_rows(tok, split, tmp_path):

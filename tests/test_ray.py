@@ -85,7 +85,7 @@ def test_ray_engine_matches_local(local_ray, tok, corpora, tmp_path, suffix):
             p = scan(paths, tokenizer=tok, workers=1, **outputs)
         else:  # 20 KB shards: nq.jsonl (640 KB) alone is cut into ~30
             p = scan(paths, tokenizer=tok, engine=RayEngine(), shard_bytes=20_000, **outputs)
-            assert p.run["shards"] > 40 and p.run["engine"] == "ray" and p.run["workers"] == 2
+            assert p.run.shards > 40 and p.run.engine == "ray" and p.run.workers == 2
         out[engine] = outcome(folder)
     assert out["ray"] == out["local"]
     assert out["local"][0]["samples"]["dropped"]["duplicate_row"] >= 10
@@ -96,7 +96,7 @@ def test_ray_engine_reads_parquet_and_compressed_pieces(local_ray, tok, corpora,
     pq.write_table(pj.read_json(corpora / "embedder" / "retrieval" / "nq.jsonl"), src, row_group_size=3)
     local = scan(str(src), tokenizer=tok, workers=1)
     distributed = scan(str(src), tokenizer=tok, engine=RayEngine(), shard_bytes=1)
-    assert distributed.run["shards"] == 10  # one row each
+    assert distributed.run.shards == 10  # one row each
     assert distributed.to_dict()["fields"] == local.to_dict()["fields"]
     assert distributed.samples == local.samples and distributed.inputs == local.inputs
 

@@ -192,7 +192,7 @@ def test_the_profile_and_the_report_say_the_fast_count_failed(tok, tmp_path, mon
     off_by_one_after(monkeypatch, 3000)
     profile, report = tmp_path / "profile.json", tmp_path / "report.html"
     p = scan(str(src), tokenizer=tok, profile_out=str(profile), report_out=str(report))
-    failed = p.run["counting"]["fast_path_failed"]
+    failed = p.run.counting.fast_path_failed
     assert failed.startswith("the chunk count of ")
     assert json.loads(profile.read_text())["run"]["counting"] == {
         "path": "tokenizer",

@@ -202,7 +202,7 @@ def test_results_do_not_depend_on_workers_or_shards(tok, corpora, tmp_path, suff
     for workers, shard_bytes in ((1, 4 << 20), (2, 3000), (2, 1), (1, 700)):
         outputs = every_output(tmp_path / f"w{workers}-s{shard_bytes}", suffix)
         p = scan(paths, tokenizer=tok, workers=workers, shard_bytes=shard_bytes, **outputs)
-        assert p.run["workers"] == workers and p.run["engine"] == "local"
+        assert p.run.workers == workers and p.run.engine == "local"
         runs[workers, shard_bytes] = outcome(p, outputs)
     first, *others = runs.values()
     assert all(o == first for o in others)
@@ -214,10 +214,10 @@ def test_each_distinct_text_is_tokenized_once_per_scan(tok, corpora):
     once = scan(msmarco, tokenizer=tok, workers=1)
     for workers in (1, 2):
         twice = scan([msmarco, msmarco], tokenizer=tok, workers=workers, shard_bytes=5000)
-        assert twice.run["shards"] >= 20  # every row its own shard
+        assert twice.run.shards >= 20  # every row its own shard
         assert (
-            twice.run["texts_tokenized"]
-            == once.run["texts_tokenized"]
+            twice.run.texts_tokenized
+            == once.run.texts_tokenized
             == once.unique["query"] + once.unique["passage"]
         )
 

@@ -64,7 +64,7 @@ def test_a_mirrored_folder_holds_one_cleaned_file_per_input(tok, tasks, tmp_path
         *((str(data / "a.jsonl"), n) for n in (2, 4, 6)),
         *((str(data / "more" / "b.jsonl"), n) for n in (1, 2)),
     ]
-    assert profile.run["filled"] == {f"{out}/a.jsonl": {"prompt": 3}}
+    assert profile.run.filled == {f"{out}/a.jsonl": {"prompt": 3}}
 
 
 def test_a_mirrored_parquet_input_stays_parquet_with_one_schema(tok, tmp_path):

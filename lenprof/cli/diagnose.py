@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from lenprof.cli import options as opt
 from lenprof.cli.common import UsageProblem, emit
+from lenprof.cli.options import PanelCommand
 
 
-@click.command("diagnose")
+@click.command("diagnose", cls=PanelCommand)
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
     "--candidates",
@@ -24,9 +26,15 @@ from lenprof.cli.common import UsageProblem, emit
     type=click.IntRange(min=1),
     help="train_group_size: 1 positive + (group size - 1) negatives per query.",
 )
-@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--world-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes the run trained on, each query scored against all their batches (negatives_cross_device).",
+)
 @click.option("--no-in-batch-neg", is_flag=True, help="The run did not use in-batch negatives.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@opt.output_format(["table", "json"])
 def diagnose_command(path, candidates, batch_size, group_size, world_size, no_in_batch_neg, fmt) -> None:
     """Name what a finished run's loss history shows: a HF trainer_state.json (or its folder,
     e.g. a FlagEmbedding output dir) or lenprof's metrics.jsonl. Exit 1 when something is wrong."""

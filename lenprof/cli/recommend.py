@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import click
 
-from lenprof.cli.common import Coverage, UsageProblem, emit, usage_errors
+from lenprof.cli import options as opt
+from lenprof.cli.common import UsageProblem, emit, usage_errors
+from lenprof.cli.options import PanelCommand
 from lenprof.report import FORMATS
 
 
-@click.command("recommend")
+@click.command("recommend", cls=PanelCommand)
 @click.argument("profile_path", metavar="PROFILE.json", type=click.Path(dir_okay=False))
-@click.option(
-    "--coverage",
-    type=Coverage(),
-    help="Percentile that must fit [default: the profile's].",
-)
-@click.option(
-    "--multiple-of",
-    type=click.IntRange(min=1),
-    help="Round up to a multiple of this [default: the profile's].",
-)
+@opt.coverage(None, "Percentile of texts that must fit untruncated [default: the profile's].")
+@opt.multiple_of(None, "Round lengths up to a multiple of this [default: the profile's].")
 @click.option(
     "--cap",
     type=click.IntRange(min=0),
+    metavar="N",
     help="Longest allowed length, e.g. another model's limit; 0 for none [default: the profile's tokenizer cap].",
 )
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True)
-@click.option(
-    "--report", type=click.Path(dir_okay=False), help="Also write the HTML report with these settings."
-)
-@click.option(
-    "--for-tokenizer",
-    metavar="NAME",
-    help="For a comparison of tokenizers: whose lengths --format args, yaml, env, st and markdown print.",
-)
+@opt.output_format()
+@opt.report("Also write the HTML report with these settings.")
+@opt.for_tokenizer("For a comparison of tokenizers")
 def recommend_command(profile_path, coverage, multiple_of, cap, fmt, report, for_tokenizer) -> None:
     """Re-derive max lengths from a saved profile or comparison (scan --out) without re-scanning."""
     from lenprof.report.compare import render_comparison_html

@@ -6,10 +6,42 @@ import os
 
 import click
 
+from lenprof.cli import options as opt
 from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
+from lenprof.cli.options import PanelCommand
+
+PANELS = {
+    "Model and lengths": ["model", "pooling", "profile_path", "query_max_len", "passage_max_len", "query_instruction",
+                          "query_instruction_format", "passage_instruction", "passage_instruction_format"],
+    "Batches and loss": ["batch_size", "group_size", "min_neg", "no_in_batch_neg", "negatives_cross_device",
+                         "temperature", "kd_loss_type", "group_by_length"],
+    "Optimisation": ["learning_rate", "warmup_ratio", "max_grad_norm", "epochs", "max_steps", "precision",
+                     "gradient_checkpointing", "seed"],
+    "Collapse watchdog": ["on_collapse", "collapse_steps", "max_recoveries", "snapshot"],
+    "Outputs": ["output_dir", "save_steps", "resume", "eval_split", "quiet", "help"],
+}  # fmt: skip
+
+EXAMPLES = [
+    (
+        "Scan, clean and fine-tune at the recommended lengths, on CPU or one GPU:",
+        "lenprof train data/ --model BAAI/bge-base-en-v1.5 --output-dir run/ --eval-split 0.05",
+    ),
+    (
+        "The same on 8 GPUs, at half the learning rate after a collapse:",
+        "torchrun --nproc_per_node 8 -m lenprof train data/ --model BAAI/bge-base-en-v1.5 \\\n"
+        "    --output-dir run/ --learning-rate 5e-6",
+    ),
+]
+
+LEARNING_RATE = (
+    "Peak learning rate, reached after the warmup and decayed linearly to 0. Fine-tune at 1e-5 to 1e-6, "
+    "with a warmup (--warmup-ratio) and gradient clipping (--max-grad-norm). A loss that falls to zero "
+    "and stays there is a collapse: lower the learning rate, e.g. halve it (1e-5 -> 5e-6); "
+    "--on-collapse recover does so by itself."
+)
 
 
-@click.command("train")
+@click.command("train", cls=PanelCommand, panels=PANELS, examples=EXAMPLES)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", help="Hub id or folder [default: the packaged all-MiniLM-L6-v2].")
 @click.option(
@@ -22,15 +54,38 @@ from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
     "--profile",
     "profile_path",
     type=click.Path(dir_okay=False),
-    help="Take lengths from a saved scan profile.",
+    help="Take lengths from a saved scan profile [default: scan PATHS now].",
 )
-@click.option("--query-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
-@click.option("--passage-max-len", type=click.IntRange(min=2), help="Instead of the scan's recommendation.")
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
+@click.option(
+    "--query-max-len",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Tokens a query is cut at [default: the scan's recommendation].",
+)
+@click.option(
+    "--passage-max-len",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Tokens a passage is cut at [default: the scan's recommendation].",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=1,
+    show_default=True,
+    help="Passes over the cleaned rows.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop after this many steps [default: the steps of all epochs].",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
+    metavar="N",
     default=8,
     show_default=True,
     help="Queries per device per step.",
@@ -39,59 +94,114 @@ from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
     "--train-group-size",
     "group_size",
     type=click.IntRange(min=1),
+    metavar="N",
     default=8,
     show_default=True,
     help="1 positive + (n - 1) negatives per query.",
 )
 @click.option("--no-in-batch-neg", is_flag=True, help="Score each query against its own group only.")
-@click.option("--temperature", type=Finite(min=0, min_open=True), default=0.02, show_default=True)
-@click.option("--learning-rate", type=Finite(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--warmup-ratio", type=Finite(0, 1), default=0.1, show_default=True)
-@click.option("--max-grad-norm", type=Finite(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--temperature",
+    type=Finite(min=0, min_open=True),
+    metavar="T",
+    default=0.02,
+    show_default=True,
+    help="Scores are divided by it before the softmax; lower is sharper (FlagEmbedding uses 0.02; "
+    "sentence-transformers' MultipleNegativesRankingLoss, scale 20, is 0.05).",
+)
+@click.option(
+    "--learning-rate",
+    type=Finite(min=0, min_open=True),
+    metavar="LR",
+    default=1e-5,
+    show_default=True,
+    help=LEARNING_RATE,
+)
+@click.option(
+    "--warmup-ratio",
+    type=Finite(0, 1),
+    metavar="RATIO",
+    default=0.1,
+    show_default=True,
+    help="Share of the steps over which the learning rate rises from 0 to --learning-rate.",
+)
+@click.option(
+    "--max-grad-norm",
+    type=Finite(min=0, min_open=True),
+    metavar="NORM",
+    default=1.0,
+    show_default=True,
+    help="Gradient clipping: each step's gradients are scaled down to at most this norm.",
+)
 @click.option(
     "--pooling",
     type=click.Choice(["cls", "mean"]),
-    help="[default: the model's sentence-transformers config, else cls]",
+    help="One vector per text: the first token's, or the mean of all "
+    "[default: the model's sentence-transformers config, else cls]",
 )
-@click.option("--query-instruction", metavar="TEXT")
-@click.option("--query-instruction-format", default="{}{}", show_default=True)
-@click.option("--passage-instruction", metavar="TEXT")
-@click.option("--passage-instruction-format", default="{}{}", show_default=True)
-@click.option("--gradient-checkpointing", is_flag=True)
+@opt.instructions
+@click.option(
+    "--gradient-checkpointing",
+    is_flag=True,
+    help="Recompute activations in the backward pass: less memory, slower steps.",
+)
 @click.option(
     "--group-by-length", is_flag=True, help="Batch texts of similar length together (less padding)."
 )
 @click.option(
     "--precision",
     type=click.Choice(["no", "fp16", "bf16"]),
-    help="[default: bf16 (else fp16) on GPU, fp32 on CPU]",
+    help="Mixed precision, or none [default: bf16 (else fp16) on GPU, fp32 on CPU]",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--save-steps", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Seeds the shuffle, the held-out rows and torch (dropout, any newly made weights); any whole number.",
+)
+@click.option(
+    "--save-steps",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=500,
+    show_default=True,
+    help="Steps between checkpoints in OUTPUT_DIR/checkpoints.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in OUTPUT_DIR/checkpoints.")
 @click.option(
     "--eval-split",
     type=Finite(0, 0.5),
+    metavar="SHARE",
     default=0.0,
     show_default=True,
     help="Share of rows held out for recall@10 / MRR@10 before and after.",
 )
-@click.option("--on-collapse", type=click.Choice(["recover", "stop"]), default="recover", show_default=True)
+@click.option(
+    "--on-collapse",
+    type=click.Choice(["recover", "stop"]),
+    default="recover",
+    show_default=True,
+    help="After a collapse, restore the last healthy weights, then halve the learning rate and go on "
+    "(recover) or stop with exit 1 (stop).",
+)
 @click.option(
     "--collapse-steps",
     type=click.IntRange(min=2),
+    metavar="N",
     default=20,
     show_default=True,
     help="Steps of near-zero loss that make a collapse.",
 )
-@click.option("--max-recoveries", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option(
-    "--min-neg",
+    "--max-recoveries",
     type=click.IntRange(min=0),
-    default=1,
+    metavar="N",
+    default=3,
     show_default=True,
-    help="The scan drops rows with fewer negatives; 0 keeps them (group size 1 with in-batch negatives).",
+    help="Collapses recovered from; the next one stops the run (exit 1).",
 )
+@opt.min_neg("The scan drops rows with fewer negatives; 0 keeps them (group size 1 with in-batch negatives).")
 @click.option(
     "--negatives-cross-device",
     is_flag=True,
@@ -100,7 +210,8 @@ from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
 @click.option(
     "--kd-loss-type",
     type=click.Choice(["kl_div", "m3_kd_loss"]),
-    help="Distil from the rows' pos_scores/neg_scores (FlagEmbedding's knowledge_distillation).",
+    help="Distil from the rows' pos_scores/neg_scores (FlagEmbedding's knowledge_distillation) "
+    "[default: none, no distillation].",
 )
 @click.option(
     "--snapshot",
@@ -109,7 +220,7 @@ from lenprof.cli.common import Finite, UsageProblem, emit, usage_errors
     show_default=True,
     help="Keep the last healthy weights and optimizer state in host memory or in OUTPUT_DIR/healthy.pt.",
 )
-@click.option("--quiet", "-q", is_flag=True)
+@opt.quiet
 def train_command(paths, model, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
                   group_size, no_in_batch_neg, temperature, learning_rate, warmup_ratio, max_grad_norm, pooling,
                   query_instruction, query_instruction_format, passage_instruction, passage_instruction_format,

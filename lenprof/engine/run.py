@@ -26,6 +26,7 @@ from lenprof.rows import cleaned
 from lenprof.rows.checks import partial_keys
 from lenprof.stats.comparison import Comparison
 from lenprof.stats.profile import Profile
+from lenprof.stats.runinfo import Against, Counting, RunInfo
 
 
 class NothingKept(InputError):
@@ -143,30 +144,28 @@ def run(
             dataclasses.replace(
                 Profile.of(tally.stats, tok.info, plan.options, inputs, files),
                 buckets=dict(sorted(buckets.items())),
-                run={
+                run=RunInfo(
                     **engine.describe(plan),
-                    "shards": totals.shards,
-                    "seconds": seconds,
-                    "tokenize_s": round(totals.tokenize_seconds, 3),
-                    **(
-                        {"against": {**plan.against.describe(), "drop_leaks": plan.drop_leaks}}
-                        if plan.against
-                        else {}
-                    ),
-                    "filled": {
+                    shards=totals.shards,
+                    seconds=seconds,
+                    tokenize_s=round(totals.tokenize_seconds, 3),
+                    against=Against(tuple(plan.against.paths), plan.against.rows, plan.drop_leaks)
+                    if plan.against
+                    else None,
+                    filled={
                         t: missing
                         for t in txn.targets()
                         if t in clean_targets and (missing := txn.rows(t).missing())
                     },
-                    "not_written": [t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()],
-                    "texts_tokenized": tally.tokenized,
-                    "counting": {
-                        "path": _counting_path(plan, tok, tally.fast),
-                        "fast_share": round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
-                        "self_checked": tally.checked,
-                        **({"fast_path_failed": fast_path_failed} if fast_path_failed else {}),
-                    },
-                },
+                    not_written=tuple(t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()),
+                    texts_tokenized=tally.tokenized,
+                    counting=Counting(
+                        path=_counting_path(plan, tok, tally.fast),
+                        fast_share=round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
+                        self_checked=tally.checked,
+                        fast_path_failed=fast_path_failed,
+                    ),
+                ),
             )
             for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
         ]

@@ -251,17 +251,17 @@ def _per_input(profile: Profile) -> list[str]:
 def _counting(profile: Profile) -> str:
     """How the texts were counted (``run.counting``), and whether the fast count's self-check
     failed, forcing every text to be counted again by the tokenizer."""
-    counting = profile.run.get("counting")
-    if not isinstance(counting, dict) or "path" not in counting:
+    counting = profile.run.counting
+    if counting is None:
         return ""  # a profile written before the run record held it
-    path = str(counting["path"])
+    path = counting.path
     how = (
         "by the tokenizer"
         if path == "tokenizer"
         else f"through piece caches (<code>{_e(path)}</code>), self-checked against the tokenizer"
     )
     text = f'<p data-counting="{_e(path)}">Token counts: {how}.</p>'
-    failed = counting.get("fast_path_failed")
+    failed = counting.fast_path_failed
     if failed:
         text += (
             f"<p data-fast-path-failed><b>The piece-cache count disagreed with the tokenizer</b> "

@@ -109,9 +109,6 @@ class EvalIndex:
                     break
         return found
 
-    def describe(self) -> dict:
-        return {"files": self.paths, "rows": self.rows}
-
 
 def _first_per_row(owner: np.ndarray, places: np.ndarray, rows: int) -> np.ndarray:
     """Per row, the place of its first text that was found (texts in row order); -1 if none.

@@ -26,11 +26,13 @@ from lenprof.stats.profile_json import (
     _mapping,
     _maybe,
     _options,
+    _run,
     _text,
     _tokenizer,
     load_json,
 )
 from lenprof.stats.recommend import Recommendation
+from lenprof.stats.runinfo import RunInfo
 from lenprof.stats.scan_stats import FIELDS, TEXT_FIELDS, Example, LongText, ScanStats, longest
 from lenprof.version import __version__
 
@@ -96,7 +98,7 @@ class Profile:
     examples: dict[str, list[Example]] = field(default_factory=dict)  # in the order of REASONS
     outputs: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, dict] = field(default_factory=dict)  # --split-by-length: file -> bucket, rows...
-    run: dict = field(default_factory=dict)  # how the scan ran (engine, timings): not results
+    run: RunInfo = field(default_factory=RunInfo)  # how the scan ran (engine, timings): not results
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per field, longest first
     per_input: list[InputBreakdown] = field(default_factory=list)  # with two inputs or more
     chars: dict[str, int] = field(default_factory=dict)  # characters of the texts counted, per field
@@ -199,7 +201,7 @@ class Profile:
             **({"per_input": [b.to_dict() for b in self.per_input]} if self.per_input else {}),
             "outputs": self.outputs,
             **({"split": self.buckets} if self.buckets else {}),
-            "run": self.run,
+            "run": self.run.to_dict(),
         }
 
     @classmethod
@@ -280,5 +282,5 @@ def _from_dict(d: dict) -> Profile:
         per_input=[_breakdown(b, options, cap) for b in _list(d.get("per_input", []), "per_input")],
         chars={f: _count(fields[f].get("chars", 0), f"fields.{f}.chars") for f in FIELDS},
         buckets=dict(_mapping(d.get("split", {}), "split")),
-        run=dict(_mapping(d.get("run", {}), "run")),
+        run=_run(d.get("run", {})),
     )

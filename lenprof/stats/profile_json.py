@@ -8,6 +8,7 @@ from lenprof.rows.fields import Fields
 from lenprof.rows.options import ScanOptions
 from lenprof.stats.breakdown import InputBreakdown
 from lenprof.stats.histogram import LengthHistogram
+from lenprof.stats.runinfo import Against, Counting, RunInfo
 from lenprof.stats.scan_stats import TEXT_FIELDS, LongText
 
 
@@ -141,4 +142,61 @@ def _breakdown(b: object, options: ScanOptions, cap: int | None) -> InputBreakdo
         options.coverage,
         options.multiple_of,
         cap,
+    )
+
+
+def _number(value: object, what: str, top: float = 1e15) -> float | None:
+    """A duration or a share as written: a number from 0 to ``top`` (an int stays an int, so it
+    is written back as it was read); nan is none, as it fails both comparisons."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+        raise ValueError(f"{what} must be a number from 0 to {top:g}, got {value!r}")
+    return value
+
+
+def _run(r: object) -> RunInfo:
+    """``run``: how the scan ran. Every key is optional, as early profiles have fewer."""
+    r = _mapping(r, "run")
+    against = r.get("against")
+    if against is not None:
+        a = _mapping(against, "run.against")
+        if not isinstance(a["drop_leaks"], bool):
+            raise ValueError(f"run.against.drop_leaks must be true or false, got {a['drop_leaks']!r}")
+        against = Against(
+            tuple(_text(f, "run.against.files[]") for f in _list(a["files"], "run.against.files")),
+            _count(a["rows"], "run.against.rows"),
+            a["drop_leaks"],
+        )
+    counting = r.get("counting")
+    if counting is not None:
+        c = _mapping(counting, "run.counting")
+        counting = Counting(
+            _text(c["path"], "run.counting.path"),
+            _number(c["fast_share"], "run.counting.fast_share", 1),  # type: ignore[arg-type]
+            _count(c["self_checked"], "run.counting.self_checked"),
+            _text(c.get("fast_path_failed"), "run.counting.fast_path_failed", True),
+        )
+    filled, not_written = r.get("filled"), r.get("not_written")
+    return RunInfo(
+        engine=_text(r.get("engine"), "run.engine", True),
+        workers=_maybe(r.get("workers"), "run.workers"),
+        shards=_maybe(r.get("shards"), "run.shards"),
+        seconds=_number(r.get("seconds"), "run.seconds"),
+        tokenize_s=_number(r.get("tokenize_s"), "run.tokenize_s"),
+        against=against,
+        filled=None
+        if filled is None
+        else {
+            _text(t, "run.filled file"): {
+                _text(k, "run.filled key"): _count(n, f"run.filled.{t}.{k}")
+                for k, n in _mapping(keys, f"run.filled.{t}").items()
+            }
+            for t, keys in _mapping(filled, "run.filled").items()
+        },
+        not_written=None
+        if not_written is None
+        else tuple(_text(t, "run.not_written[]") for t in _list(not_written, "run.not_written")),
+        texts_tokenized=_maybe(r.get("texts_tokenized"), "run.texts_tokenized"),
+        counting=counting,
     )
