@@ -55,8 +55,9 @@ def scan(
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(
-        paths, options, tokenizer, outputs, shard_bytes, exact_only, against, drop_leaks, dataset_split
-    )
+        paths, options, tokenizer=tokenizer, outputs=outputs, shard_bytes=shard_bytes, exact_only=exact_only,
+        against=against, drop_leaks=drop_leaks, dataset_split=dataset_split,
+    )  # fmt: skip
     return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
 
 
@@ -94,15 +95,7 @@ def compare(
     first, *others = tokenizers
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(
-        paths,
-        options,
-        first,
-        outputs,
-        shard_bytes,
-        exact_only,
-        against,
-        drop_leaks,
-        dataset_split,
-        others,  # type: ignore[arg-type]
-    )
+        paths, options, tokenizer=first, outputs=outputs, shard_bytes=shard_bytes, exact_only=exact_only,
+        against=against, drop_leaks=drop_leaks, dataset_split=dataset_split, others=others,
+    )  # fmt: skip
     return Comparison(scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept))

@@ -167,6 +167,7 @@ def _tokenizer_files(tokenizers: Sequence[LoadedTokenizer]) -> list[str]:
 def make_plan(
     paths: Sequence[str] | str,
     options: ScanOptions | None = None,
+    *,
     tokenizer: LoadedTokenizer | str | None = None,
     outputs: Outputs | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
