@@ -97,8 +97,8 @@ def drive(
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
-    corpus = Decisions(len(every))
-    table = corpus.texts
+    decisions = Decisions(len(every))
+    table = decisions.texts
     dispatched = decided = finished = merged = 0  # shards past each step, all in order
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
@@ -147,7 +147,7 @@ def drive(
 
         while decided in reports:  # decisions in corpus order
             f = flights[decided]
-            d = corpus.decide(decided, f.shard.input, reports.pop(decided))
+            d = decisions.decide(decided, f.shard.input, reports.pop(decided))
             f.first_line, f.keep, f.ids, f.need = d.first_line, d.keep, d.ids, d.need
             if len(f.need):
                 send(decided, "measure", decided, f.need, totals.tokenized)
@@ -180,9 +180,9 @@ def drive(
     unique = table.unique()
     for t in every:
         t.stats.unique = dict(unique)
-    duplicates = corpus.duplicates
+    duplicates = decisions.duplicates
     if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
-        earlier = _earlier_rows(plan, executor, duplicates, corpus.first_lines)
+        earlier = _earlier_rows(plan, executor, duplicates, decisions.first_lines)
         for t in every:
             _name_earlier_rows(t.stats, duplicates, earlier)
     return totals
