@@ -193,7 +193,7 @@ def whitespace_chunks(texts: list[str], pad_chinese: bool, key: RunKey) -> Piece
     """Texts cut into ``str.split()``'s chunks, Chinese characters spaced out first."""
     if pad_chinese:
         pad = _CHINESE.sub
-        pieces = [pad(_spaced, text).split() for text in texts]
+        pieces = [(text if text.isascii() else pad(_spaced, text)).split() for text in texts]
     else:
         pieces = [text.split() for text in texts]
     return _of_strings("chunks", pieces, key)
