@@ -61,7 +61,7 @@ def colliding_words(key: RunKey, length: int = 20) -> tuple[str, str]:
 
 
 def prints_of(words: list[str], key: RunKey) -> list[int]:
-    return Words(words, None, key).pieces.prints.tolist()
+    return Words(words, None, key).view(False).prints.tolist()
 
 
 @settings(max_examples=60, deadline=None)

@@ -21,7 +21,7 @@ When it holds (the proof, per family):
   - *words*, for ASCII texts that hold nothing an added token matches: the pre-tokenizer's own
     pieces, runs of letters and digits and single punctuation characters (in ASCII, every
     printable character that is no letter, digit or space is punctuation to BERT), lower-cased
-    when counted where the normalizer lower-cases (in ASCII that is all it changes). These are cut and
+    first when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
     fingerprinted for a whole batch at once with numpy, on the bytes;
   - *chunks*, for every other text: ``str.split()``'s, after spacing out Chinese characters as
     the normalizer does. Outside control characters Python splits at exactly the characters

@@ -19,11 +19,13 @@ class PieceCache:
     Every piece counted is kept in a ``FingerprintMap``. In front of it, a table of ``HOT``
     slots holds the pieces met last at each slot (picked by the fingerprint's top bits): most
     of a batch's pieces are common ones found there in one gather, and only the rest are
-    sorted and looked up in the map. Words are kept as written: a lower-casing counter
-    lower-cases the words it counts itself."""
+    sorted and looked up in the map.
 
-    def __init__(self, width: int = 1):
-        self.width = width
+    Words are kept as written, or lower-cased when every counter sharing them lower-cases
+    (fewer distinct words); a lower-casing counter lower-cases the words it counts itself."""
+
+    def __init__(self, width: int = 1, lowercase: bool = False):
+        self.width, self.lowercase = width, lowercase
         self.map = FingerprintMap(width)
         self._hot: tuple[np.ndarray, np.ndarray] | None = None  # by slot: a fingerprint, a row of counts
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # see ``settle``

@@ -32,7 +32,8 @@ class FastCounter:
         self._wordpiece: WordPiece | None = None
         self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
         # one cache per cut (their fingerprints differ), and this counter's column in it
-        self.caches = {"words": PieceCache(), "chunks": PieceCache(), "pieces": PieceCache()}
+        self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase))}
+        self.caches |= {"chunks": PieceCache(), "pieces": PieceCache()}
         self.columns = dict.fromkeys(self.caches, 0)
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
@@ -63,7 +64,7 @@ class FastCounter:
         ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added, self.key))
         if len(ascii_):
             counted = ascii_[~words.left_out]
-            out[counted] = self._sums(words.pieces)[~words.left_out]
+            out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
             fast[counted] = True
 
         def rest_chunks() -> tuple[list[int], Pieces | None]:
@@ -152,7 +153,7 @@ class FastCounter:
         key = new.tobytes()
         pieces = cut.memo.once(("strings", key), lambda: cut.strings(new))
         if cut.kind == "words":
-            if rule.lowercase:  # ASCII: all the normalizer changes
+            if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
                 pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
         if cut.kind == "pieces":
@@ -161,7 +162,7 @@ class FastCounter:
             return count_tokens(self._alone, pieces, special=False)
         counts = np.zeros(len(pieces), dtype=np.int64)
         ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added, self.key))
-        counts[ascii_] = self._sums(words.pieces) - rule.specials
+        counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials
         rest = np.ones(len(pieces), dtype=bool)
         rest[ascii_[~words.left_out]] = False
         where = np.flatnonzero(rest)
@@ -236,6 +237,6 @@ def share_caches(counters: list[FastCounter]) -> None:
         for key in counter.rule.cuts().values() if counter.rule else ():
             alike.setdefault(key, []).append(counter)
     for (kind, *_), members in alike.items():
-        cache = PieceCache(len(members))
+        cache = PieceCache(len(members), lowercase=all(c.rule.lowercase for c in members))  # type: ignore[union-attr]
         for column, counter in enumerate(members):
             counter.caches[kind], counter.columns[kind] = cache, column

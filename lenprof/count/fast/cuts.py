@@ -76,6 +76,7 @@ class Pieces:
     owner: np.ndarray  # non-decreasing
     prints: np.ndarray
     strings: Callable[[np.ndarray], list[str]]  # positions of pieces -> those pieces
+    lowercase: bool = False  # the pieces are lower-cased (words)
     # what counters sharing the cut derive from it (they look it up once, and mostly miss the
     # same pieces)
     memo: Memo = field(default_factory=Memo)
@@ -101,7 +102,7 @@ class Words:
     """ASCII texts cut into BERT's pre-tokenizer pieces (see the package's proof), a batch at a
     time with numpy, and which texts the cut must not count (a control character, or an added
     token's text). The cut is the same for cased and uncased vocabularies, so tokenizers
-    compared in one pass share it and its ``pieces``, as written."""
+    compared in one pass share it; each asks for its view of the pieces."""
 
     def __init__(self, texts: list[str], added: re.Pattern | None, key: RunKey):
         self.key = key
@@ -129,12 +130,20 @@ class Words:
         edge[:-1] &= ~alnum[1:]
         self.ends = np.flatnonzero(edge | punct) + 1
         self.owner = np.searchsorted(text_at, self.starts, side="right") - 1
-        data, starts, ends = self.data, self.starts, self.ends  # not self: a cycle would outlive the batch
+        self._views: dict[bool, Pieces] = {}
 
-        def strings(at: np.ndarray) -> list[str]:
-            return _decoded(data, starts[at], ends[at])
+    def view(self, lowercase: bool) -> Pieces:
+        """The pieces as written, or lower-cased (in ASCII all BERT's normalizer changes)."""
+        if lowercase not in self._views:
+            data = self.data.lower() if lowercase else self.data  # bytes.lower: A-Z only
+            starts, ends = self.starts, self.ends  # not self: a cycle would outlive the batch
 
-        self.pieces = Pieces("words", self.n, self.owner, self._fingerprints(data), strings)
+            def strings(at: np.ndarray) -> list[str]:
+                return _decoded(data, starts[at], ends[at])
+
+            prints = self._fingerprints(data)
+            self._views[lowercase] = Pieces("words", self.n, self.owner, prints, strings, lowercase)
+        return self._views[lowercase]
 
     def _fingerprints(self, data: bytes) -> np.ndarray:
         """Each piece's fingerprint, for a whole batch at once:
