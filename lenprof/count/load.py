@@ -60,6 +60,9 @@ def load_tokenizer(spec: str | None) -> LoadedTokenizer:
         return _load_folder(spec, name=spec, source="folder")
     if spec.endswith(".json") or spec.startswith((".", "/", "~")):
         raise TokenizerError(f"--tokenizer {spec}: no such file or folder")
+    if spec == PACKAGED and (path := packaged_model_path()) is not None:
+        # the name lenprof prints for its default: the installed copy, online or not
+        return _load_folder(str(path), name=PACKAGED, source="packaged")
     from lenprof.count.hub import HubError, locate, quiet_hub
 
     try:
