@@ -264,3 +264,17 @@ def test_a_folder_whose_tokenizer_is_one_level_down_names_it(tmp_path):
         f"Error: --tokenizer {tmp_path / 'st'}: {NO_TOKENIZER}; {tmp_path / 'st' / '0_Transformer'} has one: "
         "pass that\n"
     )
+
+
+@pytest.mark.parametrize("fmt", sorted(set(FORMATS) - {"table"}))
+def test_warnings_reach_stderr_in_every_format_without_a_table(fmt):
+    # --format args is the README's way into FlagEmbedding: its warnings must not vanish (issue 22)
+    result = CliRunner().invoke(main, ["scan", str(EXAMPLES), "--format", fmt])
+    assert result.exit_code == 0
+    assert (
+        "lenprof: warnings: partial_prompt 3 rows, partial_scores 2 rows; "
+        "--format table or --report FILE shows each with examples\n"
+    ) in result.stderr
+    assert "warnings" not in CliRunner().invoke(main, ["scan", str(EXAMPLES), "--format", fmt, "-q"]).stderr
+    table = CliRunner().invoke(main, ["scan", str(EXAMPLES)])
+    assert "lenprof: warnings:" not in table.stderr and "warnings  partial_prompt 3 rows" in table.stdout

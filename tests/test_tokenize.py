@@ -118,4 +118,3 @@ def test_the_default_tokenizers_name_is_the_installed_copy_offline(monkeypatch, 
     assert (named.name, named.info.source) == (default.name, "packaged")
     texts = ["Hello, world!", "中文 and naïve café"]
     assert named.count(texts).tolist() == default.count(texts).tolist()
-

@@ -160,6 +160,10 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
             for key, n in missing.items()
         ]
         log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")
+    warnings = profile.samples.warnings
+    if warnings and args.fmt != "table":  # the table lists them; no other format has room
+        counts = ", ".join(f"{reason} {n} rows" for reason, n in warnings.items())
+        log(quiet, f"warnings: {counts}; --format table or --report FILE shows each with examples")
     if args.rejects:
         log(quiet, f"{profile.dropped} dropped rows written to {args.rejects}")
     elif profile.dropped:
