@@ -260,3 +260,16 @@ def test_fp16_gradient_overflow_is_the_scalers_business_not_an_alarm(precision, 
     assert [s for s in range(5, 8) if guard.observe(s, NAN, 1.0, 1e-5)] == (
         [7] if precision == "fp16" else [5, 6, 7]
     )
+
+
+def test_advice_to_lower_the_learning_rate_says_by_how_much():
+    # "lower the learning rate" without a number helps nobody (issue 22): every such advice says
+    # halve it, and where embedding fine-tuning runs
+    from lenprof.train.health import ADVICE, advice
+
+    lowering = [k for k in ADVICE if "learning rate" in ADVICE[k]]
+    assert {"persistent_zero", "non_finite", "uniform_collapse", "hidden_nan"} <= set(lowering)
+    for kind in lowering:
+        for precision in (None, "fp16", "bf16", "no"):
+            text = advice(kind, precision)
+            assert "halve it, e.g. 1e-5 -> 5e-6" in text and "1e-5 to 1e-6" in text, (kind, precision)

@@ -26,13 +26,23 @@ from dataclasses import dataclass, field
 
 ZERO = 1e-3  # a loss below this is "zero" for InfoNCE: the positive has all the probability
 
+# What "lower the learning rate" means in numbers: embedding models fine-tune at 1e-5 to 1e-6,
+# with warmup and gradient clipping; after a collapse, halve the rate and try again.
+LOWER_LR = "lower the learning rate (halve it, e.g. 1e-5 -> 5e-6; embedding models fine-tune at 1e-5 to 1e-6)"
+
 ADVICE = {
     "easy_batch": "harmless: some batches are easy",
-    "persistent_zero": "collapse or trivial data: lower the learning rate, warm up, clip gradients; check for queries equal to their positives (lenprof scan drops them)",
-    "non_finite": "NaN/inf: lower the learning rate (with fp16, use bf16 instead)",
-    "uniform_collapse": "embeddings collapsed to a constant (every candidate scores the same): lower the learning rate, warm up longer, check the pooling and temperature",
+    "persistent_zero": "collapse or trivial data: "
+    + LOWER_LR
+    + ", warm up, clip gradients; check for queries equal to their positives (lenprof scan drops them)",
+    "non_finite": "NaN/inf: " + LOWER_LR + " (with fp16, use bf16 instead)",
+    "uniform_collapse": "embeddings collapsed to a constant (every candidate scores the same): "
+    + LOWER_LR
+    + ", warm up longer, check the pooling and temperature",
     "rounding_zero": "easy batches logged as 0.0 (the Trainer rounds losses to 4 decimals; the gradient norm is non-zero): not a collapse",
-    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter); lower the learning rate (with fp16, use bf16 instead)",
+    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter); "
+    + LOWER_LR
+    + " (with fp16, use bf16 instead)",
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
     "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
     "healthy": "the loss falls and stays finite",
@@ -41,9 +51,11 @@ ADVICE = {
 
 # Where the run's precision is known, the NaN advice names it instead of guessing.
 _NAN_CAUSE = {
-    "fp16": "fp16 overflows: use bf16 instead of fp16, or lower the learning rate",
-    "bf16": "lower the learning rate, warm up longer, clip gradients (bf16 does not overflow like fp16)",
-    "no": "in full precision (fp32), so not an fp16 overflow: lower the learning rate, warm up longer, clip gradients",
+    "fp16": "fp16 overflows: use bf16 instead of fp16, or " + LOWER_LR,
+    "bf16": LOWER_LR + ", warm up longer, clip gradients (bf16 does not overflow like fp16)",
+    "no": "in full precision (fp32), so not an fp16 overflow: "
+    + LOWER_LR
+    + ", warm up longer, clip gradients",
 }
 
 
@@ -51,7 +63,7 @@ def advice(kind: str, precision: str | None = None) -> str:
     """``ADVICE[kind]``, told for the run's precision (``fp16``, ``bf16``, ``no``) when known.
 
     >>> advice("non_finite", "no")
-    'NaN/inf in full precision (fp32), so not an fp16 overflow: lower the learning rate, warm up longer, clip gradients'
+    'NaN/inf in full precision (fp32), so not an fp16 overflow: lower the learning rate (halve it, e.g. 1e-5 -> 5e-6; embedding models fine-tune at 1e-5 to 1e-6), warm up longer, clip gradients'
     """
     if precision in _NAN_CAUSE and kind == "non_finite":
         return f"NaN/inf {_NAN_CAUSE[precision]}"
