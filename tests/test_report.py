@@ -278,3 +278,28 @@ def test_a_check_that_ran_shows_its_count(tmp_path):
     assert f"<td>warning</td><td>{len(few)}</td>" in _check_row(
         out.read_text(encoding="utf-8"), "few_negatives"
     )
+
+
+def test_st_format_says_when_it_raises_the_models_own_limit():
+    # sentence-transformers models carry their own max_seq_length (all-MiniLM-L6-v2: 256, below
+    # its 512 positions); a recommendation above it is printed, not capped, with what the
+    # model's own limit would cut (issue 22)
+    import dataclasses
+
+    from lenprof import scan
+    from lenprof.report import FORMATS
+
+    profile = scan(str(EXAMPLES))
+    assert profile.tokenizer.st_max_seq_length == 256 and "above the model" not in FORMATS["st"](profile)
+    tight = dataclasses.replace(
+        profile, tokenizer=dataclasses.replace(profile.tokenizer, st_max_seq_length=128)
+    )
+    first, note = FORMATS["st"](tight).splitlines()
+    assert first.startswith("model.max_seq_length = 152  #")
+    sparse = profile.histograms["passage"].to_sparse()
+    over = sum(c for length, c in zip(sparse["lengths"], sparse["counts"], strict=True) if length > 128)
+    share = 100 * over / sum(sparse["counts"])
+    assert note == (
+        "# above the model's own max_seq_length 128 (sentence_bert_config.json), which this line raises; "
+        f"with 128, {share:.1f}% of passages would be cut"
+    )

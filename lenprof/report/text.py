@@ -49,10 +49,26 @@ def render_env(profile: Profile) -> str:
 def render_st(profile: Profile) -> str:
     """sentence-transformers has one ``max_seq_length`` for queries and passages alike."""
     q, p = _lengths(profile)
-    return (
+    line = (
         f"model.max_seq_length = {max(q, p)}  # sentence-transformers: one limit serves queries and "
         f"passages alike (query_max_len {q}, passage_max_len {p}; {_how(profile)})\n"
     )
+    configured = profile.tokenizer.st_max_seq_length
+    if configured is not None and max(q, p) > configured:
+        # not capped: the recommendation is what the data needs, and the model takes up to its cap;
+        # but the model was set up (and often trained) for less, which the user should weigh
+        line += (
+            f"# above the model's own max_seq_length {configured} (sentence_bert_config.json), which "
+            f"this line raises; with {configured}, {_truncated_share(profile, configured)} of passages "
+            f"would be cut\n"
+        )
+    return line
+
+
+def _truncated_share(profile: Profile, limit: int) -> str:
+    """The share of passages longer than ``limit`` tokens, as a percentage."""
+    passages = profile.histograms["passage"]
+    return f"{100 * passages.cut_cost(limit)['truncated'] / max(passages.count, 1):.1f}%"
 
 
 def render_markdown(profile: Profile) -> str:
