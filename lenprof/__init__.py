@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lenprof.api import Comparison, compare, scan
+from lenprof.api import compare, scan
 from lenprof.count.load import load_tokenizer
 from lenprof.count.tokenizer import LoadedTokenizer, TokenizerError, TokenizerInfo
 from lenprof.engine.run import NothingKept
@@ -10,6 +10,7 @@ from lenprof.errors import InputError, OutputError
 from lenprof.io.buckets import LengthBuckets
 from lenprof.rows.fields import Fields
 from lenprof.rows.options import ScanOptions
+from lenprof.stats.comparison import Comparison
 from lenprof.stats.histogram import LengthHistogram
 from lenprof.stats.profile import Profile
 from lenprof.stats.profile_json import ProfileError

@@ -12,8 +12,10 @@ from lenprof.engine.run import scan_plan
 from lenprof.io.buckets import LengthBuckets
 from lenprof.io.records import DEFAULT_SHARD_BYTES
 from lenprof.rows.options import ScanOptions
-from lenprof.stats.comparison import SCHEMA, Comparison, read_saved
+from lenprof.stats.comparison import Comparison
 from lenprof.stats.profile import Profile
+
+__all__ = ["compare", "scan"]
 
 
 def scan(
@@ -59,9 +61,6 @@ def scan(
         against=against, drop_leaks=drop_leaks, dataset_split=dataset_split,
     )  # fmt: skip
     return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
-
-
-__all__ = ["SCHEMA", "Comparison", "compare", "read_saved"]
 
 
 def compare(

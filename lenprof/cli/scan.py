@@ -17,6 +17,7 @@ from lenprof.engine.local import PER_CORE
 from lenprof.io.discover import skipped_outputs
 from lenprof.report import FORMATS
 from lenprof.report.compare import check_format, render_comparison
+from lenprof.report.text import join_counts
 from lenprof.stats.profile import Profile
 
 
@@ -162,8 +163,10 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
         log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")
     warnings = profile.samples.warnings
     if warnings and args.fmt != "table":  # the table lists them; no other format has room
-        counts = ", ".join(f"{reason} {n} rows" for reason, n in warnings.items())
-        log(quiet, f"warnings: {counts}; --format table or --report FILE shows each with examples")
+        log(
+            quiet,
+            f"warnings: {join_counts(warnings, ' rows')}; --format table or --report FILE shows each with examples",
+        )
     if args.rejects:
         log(quiet, f"{profile.dropped} dropped rows written to {args.rejects}")
     elif profile.dropped:

@@ -116,7 +116,7 @@ def _grid(rows: list[list[str]], right: set[int], indent: str = "") -> list[str]
     ]
 
 
-def _counts(counts: dict[str, int], unit: str = "") -> str:
+def join_counts(counts: dict[str, int], unit: str = "") -> str:
     return ", ".join(f"{k} {v}{unit}" for k, v in counts.items()) or "none"
 
 
@@ -126,8 +126,8 @@ def sample_lines(profile: Profile, splits: str = "") -> list[str]:
     return [
         f"rows      read {s.read}, kept {s.kept}, dropped {profile.dropped}, blank lines {s.blank}",
         *([f"splits    {splits}"] if splits else []),
-        f"dropped   {_counts(s.dropped)}",
-        f"repaired  {_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
+        f"dropped   {join_counts(s.dropped)}",
+        f"repaired  {join_counts(s.repaired)}" + (" (texts removed, rows kept)" if s.repaired else ""),
     ]
 
 
@@ -142,7 +142,7 @@ def render_table(profile: Profile) -> str:
         *sample_lines(profile, splits),
     ]
     if s.warnings:
-        lines.append(f"warnings  {_counts(s.warnings, ' rows')}")
+        lines.append(f"warnings  {join_counts(s.warnings, ' rows')}")
     lines.append("")
     header = ["field", "texts", "unique", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"]
     rows = [header]
