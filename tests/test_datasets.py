@@ -63,7 +63,7 @@ def test_a_dataset_dict_needs_a_split_and_lists_them(tok, retrieval, tmp_path):
     got = scan(str(folder), tokenizer=tok, dataset_split="test")
     assert numbers(got) == numbers(scan([str(p) for p in retrieval[2:]], tokenizer=tok))
     assert (got.inputs[0].path, got.inputs[0].split) == (str(folder / "test"), "test")
-    with pytest.raises(InputError, match="only a datasets folder or a hub id"):
+    with pytest.raises(InputError, match="only a folder, a datasets folder or a hub id"):
         scan(str(retrieval[0]), tokenizer=tok, dataset_split="train")
 
 

@@ -242,19 +242,19 @@ def test_stdin_twice_or_from_a_terminal_is_refused(tmp_path):
 # --- train/test files found together -------------------------------------------------------------
 
 
-def test_train_and_test_files_in_one_folder_are_named(tok, corpora, tmp_path):
+def test_train_and_test_files_given_one_by_one_are_named(tok, corpora, tmp_path):
+    """A folder of both is refused whole (tests/test_splits.py); files named one by one are the
+    user's choice, profiled together with each one's split and a line in the table."""
     src = corpora / "embedder" / "retrieval" / "nq.jsonl"
     data = tmp_path / "ds" / "data"
     data.mkdir(parents=True)
     table = pa.Table.from_pylist(corpus_rows([src]))
-    pq.write_table(table, data / "train-00000-of-00001.parquet")
-    pq.write_table(table.slice(0, 4), data / "test-00000-of-00001.parquet")
-    result = CliRunner().invoke(main, ["scan", str(tmp_path / "ds"), "-q"])
     train, test = data / "train-00000-of-00001.parquet", data / "test-00000-of-00001.parquet"
+    pq.write_table(table, train)
+    pq.write_table(table.slice(0, 4), test)
+    result = CliRunner().invoke(main, ["scan", str(test), str(train), "-q"])
     assert f"splits    test {test}; train {train}: scanned as one corpus" in result.stdout
-    profile = json.loads(
-        CliRunner().invoke(main, ["scan", str(tmp_path / "ds"), "-q", "--format", "json"]).stdout
-    )
+    profile = json.loads(CliRunner().invoke(main, ["scan", str(test), str(train), "-q", "--format", "json"]).stdout)
     assert [(i["path"], i.get("split")) for i in profile["inputs"]] == [
         (str(test), "test"),
         (str(train), "train"),

@@ -21,7 +21,7 @@ from lenprof.io import transaction as out
 from lenprof.io.buckets import LengthBuckets, stems
 from lenprof.io.discover import discover
 from lenprof.io.files import InputFile
-from lenprof.io.readers import stdin
+from lenprof.io.readers import splits, stdin
 from lenprof.io.records import DEFAULT_SHARD_BYTES, Shard, shards
 from lenprof.io.stamps import Stamp, stamp, unchanged
 from lenprof.rows import cleaned, leaks
@@ -194,6 +194,9 @@ def make_plan(
             )
         for n, path in enumerate(outputs.buckets.every_path(input_paths)):
             files[f"bucket {n}"] = path
+    for written in (outputs.clean, outputs.buckets and outputs.buckets.folder):
+        if written:
+            splits.refuse_mixed(inputs, written)  # training files never hold the test split's rows
     clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)

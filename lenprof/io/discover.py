@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import stat
@@ -126,6 +127,7 @@ def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
     from lenprof.io.readers import hf, splits, stdin
 
     found: list[InputFile] = []
+    splittable = False  # a folder, a datasets folder or a hub dataset: what --split applies to
     if list(paths).count("-") > 1:
         raise InputError("-: stdin is given twice; it can be read once")
     for spec in paths:
@@ -142,7 +144,14 @@ def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
                     f"{spec}: folder holds no data files (looked for {KNOWN}, optionally .gz/.zst, "
                     "and datasets save_to_disk folders)"
                 )
-            found.extend(_item(n, split) for n in names)
+            plain = [n for n in names if not os.path.isdir(n)]  # beside datasets folders, which take --split
+            chosen = dict(splits.choose(spec, plain, split)) if plain else {}
+            for n in names:
+                if os.path.isdir(n):
+                    found.append(_item(n, split))
+                elif n in chosen:
+                    found.append(dataclasses.replace(_item(n, None), split=chosen[n]))
+            splittable = True
         elif os.path.lexists(spec):
             if classify(spec) is None:
                 raise InputError(f"{spec}: unknown file type; lenprof reads {KNOWN} (also as .gz or .zst)")
@@ -160,6 +169,9 @@ def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
             found.extend(_item(n, split) for n in names)
         else:
             raise InputError(f"{spec}: no such file or folder")
-    if split is not None and not any(i.format == "datasets" for i in found):
-        raise InputError(f"--split {split}: only a datasets folder or a hub id (hf://ORG/NAME) has splits")
+    if split is not None and not (splittable or any(i.format == "datasets" for i in found)):
+        raise InputError(
+            f"--split {split}: only a folder, a datasets folder or a hub id (hf://ORG/NAME) has splits; "
+            "a file given on its own is scanned whole"
+        )
     return splits.tag(found)
