@@ -55,16 +55,17 @@ def test_a_mirrored_folder_holds_one_cleaned_file_per_input(tok, tasks, tmp_path
     profile = scan(str(data), tokenizer=tok, clean_out=f"{out}/")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.jsonl", "more/b.jsonl"]  # fmt: skip
     got_a, got_b = load_json(out / "a.jsonl"), load_json(out / "more" / "b.jsonl")
-    # one key set per file: the rows without a prompt carry a null one (no instruction was given)
-    assert got_a == [dict(r, prompt=r.get("prompt")) for r in a]
-    assert got_b == b
+    # one key set per file, and across files (FlagEmbedding concatenates them): the rows without a
+    # prompt carry "" (no instruction was given), never a null, which FlagEmbedding trains as "None"
+    assert got_a == [dict(r, prompt=r.get("prompt", "")) for r in a]
+    assert got_b == [dict(r, prompt="") for r in b]
     # FlagEmbedding concatenates its files: b's rows lack a prompt as much as a's odd rows
     assert profile.samples.warnings == {"partial_prompt": 3 + 4}
     assert [(e.source, e.line) for e in profile.examples["partial_prompt"]] == [
         *((str(data / "a.jsonl"), n) for n in (2, 4, 6)),
         *((str(data / "more" / "b.jsonl"), n) for n in (1, 2)),
     ]
-    assert profile.run.filled == {f"{out}/a.jsonl": {"prompt": 3}}
+    assert profile.run.filled == {f"{out}/a.jsonl": {"prompt": 3}, f"{out}/more/b.jsonl": {"prompt": 4}}
 
 
 def test_a_mirrored_parquet_input_stays_parquet_with_one_schema(tok, tmp_path):

@@ -156,7 +156,7 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
         log(quiet, f"{target}: not written, as no row of its input was kept")
     for target, missing in (run.filled or {}).items():
         filled = [
-            f"{'the --query-instruction' if key == 'prompt' and args.query_instruction is not None else 'null'} "
+            f"{_filled_with(key, args.query_instruction)} "
             f"as {key!r} on {n} rows"
             for key, n in missing.items()
         ]
@@ -171,3 +171,10 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
         log(quiet, f"{profile.dropped} dropped rows written to {args.rejects}")
     elif profile.dropped:
         log(quiet, f"{profile.dropped} rows dropped; --rejects FILE writes each with its line and reason")
+
+
+def _filled_with(key: str, query_instruction: str | None) -> str:
+    """What a cleaned row lacking ``key`` got (see rows/cleaned.py)."""
+    if key != "prompt":
+        return "null"
+    return "the --query-instruction" if query_instruction is not None else '"" (no --query-instruction)'

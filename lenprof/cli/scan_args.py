@@ -119,7 +119,7 @@ scan_options = opt.together(
         "--split",
         "dataset_split",
         metavar="SPLIT",
-        help="The split of a datasets folder (DatasetDict) or hub dataset hf://ORG/NAME[/CONFIG], e.g. train.",
+        help="The split to scan of a folder (its files, as datasets.load_dataset finds splits), a datasets folder (DatasetDict) or a hub dataset hf://ORG/NAME[/CONFIG], e.g. train.",
     ),
     click.option(
         "--fields",

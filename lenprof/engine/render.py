@@ -18,7 +18,7 @@ from lenprof.io.columns import ColumnKinds
 from lenprof.io.jsontext import dumps
 from lenprof.io.sinks import reject_record
 from lenprof.rows.checks import WATCHED_KEYS, Checked, length_warnings, watched_keys
-from lenprof.rows.cleaned import flagembedding_row
+from lenprof.rows.cleaned import flagembedding_row, input_row
 from lenprof.rows.reasons import DUPLICATE_ROW
 from lenprof.stats.scan_stats import TEXT_FIELDS, InputCount, InputStats, KeyPresence, ScanStats
 
@@ -75,7 +75,7 @@ def render(
     row_max = row_max if everyone else row_max[kept_idx]
 
     if setup.clean:
-        objs = [c.obj for c in kept] if setup.clean_format == "input" else list(map(flagembedding_row, kept))
+        objs = list(map(input_row if setup.clean_format == "input" else flagembedding_row, kept))
         result.clean = "".join([dumps(o) + "\n" for o in objs]).encode("utf-8")
         result.keys = Counter(chain.from_iterable(objs))
         if setup.clean_parquet[st.input]:
@@ -133,7 +133,7 @@ def _count(
 
 def _buckets(
     setup: WorkerSetup, kept: list[Checked], row_max: np.ndarray
-) -> dict[int, tuple[bytes, int, int]]:
+) -> dict[int, tuple[bytes, int, int, Counter[str]]]:
     spec = setup.buckets
     assert spec is not None
     of_row = spec.bucket_of(row_max)
@@ -141,9 +141,10 @@ def _buckets(
     for bucket in np.unique(of_row).tolist():
         chosen = np.flatnonzero(of_row == bucket)
         size = spec.batch_size(bucket, setup.cap)
-        objs = (kept[i].obj for i in chosen.tolist())
-        lines = [dumps(o if size is None else {**o, "batch_size": size}) + "\n" for o in objs]
-        out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()))
+        objs = [input_row(kept[i]) if size is None else {**input_row(kept[i]), "batch_size": size} for i in chosen.tolist()]  # fmt: skip
+        lines = [dumps(o) + "\n" for o in objs]
+        keys = Counter(chain.from_iterable(objs))
+        out[bucket] = ("".join(lines).encode("utf-8"), len(chosen), int(row_max[chosen].max()), keys)
     return out
 
 

@@ -41,9 +41,9 @@ class ShardResult:
     keys: Counter[str] = field(default_factory=Counter)  # of the kept rows: how many hold each key
     kinds: ColumnKinds | None = None  # of the kept rows' values, for a Parquet clean output
     rejects: bytes = b""
-    buckets: dict[int, tuple[bytes, int, int]] = field(
+    buckets: dict[int, tuple[bytes, int, int, Counter[str]]] = field(
         default_factory=dict
-    )  # bucket -> (lines, rows, longest)
+    )  # bucket -> (lines, rows, longest, rows holding each key)
     others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
     fields: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # see ``finish``
 

@@ -24,6 +24,7 @@ from lenprof.io.records import Shard
 from lenprof.io.transaction import Transaction
 from lenprof.rows import cleaned
 from lenprof.rows.checks import partial_keys
+from lenprof.rows.options import OptionsError
 from lenprof.stats.comparison import Comparison
 from lenprof.stats.profile import Profile
 from lenprof.stats.runinfo import Against, Counting, RunInfo
@@ -86,7 +87,8 @@ def run(
     buckets: dict[str, dict] = {}
     mirrored = out.clean is not None and cleaned.is_folder(out.clean)
     clean_targets = set(plan.clean_targets)  # looked up once per target: 20,000 with a mirror
-    fill = {"prompt": plan.options.query_instruction}  # a row's missing key in a cleaned file: see cleaned.py
+    fill = {"prompt": cleaned.prompt_fill(plan.options.query_instruction)}  # a row's missing key: see cleaned.py
+    trained = set(clean_targets)  # what FlagEmbedding may train on: cleaned files, length buckets
 
     def write(shard: Shard, result: ShardResult) -> None:
         if out.clean and (result.clean or not mirrored):
@@ -97,9 +99,12 @@ def run(
                 sink.add_kinds(result.kinds)  # type: ignore[attr-defined]
         if out.rejects:
             txn.rows(out.rejects).write(result.rejects)
-        for bucket, (lines, rows, longest) in result.buckets.items():
+        for bucket, (lines, rows, longest, keys) in result.buckets.items():
             path = out.buckets.path(plan.stems[shard.input], bucket)  # type: ignore[union-attr]
-            txn.rows(path).write(lines)
+            trained.add(path)
+            sink = txn.rows(path, fill)
+            sink.write(lines)
+            sink.add_keys(keys, rows)
             entry = buckets.setdefault(
                 os.path.basename(path),
                 {
@@ -128,10 +133,11 @@ def run(
         plan.unchanged()  # every byte is read: one that changed meanwhile spoils the result
         for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
             partial_keys(tally.stats.presence, [i.path for i in plan.inputs], tally.stats)
-        if fill["prompt"] is not None and any(p.have["prompt"] for p in totals.stats.presence.values()):
-            for target in txn.targets():  # FlagEmbedding concatenates its files: prompts everywhere
-                if target in clean_targets:
-                    txn.rows(target).require("prompt")
+        _refuse_untrainable_prompts(plan, totals.stats)
+        written = [t for t in txn.targets() if t in trained]
+        if any(txn.rows(t).keys.get("prompt") for t in written):
+            for target in written:  # FlagEmbedding concatenates its files: prompts everywhere
+                txn.rows(target).require("prompt")
         files = {k: v for k, v in (("clean", out.clean), ("rejects", out.rejects)) if v}
         if out.buckets is not None:
             files["split"] = out.buckets.folder
@@ -152,11 +158,7 @@ def run(
                     against=Against(tuple(plan.against.paths), plan.against.rows, plan.drop_leaks)
                     if plan.against
                     else None,
-                    filled={
-                        t: missing
-                        for t in txn.targets()
-                        if t in clean_targets and (missing := txn.rows(t).missing())
-                    },
+                    filled={t: missing for t in txn.targets() if t in trained and (missing := txn.rows(t).missing())},
                     not_written=tuple(t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()),
                     texts_tokenized=tally.tokenized,
                     counting=Counting(
@@ -201,3 +203,18 @@ def _layout(layout) -> tuple:
     if layout is None or layout.name in ("flagembedding", "unknown"):
         return (None, None)
     return (layout.name, layout.fields.spec())
+
+
+def _refuse_untrainable_prompts(plan: Plan, stats) -> None:
+    """FlagEmbedding's own format with prompts on some rows and no ``--query-instruction``: its
+    default mode ignores every prompt and its same-dataset mode trains the rest as ``"None" +
+    query``, so no cleaned file could train as measured. Stop, naming the rows and the flag."""
+    lacking = stats.warnings.get("partial_prompt", 0)
+    if not lacking or plan.options.query_instruction is not None or plan.outputs.clean_format != "flagembedding":
+        return
+    where = ", ".join(f"{e.source}:{e.line}" for e in stats.examples.get("partial_prompt", [])[:3])
+    raise OptionsError(
+        f"{lacking} kept rows have no 'prompt' while others do (e.g. {where}), and FlagEmbedding "
+        "trains those as 'None' + query: pass --query-instruction TEXT, the instruction you give its "
+        "--query_instruction_for_retrieval ('' for none), and it is written as their prompt"
+    )

@@ -6,9 +6,12 @@ a folder of files (one per task; its same-dataset mode needs them apart) and loa
 ``datasets.load_dataset("json")``, which refuses a file whose rows disagree on their keys.
 
 So every cleaned file has one key set: a key that some rows lack is added to them at the end of
-the scan, as null, except a missing ``prompt``, which gets the scan's ``--query-instruction`` (the
-text FlagEmbedding would have used for that row in a file of its own; a null would make it train
-on ``"None" + query``).
+the scan, as null, except ``prompt``. FlagEmbedding 1.4.2 formats a query with the row's
+``prompt`` whenever its data has that column, so a missing or null one trains as ``"None" +
+query``; and it concatenates its files, so one file with prompts gives the column to all. Hence
+a null ``prompt`` is written as missing, and once any kept row has a prompt, every row of every
+cleaned file gets one: the scan's ``--query-instruction`` (what FlagEmbedding would have used for
+that row alone), else ``""`` (no instruction). Each query then trains as lenprof measured it.
 
 ``--clean-format flagembedding`` writes FlagEmbedding's own rows whatever the input layout:
 ``query``, ``pos`` and ``neg`` lists, and ``prompt``, ``pos_scores``, ``neg_scores`` and ``type``
@@ -33,13 +36,30 @@ FLAGEMBEDDING_SUFFIXES = (".jsonl", ".json")  # what FlagEmbedding's loader read
 
 
 def flagembedding_row(row: Checked) -> dict:
-    """A kept row as FlagEmbedding loads it (repairs applied)."""
+    """A kept row as FlagEmbedding loads it (repairs applied; a null prompt left out)."""
     out = {"query": row.query, "pos": row.pos, "neg": row.neg}
     obj = row.obj
     for key in FLAGEMBEDDING_EXTRAS:
-        if key in obj:
+        if key in obj and not (key == "prompt" and obj[key] is None):
             out[key] = obj[key]
     return out
+
+
+def input_row(row: Checked) -> dict:
+    """A kept row as read (repairs applied), a null prompt left out: it is filled at the end.
+
+    >>> input_row(Checked({"query": "q", "prompt": None, "x": 1}, "q", ["p"], [], None, {}, False))
+    {'query': 'q', 'x': 1}
+    """
+    obj = row.obj
+    if "prompt" in obj and obj["prompt"] is None:
+        return {k: v for k, v in obj.items() if k != "prompt"}
+    return obj
+
+
+def prompt_fill(query_instruction: str | None) -> str:
+    """The prompt a cleaned row without one gets, once any row has one: see above."""
+    return "" if query_instruction is None else query_instruction
 
 
 def is_folder(target: str) -> bool:

@@ -69,10 +69,11 @@ class ScanOptions:
         return 4 * self.raw_limit
 
     def query_text(self, query: str, prompt: str | None = None) -> str:
-        """The query as FlagEmbedding feeds it: a row's own ``prompt`` replaces the instruction."""
+        """The query as FlagEmbedding feeds it: a row's own ``prompt``, even ``""``, replaces the
+        instruction; without an instruction FlagEmbedding leaves the query as it is."""
         if self.query_instruction is None:
             return query
-        return self.query_instruction_format.format(prompt or self.query_instruction, query)
+        return self.query_instruction_format.format(self.query_instruction if prompt is None else prompt, query)
 
     def passage_text(self, text: str) -> str:
         if self.passage_instruction is None:
