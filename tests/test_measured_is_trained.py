@@ -163,7 +163,14 @@ def test_flagembeddings_format_refuses_partial_prompts_without_an_instruction(tm
     data = fe_rows("mixed", 2)
     for k, rows in enumerate(data):
         write_jsonl(tmp_path / "in" / f"task{k}.jsonl", rows)
-    args = ["scan", str(tmp_path / "in"), "--clean-out", f"{tmp_path}/clean/", "--clean-format", "flagembedding"]
+    args = [
+        "scan",
+        str(tmp_path / "in"),
+        "--clean-out",
+        f"{tmp_path}/clean/",
+        "--clean-format",
+        "flagembedding",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     first = tmp_path / "in" / "task0.jsonl"
@@ -176,7 +183,18 @@ def test_flagembeddings_format_refuses_partial_prompts_without_an_instruction(tm
     fixed = CliRunner().invoke(main, [*args, "--query-instruction", "", "-q"])
     assert fixed.exit_code == 0, fixed.output
     written = [json.loads(line) for f in sorted((tmp_path / "clean").iterdir()) for line in f.read_text().splitlines()]  # fmt: skip
-    assert [r["prompt"] for r in written] == ["Find the answer: ", "", "", "", "Find the answer: ", "", "", "", "", ""]
+    assert [r["prompt"] for r in written] == [
+        "Find the answer: ",
+        "",
+        "",
+        "",
+        "Find the answer: ",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ]
 
 
 def st_rows(files: int) -> list[list[dict]]:
@@ -198,7 +216,8 @@ def sentence_transformers_strings(model, folder: Path, fmt: str, options: ScanOp
     data = datasets.load_dataset("parquet" if fmt == "parquet" else "json", data_files=files, split="train")
     prompts = {
         column: prompt
-        for column, prompt in [("anchor", options.query_instruction)] + [(c, options.passage_instruction) for c in data.column_names[1:]]  # fmt: skip
+        for column, prompt in [("anchor", options.query_instruction)]
+        + [(c, options.passage_instruction) for c in data.column_names[1:]]  # fmt: skip
         if prompt is not None
     }
     args = SentenceTransformerTrainingArguments(
@@ -248,7 +267,9 @@ def test_sentence_transformers_trains_what_lenprof_measured(tok, oracle, tmp_pat
         seen = sentence_transformers_strings(model, root / "clean", fmt, options)
         rows = [r for f in data for r in f]
         queries = [options.query_text(r["anchor"]) for r in rows]
-        passages = [options.passage_text(r[k]) for r in rows for k in ("positive", "negative_1", "negative_2")]
+        passages = [
+            options.passage_text(r[k]) for r in rows for k in ("positive", "negative_1", "negative_2")
+        ]
         # every text of every column, as tokenized (a prompt alone is tokenized too: its length)
         texts = [t for batch in seen for t in batch if t not in (options.query_instruction, options.passage_instruction)]  # fmt: skip
         assert sorted(texts) == sorted(queries + passages), (files, instructed)

@@ -254,7 +254,9 @@ def test_train_and_test_files_given_one_by_one_are_named(tok, corpora, tmp_path)
     pq.write_table(table.slice(0, 4), test)
     result = CliRunner().invoke(main, ["scan", str(test), str(train), "-q"])
     assert f"splits    test {test}; train {train}: scanned as one corpus" in result.stdout
-    profile = json.loads(CliRunner().invoke(main, ["scan", str(test), str(train), "-q", "--format", "json"]).stdout)
+    profile = json.loads(
+        CliRunner().invoke(main, ["scan", str(test), str(train), "-q", "--format", "json"]).stdout
+    )
     assert [(i["path"], i.get("split")) for i in profile["inputs"]] == [
         (str(test), "test"),
         (str(train), "train"),

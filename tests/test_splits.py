@@ -74,7 +74,8 @@ def test_a_folder_of_splits_is_refused_whole_and_lists_them(hub_folder, tmp_path
 def test_split_picks_one_for_a_folder_and_the_cleaned_folder_holds_only_it(hub_folder, tmp_path):
     out = tmp_path / "clean"
     result = CliRunner().invoke(
-        main, ["scan", str(hub_folder), "--split", "train", "-q", "--format", "json", "--clean-out", f"{out}/"]
+        main,
+        ["scan", str(hub_folder), "--split", "train", "-q", "--format", "json", "--clean-out", f"{out}/"],
     )
     assert result.exit_code == 0, result.output
     profile = json.loads(result.stdout)
@@ -98,7 +99,10 @@ def test_files_of_two_splits_given_one_by_one_are_profiled_but_never_cleaned_tog
     for out in (f"{tmp_path}/clean/", f"{tmp_path}/clean.jsonl"):
         refused = CliRunner().invoke(main, ["scan", str(train), str(test), "--clean-out", out])
         assert refused.exit_code == 2
-        assert f"Error: {out}: the cleaned rows would mix splits train ({train}); test ({test})" in refused.stderr
+        assert (
+            f"Error: {out}: the cleaned rows would mix splits train ({train}); test ({test})"
+            in refused.stderr
+        )
 
 
 def test_split_on_a_file_alone_says_what_has_splits(hub_folder):

@@ -156,8 +156,7 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
         log(quiet, f"{target}: not written, as no row of its input was kept")
     for target, missing in (run.filled or {}).items():
         filled = [
-            f"{_filled_with(key, args.query_instruction)} "
-            f"as {key!r} on {n} rows"
+            f"{_filled_with(key, args.query_instruction)} as {key!r} on {n} rows"
             for key, n in missing.items()
         ]
         log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")

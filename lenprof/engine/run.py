@@ -87,7 +87,9 @@ def run(
     buckets: dict[str, dict] = {}
     mirrored = out.clean is not None and cleaned.is_folder(out.clean)
     clean_targets = set(plan.clean_targets)  # looked up once per target: 20,000 with a mirror
-    fill = {"prompt": cleaned.prompt_fill(plan.options.query_instruction)}  # a row's missing key: see cleaned.py
+    fill = {
+        "prompt": cleaned.prompt_fill(plan.options.query_instruction)
+    }  # a row's missing key: see cleaned.py
     trained = set(clean_targets)  # what FlagEmbedding may train on: cleaned files, length buckets
 
     def write(shard: Shard, result: ShardResult) -> None:
@@ -158,7 +160,11 @@ def run(
                     against=Against(tuple(plan.against.paths), plan.against.rows, plan.drop_leaks)
                     if plan.against
                     else None,
-                    filled={t: missing for t in txn.targets() if t in trained and (missing := txn.rows(t).missing())},
+                    filled={
+                        t: missing
+                        for t in txn.targets()
+                        if t in trained and (missing := txn.rows(t).missing())
+                    },
                     not_written=tuple(t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()),
                     texts_tokenized=tally.tokenized,
                     counting=Counting(
@@ -210,7 +216,11 @@ def _refuse_untrainable_prompts(plan: Plan, stats) -> None:
     default mode ignores every prompt and its same-dataset mode trains the rest as ``"None" +
     query``, so no cleaned file could train as measured. Stop, naming the rows and the flag."""
     lacking = stats.warnings.get("partial_prompt", 0)
-    if not lacking or plan.options.query_instruction is not None or plan.outputs.clean_format != "flagembedding":
+    if (
+        not lacking
+        or plan.options.query_instruction is not None
+        or plan.outputs.clean_format != "flagembedding"
+    ):
         return
     where = ", ".join(f"{e.source}:{e.line}" for e in stats.examples.get("partial_prompt", [])[:3])
     raise OptionsError(

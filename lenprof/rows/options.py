@@ -73,7 +73,9 @@ class ScanOptions:
         instruction; without an instruction FlagEmbedding leaves the query as it is."""
         if self.query_instruction is None:
             return query
-        return self.query_instruction_format.format(self.query_instruction if prompt is None else prompt, query)
+        return self.query_instruction_format.format(
+            self.query_instruction if prompt is None else prompt, query
+        )
 
     def passage_text(self, text: str) -> str:
         if self.passage_instruction is None:

@@ -59,7 +59,9 @@ def layout(root: str, files: Sequence[str]) -> dict[str, list[str]]:
     if sharded:
         known = [s for s in KEYWORDS if s in sharded]
         return {s: sharded[s] for s in known + sorted(set(sharded) - set(known))}
-    folders = _by(relative, lambda rel, rule: any(rule.fullmatch(part) for part in rel.split("/")[:-1]), _ALONE)
+    folders = _by(
+        relative, lambda rel, rule: any(rule.fullmatch(part) for part in rel.split("/")[:-1]), _ALONE
+    )
     return folders or _by(relative, lambda rel, rule: bool(rule.fullmatch(rel.rsplit("/", 1)[-1])), _IN_NAME)
 
 
