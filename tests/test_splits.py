@@ -109,3 +109,16 @@ def test_split_on_a_file_alone_says_what_has_splits(hub_folder):
     result = CliRunner().invoke(main, ["scan", str(hub_folder / "data" / "train-00000-of-00001.jsonl"), "--split", "train"])  # fmt: skip
     assert result.exit_code == 2
     assert "only a folder, a datasets folder or a hub id (hf://ORG/NAME) has splits" in result.stderr
+
+
+def test_evaluation_data_of_several_splits_is_read_whole_by_against(hub_folder, tmp_path):
+    """--against looks for test rows in the training data: every split of its folder is test data."""
+    train = hub_folder / "data" / "train-00000-of-00001.jsonl"
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    for split in ("test", "validation"):
+        rows = [dict(ROW, query=f"train question {i}") for i in (1, 2) if split == "test" or i == 2]
+        (evaluation / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(main, ["scan", str(train), "--against", str(evaluation), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"]["warnings"]["eval_query_leak"] == 2

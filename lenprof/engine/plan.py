@@ -202,7 +202,9 @@ def make_plan(
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     # test files and the tokenizers' own files are inputs too: no output may replace them
-    protected = on_disk + [i.path for i in discover(list(against))] + _tokenizer_files([tok, *compared])
+    protected = (
+        on_disk + [i.path for i in discover(list(against), whole=True)] + _tokenizer_files([tok, *compared])
+    )
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)

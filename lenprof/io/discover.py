@@ -121,9 +121,11 @@ def _item(path: str, split: str | None) -> InputFile:
     return item
 
 
-def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
+def discover(paths: Sequence[str], split: str | None = None, whole: bool = False) -> list[InputFile]:
     """Expand files, folders (their data files, recursively, sorted) and globs, in the order given;
-    ``-`` is stdin, ``hf://ORG/NAME`` a hub dataset and ``split`` the split of a ``datasets`` input."""
+    ``-`` is stdin, ``hf://ORG/NAME`` a hub dataset and ``split`` the split of a folder or a
+    ``datasets`` input. A folder of several splits is refused unless ``split`` picks one, or
+    ``whole`` (evaluation data for --against: every split of it is test data to look for)."""
     from lenprof.io.readers import hf, splits, stdin
 
     found: list[InputFile] = []
@@ -145,7 +147,7 @@ def discover(paths: Sequence[str], split: str | None = None) -> list[InputFile]:
                     "and datasets save_to_disk folders)"
                 )
             plain = [n for n in names if not os.path.isdir(n)]  # beside datasets folders, which take --split
-            chosen = dict(splits.choose(spec, plain, split)) if plain else {}
+            chosen = dict(splits.choose(spec, plain, split)) if plain and not whole else dict.fromkeys(plain)
             for n in names:
                 if os.path.isdir(n):
                     found.append(_item(n, split))

@@ -125,7 +125,7 @@ def _first_per_row(owner: np.ndarray, places: np.ndarray, rows: int) -> np.ndarr
 
 def build(paths: Sequence[str], options: ScanOptions, resolve_fields) -> EvalIndex:
     """Read the test files; ``resolve_fields(item)`` gives the fields of each (its layout)."""
-    items = discover(list(paths))
+    items = discover(list(paths), whole=True)
     places: list[tuple[int, int]] = []
     queries: list[str] = []
     query_at: list[int] = []
