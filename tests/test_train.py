@@ -130,6 +130,13 @@ def test_a_short_run_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
     )
     assert (tmp_path / "loss.png").stat().st_size > 10_000
     assert (tmp_path / "data" / "clean.jsonl").exists() and (tmp_path / "data" / "profile.json").exists()
+    # 10 logged losses (the README's run) are too few for a trend, and diagnose says how few
+    diagnosed = CliRunner().invoke(main, ["diagnose", str(tmp_path)])
+    assert diagnosed.exit_code == 0
+    assert diagnosed.stdout.splitlines()[1:3] == [
+        "too_short         steps 1-10 (10 logged)",
+        " " * 18 + "10 logged losses; a trend needs at least 12",
+    ]
 
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModel

@@ -12,7 +12,8 @@ model learns. Four things look alike in a log and mean different things:
   gets the same score, i.e. the embeddings collapsed to a constant. When the embeddings' spread
   has also vanished (under a tenth of the first step's), a few steps are proof enough.
 
-:class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history.
+:class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history and
+also judges its trend (``trend.py``: ``healthy``, ``stalled``, ``diverging`` or ``too_short``).
 
     >>> w = Watchdog(candidates=8, zero_run=3)
     >>> [e.kind for s in range(5) for e in w.observe(Step(s, 0.0, grad_norm=0.1))]
@@ -46,6 +47,15 @@ ADVICE = {
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
     "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
     "healthy": "the loss falls and stays finite",
+    "diverging": "the loss rises: the learning rate is too high for this model and data: "
+    + LOWER_LR
+    + ", warm up longer, clip gradients",
+    "stalled": "the loss does not fall: check that the learning rate is not too low (embedding models "
+    "fine-tune at 1e-5 to 1e-6, reached after the warmup) and that positives match their queries; "
+    "a loss that starts low and stays there means the model already knows this data (harder negatives teach it more)",
+    "too_short": "too short to judge a trend: train (or log) more steps, or use larger batches, whose "
+    "losses scatter less (lenprof logs every step to metrics.jsonl; the Trainer's logging_steps sets how often "
+    "trainer_state.json gets a loss)",
 }
 
 
@@ -66,10 +76,12 @@ def advice(kind: str, precision: str | None = None) -> str:
     'NaN/inf in full precision (fp32), so not an fp16 overflow: lower the learning rate (halve it, e.g. 1e-5 -> 5e-6; embedding models fine-tune at 1e-5 to 1e-6), warm up longer, clip gradients'
     """
     if precision in _NAN_CAUSE and kind == "non_finite":
-        return f"NaN/inf {_NAN_CAUSE[precision]}"
-    if precision in _NAN_CAUSE and kind == "hidden_nan":
-        return f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
-    return ADVICE[kind]
+        text = f"NaN/inf {_NAN_CAUSE[precision]}"
+    elif precision in _NAN_CAUSE and kind == "hidden_nan":
+        text = f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
+    else:
+        text = ADVICE[kind]
+    return text
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class Event:
     steps: list[int] = field(default_factory=list)
     logged: list[int] = field(default_factory=list, repr=False)  # every logged step, to join runs
     precision: str | None = field(default=None, repr=False)  # fp16, bf16, no (fp32) or unknown
+    detail: str | None = field(default=None, repr=False)  # the numbers behind a verdict
 
     @property
     def advice(self) -> str:
@@ -108,7 +121,8 @@ class Event:
         return ", ".join(out)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
+        d = {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
+        return {**d, "detail": self.detail} if self.detail else d
 
 
 def finite(x: float | None) -> bool:
