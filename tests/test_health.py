@@ -385,3 +385,64 @@ def test_a_zero_loss_verdict_still_wins_over_the_trend(tmp_path):
     losses[30], grads[30] = 0.0, NAN
     path = trainer_state(losses, grads, tmp_path / "trainer_state.json", logging_steps=1)
     assert kinds(path) == (1, {"hidden_nan": "31"})
+
+
+# --- advice with the run's own learning rate (issue 22, point 5) -----------------------------------
+
+
+def test_advice_halves_the_runs_own_learning_rate_from_its_log(tmp_path):
+    losses = [0.3] * 20 + [0.9] * 20
+    rows = [
+        {"step": i, "loss": v, "grad_norm": 1.0, "lr": 2e-5 * min(1, i / 4)} for i, v in enumerate(losses, 1)
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert finding["kind"] == "diverging" and "halve it: 2e-5 -> 1e-5;" in finding["advice"]
+    assert "e.g." not in finding["advice"]
+
+
+def test_advice_takes_the_configured_rate_from_train_report_json(tmp_path):
+    path = metrics_jsonl([0.3] * 20 + [0.9] * 20, tmp_path / "metrics.jsonl")  # logs lr 1e-5
+    (tmp_path / "train_report.json").write_text(json.dumps({"config": {"learning_rate": 3e-5}}))
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert "halve it: 3e-5 -> 1.5e-5;" in finding["advice"]
+
+
+def test_advice_takes_the_rate_from_training_args_bin(tmp_path):
+    path = trainer_state([2.0, 0.0, 1.0], [1.0, NAN, 1.0], tmp_path / "trainer_state.json")
+    training_args_bin(tmp_path, learning_rate=4e-5)
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert finding["kind"] == "hidden_nan" and "halve it: 4e-5 -> 2e-5;" in finding["advice"]
+
+
+def test_advice_without_a_known_rate_keeps_the_generic_example(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        "".join(json.dumps({"step": i, "loss": 0.3 if i <= 20 else 0.9}) + "\n" for i in range(1, 41))
+    )
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert "halve it, e.g. 1e-5 -> 5e-6;" in finding["advice"]
+
+
+def test_stalled_advice_names_the_runs_rate():
+    from lenprof.train.health import advice
+
+    assert "(this run's peaked at 1e-7; embedding models fine-tune at 1e-5 to 1e-6" in advice(
+        "stalled", lr=1e-7
+    )
+
+
+def test_the_live_watchdog_halves_the_rate_the_run_used():
+    w = Watchdog(candidates=8, zero_run=3)
+    events = [e for s in range(1, 6) for e in w.observe(Step(s, 0.0, grad_norm=0.1, lr=2e-5 * min(1, s / 2)))]
+    assert [e.kind for e in events] == ["persistent_zero"]
+    assert "halve it: 2e-5 -> 1e-5;" in events[0].advice

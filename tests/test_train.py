@@ -301,6 +301,8 @@ def test_recovery_catches_a_collapse_early_and_never_ends_worse_than_it_started(
     collapses = [r["step"] for r in rows if "uniform_collapse" in r["events"]]
     assert collapses and collapses[0] <= third, (sorted(flat), collapses)  # not 20 steps later
     report = json.loads((tmp_path / "train_report.json").read_text())
+    (first,) = [e for e in report["events"] if e["kind"] == "uniform_collapse"][:1]
+    assert "halve it: 1e-2 -> 5e-3;" in first["advice"]  # this run's rate, not a generic example
     assert report["recoveries"] >= 2  # halved again when one halving was not enough
     base, saved = fixed_batch_loss(MODEL), fixed_batch_loss(str(tmp_path))
     if result.exit_code == 0:

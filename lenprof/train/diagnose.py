@@ -150,6 +150,7 @@ def diagnose(
     run: int = 5,
     plateau_tol: float = 0.03,
     precision: str | None = None,
+    lr: float | None = None,
 ) -> list[Event]:
     """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
 
@@ -158,13 +159,13 @@ def diagnose(
     (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
     When nothing else is found, the trend of the finite losses decides (``trend.py``):
     ``healthy``, ``stalled``, ``diverging``, or ``too_short`` to tell. ``precision`` (fp16,
-    bf16, no) tunes the NaN advice.
+    bf16, no) tunes the NaN advice; ``lr``, the run's peak learning rate, puts numbers in it.
     """
     findings: dict[str, Event] = {}
     logged = [s.step for s in steps]
 
     def add(kind: str, step: int) -> None:
-        findings.setdefault(kind, Event(kind, logged=logged, precision=precision)).steps.append(step)
+        findings.setdefault(kind, Event(kind, logged=logged, precision=precision, lr=lr)).steps.append(step)
 
     streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
 
@@ -200,7 +201,7 @@ def diagnose(
         if t.verdict == "stalled" and candidates and candidates > 1:
             detail += "; " + _plateau(t.last, candidates, plateau_tol)  # type: ignore[arg-type]
         span = [s.step for s in judged]
-        findings[t.verdict] = Event(t.verdict, span, logged, precision, detail=detail)
+        findings[t.verdict] = Event(t.verdict, span, logged, precision, lr, detail)
     return [findings[k] for k in ORDER if k in findings]
 
 
@@ -272,4 +273,6 @@ def diagnose_path(
                      "pass --group-size to state it")  # fmt: skip
     if candidates == 1:
         return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note, setup)
-    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision), note, setup)
+    rates = [s.lr for s in steps if finite(s.lr) and s.lr > 0]  # type: ignore[operator]
+    lr = info.learning_rate or (max(rates) if rates else None)  # type: ignore[type-var]
+    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision, lr=lr), note, setup)
