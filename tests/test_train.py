@@ -341,3 +341,18 @@ def test_min_neg_0_trains_group_size_1_on_rows_without_negatives(tmp_path):
     assert "10 of 10 rows kept" in result.stderr and result.stdout.startswith("trained 2 steps")
     report = json.loads((tmp_path / "b" / "train_report.json").read_text())
     assert report["candidates_per_query"] == 2  # the other query's positive is the negative
+
+
+def test_train_help_gives_each_optimisation_knob_its_default_and_range():
+    """`lenprof train --help` says what the learning rate, warmup, clipping and temperature
+    default to and which values they take (issue 22)."""
+    from test_help import help_of
+
+    text = " ".join(help_of("train").split())
+    for tail in (
+        "[env: LENPROF_LEARNING_RATE; default: 1e-05; x>0]",
+        "[env: LENPROF_WARMUP_RATIO; default: 0.1; 0<=x<=1]",
+        "[env: LENPROF_MAX_GRAD_NORM; default: 1.0; x>0]",
+        "[env: LENPROF_TEMPERATURE; default: 0.02; x>0]",
+    ):
+        assert tail in text, tail
