@@ -48,10 +48,10 @@ def kinds(path, *args):
 
 
 def test_healthy_run_with_rounded_easy_batches(tmp_path):
-    losses = [2.0, 1.5, 1.0, 0.00004, 0.7, 0.5, 0.00001, 0.4]  # rounds to 0.0 twice
-    grads = [5.0, 4.0, 3.0, 0.02, 2.0, 2.0, 0.01, 1.5]
+    losses = [2.0, 1.8, 1.5, 1.0, 0.00004, 0.7, 0.5, 0.00001, 0.4, 0.4, 0.35, 0.3]  # 0.0 twice
+    grads = [5.0, 5.0, 4.0, 3.0, 0.02, 2.0, 2.0, 0.01, 1.5, 1.5, 1.5, 1.0]
     code, found = kinds(trainer_state(losses, grads, tmp_path / "trainer_state.json"))
-    assert (code, found) == (0, {"rounding_zero": "40, 70", "healthy": "10-80"})
+    assert (code, found) == (0, {"rounding_zero": "50, 80", "healthy": "10-120"})
 
 
 def test_hidden_nan_behind_zero_losses(tmp_path):
@@ -81,14 +81,15 @@ def test_plateau_at_ln_candidates(tmp_path):
     losses = [ln8 * f for f in (1.0, 0.99, 1.01, 1.0, 0.995, 1.005, 1.0, 1.0)]
     path = trainer_state(losses, [0.5] * 8, tmp_path / "trainer_state.json")
     assert kinds(path, "--group-size", "8", "--no-in-batch-neg") == (1, {"uniform_collapse": "10-80"})
-    assert kinds(path, "--candidates", "64")[1] == {}  # ln 64 is elsewhere: no finding
+    # ln 64 is elsewhere: no collapse, and 8 logged losses are too few for a trend
+    assert kinds(path, "--candidates", "64") == (0, {"too_short": "10-80"})
 
 
 def test_diagnose_reads_a_folder_and_metrics_jsonl(tmp_path):
     run = tmp_path / "run" / "checkpoint-80"
     run.mkdir(parents=True)
     trainer_state([2.0, 1.0], [1.0, 1.0], run / "trainer_state.json")
-    assert kinds(tmp_path / "run") == (0, {"healthy": "10-20"})
+    assert kinds(tmp_path / "run") == (0, {"too_short": "10-20"})
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(
         "".join(
@@ -178,7 +179,7 @@ def test_a_noisy_healthy_run_is_judged_on_windows_not_single_steps(tmp_path):
 def test_a_loss_that_rose_is_not_called_healthy(tmp_path):
     losses = [0.3] * 20 + [0.9] * 20
     code, found = kinds(metrics_jsonl(losses, tmp_path / "metrics.jsonl"))
-    assert (code, found) == (0, {})
+    assert (code, found) == (1, {"diverging": "1-40"})
 
 
 def test_a_collapsed_flagembedding_run_is_judged_from_its_own_files(tmp_path):
@@ -267,9 +268,181 @@ def test_advice_to_lower_the_learning_rate_says_by_how_much():
     # halve it, and where embedding fine-tuning runs
     from lenprof.train.health import ADVICE, advice
 
-    lowering = [k for k in ADVICE if "learning rate" in ADVICE[k]]
-    assert {"persistent_zero", "non_finite", "uniform_collapse", "hidden_nan"} <= set(lowering)
+    lowering = [k for k in ADVICE if "lower the learning rate" in ADVICE[k]]
+    assert {"persistent_zero", "non_finite", "uniform_collapse", "hidden_nan", "diverging"} <= set(lowering)
     for kind in lowering:
         for precision in (None, "fp16", "bf16", "no"):
             text = advice(kind, precision)
             assert "halve it, e.g. 1e-5 -> 5e-6" in text and "1e-5 to 1e-6" in text, (kind, precision)
+
+
+# --- the trend: healthy, stalled, diverging, too short (issue 22, point 4) ----------------------------
+
+
+def table(path, *args):
+    result = CliRunner().invoke(main, ["diagnose", str(path), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout.splitlines()
+
+
+def test_a_loss_that_rose_from_0_2_to_1_0_is_diverging(tmp_path):
+    """It was 'nothing to judge', exit 0: a rising loss is a divergence, the learning rate too high."""
+    import random
+
+    rng = random.Random(5)
+    losses = [0.2 + 0.8 * i / 59 + rng.gauss(0, 0.02) for i in range(60)]
+    path = metrics_jsonl(losses, tmp_path / "metrics.jsonl")
+    assert kinds(path) == (1, {"diverging": "1-60"})
+    code, lines = table(path)
+    assert lines[1] == "diverging         steps 1-60 (60 logged)"
+    assert lines[2].startswith(" " * 18 + "median loss 0.3") and "over the first third, 0.8" in lines[2]
+    assert lines[3].startswith(" " * 18 + "the loss rises: the learning rate is too high")
+
+
+def test_a_flat_loss_is_stalled_not_healthy(tmp_path):
+    """Flat at 1.386 ± 0.002 for 600 steps was 'healthy — the loss falls' (the last fifth's mean
+    was a hair under the first's). Flat is a stall; 1.386 is ln 4, not ln 16: no uniform collapse."""
+    import random
+
+    rng = random.Random(0)
+    losses = [1.386 + rng.uniform(-0.002, 0.002) for _ in range(600)]
+    path = metrics_jsonl(losses, tmp_path / "metrics.jsonl")
+    assert kinds(path, "--candidates", "16") == (1, {"stalled": "1-600"})
+    code, lines = table(path, "--candidates", "16")
+    assert "1.386 over the last (noise ±0.001" in lines[2]
+    assert lines[2].endswith(
+        "; not at ln(16) = 2.773, where every candidate would score the same: "
+        "the model tells them apart, but stopped learning"
+    )
+    assert lines[3].startswith(
+        " " * 18 + "the loss does not fall: check that the learning rate is not too low"
+    )
+
+
+def test_a_stall_at_ln_candidates_says_it_sits_there(tmp_path):
+    """Too noisy for uniform_collapse (under half the losses within 3% of ln 8), flat all the same."""
+    import random
+
+    rng = random.Random(1)
+    losses = [math.log(8) + rng.gauss(0, 0.2) for _ in range(300)]
+    path = metrics_jsonl(losses, tmp_path / "metrics.jsonl")
+    assert kinds(path, "--candidates", "8") == (1, {"stalled": "1-300"})
+    assert (
+        "; it sits at ln(8) = 2.079, where every candidate scores the same"
+        in table(path, "--candidates", "8")[1][2]
+    )
+
+
+README_RUN = [
+    0.4118,
+    0.0079,
+    0.0061,
+    3.0118,
+    0.0504,
+    0.172,
+    0.0431,
+    3.2506,
+    1.8349,
+    0.1104,
+]  # its metrics.jsonl
+
+
+def test_a_run_too_short_to_judge_says_how_short(tmp_path):
+    """The README's 10-step `lenprof train` run got 'nothing to judge: ... a loss that never fell'."""
+    path = metrics_jsonl(README_RUN, tmp_path / "metrics.jsonl")
+    assert kinds(path) == (0, {"too_short": "1-10"})
+    code, lines = table(path)
+    assert lines[1:3] == [
+        "too_short         steps 1-10 (10 logged)",
+        " " * 18 + "10 logged losses; a trend needs at least 12",
+    ]
+    assert not any("nothing to judge" in line for line in lines)
+
+
+def test_a_run_too_noisy_for_its_length_says_how_many_losses_it_needs(tmp_path):
+    """The README run's scatter over 40 steps: neither a fall nor a stall can stand out of it."""
+    import statistics
+
+    losses = README_RUN * 4
+    path = metrics_jsonl(losses, tmp_path / "metrics.jsonl")
+    assert kinds(path) == (0, {"too_short": "1-40"})
+    # the oracle: 3 thirds of w losses each, with 3 standard errors of a difference of medians
+    # (1.2533 sigma sqrt(2 / w)) under a tenth of the first third's median
+    diffs = [b - a for a, b in zip(losses[:-1], losses[1:], strict=True)]
+    sigma = 1.4826 * statistics.median(abs(d - statistics.median(diffs)) for d in diffs) / math.sqrt(2)
+    tenth = 0.1 * statistics.median(losses[:13])
+    needed = 3 * math.ceil(2 * (3 * 1.2533 * sigma / tenth) ** 2)
+    unit = 10 ** (len(str(needed)) - 2)  # said to two significant digits, rounded up
+    assert needed > 1_000_000 and table(path)[1][2].endswith(
+        f"a trend needs about {-(-needed // unit) * unit}"
+    )
+
+
+def test_a_zero_loss_verdict_still_wins_over_the_trend(tmp_path):
+    """A rising loss with a NaN in disguise is a hidden_nan run, as before: the trend is judged only
+    when nothing else is wrong."""
+    losses = [0.2 + 0.8 * i / 59 for i in range(60)]
+    grads = [1.0] * 60
+    losses[30], grads[30] = 0.0, NAN
+    path = trainer_state(losses, grads, tmp_path / "trainer_state.json", logging_steps=1)
+    assert kinds(path) == (1, {"hidden_nan": "31"})
+
+
+# --- advice with the run's own learning rate (issue 22, point 5) -----------------------------------
+
+
+def test_advice_halves_the_runs_own_learning_rate_from_its_log(tmp_path):
+    losses = [0.3] * 20 + [0.9] * 20
+    rows = [
+        {"step": i, "loss": v, "grad_norm": 1.0, "lr": 2e-5 * min(1, i / 4)} for i, v in enumerate(losses, 1)
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert finding["kind"] == "diverging" and "halve it: 2e-5 -> 1e-5;" in finding["advice"]
+    assert "e.g." not in finding["advice"]
+
+
+def test_advice_takes_the_configured_rate_from_train_report_json(tmp_path):
+    path = metrics_jsonl([0.3] * 20 + [0.9] * 20, tmp_path / "metrics.jsonl")  # logs lr 1e-5
+    (tmp_path / "train_report.json").write_text(json.dumps({"config": {"learning_rate": 3e-5}}))
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert "halve it: 3e-5 -> 1.5e-5;" in finding["advice"]
+
+
+def test_advice_takes_the_rate_from_training_args_bin(tmp_path):
+    path = trainer_state([2.0, 0.0, 1.0], [1.0, NAN, 1.0], tmp_path / "trainer_state.json")
+    training_args_bin(tmp_path, learning_rate=4e-5)
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert finding["kind"] == "hidden_nan" and "halve it: 4e-5 -> 2e-5;" in finding["advice"]
+
+
+def test_advice_without_a_known_rate_keeps_the_generic_example(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        "".join(json.dumps({"step": i, "loss": 0.3 if i <= 20 else 0.9}) + "\n" for i in range(1, 41))
+    )
+    (finding,) = json.loads(CliRunner().invoke(main, ["diagnose", str(path), "--format", "json"]).stdout)[
+        "findings"
+    ]
+    assert "halve it, e.g. 1e-5 -> 5e-6;" in finding["advice"]
+
+
+def test_stalled_advice_names_the_runs_rate():
+    from lenprof.train.health import advice
+
+    assert "(this run's peaked at 1e-7; embedding models fine-tune at 1e-5 to 1e-6" in advice(
+        "stalled", lr=1e-7
+    )
+
+
+def test_the_live_watchdog_halves_the_rate_the_run_used():
+    w = Watchdog(candidates=8, zero_run=3)
+    events = [e for s in range(1, 6) for e in w.observe(Step(s, 0.0, grad_norm=0.1, lr=2e-5 * min(1, s / 2)))]
+    assert [e.kind for e in events] == ["persistent_zero"]
+    assert "halve it: 2e-5 -> 1e-5;" in events[0].advice

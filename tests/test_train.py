@@ -130,6 +130,13 @@ def test_a_short_run_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
     )
     assert (tmp_path / "loss.png").stat().st_size > 10_000
     assert (tmp_path / "data" / "clean.jsonl").exists() and (tmp_path / "data" / "profile.json").exists()
+    # 10 logged losses (the README's run) are too few for a trend, and diagnose says how few
+    diagnosed = CliRunner().invoke(main, ["diagnose", str(tmp_path)])
+    assert diagnosed.exit_code == 0
+    assert diagnosed.stdout.splitlines()[1:3] == [
+        "too_short         steps 1-10 (10 logged)",
+        " " * 18 + "10 logged losses; a trend needs at least 12",
+    ]
 
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModel
@@ -294,6 +301,8 @@ def test_recovery_catches_a_collapse_early_and_never_ends_worse_than_it_started(
     collapses = [r["step"] for r in rows if "uniform_collapse" in r["events"]]
     assert collapses and collapses[0] <= third, (sorted(flat), collapses)  # not 20 steps later
     report = json.loads((tmp_path / "train_report.json").read_text())
+    (first,) = [e for e in report["events"] if e["kind"] == "uniform_collapse"][:1]
+    assert "halve it: 1e-2 -> 5e-3;" in first["advice"]  # this run's rate, not a generic example
     assert report["recoveries"] >= 2  # halved again when one halving was not enough
     base, saved = fixed_batch_loss(MODEL), fixed_batch_loss(str(tmp_path))
     if result.exit_code == 0:
@@ -332,3 +341,18 @@ def test_min_neg_0_trains_group_size_1_on_rows_without_negatives(tmp_path):
     assert "10 of 10 rows kept" in result.stderr and result.stdout.startswith("trained 2 steps")
     report = json.loads((tmp_path / "b" / "train_report.json").read_text())
     assert report["candidates_per_query"] == 2  # the other query's positive is the negative
+
+
+def test_train_help_gives_each_optimisation_knob_its_default_and_range():
+    """`lenprof train --help` says what the learning rate, warmup, clipping and temperature
+    default to and which values they take (issue 22)."""
+    from test_help import help_of
+
+    text = " ".join(help_of("train").split())
+    for tail in (
+        "[env: LENPROF_LEARNING_RATE; default: 1e-05; x>0]",
+        "[env: LENPROF_WARMUP_RATIO; default: 0.1; 0<=x<=1]",
+        "[env: LENPROF_MAX_GRAD_NORM; default: 1.0; x>0]",
+        "[env: LENPROF_TEMPERATURE; default: 0.02; x>0]",
+    ):
+        assert tail in text, tail

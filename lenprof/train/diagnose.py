@@ -18,6 +18,7 @@ from pathlib import Path
 from lenprof.io.jsontext import loads
 from lenprof.train.health import Event, Step, candidates_per_query, finite
 from lenprof.train.runinfo import run_info
+from lenprof.train.trend import trend
 
 ORDER = (
     "exact_zero",
@@ -26,9 +27,12 @@ ORDER = (
     "persistent_zero",
     "uniform_collapse",
     "rounding_zero",
+    "diverging",
+    "stalled",
+    "too_short",
     "healthy",
 )
-FINE = {"healthy", "rounding_zero"}
+FINE = {"healthy", "rounding_zero", "too_short"}  # exit 0; every other finding exits 1
 
 
 class HistoryError(ValueError):
@@ -119,20 +123,6 @@ def _read_metrics(p: Path, text: str) -> tuple[list[Step], str | None]:
     return steps, note
 
 
-def window_means(losses: list[float]) -> tuple[float, float] | None:
-    """Mean loss over the first and the last fifth of the finite losses (at least one step
-    each): single steps are noise, a window is a trend. None under two losses.
-
-    >>> losses = [0.2, 0.5, 0.6, 0.4, 0.4, 0.3, 0.3, 0.3, 0.2, 0.3, 0.2, 0.3, 0.2, 0.2, 0.45]
-    >>> losses[0] < losses[-1], window_means(losses)  # the last step is above the first; the trend falls
-    (True, (0.433333, 0.283333))
-    """
-    if len(losses) < 2:
-        return None
-    w = max(1, len(losses) // 5)
-    return round(sum(losses[:w]) / w, 6), round(sum(losses[-w:]) / w, 6)
-
-
 def infer_candidates(steps: list[Step], batch_size: int, plateau_tol: float = 0.03) -> int | None:
     """The candidates per query of a run whose per-device batch size is known but whose group
     size is not (FlagEmbedding does not save it): ``batch_size * g`` for the ``g`` whose ln the
@@ -160,21 +150,22 @@ def diagnose(
     run: int = 5,
     plateau_tol: float = 0.03,
     precision: str | None = None,
+    lr: float | None = None,
 ) -> list[Event]:
     """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
 
     A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
     0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
     (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
-    A run is ``healthy`` when nothing else is found and its mean loss over the last fifth of
-    the steps is below that over the first fifth. ``precision`` (fp16, bf16, no) tunes the
-    NaN advice.
+    When nothing else is found, the trend of the finite losses decides (``trend.py``):
+    ``healthy``, ``stalled``, ``diverging``, or ``too_short`` to tell. ``precision`` (fp16,
+    bf16, no) tunes the NaN advice; ``lr``, the run's peak learning rate, puts numbers in it.
     """
     findings: dict[str, Event] = {}
     logged = [s.step for s in steps]
 
     def add(kind: str, step: int) -> None:
-        findings.setdefault(kind, Event(kind, logged=logged, precision=precision)).steps.append(step)
+        findings.setdefault(kind, Event(kind, logged=logged, precision=precision, lr=lr)).steps.append(step)
 
     streak: list[Step] = []  # consecutive logged zeros with a finite, non-zero (or no) gradient norm
 
@@ -204,10 +195,28 @@ def diagnose(
             for s in flat:
                 add("uniform_collapse", s.step)
     if set(findings) <= {"rounding_zero"}:
-        means = window_means([s.loss for s in steps if finite(s.loss)])  # type: ignore[misc]
-        if means and means[1] < means[0]:
-            findings["healthy"] = Event("healthy", logged, logged)
+        judged = [s for s in steps if finite(s.loss)]
+        t = trend([s.loss for s in judged])  # type: ignore[misc]
+        detail = t.describe()
+        if t.verdict == "stalled" and candidates and candidates > 1:
+            detail += "; " + _plateau(t.last, candidates, plateau_tol)  # type: ignore[arg-type]
+        span = [s.step for s in judged]
+        findings[t.verdict] = Event(t.verdict, span, logged, precision, lr, detail)
     return [findings[k] for k in ORDER if k in findings]
+
+
+def _plateau(loss: float, candidates: int, tol: float) -> str:
+    """Where a stalled loss sits against ln(candidates), where a uniform scorer sits.
+
+    >>> _plateau(1.386, 16, 0.03)
+    'not at ln(16) = 2.773, where every candidate would score the same: the model tells them apart, but stopped learning'
+    """
+    ln_k = math.log(candidates)
+    if abs(loss - ln_k) <= tol * ln_k:
+        return (f"it sits at ln({candidates}) = {ln_k:.3f}, where every candidate scores the same: the "
+                "embeddings do not tell them apart (collapse, or a learning rate too low to move them)")  # fmt: skip
+    return (f"not at ln({candidates}) = {ln_k:.3f}, where every candidate would score the same: the model "
+            "tells them apart, but stopped learning")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -229,12 +238,9 @@ class Diagnosis:
     def render(self) -> str:
         span = f" (steps {self.steps[0].step}-{self.steps[-1].step})" if self.steps else ""
         lines = [f"lenprof diagnose: {self.path}, {len(self.steps)} logged steps{span}"]
-        lines += [
-            f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)\n{'':<17} {f.advice}"
-            for f in self.findings
-        ]
-        if not self.findings:
-            lines.append("nothing to judge: no logged losses, or a loss that never fell")
+        for f in self.findings:
+            lines.append(f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)" if f.steps else f.kind)
+            lines += [f"{'':<17} {text}" for text in (f.detail, f.advice) if text]
         if self.setup:
             lines.append(f"setup: {self.setup}")
         return "\n".join(lines) + "\n"
@@ -267,4 +273,6 @@ def diagnose_path(
                      "pass --group-size to state it")  # fmt: skip
     if candidates == 1:
         return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note, setup)
-    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision), note, setup)
+    rates = [s.lr for s in steps if finite(s.lr) and s.lr > 0]  # type: ignore[operator]
+    lr = info.learning_rate or (max(rates) if rates else None)  # type: ignore[type-var]
+    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision, lr=lr), note, setup)

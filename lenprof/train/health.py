@@ -12,7 +12,9 @@ model learns. Four things look alike in a log and mean different things:
   gets the same score, i.e. the embeddings collapsed to a constant. When the embeddings' spread
   has also vanished (under a tenth of the first step's), a few steps are proof enough.
 
-:class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history.
+:class:`Watchdog` classifies steps live; ``diagnose.py`` reads a finished run's history and
+also judges its trend (``trend.py``: ``healthy``, ``stalled``, ``diverging`` or ``too_short``).
+Advice to lower the learning rate names the run's own rate, halved, where it is known.
 
     >>> w = Watchdog(candidates=8, zero_run=3)
     >>> [e.kind for s in range(5) for e in w.observe(Step(s, 0.0, grad_norm=0.1))]
@@ -46,6 +48,15 @@ ADVICE = {
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
     "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
     "healthy": "the loss falls and stays finite",
+    "diverging": "the loss rises: the learning rate is too high for this model and data: "
+    + LOWER_LR
+    + ", warm up longer, clip gradients",
+    "stalled": "the loss does not fall: check that the learning rate is not too low (embedding models "
+    "fine-tune at 1e-5 to 1e-6, reached after the warmup) and that positives match their queries; "
+    "a loss that starts low and stays there means the model already knows this data (harder negatives teach it more)",
+    "too_short": "too short to judge a trend: train (or log) more steps, or use larger batches, whose "
+    "losses scatter less (lenprof logs every step to metrics.jsonl; the Trainer's logging_steps sets how often "
+    "trainer_state.json gets a loss)",
 }
 
 
@@ -59,17 +70,39 @@ _NAN_CAUSE = {
 }
 
 
-def advice(kind: str, precision: str | None = None) -> str:
-    """``ADVICE[kind]``, told for the run's precision (``fp16``, ``bf16``, ``no``) when known.
+def rate(lr: float) -> str:
+    """A learning rate as people write it: ``2e-05`` -> ``2e-5``, ``1.5e-05`` -> ``1.5e-5``."""
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def lower_lr(lr: float | None) -> str:
+    """:data:`LOWER_LR`, with the run's own rate halved where it is known.
+
+    >>> lower_lr(2e-5)
+    'lower the learning rate (halve it: 2e-5 -> 1e-5; embedding models fine-tune at 1e-5 to 1e-6)'
+    """
+    if lr is None or not (math.isfinite(lr) and lr > 0):
+        return LOWER_LR
+    return LOWER_LR.replace("e.g. 1e-5 -> 5e-6", f"{rate(lr)} -> {rate(lr / 2)}").replace("it, ", "it: ")
+
+
+def advice(kind: str, precision: str | None = None, lr: float | None = None) -> str:
+    """``ADVICE[kind]``, told for the run's precision (``fp16``, ``bf16``, ``no``) and its peak
+    learning rate ``lr`` when known.
 
     >>> advice("non_finite", "no")
     'NaN/inf in full precision (fp32), so not an fp16 overflow: lower the learning rate (halve it, e.g. 1e-5 -> 5e-6; embedding models fine-tune at 1e-5 to 1e-6), warm up longer, clip gradients'
     """
     if precision in _NAN_CAUSE and kind == "non_finite":
-        return f"NaN/inf {_NAN_CAUSE[precision]}"
-    if precision in _NAN_CAUSE and kind == "hidden_nan":
-        return f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
-    return ADVICE[kind]
+        text = f"NaN/inf {_NAN_CAUSE[precision]}"
+    elif precision in _NAN_CAUSE and kind == "hidden_nan":
+        text = f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
+    else:
+        text = ADVICE[kind]
+    if kind == "stalled" and lr is not None and math.isfinite(lr) and lr > 0:
+        text = text.replace("(embedding models", f"(this run's peaked at {rate(lr)}; embedding models")
+    return text.replace(LOWER_LR, lower_lr(lr))
 
 
 @dataclass(frozen=True)
@@ -86,10 +119,12 @@ class Event:
     steps: list[int] = field(default_factory=list)
     logged: list[int] = field(default_factory=list, repr=False)  # every logged step, to join runs
     precision: str | None = field(default=None, repr=False)  # fp16, bf16, no (fp32) or unknown
+    lr: float | None = field(default=None, repr=False)  # the run's peak learning rate, if known
+    detail: str | None = field(default=None, repr=False)  # the numbers behind a verdict
 
     @property
     def advice(self) -> str:
-        return advice(self.kind, self.precision)
+        return advice(self.kind, self.precision, self.lr)
 
     def ranges(self) -> str:
         """``[1, 2, 3, 7]`` -> ``"1-3, 7"``; steps next to each other in the log join a run."""
@@ -108,7 +143,8 @@ class Event:
         return ", ".join(out)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
+        d = {"kind": self.kind, "count": len(self.steps), "steps": self.ranges(), "advice": self.advice}
+        return {**d, "detail": self.detail} if self.detail else d
 
 
 def finite(x: float | None) -> bool:
@@ -140,6 +176,7 @@ class Watchdog:
         self._vanished, self._fired = 0, False
         self.nan_limit, self.nan_window = nan_limit, nan_window
         self.steps = 0
+        self.peak_lr: float | None = None  # the highest rate a step used: what advice halves
         self.easy: list[int] = []
         self.nonfinite: list[int] = []
         self._zeros: list[int] = []
@@ -162,16 +199,18 @@ class Watchdog:
         self, step: Step, spread_shrinking: bool | None = None, spread_vanished: bool = False
     ) -> list[Event]:
         self.steps += 1
+        if finite(step.lr) and step.lr > 0:  # type: ignore[operator]
+            self.peak_lr = max(self.peak_lr or 0.0, step.lr)  # type: ignore[type-var]
         if not (finite(step.loss) and (step.grad_norm is None or finite(step.grad_norm))):
             self.nonfinite.append(step.step)
             recent = [s for s in self.nonfinite if s > step.step - self.nan_window]
             alarm = len(recent) >= self.nan_limit
-            return [Event("non_finite", recent, precision=self.precision)] if alarm else []
+            return [Event("non_finite", recent, precision=self.precision, lr=self.peak_lr)] if alarm else []
         events = []
         if step.loss < ZERO:  # type: ignore[operator]
             self._zeros.append(step.step)
             if len(self._zeros) == self.zero_run:
-                events.append(Event("persistent_zero", list(self._zeros)))
+                events.append(Event("persistent_zero", list(self._zeros), lr=self.peak_lr))
         else:
             if 0 < len(self._zeros) < self.zero_run:
                 self.easy.extend(self._zeros)
@@ -184,7 +223,7 @@ class Watchdog:
                 if not self._fired and (
                     len(self._plateau) >= self.plateau_run or self._vanished >= self.fast_run
                 ):
-                    events.append(Event("uniform_collapse", list(self._plateau)))
+                    events.append(Event("uniform_collapse", list(self._plateau), lr=self.peak_lr))
                     self._fired = True  # once per plateau
             else:
                 self._plateau, self._vanished, self._fired = [], 0, False

@@ -4,11 +4,11 @@ A loss plateau means collapse only at ln(candidates), and NaN advice depends on 
 so diagnose looks for both beside the loss history:
 
 - lenprof's ``train_report.json`` (``lenprof train`` and the Trainer callback write one):
-  ``candidates_per_query`` and ``precision``;
+  ``candidates_per_query``, ``precision`` and (``lenprof train``'s) ``config.learning_rate``;
 - a Hugging Face ``trainer_state.json``: ``train_batch_size`` (per device, times GPUs in one
   process);
 - ``training_args.bin``, the pickled ``TrainingArguments`` that the Trainer (and so
-  FlagEmbedding) saves: ``per_device_train_batch_size``, ``fp16``/``bf16``,
+  FlagEmbedding) saves: ``per_device_train_batch_size``, ``fp16``/``bf16``, ``learning_rate``,
   ``negatives_cross_device``. It is read by an unpickler that builds inert stand-ins for every
   class, so nothing in the file runs and neither torch nor FlagEmbedding is needed.
 
@@ -35,6 +35,7 @@ class RunInfo:
     batch_size: int | None = None  # per device
     world_size: int | None = None
     precision: str | None = None  # fp16, bf16, no (fp32); None: unknown
+    learning_rate: float | None = None  # the peak rate the run was set to
     source: str | None = None  # the file these came from, for the report
 
 
@@ -117,6 +118,9 @@ def run_info(history: Path) -> RunInfo:
                     candidates=d.get("candidates_per_query"),
                     precision=d.get("precision"),
                     world_size=d.get("world_size"),
+                    learning_rate=_rate(
+                        d["config"].get("learning_rate") if isinstance(d.get("config"), dict) else None
+                    ),
                     source=str(report),
                 )
             except (ValueError, OSError, AttributeError):
@@ -138,5 +142,12 @@ def run_info(history: Path) -> RunInfo:
     return RunInfo(
         batch_size=batch if isinstance(batch, int) and batch > 0 else None,
         precision=_precision(args),
+        learning_rate=_rate(args.get("learning_rate")),
         source=source,
     )
+
+
+def _rate(value: object) -> float | None:
+    """A positive, finite learning rate, or None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+    return float(value) if ok else None  # type: ignore[arg-type]
