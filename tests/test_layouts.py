@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import DEFAULT_TOKENIZER, EXAMPLES
 from test_scan import oracle_stats
 
 from lenprof import ScanOptions, scan
@@ -54,7 +54,7 @@ def test_triplets_are_read_without_flags(tok, oracle, tmp_path):
     )
     result = cli(path, "--format", "args")
     assert result.exit_code == 0
-    assert result.stderr == (
+    assert result.stderr == DEFAULT_TOKENIZER + (
         f"lenprof: {path}: sentence-transformers triplets, read as --fields "
         "query=anchor,pos=positive,neg=negative\n"
     )
