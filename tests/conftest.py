@@ -15,6 +15,11 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+# What a scan says on stderr, even with -q, when no --tokenizer, LENPROF_TOKENIZER or config names one.
+DEFAULT_TOKENIZER = (
+    "lenprof: tokenizer: sentence-transformers/all-MiniLM-L6-v2 (the default; "
+    "set --tokenizer or LENPROF_TOKENIZER to measure for your model)\n"
+)
 CORPORA = (
     Path(os.environ.get("LENPROF_CORPORA", REPO.parent / "shared" / "corpora")) / "flagembedding-examples"
 )

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, REPO
+from conftest import DEFAULT_TOKENIZER, EXAMPLES, REPO
 
 from lenprof.cli import main
 
@@ -25,16 +25,37 @@ def test_table_is_exact(tok):
     result = run(DIRTY)
     assert result.exit_code == 0
     assert result.stdout == (REPO / "tests" / "golden" / "dirty_table.txt").read_text()
-    assert result.stderr == "lenprof: 11 rows dropped; --rejects FILE writes each with its line and reason\n"
+    assert result.stderr == (
+        DEFAULT_TOKENIZER + "lenprof: 11 rows dropped; --rejects FILE writes each with its line and reason\n"
+    )
 
 
 def test_args_line_is_all_stdout_carries():
-    result = run(DIRTY, "--format", "args", "-q")
+    result = run(DIRTY, "--format", "args", "-q", "--tokenizer", "sentence-transformers/all-MiniLM-L6-v2")
     assert (result.exit_code, result.stdout, result.stderr) == (
         0,
         "--query_max_len 8 --passage_max_len 40\n",
         "",
     )
+
+
+def test_the_default_tokenizer_is_named_even_with_q(tmp_path, monkeypatch):
+    """Issue 22, point 6b: with `-q --format args`, a forgotten LENPROF_TOKENIZER measured every
+    length with all-MiniLM-L6-v2 and said nothing. Named, the tokenizer is no default: silence."""
+
+    def said() -> tuple[str, str]:
+        result = run(DIRTY, "--format", "args", "-q")
+        return result.stdout, result.stderr
+
+    args, packaged = "--query_max_len 8 --passage_max_len 40\n", "sentence-transformers/all-MiniLM-L6-v2"
+    monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
+    assert said() == (args, DEFAULT_TOKENIZER)
+    monkeypatch.setenv("LENPROF_TOKENIZER", packaged)
+    assert said() == (args, "")
+    monkeypatch.delenv("LENPROF_TOKENIZER")
+    (tmp_path / "pyproject.toml").write_text(f'[tool.lenprof]\ntokenizer = "{packaged}"\n')
+    monkeypatch.chdir(tmp_path)
+    assert said() == (args, "")
 
 
 def test_json_contract(tmp_path):
@@ -72,7 +93,7 @@ def test_clean_and_rejects_files(tmp_path):
     clean, rejects = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
     result = run(DIRTY, "--clean-out", str(clean), "--rejects", str(rejects))
     assert result.exit_code == 0
-    assert result.stderr == (
+    assert result.stderr == DEFAULT_TOKENIZER + (
         f"lenprof: 3 cleaned rows written to {clean}\n"
         f"lenprof: {clean}: every row has the same keys, written with null as 'pos_scores' on 2 rows, "
         "null as 'neg_scores' on 2 rows\n"

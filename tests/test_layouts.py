@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import DEFAULT_TOKENIZER, EXAMPLES
 from test_scan import oracle_stats
 
 from lenprof import ScanOptions, scan
@@ -54,7 +54,7 @@ def test_triplets_are_read_without_flags(tok, oracle, tmp_path):
     )
     result = cli(path, "--format", "args")
     assert result.exit_code == 0
-    assert result.stderr == (
+    assert result.stderr == DEFAULT_TOKENIZER + (
         f"lenprof: {path}: sentence-transformers triplets, read as --fields "
         "query=anchor,pos=positive,neg=negative\n"
     )
@@ -109,7 +109,7 @@ def test_a_repaired_tuple_keeps_its_columns(tok, tmp_path):
         (["text", "label"], "looks like text classification data (text, label), not (query, positive) rows"),
         (["sentence1", "sentence2", "score"], "looks like sentence-pair similarity or classification data"),
         (["premise", "hypothesis", "label"], "looks like natural-language inference data"),
-        (["question", "answer"], "no 'query' and 'pos' columns (columns there: question, answer); name them with --fields query=COL,pos=COL[,neg=COL]"),
+        (["foo", "bar"], "no 'query' and 'pos' columns (columns there: foo, bar); name them with --fields query=COL,pos=COL,neg=COL, or with no column of negatives --fields query=COL,pos=COL --min-neg 0 (to train on in-batch negatives only)"),
     ],
 )  # fmt: skip
 def test_data_without_query_rows_stops_with_its_columns(tmp_path, columns, message):
@@ -118,6 +118,40 @@ def test_data_without_query_rows_stops_with_its_columns(tmp_path, columns, messa
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_question_answer_data_takes_one_message_to_the_whole_command(tmp_path):
+    """Issue 22, point 9: `question,answer` data took two round trips, --fields, then --min-neg 0
+    (every row dropped as no_negatives). The first message now holds both: pasted, it scans."""
+    import csv
+    import shlex
+
+    rows = [{"question": r["query"], "answer": r["pos"][0]} for r in ROWS]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with open(tmp_path / "qa.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, ["question", "answer"])
+        writer.writeheader()
+        writer.writerows(rows)
+    for name in ("qa.jsonl", "qa.csv"):
+        path = str(tmp_path / name)
+        refused = cli(path, "--format", "args")
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            f"Error: {path}: no 'query' and 'pos' columns (columns there: question, answer); to read question "
+            "as the query and answer as its positive, pass --fields query=question,pos=answer --min-neg 0 "
+            "(no column of negatives: train on in-batch negatives only)\n",
+        )
+        flags = refused.stderr.split(", pass ")[1].split(" (")[0]
+        done = cli(path, "--format", "json", "-q", *shlex.split(flags))
+        assert done.exit_code == 0, done.stderr
+        assert json.loads(done.stdout)["samples"]["kept"] == len(rows)
+    mixed = tmp_path / "mixed.jsonl"  # other spellings, and a column of negatives: no --min-neg 0
+    mixed.write_text(json.dumps({"Query": "q", "Passage": "p", "hard negatives": ["n"]}) + "\n")
+    assert cli(str(mixed)).stderr.endswith(
+        "to read Query as the query and Passage as its positive, pass "
+        "--fields 'query=Query,pos=Passage,neg=hard negatives'\n"
+    )
+    assert cli(path, "--min-neg", "0").stderr.endswith("--fields query=question,pos=answer\n")
 
 
 def test_a_misspelled_fields_column_is_named(tmp_path):

@@ -53,3 +53,22 @@ def test_the_flagembedding_section_shows_what_the_scan_prints(scratch):
     recommended = dict(re.findall(r"^  --(\w+_max_len) (\d+) ", shown, flags=re.M))
     expected = "--query_max_len {query_max_len} --passage_max_len {passage_max_len}\n".format(**recommended)
     assert run_lenprof(lengths).stdout == expected
+
+
+def flag(name: str, command: str) -> str:
+    found = re.search(rf"{name} (\S+)", command)
+    assert found, f"no {name} in {command}"
+    return found.group(1)
+
+
+def test_the_flagembedding_recipe_scans_once_and_trains_on_what_it_wrote():
+    """Issue 22, point 9: the recipe scanned twice (examples/, then clean/ for --format args).
+    One scan writes the cleaned folder and the profile; torchrun reads both (the test above runs
+    them: the lengths are the table's)."""
+    text = section("From your dataset to your FlagEmbedding run")
+    scan, lengths = lenprof_commands(text)  # no second scan
+    (torchrun,) = [b for lang, b in fenced_blocks(text) if lang == "bash" and "torchrun" in b]
+    assert scan.startswith("lenprof scan ")
+    assert lengths == f"lenprof recommend {flag('--out', scan)} --format args"
+    assert f"$({lengths})" in torchrun
+    assert flag("--train_data", torchrun) == flag("--clean-out", scan)

@@ -20,6 +20,12 @@ from lenprof.report.compare import check_format, render_comparison
 from lenprof.report.text import join_counts
 from lenprof.stats.profile import Profile
 
+# Lengths are the tokenizer's: measured with the wrong one, every number is off. A forgotten
+# LENPROF_TOKENIZER is invisible in `-q --format args`, so this line is said even with -q.
+DEFAULT_TOKENIZER_NOTE = (
+    f"tokenizer: {PACKAGED} (the default; set --tokenizer or LENPROF_TOKENIZER to measure for your model)"
+)
+
 
 def _check_tokenizers(tokenizers: list, for_tokenizer: str | None, fmt: str) -> None:
     """Flag conflicts first, naming the flags."""
@@ -118,6 +124,8 @@ def scan_command(args: ScanArgs) -> None:
 def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
     """stdout gets the rendered profile; stderr one line per thing worth knowing, in this order."""
     quiet, run = args.quiet, profile.run
+    if not args.tokenizer:
+        click.echo(f"lenprof: {DEFAULT_TOKENIZER_NOTE}", err=True)  # even with -q: see the note
     if args.workers is not None and run.workers is not None and run.workers < args.workers:
         log(
             quiet,

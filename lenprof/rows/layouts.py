@@ -22,6 +22,7 @@ one (Parquet), else from the first rows (JSON lines).
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -175,11 +176,44 @@ def resolve(item: InputFile, fields: Fields, given: bool, min_neg: int) -> Layou
             raise LayoutError(
                 f"{item.path}: looks like {kind} data ({_listed(names)}), not (query, positive) rows; "
                 f"if two columns are a query and its positive, pass --fields query=COL,pos=COL"
+                + (_NO_NEGATIVES if min_neg else "")
             )
     raise LayoutError(
         f"{item.path}: no {fields.query!r} and {fields.pos!r} columns (columns there: {_listed(names)}); "
-        f"name them with --fields query=COL,pos=COL[,neg=COL]"
+        + _guess(names, min_neg)
     )
+
+
+# Column names that usually hold a query, its positive, its negatives: what the message offers.
+_QUERY_NAMES = ("query", "question", "anchor", "q", "questions", "queries", "input")
+_POS_NAMES = ("pos", "positive", "answer", "passage", "context", "document", "doc", "response", "output")
+_POS_NAMES += ("positives", "answers", "passages", "contexts", "documents", "docs", "a")
+_NEG_NAMES = ("neg", "negative", "negatives", "hard_negative", "hard_negatives", "negative_passages")
+_NAMES = (_QUERY_NAMES, _POS_NAMES, _NEG_NAMES)
+_NO_NEGATIVES = " --min-neg 0 (no column of negatives: train on in-batch negatives only)"
+
+
+def _guess(names: Sequence[str], min_neg: int) -> str:
+    """The whole command for these columns, so that one message is one round trip: the columns
+    to map and, with no column of negatives, --min-neg 0 (else the next scan drops every row).
+
+    >>> _guess(["question", "answer"], 1)
+    'to read question as the query and answer as its positive, pass --fields query=question,pos=answer --min-neg 0 (no column of negatives: train on in-batch negatives only)'
+    >>> _guess(["Question", "Answer", "hard negatives"], 1)
+    "to read Question as the query and Answer as its positive, pass --fields 'query=Question,pos=Answer,neg=hard negatives'"
+    """
+    usable = {c.lower().replace(" ", "_"): c for c in reversed(names) if c and not set(c) & set(",=+")}
+    query, pos, neg = (next((usable[n] for n in wanted if n in usable), None) for wanted in _NAMES)
+    if query is None or pos is None:
+        if min_neg == 0:
+            return "name them with --fields query=COL,pos=COL[,neg=COL]"
+        return (
+            "name them with --fields query=COL,pos=COL,neg=COL, or with no column of negatives "
+            "--fields query=COL,pos=COL --min-neg 0 (to train on in-batch negatives only)"
+        )
+    spec = f"query={query},pos={pos}" + (f",neg={neg}" if neg else "")
+    tail = _NO_NEGATIVES if neg is None and min_neg else ""
+    return f"to read {query} as the query and {pos} as its positive, pass --fields {shlex.quote(spec)}{tail}"
 
 
 def _expand(fields: Fields, names: Sequence[str]) -> Fields:
