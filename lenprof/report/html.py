@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 
-import numpy as np
-
+from lenprof.report.chart import field_svg
 from lenprof.report.figures import FigureData, figure_data
 from lenprof.rows.reasons import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
 from lenprof.stats.histogram import LengthHistogram
@@ -33,7 +31,6 @@ td.head{text-align:left;font-family:ui-monospace,monospace;font-size:.8rem;max-w
 summary{cursor:pointer;color:#444;margin:.4rem 0}
 .compare-fields td:nth-child(2),.compare-fields th:nth-child(2){text-align:left}
 """
-CUT_COLORS = {"p90": "#9ecae1", "p95": "#4292c6", "p99": "#08519c", "max": "#6a51a3", "cap": "#cb181d"}
 
 
 def _e(value: object) -> str:
@@ -45,74 +42,12 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _figure(data: FigureData, hist: LengthHistogram, chosen: int) -> str:
-    """Histogram and cumulative share of one field with its cuts, as an <img> tag; the figure's
-    data rides along in ``data-figure`` so that what it shows can be checked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    field, width = data.field, data.bin_width
-    fig, (ax, cum) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
-    starts = [b[0] for b in data.bars]
-    ax.bar(starts, [b[1] for b in data.bars], width=width, align="edge", color="#7f8c9d")
-    if data.overflow:
-        ax.bar([data.overflow_at], [data.overflow], width=width * 2, align="edge", color="#d95f02")
-        tallest = max((b[1] for b in data.bars), default=data.overflow)
-        ax.annotate(
-            f">{data.axis_max}:\n{data.overflow} text{'s' * (data.overflow != 1)}\nto {data.longest}",
-            (data.overflow_at + width, max(data.overflow, tallest // 3)),
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="#d95f02",
-        )
-    ax.set(
-        xlabel="tokens",
-        ylabel="texts",
-        title=f"{field}: texts per length" + (f" (bins of {width})" if width > 1 else ""),
-        xlim=(0, data.axis_end),
-    )
-    covered = np.cumsum(hist.counts[: data.axis_max + 1])
-    cum.plot(
-        np.arange(len(covered)), 100 * covered / max(data.count, 1), color="#333", drawstyle="steps-post"
-    )
-    cum.set(
-        xlabel="max_len (tokens)",
-        ylabel="% of texts untruncated",
-        title=f"{field}: coverage by cut" + (f" (100% at {data.longest})" if data.overflow else ""),
-        ylim=(0, 101),
-        xlim=(0, data.axis_end),
-    )
-    for name, max_len in data.cuts.items():
-        if name == "recommended":
-            continue
-        off = max_len > data.axis_max
-        for a in (ax, cum):
-            a.axvline(
-                min(max_len, data.axis_end),
-                color=CUT_COLORS.get(name, "#999"),
-                lw=1,
-                ls=":" if off else "--",
-                label=f"{name} {max_len}" + (" (beyond the axis)" if off else ""),
-            )
-    off = chosen > data.axis_max
-    for a in (ax, cum):
-        a.axvline(
-            min(chosen, data.axis_end),
-            color="#238b45",
-            lw=2.5,
-            ls=":" if off else "-",
-            label=f"recommended {chosen}" + (" (beyond the axis)" if off else ""),
-        )
-    cum.legend(loc="lower right", fontsize=8)
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = base64.b64encode(buf.getvalue().encode()).decode()
+    """Histogram and cumulative share of one field with its cuts, as an <img> of inline SVG; the
+    figure's data rides along in ``data-figure`` so that what it shows can be checked."""
+    drawn = base64.b64encode(field_svg(data, hist.counts, chosen).encode()).decode()
     return (
         f"<figure data-figure='{_e(json.dumps(data.to_dict()))}'>"
-        f'<img alt="{_e(field)} length histogram and coverage" src="data:image/svg+xml;base64,{svg}">'
+        f'<img alt="{_e(data.field)} length histogram and coverage" src="data:image/svg+xml;base64,{drawn}">'
         f"<figcaption class=muted>{_e(data.caption())}</figcaption></figure>"
     )
 
