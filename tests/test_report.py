@@ -240,9 +240,14 @@ def _check_row(html: str, reason: str) -> str:
     return re.search(rf"<tr><td><code>{reason}</code></td>.*?</tr>", html).group(0)
 
 
+def _not_run_line(html: str) -> str:
+    return re.search(r"<p data-checks-not-run=\d+>.*?</p>", html).group(0)
+
+
 def test_checks_say_exactly_what_happened(report, outlier):
     html = report.read_text(encoding="utf-8").replace(str(EXAMPLES), "examples")
-    assert "<td>not run (needs --train-group-size)</td>" in _check_row(html, "few_negatives")
+    assert "<code>few_negatives</code> (needs --train-group-size)" in _not_run_line(html)
+    assert "<tr><td><code>few_negatives</code>" not in html  # a check that did not run is no 0 in the table
     assert "examples/dirty.jsonl:8</code> same query and positives as line 1, which was kept" in html
     assert "examples/dirty.jsonl:2</code> 1 removed: &#x27;neg&#x27;[0] &quot;&quot;" in _check_row(
         html, "empty_neg"
@@ -348,3 +353,26 @@ def test_the_legend_states_the_true_max_and_the_cap_apart(outlier):
     assert f"max {cap}" not in texts and f"cap {cap} (beyond the axis)" in texts
     query = profile["fields"]["query"]  # nothing capped: the plain value
     assert f"max {query['max']}" in [t for t, _ in _svg_texts(report)["query"]]
+
+
+def test_the_check_table_shows_what_fired_and_one_line_for_the_rest(outlier):
+    report, profile = outlier
+    html_text = report.read_text(encoding="utf-8")
+    checks = html_text.split("<h2>Checks</h2>")[1].split("<h2>")[0]
+    counts = {
+        **profile["samples"]["dropped"],
+        **profile["samples"]["repaired"],
+        **profile["samples"]["warnings"],
+    }
+    fired = [r for r, n in counts.items() if n]
+    assert fired == ["over_model_limit"]
+    assert re.findall(r"<tr><td><code>(\w+)</code>", checks) == fired
+    not_run = ["few_negatives", "eval_leak", "eval_query_leak", "eval_pos_leak"]
+    assert all(f"<code>{r}</code>" in _not_run_line(checks) for r in not_run)
+    passed = [r for r in DROP_REASONS + REPAIR_REASONS + WARNING_REASONS if r not in fired + not_run]
+    line = re.search(r"<p data-checks-passed=(\d+)>(.*?)</p>", checks)
+    assert int(line.group(1)) == len(passed) > 15
+    assert line.group(2).startswith(
+        f"The other {len(passed)} checks passed (no row or text had the problem): "
+    )
+    assert re.findall(r"<code>(\w+)</code>", line.group(2)) == passed

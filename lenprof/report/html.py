@@ -87,10 +87,20 @@ def _not_run(profile: Profile) -> dict[str, str]:
         why["few_negatives"] = "needs --train-group-size"
     if profile.tokenizer.cap is None:
         why["over_model_limit"] = "the tokenizer declares no length limit"
+    against = profile.run.against
+    if against is None:
+        why |= dict.fromkeys(("eval_leak", "eval_query_leak", "eval_pos_leak"), "needs --against")
+    elif against.drop_leaks:
+        why |= dict.fromkeys(("eval_query_leak", "eval_pos_leak"), "--drop-leaks drops them: eval_leak")
+    else:
+        why["eval_leak"] = "needs --drop-leaks"
     return why
 
 
 def _checks(profile: Profile) -> str:
+    """The checks that found something, one row each; then one line naming the checks that
+    passed and one naming those this scan's settings switched off, so twenty rows of zeros do
+    not bury the few that matter."""
     s = profile.samples
     groups = (
         ("dropped", DROP_REASONS, s.dropped),
@@ -98,23 +108,41 @@ def _checks(profile: Profile) -> str:
         ("warning", WARNING_REASONS, s.warnings),
     )
     not_run = _not_run(profile)
-    rows = []
+    rows, passed = [], []
     for fate, reasons, counts in groups:
         for reason in reasons:
-            n = f"not run ({not_run[reason]})" if reason in not_run else counts.get(reason, 0)
+            if reason in not_run:
+                continue
+            if not counts.get(reason, 0):
+                passed.append(reason)
+                continue
             examples = "<br>".join(
                 f"<code>{_e(e.source)}:{e.line}</code> {_e(e.detail)}"
                 for e in profile.examples.get(reason, [])
             )
             rows.append(
-                f"<tr><td><code>{reason}</code></td><td>{fate}</td><td>{n}</td>"
+                f"<tr><td><code>{reason}</code></td><td>{fate}</td><td>{counts[reason]}</td>"
                 f'<td style="text-align:left">{_e(EXPLANATIONS[reason])}</td><td style="text-align:left">{examples}</td></tr>'
             )
-    return (
-        "<table><tr><th>check</th><th>fate</th><th>rows / texts</th><th>what it means</th><th>first examples</th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+    parts = []
+    if rows:
+        parts.append(
+            "<table class=checks><tr><th>check</th><th>fate</th><th>rows / texts</th><th>what it means</th>"
+            "<th>first examples</th></tr>" + "".join(rows) + "</table>"
+        )
+    if passed:
+        which = "The other" if rows else "All"
+        parts.append(
+            f"<p data-checks-passed={len(passed)}>{which} {len(passed)} checks passed (no row or text "
+            "had the problem): " + ", ".join(f"<code>{r}</code>" for r in passed) + ".</p>"
+        )
+    if not_run:
+        parts.append(
+            f"<p data-checks-not-run={len(not_run)}>Not run with this scan's settings: "
+            + ", ".join(f"<code>{r}</code> ({_e(why)})" for r, why in not_run.items())
+            + ".</p>"
+        )
+    return "\n".join(parts)
 
 
 def _field_section(profile: Profile, field: str) -> list[str]:
