@@ -4,8 +4,10 @@ file by file. What a refactor must show before it lands.
 Each case runs `python -m lenprof scan ...` from both checkouts (the current folder of each is its
 root, so each imports its own lenprof), with the profile, rejects, cleaned rows (a folder, or
 Parquet) and the HTML report written, and compares them: byte for byte, except what differs from
-run to run by design (wall times, the self-check's sample drawn by the run's key, the date that
-matplotlib writes into each figure, and the output paths themselves).
+run to run by design (wall times, the self-check's sample drawn by the run's key, and the output
+paths themselves) and the figures' drawing: matplotlib wrote a date into each until issue 22, and
+a checkout of either side must compare; what each figure shows is compared all the same, in the
+data-figure JSON beside it.
 
     git worktree add /tmp/base <commit>
     python benchmarks/make_corpus.py --rows 20000 --repeat 4 --format jsonl parquet --out-dir /tmp/c

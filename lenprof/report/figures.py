@@ -69,6 +69,24 @@ class FigureData:
             f"the {texts} counted in the overflow bar at the right (the longest has {self.longest} tokens)."
         )
 
+    def cut_label(self, name: str, max_len: int) -> str:
+        """The legend's words for a cut: the field's own value first, then the cut when the model's
+        cap lowered it. A field whose longest text has 3,961 tokens reads "max 3,961, capped to 512",
+        never "max 512"; a cut past the axis says so (it is drawn at the axis' end).
+
+            >>> d = figure_data("neg", LengthHistogram.from_lengths([10] * 99 + [3961]), [], 16)
+            >>> d.cut_label("max", 512), d.cut_label("p90", 10)
+            ('max 3,961, capped to 512 (beyond the axis)', 'p90 10')
+        """
+        own = {"max": self.longest, **{f"p{p}": v for p, v in self.percentiles.items()}}.get(name, max_len)
+        label = f"{name} {own:,}" if own == max_len else f"{name} {own:,}, capped to {max_len:,}"
+        return label + (" (beyond the axis)" if max_len > self.axis_max else "")
+
+    def overflow_label(self) -> str:
+        """What the overflow bar holds, in words under the histogram's title."""
+        texts = "1 text" if self.overflow == 1 else f"{self.overflow:,} texts"
+        return f"orange bar: {texts} over {self.axis_max:,} tokens (longest {self.longest:,})"
+
     def to_dict(self) -> dict:
         return {
             "field": self.field,
@@ -82,6 +100,7 @@ class FigureData:
             "cuts": self.cuts,
             "percentiles": self.percentiles,
             "bulk_share": round(self.bulk_share, 4),
+            "legend": [self.cut_label(name, max_len) for name, max_len in self.cuts.items()],
         }
 
 

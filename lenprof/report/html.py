@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 
-import numpy as np
-
+from lenprof.report.chart import field_svg
 from lenprof.report.figures import FigureData, figure_data
 from lenprof.rows.reasons import DROP_REASONS, EXPLANATIONS, REPAIR_REASONS, WARNING_REASONS
 from lenprof.stats.histogram import LengthHistogram
@@ -33,7 +31,6 @@ td.head{text-align:left;font-family:ui-monospace,monospace;font-size:.8rem;max-w
 summary{cursor:pointer;color:#444;margin:.4rem 0}
 .compare-fields td:nth-child(2),.compare-fields th:nth-child(2){text-align:left}
 """
-CUT_COLORS = {"p90": "#9ecae1", "p95": "#4292c6", "p99": "#08519c", "max": "#6a51a3", "cap": "#cb181d"}
 
 
 def _e(value: object) -> str:
@@ -45,74 +42,12 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _figure(data: FigureData, hist: LengthHistogram, chosen: int) -> str:
-    """Histogram and cumulative share of one field with its cuts, as an <img> tag; the figure's
-    data rides along in ``data-figure`` so that what it shows can be checked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    field, width = data.field, data.bin_width
-    fig, (ax, cum) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
-    starts = [b[0] for b in data.bars]
-    ax.bar(starts, [b[1] for b in data.bars], width=width, align="edge", color="#7f8c9d")
-    if data.overflow:
-        ax.bar([data.overflow_at], [data.overflow], width=width * 2, align="edge", color="#d95f02")
-        tallest = max((b[1] for b in data.bars), default=data.overflow)
-        ax.annotate(
-            f">{data.axis_max}:\n{data.overflow} text{'s' * (data.overflow != 1)}\nto {data.longest}",
-            (data.overflow_at + width, max(data.overflow, tallest // 3)),
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="#d95f02",
-        )
-    ax.set(
-        xlabel="tokens",
-        ylabel="texts",
-        title=f"{field}: texts per length" + (f" (bins of {width})" if width > 1 else ""),
-        xlim=(0, data.axis_end),
-    )
-    covered = np.cumsum(hist.counts[: data.axis_max + 1])
-    cum.plot(
-        np.arange(len(covered)), 100 * covered / max(data.count, 1), color="#333", drawstyle="steps-post"
-    )
-    cum.set(
-        xlabel="max_len (tokens)",
-        ylabel="% of texts untruncated",
-        title=f"{field}: coverage by cut" + (f" (100% at {data.longest})" if data.overflow else ""),
-        ylim=(0, 101),
-        xlim=(0, data.axis_end),
-    )
-    for name, max_len in data.cuts.items():
-        if name == "recommended":
-            continue
-        off = max_len > data.axis_max
-        for a in (ax, cum):
-            a.axvline(
-                min(max_len, data.axis_end),
-                color=CUT_COLORS.get(name, "#999"),
-                lw=1,
-                ls=":" if off else "--",
-                label=f"{name} {max_len}" + (" (beyond the axis)" if off else ""),
-            )
-    off = chosen > data.axis_max
-    for a in (ax, cum):
-        a.axvline(
-            min(chosen, data.axis_end),
-            color="#238b45",
-            lw=2.5,
-            ls=":" if off else "-",
-            label=f"recommended {chosen}" + (" (beyond the axis)" if off else ""),
-        )
-    cum.legend(loc="lower right", fontsize=8)
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = base64.b64encode(buf.getvalue().encode()).decode()
+    """Histogram and cumulative share of one field with its cuts, as an <img> of inline SVG; the
+    figure's data rides along in ``data-figure`` so that what it shows can be checked."""
+    drawn = base64.b64encode(field_svg(data, hist.counts, chosen).encode()).decode()
     return (
         f"<figure data-figure='{_e(json.dumps(data.to_dict()))}'>"
-        f'<img alt="{_e(field)} length histogram and coverage" src="data:image/svg+xml;base64,{svg}">'
+        f'<img alt="{_e(data.field)} length histogram and coverage" src="data:image/svg+xml;base64,{drawn}">'
         f"<figcaption class=muted>{_e(data.caption())}</figcaption></figure>"
     )
 
@@ -152,10 +87,20 @@ def _not_run(profile: Profile) -> dict[str, str]:
         why["few_negatives"] = "needs --train-group-size"
     if profile.tokenizer.cap is None:
         why["over_model_limit"] = "the tokenizer declares no length limit"
+    against = profile.run.against
+    if against is None:
+        why |= dict.fromkeys(("eval_leak", "eval_query_leak", "eval_pos_leak"), "needs --against")
+    elif against.drop_leaks:
+        why |= dict.fromkeys(("eval_query_leak", "eval_pos_leak"), "--drop-leaks drops them: eval_leak")
+    else:
+        why["eval_leak"] = "needs --drop-leaks"
     return why
 
 
 def _checks(profile: Profile) -> str:
+    """The checks that found something, one row each; then one line naming the checks that
+    passed and one naming those this scan's settings switched off, so twenty rows of zeros do
+    not bury the few that matter."""
     s = profile.samples
     groups = (
         ("dropped", DROP_REASONS, s.dropped),
@@ -163,23 +108,41 @@ def _checks(profile: Profile) -> str:
         ("warning", WARNING_REASONS, s.warnings),
     )
     not_run = _not_run(profile)
-    rows = []
+    rows, passed = [], []
     for fate, reasons, counts in groups:
         for reason in reasons:
-            n = f"not run ({not_run[reason]})" if reason in not_run else counts.get(reason, 0)
+            if reason in not_run:
+                continue
+            if not counts.get(reason, 0):
+                passed.append(reason)
+                continue
             examples = "<br>".join(
                 f"<code>{_e(e.source)}:{e.line}</code> {_e(e.detail)}"
                 for e in profile.examples.get(reason, [])
             )
             rows.append(
-                f"<tr><td><code>{reason}</code></td><td>{fate}</td><td>{n}</td>"
+                f"<tr><td><code>{reason}</code></td><td>{fate}</td><td>{counts[reason]}</td>"
                 f'<td style="text-align:left">{_e(EXPLANATIONS[reason])}</td><td style="text-align:left">{examples}</td></tr>'
             )
-    return (
-        "<table><tr><th>check</th><th>fate</th><th>rows / texts</th><th>what it means</th><th>first examples</th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+    parts = []
+    if rows:
+        parts.append(
+            "<table class=checks><tr><th>check</th><th>fate</th><th>rows / texts</th><th>what it means</th>"
+            "<th>first examples</th></tr>" + "".join(rows) + "</table>"
+        )
+    if passed:
+        which = "The other" if rows else "All"
+        parts.append(
+            f"<p data-checks-passed={len(passed)}>{which} {len(passed)} checks passed (no row or text "
+            "had the problem): " + ", ".join(f"<code>{r}</code>" for r in passed) + ".</p>"
+        )
+    if not_run:
+        parts.append(
+            f"<p data-checks-not-run={len(not_run)}>Not run with this scan's settings: "
+            + ", ".join(f"<code>{r}</code> ({_e(why)})" for r, why in not_run.items())
+            + ".</p>"
+        )
+    return "\n".join(parts)
 
 
 def _field_section(profile: Profile, field: str) -> list[str]:
