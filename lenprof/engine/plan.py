@@ -22,7 +22,6 @@ from lenprof.io.buckets import LengthBuckets, stems
 from lenprof.io.discover import discover
 from lenprof.io.files import InputFile
 from lenprof.io.parquet import SUFFIXES as PARQUET_SUFFIXES
-from lenprof.io.parquet import require_pyarrow
 from lenprof.io.readers import splits, stdin
 from lenprof.io.records import DEFAULT_SHARD_BYTES, Shard, shards
 from lenprof.io.stamps import Stamp, stamp, unchanged
@@ -204,7 +203,6 @@ def make_plan(
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     tested = discover(list(against), whole=True)
-    require_pyarrow(inputs + tested, clean)
     # test files and the tokenizers' own files are inputs too: no output may replace them
     protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])

