@@ -458,7 +458,7 @@ def test_no_output_replaces_the_tokenizers_files(tmp_path, flag):
     shutil.copytree(packaged_model_path(), model)
     for tokenizer, target in (
         (model / "tokenizer.json", model / "tokenizer.json"),
-        (model, model / "vocab.txt"),
+        (model, model / "tokenizer_config.json"),
     ):
         before = target.read_bytes()
         result = CliRunner().invoke(

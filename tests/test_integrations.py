@@ -81,7 +81,7 @@ def test_sentence_transformers_healthy_run_logs_the_trainers_own_numbers(tmp_pat
     assert report["candidates_per_query"] == 4  # batch 4, (anchor, positive): MNRL's in-batch candidates
     assert (report["stopped"], report["weights"], callback.stopped) == (None, "trained", None)
     code, found = diagnosed(tmp_path)
-    assert code == 0 and not set(found) - {"healthy", "rounding_zero"}
+    assert code == 0 and set(found) - {"rounding_zero"} == {"too_short"}  # 6 logged steps: a trend needs 12
 
 
 @pytest.mark.slow
@@ -166,7 +166,7 @@ def test_flagembedding_healthy_run_with_the_callback(tmp_path, flagembedding_pyt
     report = json.loads((out / "train_report.json").read_text())
     assert (report["candidates_per_query"], report["stopped"], report["weights"]) == (4, None, "trained")
     code, found = diagnosed(out)
-    assert code == 0 and not set(found) - {"healthy", "rounding_zero"}
+    assert code == 0 and set(found) - {"rounding_zero"} == {"too_short"}  # 6 logged steps: a trend needs 12
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from lenprof.errors import InputError, OutputError
+from lenprof.errors import InputError
 from lenprof.io.files import InputFile, LineTooLong
 
 SUFFIXES = (".parquet", ".pq")
