@@ -203,3 +203,15 @@ def test_the_cli_says_what_it_filled_and_what_it_did_not_write(tmp_path):
     assert f"lenprof: {tmp_path}/out/b.jsonl: not written, as no row of its input was kept\n" in result.stderr
     assert load_json(tmp_path / "out" / "a.jsonl")[0]["prompt"] == "Q: "
     assert not (tmp_path / "out" / "b.jsonl").exists()
+
+
+def test_length_buckets_hold_a_prompt_on_every_row(tmp_path):
+    """--split-by-length files are training files too: one key set, and no null prompt."""
+    rows = [dict(r, prompt="P: ") if i < 4 else dict(r, prompt=None) if i < 6 else r for i, r in enumerate(base_rows())]  # fmt: skip
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    args = ["scan", str(tmp_path / "in.jsonl"), "--split-by-length", "150", "--split-dir", str(tmp_path / "b"), "-q"]  # fmt: skip
+    assert CliRunner().invoke(main, [*args, "--query-instruction", "Q: "]).exit_code == 0
+    written = {p.name: load_json(p) for p in sorted((tmp_path / "b").iterdir())}
+    assert len(written) == 2  # rows on both sides of 150 tokens
+    prompts = {r["query"]: r["prompt"] for got in written.values() for r in got}
+    assert prompts == {r["query"]: "P: " if i < 4 else "Q: " for i, r in enumerate(rows)}
