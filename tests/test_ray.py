@@ -161,7 +161,9 @@ def test_ray_from_a_real_process_is_quiet_and_leaves_nothing_behind(tmp_path):
     not leave Ray's processes running."""
     env = {**os.environ, "LENPROF_DEBUG": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "lenprof", "scan", str(EXAMPLES), "--engine", "ray", "-q", "--format", "args"],
+        # the tokenizer named: the default one is said even with -q
+        [sys.executable, "-m", "lenprof", "scan", str(EXAMPLES), "--engine", "ray", "-q", "--format", "args",
+         "--tokenizer", "sentence-transformers/all-MiniLM-L6-v2"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert (proc.returncode, proc.stdout, proc.stderr) == (

@@ -46,15 +46,21 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
+# Every scan this module starts carries this in its environment, and so do its workers: other
+# lenprof runs on the machine (a benchmark, a second test session) are never counted as ours.
+TAG = f"LENPROF_TEST_SCAN={os.getpid()}"
+
+
 def workers_alive() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                ours = TAG.encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"lenprof.engine.pool import serve" in cmdline:
+            if b"lenprof.engine.pool import serve" in cmdline and ours:
                 pids.append(int(entry))
     return pids
 
@@ -64,7 +70,7 @@ def start(corpus: Path, out: Path) -> subprocess.Popen:
             "--clean-out", str(out / "clean.parquet"), "--rejects", str(out / "rejects.jsonl"),
             "--out", str(out / "profile.json"), "--report", str(out / "report.html"),
             "--split-by-length", "0,64", "--split-dir", str(out / "split"), "--format", "args"]  # fmt: skip
-    env = {**os.environ, "LENPROF_DEBUG": ""}
+    env = {**os.environ, "LENPROF_DEBUG": "", "LENPROF_TEST_SCAN": str(os.getpid())}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 

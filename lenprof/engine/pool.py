@@ -146,8 +146,10 @@ def serve(fd: int) -> None:
             try:
                 inbox.put(conn.recv())
             except (EOFError, OSError):
-                inbox.put(None)
-                return
+                # The parent is gone or done: the calls still queued have no one to answer to, and
+                # a worker holds nothing to save (the parent writes every output), so stop now
+                # rather than after the queue (a killed scan's workers would outlive it by seconds).
+                os._exit(0)
 
     threading.Thread(target=read, daemon=True).start()
     while (message := inbox.get()) is not None:
