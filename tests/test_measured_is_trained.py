@@ -105,9 +105,11 @@ def _partial(files: list[list[dict]]) -> bool:
 
 @pytest.mark.slow
 def test_flagembedding_trains_what_lenprof_measured(tok, oracle, tmp_path, flagembedding_python):
-    """Every combination, through FlagEmbedding's own dataset classes: the concatenating mode
-    always; the same-dataset mode whenever an instruction is given (without one, FlagEmbedding
-    1.4.2 formats every query with None there: see the next test)."""
+    """Every combination, through FlagEmbedding's own dataset classes, run as docs/outputs.md says:
+    --query_instruction_for_retrieval is the scan's --query-instruction, or "" when rows carry
+    prompts (FlagEmbedding's default mode applies prompts only with it set), else unset. Both modes
+    then, but the same-dataset mode with no instruction at all (FlagEmbedding 1.4.2 formats every
+    query with None there: see the next test)."""
     cases, checks = [], []
     for n, (prompts, files, instructed, fmt) in enumerate(
         itertools.product(PROMPTS, (1, 2), (False, True), ("input", "flagembedding"))
@@ -128,11 +130,13 @@ def test_flagembedding_trains_what_lenprof_measured(tok, oracle, tmp_path, flage
         profile = scan(str(root / "in"), options, tokenizer=tok, clean_out=f"{out}/", clean_format=fmt)
         queries, passages = measured_strings(data, options)
         assert_measured(profile, oracle, queries, passages)
+        prompted = any(r.get("prompt") is not None for f in data for r in f)
+        instruction = options.query_instruction if instructed else "" if prompted else None
         cases.append({
             "data": [str(out)], "group": 1 + NEGATIVES,
-            "instruction": options.query_instruction, "passage": options.passage_instruction,
+            "instruction": instruction, "passage": options.passage_instruction,
         })  # fmt: skip
-        checks.append(((prompts, files, instructed, fmt), queries, passages))
+        checks.append(((prompts, files, instruction is not None, fmt), queries, passages))
     assert len(checks) == 34  # 40 cases, 6 refused: partial prompts, FlagEmbedding's format, no instruction
     for got, (case, queries, passages) in zip(flagembedding_strings(flagembedding_python, cases), checks, strict=True):  # fmt: skip
         modes = {"concat": got["concat"], "same": got["same"]} if case[2] else {"concat": got["concat"]}

@@ -122,3 +122,42 @@ def test_evaluation_data_of_several_splits_is_read_whole_by_against(hub_folder, 
     result = CliRunner().invoke(main, ["scan", str(train), "--against", str(evaluation), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["samples"]["warnings"]["eval_query_leak"] == 2
+
+
+def test_test_files_beside_files_in_no_split_are_refused_whole(tmp_path):
+    """datasets reads `eval_results/` as the test split and ignores train.jsonl beside it: scanned
+    whole, the test rows would be trained on."""
+    folder = tmp_path / "ds"
+    (folder / "eval_results").mkdir(parents=True)
+    (folder / "train.jsonl").write_text(json.dumps(ROW) + "\n")
+    (folder / "eval_results" / "x.jsonl").write_text(json.dumps(dict(ROW, query="held out")) + "\n")
+    whole = CliRunner().invoke(main, ["scan", str(folder)])
+    assert whole.exit_code == 2
+    assert "holds 1 split, as datasets.load_dataset reads it: test (eval_results/x.jsonl), and 1 files in no split" in whole.stderr  # fmt: skip
+    train = CliRunner().invoke(main, ["scan", str(folder), "--split", "train"])
+    assert train.exit_code == 2 and "the 1 files in no split are scanned by naming them" in train.stderr
+    test = CliRunner().invoke(main, ["scan", str(folder), "--split", "test", "-q", "--format", "json"])
+    assert [i["path"] for i in json.loads(test.stdout)["inputs"]] == [
+        str(folder / "eval_results" / "x.jsonl")
+    ]
+
+
+def test_hidden_and_special_entries_are_not_read(tmp_path):
+    """As datasets: .git/, .backup.jsonl and __pycache__/ are no data of the folder."""
+    folder = tmp_path / "ds"
+    for name in ("a.jsonl", ".backup.jsonl", ".git/x.jsonl", "__pycache__/y.jsonl", ".test.jsonl"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(dict(ROW, query=name)) + "\n")
+    result = CliRunner().invoke(main, ["scan", str(folder), "-q", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [i["path"] for i in json.loads(result.stdout)["inputs"]] == [str(folder / "a.jsonl")]
+
+
+def test_against_data_that_is_also_scanned_is_refused(hub_folder):
+    train = hub_folder / "data" / "train-00000-of-00001.jsonl"
+    result = CliRunner().invoke(main, ["scan", str(train), "--against", str(hub_folder / "data")])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"Error: {train}: is both scanned and --against test data: every row would be its own leak\n"
+    )

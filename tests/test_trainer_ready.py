@@ -215,3 +215,62 @@ def test_length_buckets_hold_a_prompt_on_every_row(tmp_path):
     assert len(written) == 2  # rows on both sides of 150 tokens
     prompts = {r["query"]: r["prompt"] for got in written.values() for r in got}
     assert prompts == {r["query"]: "P: " if i < 4 else "Q: " for i, r in enumerate(rows)}
+
+
+def test_a_mirrored_parquet_file_gets_the_prompt_column_it_lacked(tok, tmp_path):
+    """One Parquet input with prompts, one without and one with a null prompt column: each
+    mirrored file holds the prompt column, filled, so datasets concatenates them without None."""
+    import datasets
+
+    rows = base_rows()
+    (tmp_path / "in").mkdir()
+    pq.write_table(
+        pa.Table.from_pylist([dict(r, prompt="P: ") for r in rows[:4]]), tmp_path / "in" / "a.parquet"
+    )
+    pq.write_table(pa.Table.from_pylist(rows[4:7]), tmp_path / "in" / "b.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([dict(r, prompt=None) for r in rows[7:]]), tmp_path / "in" / "c.parquet"
+    )
+    out = tmp_path / "out"
+    profile = scan(
+        str(tmp_path / "in"), ScanOptions(query_instruction="Q: "), tokenizer=tok, clean_out=f"{out}/"
+    )
+    assert profile.run.filled == {f"{out}/b.parquet": {"prompt": 3}, f"{out}/c.parquet": {"prompt": 3}}
+    got = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in out.iterdir()), split="train")
+    assert got["prompt"] == ["P: "] * 4 + ["Q: "] * 6
+
+
+def test_a_mirrored_folder_holding_other_data_files_is_refused(tmp_path):
+    """An older run's file (another split's) left in the folder would be trained on too."""
+    write_jsonl(tmp_path / "in" / "train.jsonl", base_rows())
+    out = tmp_path / "clean"
+    write_jsonl(out / "test-00000-of-00001.jsonl", base_rows()[:2])
+    args = ["scan", str(tmp_path / "in"), "--clean-out", f"{out}/", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {out}/: already holds data files this run does not write (test-00000-of-00001.jsonl); "
+        "a trainer given the folder would train on them too: choose an empty or new folder, or remove them\n"
+    )
+    (out / "test-00000-of-00001.jsonl").unlink()
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, args).exit_code == 0  # its own files, written again
+    twice = CliRunner().invoke(main, [*args, "--split-by-length", "150", "--split-dir", f"{out}/b"])
+    assert twice.exit_code == 2 and "would train on every row twice" in twice.stderr
+
+
+def test_the_scan_says_which_mirrored_files_flagembedding_would_skip(tmp_path):
+    import gzip
+
+    write_jsonl(tmp_path / "in" / "a.jsonl", base_rows()[:5])
+    with gzip.open(tmp_path / "in" / "b.jsonl.gz", "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in base_rows()[5:]))
+    out = f"{tmp_path}/clean/"
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "in"), "--clean-out", out, "--format", "args"])
+    assert result.exit_code == 0
+    assert (
+        f"lenprof: {out}: 1 cleaned files (b.jsonl.gz) are files FlagEmbedding's --train_data skips, as it "
+        "reads .json and .jsonl only: --clean-format flagembedding writes .jsonl\n"
+    ) in result.stderr
+    fe = CliRunner().invoke(main, ["scan", str(tmp_path / "in"), "--clean-out", f"{tmp_path}/fe/", "--clean-format", "flagembedding", "--format", "args"])  # fmt: skip
+    assert fe.exit_code == 0 and "skips" not in fe.stderr

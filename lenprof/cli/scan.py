@@ -151,6 +151,14 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
         )
     if args.clean_out:
         log(quiet, f"{profile.samples.kept} cleaned rows written to {args.clean_out}")
+        unread = _unread_by_flagembedding(args.clean_out)
+        if unread:
+            log(
+                quiet,
+                f"{args.clean_out}: {len(unread)} cleaned files ({', '.join(unread[:2])}"
+                f"{' and more' if len(unread) > 2 else ''}) are files FlagEmbedding's --train_data "
+                "skips, as it reads .json and .jsonl only: --clean-format flagembedding writes .jsonl",
+            )
     if run.against is not None:
         a = run.against
         found = sum(profile.samples.warnings.get(r, 0) for r in ("eval_query_leak", "eval_pos_leak"))
@@ -168,6 +176,13 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
             for key, n in missing.items()
         ]
         log(quiet, f"{target}: every row has the same keys, written with {', '.join(filled)}")
+    if run.prompted and args.query_instruction is None:
+        log(
+            quiet,
+            f"{run.prompted} rows have their own 'prompt', measured with it: FlagEmbedding trains it in its "
+            "same-dataset mode, and in its default mode only with --query_instruction_for_retrieval set "
+            '(pass "" for no instruction on the other rows); --query-instruction says which',
+        )
     warnings = profile.samples.warnings
     if warnings and args.fmt != "table":  # the table lists them; no other format has room
         log(
@@ -185,3 +200,16 @@ def _filled_with(key: str, query_instruction: str | None) -> str:
     if key != "prompt":
         return "null"
     return "the --query-instruction" if query_instruction is not None else '"" (no --query-instruction)'
+
+
+def _unread_by_flagembedding(clean: str) -> list[str]:
+    """The files of a mirrored cleaned folder that FlagEmbedding would skip (all are this run's:
+    a folder holding others is refused)."""
+    if not os.path.isdir(clean):
+        return []
+    return sorted(
+        os.path.relpath(os.path.join(root, name), clean)
+        for root, _, names in os.walk(clean)
+        for name in names
+        if not name.lower().endswith((".json", ".jsonl"))
+    )

@@ -42,8 +42,8 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         else:
             drops.append((r, outcome, record))  # type: ignore[arg-type]
 
-    if opts.query_instruction is None:
-        queries = [c.query for c in rows]
+    if opts.query_instruction is None and all(c.prompt is None for c in rows):
+        queries = [c.query for c in rows]  # the common case, without a call a row
     else:
         queries = [opts.query_text(c.query, c.prompt) for c in rows]
     pos = list(chain.from_iterable(c.pos for c in rows))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from lenprof.count.load import load_tokenizer
 from lenprof.count.tokenizer import LoadedTokenizer
-from lenprof.errors import InputError
+from lenprof.errors import InputError, OutputError
 from lenprof.hashing import RunKey
 from lenprof.io import transaction as out
 from lenprof.io.buckets import LengthBuckets, stems
@@ -199,10 +199,22 @@ def make_plan(
         if written:
             splits.refuse_mixed(inputs, written)  # training files never hold the test split's rows
     clean = cleaned.targets(outputs.clean, inputs, outputs.clean_format) if outputs.clean else []
+    if outputs.clean and cleaned.is_folder(outputs.clean):
+        if outputs.buckets is not None and _within(outputs.buckets.folder, outputs.clean):
+            raise OutputError(
+                f"{outputs.buckets.folder}: the --split-dir is in the --clean-out folder, so a trainer "
+                "given that folder would train on every row twice; choose another"
+            )
+        cleaned.refuse_strangers(outputs.clean, [*clean, *outputs.files().values()])
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     tested = discover(list(against), whole=True)
+    both = sorted({os.path.abspath(i.path) for i in tested} & {os.path.abspath(p) for p in on_disk})
+    if both:
+        raise InputError(
+            f"{both[0]}: is both scanned and --against test data: every row would be its own leak"
+        )
     # test files and the tokenizers' own files are inputs too: no output may replace them
     protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
@@ -229,3 +241,8 @@ def make_plan(
         compared,
         stamps,
     )
+
+
+def _within(path: str, folder: str) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return path == folder or path.startswith(folder + os.sep)

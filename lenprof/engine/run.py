@@ -166,6 +166,7 @@ def run(
                         if t in trained and (missing := txn.rows(t).missing())
                     },
                     not_written=tuple(t for t in dict.fromkeys(plan.clean_targets) if t not in txn.targets()),
+                    prompted=sum(p.have["prompt"] for p in tally.stats.presence.values()) or None,
                     texts_tokenized=tally.tokenized,
                     counting=Counting(
                         path=_counting_path(plan, tok, tally.fast),

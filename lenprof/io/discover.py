@@ -53,6 +53,8 @@ def _walk(folder: str, own: bool = False) -> list[str]:
         for entry in entries:
             if TEMP_MARK in entry.name:
                 continue  # a temporary file of a lenprof run, perhaps one that was killed
+            if entry.name.startswith((".", "__")):
+                continue  # hidden (.git/, .backup.jsonl) or special (__pycache__/): datasets skips them too
             path = str(Path(current) / entry.name)
             try:
                 is_dir = entry.is_dir()  # follows symlinks

@@ -195,11 +195,12 @@ class ParquetSink(RowSink):
 
         spool = self._path
         self._flush()  # a missing key is filled as the rows are converted below
+        missing = {k: n for k, n in self.missing().items() if self.fill.get(k) is not None}
+        self.kinds.add([{k: self.fill[k] for k in missing}])  # a column no row had, if required
         arrow_schema = schema(self.kinds)
         decode = msgspec.json.Decoder().decode
         try:
             with pq.ParquetWriter(self.tmp, arrow_schema) as writer, open(spool, "rb") as fh:
-                missing = {k: n for k, n in self.missing().items() if self.fill.get(k) is not None}
                 while lines := fh.readlines(64 << 20):
                     rows = [decode(line) for line in lines]
                     if missing:  # a null is what a Parquet column holds anyway

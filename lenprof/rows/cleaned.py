@@ -27,7 +27,7 @@ import os
 from collections.abc import Sequence
 
 from lenprof.errors import OutputError
-from lenprof.io.files import COMPRESSIONS, JSONL_SUFFIXES, PARQUET_SUFFIXES, InputFile
+from lenprof.io.files import COMPRESSIONS, JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputFile, classify
 from lenprof.rows.checks import Checked
 
 FORMATS = ("input", "flagembedding")
@@ -98,3 +98,26 @@ def targets(clean: str, inputs: Sequence[InputFile], fmt: str) -> list[str]:
     paths = [os.path.abspath(i.path) for i in inputs]
     root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
     return [os.path.join(clean, mirrored_name(os.path.relpath(p, root), fmt)) for p in paths]
+
+
+def refuse_strangers(clean: str, written: Sequence[str]) -> None:
+    """A mirrored folder may hold only what this run writes: a trainer given the folder trains on
+    every data file in it, so an older run's file there (another split's, say) would be trained
+    on too."""
+    if not os.path.isdir(clean):
+        return
+    ours = {os.path.abspath(p) for p in written}
+    strangers = sorted(
+        os.path.relpath(os.path.join(root, name), clean)
+        for root, _, names in os.walk(clean)
+        for name in names
+        if TEMP_MARK not in name
+        and classify(os.path.join(root, name)) is not None
+        and os.path.abspath(os.path.join(root, name)) not in ours
+    )
+    if strangers:
+        named = ", ".join(strangers[:2]) + (f" and {len(strangers) - 2} more" if len(strangers) > 2 else "")
+        raise OutputError(
+            f"{clean}: already holds data files this run does not write ({named}); a trainer given "
+            "the folder would train on them too: choose an empty or new folder, or remove them"
+        )

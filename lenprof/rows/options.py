@@ -48,7 +48,10 @@ class ScanOptions:
         if self.raw_limit < 0 or self.max_line_bytes < 1 or self.max_text_chars < 1:
             raise OptionsError("raw_limit must be >= 0, max_line_bytes and max_text_chars >= 1")
         for name in ("query_instruction_format", "passage_instruction_format"):
-            fmt = getattr(self, name)
+            # as FlagEmbedding's arguments do: a shell passes '<instruct>{}\n<query>{}' with a
+            # backslash and an n, which it trains as a newline
+            fmt = getattr(self, name).replace("\\n", "\n")
+            object.__setattr__(self, name, fmt)
             try:
                 # plain fields only: a conversion or a width (``{!r:>99999999999}``) would change the
                 # text, or ask for gigabytes just to check it
@@ -69,13 +72,20 @@ class ScanOptions:
         return 4 * self.raw_limit
 
     def query_text(self, query: str, prompt: str | None = None) -> str:
-        """The query as FlagEmbedding feeds it: a row's own ``prompt``, even ``""``, replaces the
-        instruction; without an instruction FlagEmbedding leaves the query as it is."""
-        if self.query_instruction is None:
+        """The query as FlagEmbedding trains it: with the row's own ``prompt`` (even ``""``) in
+        place of the instruction, and as it is when there is neither. A row's prompt counts even
+        without an instruction: FlagEmbedding applies it in its same-dataset mode, and in its
+        default mode once ``--query_instruction_for_retrieval`` is set (its only way to train
+        prompts; only that mode without the flag drops them, and then lenprof's lengths err long).
+
+            >>> o = ScanOptions()
+            >>> o.query_text("q"), o.query_text("q", "P: "), ScanOptions(query_instruction="I: ").query_text("q", "")
+            ('q', 'P: q', 'q')
+        """
+        instruction = self.query_instruction if prompt is None else prompt
+        if instruction is None:
             return query
-        return self.query_instruction_format.format(
-            self.query_instruction if prompt is None else prompt, query
-        )
+        return self.query_instruction_format.format(instruction, query)
 
     def passage_text(self, text: str) -> str:
         if self.passage_instruction is None:

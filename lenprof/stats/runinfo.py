@@ -60,6 +60,9 @@ class RunInfo:
     against: Against | None = None  # only with --against
     filled: dict[str, dict[str, int]] | None = None  # cleaned file -> key -> rows it was filled on
     not_written: tuple[str, ...] | None = None  # cleaned files left out: no row of their input kept
+    prompted: int | None = (
+        None  # kept rows with their own prompt: measured with it (see ScanOptions.query_text)
+    )
     texts_tokenized: int | None = None
     counting: Counting | None = None
 

@@ -86,11 +86,14 @@ def choose(root: str, files: list[str], split: str | None) -> list[tuple[str, st
     """The files of folder ``root`` to scan, each with its split: all of them when the folder
     holds one split or none; with two or more, those of ``split``, which must then be given."""
     found = layout(root, files)
+    outside = len(files) - sum(map(len, found.values()))
     if split is None:
-        if len(found) > 1:
+        if len(found) > 1 or (outside and set(found) - {"train"}):  # test rows beside the others
+            also = f", and {outside} files in no split" if outside else ""
             raise InputError(
-                f"{root}: holds {len(found)} splits, as datasets.load_dataset reads it: {_listing(found, root)}; "
-                f"scan one with --split {next(iter(found))}, never all of them as one corpus"
+                f"{root}: holds {len(found)} {'split' if len(found) == 1 else 'splits'}, as datasets.load_dataset "
+                f"reads it: {_listing(found, root)}{also}; scan one with --split {next(iter(found))}, never "
+                "all of them as one corpus"
             )
         return [(f, None) for f in files]  # one split alone is no finding
     if split in found:
@@ -98,7 +101,8 @@ def choose(root: str, files: list[str], split: str | None) -> list[tuple[str, st
     if not found and split == "train":
         return [(f, split) for f in files]  # datasets reads a folder without splits as train
     there = _listing(found, root) if found else "none: datasets reads all its files as the train split"
-    raise InputError(f"{root}: no split {split!r}; its splits are {there}")
+    rest = f"; the {outside} files in no split are scanned by naming them" if found and outside else ""
+    raise InputError(f"{root}: no split {split!r}; its splits are {there}{rest}")
 
 
 def name_of(path: str) -> str | None:
