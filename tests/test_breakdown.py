@@ -93,7 +93,7 @@ def test_the_report_lists_longest_texts_and_inputs(tmp_path):
     html = out.read_text(encoding="utf-8").replace(str(EXAMPLES), "examples")
     assert html.count("<table class=longest") == 4 and "<h2>Per input</h2>" in html
     assert (
-        '<tr data-tokens="37"><td><code>examples/msmarco.jsonl:2</code></td><td>37</td><td>148</td>'
+        '<tr data-tokens="51"><td><code>examples/msmarco.jsonl:2</code></td><td>51</td><td>148</td>'
         "<td class=head>_________ justice is designed to repair the harm to victim, the community and th…</td></tr>"
     ) in html
     assert "<tr><td><code>examples/msmarco.jsonl</code></td><td>10</td><td>10</td>" in html

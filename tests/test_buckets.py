@@ -27,7 +27,8 @@ def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp
             row_neg = [row["neg"][i] for i in first]
             if "neg_scores" in row:
                 row["neg_scores"] = [row["neg_scores"][i] for i in first]
-            longest = max(oracle([row["query"], *row["pos"], *row_neg]))
+            query = row["query"] if row.get("prompt") is None else row["prompt"] + row["query"]  # as trained
+            longest = max(oracle([query, *row["pos"], *row_neg]))
             bucket = "len-0-64" if longest < 64 else "len-64-128" if longest < 128 else "len-128-inf"
             size = {
                 "len-0-64": 32768 // (9 * 64),

@@ -224,7 +224,7 @@ def test_recommend_with_another_cap(tmp_path):
     none = CliRunner().invoke(
         main, ["recommend", str(saved), "--cap", "0", "--coverage", "100", "--format", "args"]
     )
-    assert none.stdout == "--query_max_len 40 --passage_max_len 176\n"  # max 37 and 175, rounded up
+    assert none.stdout == "--query_max_len 56 --passage_max_len 176\n"  # max 51 and 175, rounded up
 
 
 def test_recommend_refuses_what_is_not_a_profile(tmp_path):

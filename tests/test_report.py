@@ -41,7 +41,7 @@ def test_report_is_self_contained(report):
 
 def test_report_says_what_was_found_and_how(report):
     html = report.read_text(encoding="utf-8")
-    assert "<code>--query_max_len 40 --passage_max_len 152</code>" in html
+    assert "<code>--query_max_len 56 --passage_max_len 152</code>" in html
     for reason in DROP_REASONS + REPAIR_REASONS + WARNING_REASONS:
         assert f"<code>{reason}</code>" in html
     assert "<code>examples/dirty.jsonl:12</code> invalid byte 0xe9 at byte 15" in html.replace(

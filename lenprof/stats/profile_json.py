@@ -197,6 +197,7 @@ def _run(r: object) -> RunInfo:
         not_written=None
         if not_written is None
         else tuple(_text(t, "run.not_written[]") for t in _list(not_written, "run.not_written")),
+        prompted=_maybe(r.get("prompted"), "run.prompted"),
         texts_tokenized=_maybe(r.get("texts_tokenized"), "run.texts_tokenized"),
         counting=counting,
     )
