@@ -83,9 +83,10 @@ for case in json.loads(sys.stdin.read()):
              passage_instruction_for_retrieval=case["passage"], same_dataset_within_batch=True)
     ds = D(args, tokenizer=None)
     concat = [ds[i][:2] for i in range(len(ds))]
-    same = S(args, default_batch_size=1, seed=0, tokenizer=None, process_index=0, num_processes=1)
-    batches = [same[i][:2] for i in range(len(same))]
-    out.append({"concat": concat, "same": [[q[0], p] for q, p in batches]})
+    same = S(args, default_batch_size=case.get("batch", 1), seed=0, tokenizer=None, process_index=0, num_processes=1)
+    batches = [same[i][:2] for i in range(len(same))]  # (queries, their passages group by group)
+    g = case["group"]
+    out.append({"concat": concat, "same": [[q, ps[k * g:(k + 1) * g]] for qs, ps in batches for k, q in enumerate(qs)]})
 print(json.dumps(out))
 """
 
@@ -277,4 +278,26 @@ def test_sentence_transformers_trains_what_lenprof_measured(tok, oracle, tmp_pat
         # every text of every column, as tokenized (a prompt alone is tokenized too: its length)
         texts = [t for batch in seen for t in batch if t not in (options.query_instruction, options.passage_instruction)]  # fmt: skip
         assert sorted(texts) == sorted(queries + passages), (files, instructed)
+        assert_measured(profile, oracle, queries, passages)
+
+
+@pytest.mark.slow
+def test_symmetric_rows_train_their_passages_as_queries(tok, oracle, tmp_path, flagembedding_python, corpora):
+    """FlagEmbedding's own sts and clustering examples: in its same-dataset mode (the only one that
+    reads `type`), the passages of symmetric rows are formatted as queries, with the row's prompt."""
+    source = corpora / "embedder"
+    files = [source / "sts" / "sts.jsonl", source / "clustering-no_in_batch_neg" / "arXiv_title.jsonl"]
+    for f in files:
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        group = 1 + min(len(r["neg"]) for r in rows)
+        trimmed = [dict(r, pos=r["pos"][:1], neg=r["neg"][: group - 1]) for r in rows]  # all of them drawn
+        write_jsonl(tmp_path / f.stem / "in" / f.name, trimmed)
+        out = tmp_path / f.stem / "clean"
+        profile = scan(str(tmp_path / f.stem / "in"), ScanOptions(query_instruction=INSTRUCTION), tokenizer=tok, clean_out=f"{out}/")  # fmt: skip
+        # batch size 2, halved for symmetric data: one row a batch (FlagEmbedding's own rule)
+        case = {"data": [str(out)], "group": group, "instruction": INSTRUCTION, "passage": None, "batch": 2}
+        (got,) = flagembedding_strings(flagembedding_python, [case])
+        queries = [q for q, _ in got["same"]]
+        passages = [p for _, ps in got["same"] for p in ps]
+        assert len(queries) == len(trimmed) and all(p.startswith(trimmed[0]["prompt"]) for p in passages)
         assert_measured(profile, oracle, queries, passages)

@@ -10,7 +10,7 @@ import pytest
 from conftest import EXAMPLES
 
 from lenprof import Profile, ProfileError, RunInfo, scan
-from lenprof.stats.runinfo import Against, Counting
+from lenprof.stats.runinfo import Counting
 
 
 def _round_trip(profile: Profile) -> Profile:
@@ -20,7 +20,9 @@ def _round_trip(profile: Profile) -> Profile:
 @pytest.fixture(scope="module")
 def scanned(tok, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
-    test = tmp_path_factory.mktemp("test") / "msmarco.jsonl"  # a copy: a scanned file cannot be its own test data
+    test = (
+        tmp_path_factory.mktemp("test") / "msmarco.jsonl"
+    )  # a copy: a scanned file cannot be its own test data
     shutil.copy(EXAMPLES / "msmarco.jsonl", test)
     return scan(
         str(EXAMPLES),

@@ -48,7 +48,10 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         queries = [opts.query_text(c.query, c.prompt) for c in rows]
     pos = list(chain.from_iterable(c.pos for c in rows))
     neg = list(chain.from_iterable(c.neg for c in rows))
-    if opts.passage_instruction is not None:
+    if any(c.obj.get("type") in SYMMETRIC for c in rows):
+        pos, neg = [_passages(opts, c, c.pos) for c in rows], [_passages(opts, c, c.neg) for c in rows]
+        pos, neg = list(chain.from_iterable(pos)), list(chain.from_iterable(neg))
+    elif opts.passage_instruction is not None:
         pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
     every = queries + pos + neg
     prints, first, inverse = np.unique(fingerprints(every, setup.key), return_index=True, return_inverse=True)
@@ -145,3 +148,14 @@ def _fates(opts: ScanOptions, records: list, first: bool, fields, tally: Counter
                 tally["skipped"] += 1
             continue
         yield r, check_row(record, fields, min_neg, max_line, max_text), record, None
+
+
+# FlagEmbedding's same-dataset mode, which alone reads a row's ``type``, formats the passages of
+# these rows as queries, with the row's prompt (they are sentences compared with sentences)
+SYMMETRIC = ("symmetric_sts", "symmetric_clustering")
+
+
+def _passages(opts: ScanOptions, row: Checked, texts: list[str]) -> list[str]:
+    if row.obj.get("type") in SYMMETRIC:
+        return [opts.query_text(t, row.prompt) for t in texts]
+    return [opts.passage_text(t) for t in texts]
