@@ -95,6 +95,8 @@ def test_the_merged_file_loads_although_its_inputs_have_different_keys(tok, task
     rows = load_json(merged)  # a DatasetGenerationCastError before: b has 'type', a has 'prompt'
     assert [r["query"] for r in rows] == [r["query"] for r in a + b]
     assert {frozenset(r) for r in rows} == {frozenset(["query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type"])}  # fmt: skip
+    # a row without a type is a "normal" one: FlagEmbedding's same-dataset mode crashes on a null type
+    assert [r["type"] for r in rows] == ["normal"] * len(rows)
 
 
 @pytest.mark.slow

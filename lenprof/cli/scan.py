@@ -197,6 +197,8 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
 
 def _filled_with(key: str, query_instruction: str | None) -> str:
     """What a cleaned row lacking ``key`` got (see rows/cleaned.py)."""
+    if key == "type":
+        return '"normal"'
     if key != "prompt":
         return "null"
     return "the --query-instruction" if query_instruction is not None else '"" (no --query-instruction)'
