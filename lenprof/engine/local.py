@@ -11,6 +11,7 @@ from typing import Any
 from lenprof.engine.plan import Plan, WorkerSetup
 from lenprof.engine.pool import ProcessPool
 from lenprof.engine.worker import ShardWork
+from lenprof.io.parquet import release
 
 INLINE_BELOW = 8 << 20  # bytes of input (compressed files count four-fold) scanned in-process
 # Workers beyond this many per core only wait for a core, each holding a tokenizer and its shards
@@ -48,7 +49,7 @@ class Inline:
         return self._done.popleft()
 
     def close(self) -> None:
-        pass
+        release()  # a Parquet reader kept for the next slice of a row group: no slice follows
 
 
 class LocalEngine:

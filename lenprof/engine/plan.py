@@ -1,10 +1,11 @@
 """The plan of a scan: everything decided before the first row is read.
 
 Inputs are found and every output is vetted once, the tokenizer is loaded once, and the inputs
-are cut into shards in corpus order: byte ranges at line starts for plain JSONL (a worker reads
-its own range), and pieces of the stream for ``.gz``/``.zst`` JSONL, stdin, Parquet and the
-inputs of ``io/readers/`` (JSON arrays, CSV/TSV, ``datasets``), which only the driver can read in
-order. Every engine runs the same plan; shards never change a result.
+are cut into shards in corpus order: byte ranges at line starts for plain JSONL and spans of row
+groups for Parquet, cut from the footer alone (a worker reads its own range or span), and pieces
+of the stream for ``.gz``/``.zst`` JSONL, stdin and the inputs of ``io/readers/`` (JSON arrays,
+CSV/TSV, ``datasets``), which only the driver can read in order. Every engine runs the same plan;
+shards never change a result.
 """
 
 from __future__ import annotations

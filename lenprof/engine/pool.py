@@ -37,6 +37,9 @@ WORKER_ENV = {
     "RAYON_NUM_THREADS": "1",  # the processes are the parallelism
     "TOKENIZERS_PARALLELISM": "false",
     "OMP_NUM_THREADS": "1",
+    # Workers decode Parquet themselves: Arrow's default allocator (mimalloc) keeps what a batch
+    # freed, ~50 MB more per worker on the mined corpus than the C allocator, for no speed.
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
 }
 
 

@@ -1,9 +1,10 @@
 """The Ray engine: the same plan and driver, with one Ray actor per CPU of the cluster.
 
 Each actor is a ``ShardWork``: Ray runs an actor's calls in the order they were sent, which is
-all the driver asks of an executor. Plain JSONL shards are byte ranges that actors read
-themselves, so on a cluster the inputs must be on a filesystem every node sees; compressed and
-Parquet inputs are read by the driver and their pieces travel as task arguments. Results (the
+all the driver asks of an executor. Plain JSONL shards are byte ranges and Parquet shards spans
+of row groups that actors read themselves, so on a cluster the inputs must be on a filesystem
+every node sees; compressed JSONL and the inputs of ``io/readers/`` are read by the driver and
+their pieces travel as task arguments. Results (the
 shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back to the driver,
 which writes every output itself: outputs need only be writable where the driver runs.
 

@@ -15,7 +15,7 @@ from lenprof.io.files import (
     file_blocks,
     iter_lines,
 )
-from lenprof.io.parquet import capped_rows, parquet_batches, parquet_rows_per_batch
+from lenprof.io.parquet import RowSpan, read_span, row_spans
 from lenprof.io.readers import PIECEWISE, pieces, stdin
 
 DEFAULT_SHARD_BYTES = 4 << 20  # a worker's piece of the corpus: a few thousand rows
@@ -23,8 +23,9 @@ DEFAULT_SHARD_BYTES = 4 << 20  # a worker's piece of the corpus: a few thousand 
 
 @dataclass(frozen=True)
 class Shard:
-    """A piece of one input, in corpus order. Exactly one of (a byte range), ``lines`` or ``rows``
-    says where its data is."""
+    """A piece of one input, in corpus order. Exactly one of (a byte range), ``span``, ``lines``
+    or ``rows`` says where its data is: the first two are read by the worker that gets the shard,
+    the others travel with it."""
 
     input: int  # position of its input in the plan
     path: str
@@ -35,17 +36,14 @@ class Shard:
     done: int = 0  # bytes of the input on disk read once this shard is read (for progress)
     first: bool = True  # the input's first shard: its first line may start with a UTF-8 BOM
     strings: bool = False  # CSV: every pos/neg column may hold a plain string (one-item list)
-
-
-def _parquet_rows(item: InputFile) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(item.path).metadata.num_rows
+    span: RowSpan | None = None  # Parquet: the rows of row groups it is, from the file's footer
 
 
 def records_of(shard: Shard, max_line_bytes: int, keep: int) -> list:
     """A shard's records, one per physical line (JSON lines) or row: see ``io/readers/``. A line
     over ``max_line_bytes`` is a :class:`LineTooLong` holding its first ``keep`` bytes."""
+    if shard.span is not None:
+        return read_span(shard.path, shard.span, max_line_bytes, keep)
     if shard.rows is not None:
         return shard.rows.to_pylist()
     if shard.lines is not None:
@@ -57,10 +55,13 @@ def records_of(shard: Shard, max_line_bytes: int, keep: int) -> list:
 def shards(inputs: list[InputFile], shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
     """The inputs' shards in corpus order, each about ``shard_bytes``: byte ranges at line starts
     for plain JSONL, pieces of the stream for the rest; streamed inputs are read as the iteration
-    reaches them. A record over ``max_line_bytes`` keeps its first ``keep`` bytes."""
+    reaches them; Parquet files as spans of rows of their row groups. A record over
+    ``max_line_bytes`` keeps its first ``keep`` bytes."""
     for i, item in enumerate(inputs):
         if item.format == "parquet":
-            yield from _parquet(i, item, shard_bytes, max_line_bytes, keep)
+            size, (total, spans) = item.size, row_spans(item.path, shard_bytes)
+            for span in spans:  # progress: the share of the file's rows read
+                yield Shard(i, item.path, span=span, done=size * span.end // total if total else size)
         elif item.format in PIECEWISE:
             for piece, done in pieces(item, shard_bytes, max_line_bytes, keep):
                 table = not isinstance(piece, list)
@@ -85,19 +86,3 @@ def _stream(i: int, item: InputFile, shard_bytes: int, max_line_bytes: int, keep
             yield Shard(i, item.path, lines=pending, done=where["disk"], first=first)
             pending, cut_at, first = [], where["decompressed"] + shard_bytes, False
     yield Shard(i, item.path, lines=pending, done=item.size, first=first)
-
-
-def _parquet(i: int, item: InputFile, shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
-    size = item.size
-    per_batch = parquet_rows_per_batch(item, shard_bytes)
-    rows = 0
-    total = _parquet_rows(item)
-    for batch in parquet_batches(item, per_batch):
-        rows += batch.num_rows
-        # a batch with a row too long comes as records, that row a LineTooLong
-        piece = capped_rows(batch, max_line_bytes, keep)
-        table = not isinstance(piece, list)
-        yield Shard(i, item.path, lines=None if table else piece, rows=piece if table else None,
-                    done=size * rows // max(total, 1))  # fmt: skip
-    if rows == 0:
-        yield Shard(i, item.path, rows=None, lines=[], done=size)
