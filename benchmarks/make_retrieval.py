@@ -91,9 +91,16 @@ if __name__ == "__main__":
     ap.add_argument(
         "--root", type=Path, default=Path(sysconfig.get_paths()["purelib"]), help="default: site-packages"
     )
+    ap.add_argument("--packages", help="comma-separated top-level folders of --root to read (default: all)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    data = rows(args.root, args.rows, args.neg, args.max_body)
+    data = rows(
+        args.root,
+        args.rows,
+        args.neg,
+        args.max_body,
+        packages=args.packages.split(",") if args.packages else None,
+    )
     with open(args.out, "w", encoding="utf-8") as fh:
         for row in data:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -63,6 +63,8 @@ def scan_then_train(
     )
     _check_tokenizer(cfg)
     tokenizer = cfg.tokenizer or cfg.model
+    if tokenizer != cfg.model:
+        log(f"lenprof: tokenizer {tokenizer} (not the model's own) for the scan and for training")
     profile = scan(
         paths,
         options,
