@@ -136,7 +136,7 @@ def test_sentence_transformers_resume_logs_every_step_once(tmp_path):
     ]
 
 
-def flagembedding(python, out, learning_rate, *extra):
+def flagembedding(python, out, learning_rate, *extra, train_data=EXAMPLES / "msmarco.jsonl"):
     """FlagEmbedding's documented command with one word put in front of its module name."""
     env = {
         **os.environ,
@@ -148,7 +148,7 @@ def flagembedding(python, out, learning_rate, *extra):
     return subprocess.run(
         [str(python), "-m", "torch.distributed.run", "--nproc_per_node", "1",
          "-m", "lenprof.integrations.flagembedding", "FlagEmbedding.finetune.embedder.encoder_only.base",
-         "--model_name_or_path", MODEL, "--train_data", str(EXAMPLES / "msmarco.jsonl"), "--output_dir", str(out),
+         "--model_name_or_path", MODEL, "--train_data", str(train_data), "--output_dir", str(out),
          "--query_max_len", "32", "--passage_max_len", "64", "--train_group_size", "2",
          "--per_device_train_batch_size", "2", "--learning_rate", str(learning_rate), "--temperature", "0.02",
          "--sentence_pooling_method", "mean", "--normalize_embeddings", "True", "--logging_steps", "1",
@@ -314,3 +314,39 @@ def test_sentence_transformers_with_an_evaluator_ends_better_than_the_base_or_fa
     assert (
         report["eval_base"]["mrr@10"] == round(base["cosine_mrr@10"], 4) and report["heldout"][0]["step"] == 0
     )
+
+
+@pytest.mark.slow
+def test_flagembedding_with_held_out_rows_ends_better_than_the_base_or_exits_1_with_it_saved(
+    tmp_path, docstrings, flagembedding_python
+):
+    """--lenprof_eval_data in FlagEmbedding's own runner at lr 1e-2: scored by lenprof's code
+    through FlagEmbedding's tokenizer and model.encode; better than the start, or exit 1 with the
+    starting weights saved by FlagEmbedding."""
+    from transformers import AutoTokenizer
+
+    from lenprof.train.config import TrainConfig
+    from lenprof.train.data import read_rows
+    from lenprof.train.evaluate import evaluate
+    from lenprof.train.model import Embedder
+
+    rows = docstrings.read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[64:]) + "\n")
+    (tmp_path / "held.jsonl").write_text("\n".join(rows[:64]) + "\n")
+    out = tmp_path / "run"
+    proc = flagembedding(flagembedding_python, out, 1e-2, "--max_steps", "24", "--save_steps", "1000",
+                         "--lenprof_eval_data", str(tmp_path / "held.jsonl"), train_data=tmp_path / "train.jsonl")  # fmt: skip
+    report = json.loads((out / "train_report.json").read_text())
+    held = read_rows(tmp_path / "held.jsonl")
+    cfg = TrainConfig(data="", model=MODEL, output_dir="", query_max_len=32, passage_max_len=64)
+    base = evaluate(Embedder(MODEL, "mean"), AutoTokenizer.from_pretrained(MODEL), held, cfg, "cpu")
+    saved = evaluate(Embedder(str(out), "mean"), AutoTokenizer.from_pretrained(str(out)), held, cfg, "cpu")
+    assert (
+        report["eval_base"] == base and report["eval_trained"] == saved
+    )  # lenprof's code, FlagEmbedding's model
+    if proc.returncode == 0:
+        assert saved["recall@10"] + saved["mrr@10"] > base["recall@10"] + base["mrr@10"]
+    else:
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert report["weights"] == "base" and saved == base
+        assert "lenprof: FlagEmbedding saved the starting weights (base)" in proc.stderr
