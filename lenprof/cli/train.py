@@ -39,7 +39,7 @@ LEARNING_RATE = (
     "Peak learning rate, reached after the warmup and decayed linearly to 0. Fine-tune at 1e-5 to 1e-6, "
     "with a warmup (--warmup-ratio) and gradient clipping (--max-grad-norm). A loss that falls to zero "
     "and stays there is a collapse: lower the learning rate, e.g. halve it (1e-5 -> 5e-6); "
-    "--on-collapse recover does so by itself."
+    "--on-collapse recover cuts it by itself."
 )
 
 
@@ -205,8 +205,9 @@ LEARNING_RATE = (
     type=click.Choice(["recover", "stop"]),
     default="recover",
     show_default=True,
-    help="After a collapse, restore the last healthy weights, then halve the learning rate and go on "
-    "(recover) or stop with exit 1 (stop).",
+    help="After a collapse, restore the snapshot, start the optimizer afresh, cut the learning rate (tenfold "
+    "when the collapse began within 5 steps of the start or of the last restore, else by half), warm it up "
+    "again and go on (recover), or stop with exit 1 (stop).",
 )
 @click.option(
     "--collapse-steps",
@@ -222,7 +223,8 @@ LEARNING_RATE = (
     metavar="N",
     default=3,
     show_default=True,
-    help="Collapses recovered from; the next one stops the run (exit 1).",
+    help="Collapses recovered from; the next one stops the run (exit 1), as do two recoveries in a row "
+    "that collapse again.",
 )
 @opt.min_neg("The scan drops rows with fewer negatives; 0 keeps them (group size 1 with in-batch negatives).")
 @click.option(
@@ -241,7 +243,8 @@ LEARNING_RATE = (
     type=click.Choice(["memory", "disk"]),
     default="memory",
     show_default=True,
-    help="Keep the last healthy weights and optimizer state in host memory or in OUTPUT_DIR/healthy.pt.",
+    help="Keep the snapshot (weights only: the best measured so far, else the starting ones) in host memory "
+    "or in OUTPUT_DIR/healthy.pt.",
 )
 @opt.quiet
 def train_command(paths, model, tokenizer, output_dir, profile_path, query_max_len, passage_max_len, epochs, max_steps, batch_size,
@@ -252,8 +255,9 @@ def train_command(paths, model, tokenizer, output_dir, profile_path, query_max_l
     """Fine-tune an embedding model on DATA, cleaned by a scan, at the recommended lengths.
 
     The loss is watched live (metrics.jsonl, loss.png): easy batches are counted, a collapse
-    restores the last healthy weights and halves the learning rate. A run that stops keeps the
-    last healthy weights (exit 1). Runs on CPU, one GPU, or several processes under
+    restores the snapshot, cuts the learning rate and warms it up again. The run is judged on
+    held-out rows and ends with the best weights measured there; one that never beats the
+    starting model, or stops, saves the weights it kept and exits 1. Runs on CPU, one GPU, or several processes under
     `torchrun --nproc_per_node N -m lenprof train ...` (CPU too) or `accelerate launch` (GPUs).
     """
     needed = ("torch", "accelerate", "transformers", "matplotlib")

@@ -272,10 +272,11 @@ class LossHealthCallback(TrainerCallback):
                       "heldout": self.judge.history}  # fmt: skip
             if weights == "base":
                 self.failed = self.judge.failure(self.lr, self.guard.recoveries > 0)
-                self.guard.stopped = self.guard.stopped or self.failed
-                self.guard.events.append(
-                    {"step": state.global_step, "kind": "stopped", "restored_step": self.snapshot.step}
-                )
+                if not self.guard.stopped:  # a watchdog stop has its own event
+                    self.guard.stopped = self.failed
+                    self.guard.events.append(
+                        {"step": state.global_step, "kind": "stopped", "restored_step": self.snapshot.step}
+                    )
         self.snapshot.discard()
         if state.is_world_process_zero:
             report = {
@@ -298,5 +299,5 @@ class LossHealthCallback(TrainerCallback):
                     if callable(getattr(model, name, None)):
                         getattr(model, name)(str(self.out))
                         break
-            self.log(f"lenprof: stopped: {self.failed}")
-            raise TrainingFailed(f"{self.failed} (to {self.out})")
+            self.guard.log(f"lenprof: stopped: {self.failed}")
+            raise TrainingFailed(f"{self.failed}. The starting weights are in {self.out}")

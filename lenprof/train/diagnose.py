@@ -233,7 +233,9 @@ def watchdog_finding(events: list[dict], stopped: str | None, weights: str | Non
     stops = [e.get("step") for e in events if e.get("kind") == "stopped"]
     if not alarms and not recoveries and not stopped and not stops:
         return None
-    parts = [f"{k} at steps {Event(k, v, logged).ranges()}" for k, v in alarms.items()]
+    parts = [
+        f"{k} at step{'s' if len(v) > 1 else ''} {Event(k, v, logged).ranges()}" for k, v in alarms.items()
+    ]
     if recoveries:
         parts.append(
             f"{recoveries} recover{'y' if recoveries == 1 else 'ies'} (restored the snapshot, cut the learning rate)"

@@ -5,11 +5,10 @@ max lengths -> InfoNCE -> clip -> step, one line of metrics a step (full-precisi
 norm, learning rate, embedding spread). accelerate provides devices, mixed precision, DDP under
 ``accelerate launch``/``torchrun`` and checkpoint state. The watchdog turns the metrics into
 events (guard.py); a collapse restores the snapshot, cuts the learning rate and warms it up again
-(up to ``max_recoveries`` times) unless ``on_collapse="stop"``. With held-out rows (heldout.py)
-the run is judged by retrieval on them: it ends with the best weights measured, and a run whose
-best is the starting model exits 1 with those saved. Without them, a fixed training batch (the
-probe) is the only judge: a run whose probe ends worse than it began keeps the last healthy
-weights and exits 1.
+(up to ``max_recoveries`` times) unless ``on_collapse="stop"``. The run is judged by retrieval on
+held-out rows (heldout.py; with too few rows, on up to 64 of its own): it ends with the best
+weights measured, and a run whose best is the starting model exits 1 with those saved. A fixed
+training batch (the probe) is only the cheap first look before a snapshot is measured.
 """
 
 from __future__ import annotations
