@@ -24,9 +24,15 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def docstrings(root: Path):
-    """(package, summary, body) of every documented function and class under ``root``."""
-    for path in sorted(root.rglob("*.py")):
+def docstrings(root: Path, packages: list[str] | None = None):
+    """(package, summary, body) of every documented function and class under ``root`` (only in
+    ``packages``, its top-level folders, when given)."""
+    files = (
+        sorted(root.rglob("*.py"))
+        if packages is None
+        else sorted(f for p in packages for f in (root / p).rglob("*.py"))
+    )
+    for path in files:
         if any(part in ("tests", "test", "testing", "_vendor") for part in path.parts):
             continue
         try:
@@ -42,10 +48,12 @@ def docstrings(root: Path):
                     yield package, " ".join(summary.split()), " ".join(body.split())
 
 
-def rows(root: Path, n: int, neg: int, max_body: int = 700, seed: int = 0) -> list[dict]:
+def rows(
+    root: Path, n: int, neg: int, max_body: int = 700, seed: int = 0, packages: list[str] | None = None
+) -> list[dict]:
     seen_summary, seen_body = set(), set()
     usable = []
-    for package, summary, body in docstrings(root):
+    for package, summary, body in docstrings(root, packages):
         if not 15 <= len(summary) <= 200 or not 80 <= len(body) <= max_body:
             continue
         if summary.lower() in seen_summary or body in seen_body:
@@ -83,9 +91,16 @@ if __name__ == "__main__":
     ap.add_argument(
         "--root", type=Path, default=Path(sysconfig.get_paths()["purelib"]), help="default: site-packages"
     )
+    ap.add_argument("--packages", help="comma-separated top-level folders of --root to read (default: all)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    data = rows(args.root, args.rows, args.neg, args.max_body)
+    data = rows(
+        args.root,
+        args.rows,
+        args.neg,
+        args.max_body,
+        packages=args.packages.split(",") if args.packages else None,
+    )
     with open(args.out, "w", encoding="utf-8") as fh:
         for row in data:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

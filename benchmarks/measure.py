@@ -14,14 +14,20 @@ WRAPPER = (
 )
 
 
-def measure(cmd: list[str]) -> tuple[float, float, str]:
+def measure(cmd: list[str], env: dict | None = None, ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
     """Seconds, peak RSS in MiB and stdout of one run of ``cmd`` (in a wrapper of its own, so
-    that the peak is this run's alone)."""
+    that the peak is this run's alone); ``ok``: the exit codes that are results, not failures."""
+    seconds, rss, out, rc = measure_rc(cmd, env)
+    if rc not in ok:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed with {rc}")
+    return seconds, rss, out
+
+
+def measure_rc(cmd: list[str], env: dict | None = None) -> tuple[float, float, str, int]:
+    """:func:`measure`, and the exit code, whatever it is."""
     out = subprocess.run(
-        [sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE, text=True, check=True
+        [sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE, text=True, check=True, env=env
     ).stdout
     head, _, rest = out.partition("\n")
     seconds, rss, rc = head.split()
-    if rc != "0":
-        raise SystemExit(f"{' '.join(cmd[:4])} failed with {rc}")
-    return float(seconds), float(rss), rest
+    return float(seconds), float(rss), rest, int(rc)

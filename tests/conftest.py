@@ -108,3 +108,27 @@ def scratch(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LENPROF_TOKENIZER", raising=False)
     return tmp_path
+
+
+# Real retrieval text no model here was tuned on (benchmarks/make_retrieval.py): a function's
+# one-line summary against the rest of its docstring, three negatives from the same package.
+DOCSTRING_PACKAGES = ["email", "asyncio", "http", "xml", "unittest", "importlib", "multiprocessing", "concurrent",
+                      "logging", "json", "urllib", "collections", "tkinter", "idlelib", "ctypes", "sqlite3", "wsgiref",
+                      "xmlrpc", "curses", "dbm", "html", "venv"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def docstrings(tmp_path_factory) -> Path:
+    """400 rows of real retrieval data, from the standard library's docstrings."""
+    import json
+    import sys
+    import sysconfig
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from make_retrieval import rows
+
+    data = rows(Path(sysconfig.get_paths()["stdlib"]), 400, 3, max_body=300, packages=DOCSTRING_PACKAGES)
+    assert len(data) == 400
+    path = tmp_path_factory.mktemp("docstrings") / "docstrings.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in data))
+    return path

@@ -446,3 +446,53 @@ def test_the_live_watchdog_halves_the_rate_the_run_used():
     events = [e for s in range(1, 6) for e in w.observe(Step(s, 0.0, grad_norm=0.1, lr=2e-5 * min(1, s / 2)))]
     assert [e.kind for e in events] == ["persistent_zero"]
     assert "halve it: 2e-5 -> 1e-5;" in events[0].advice
+
+
+def recorded_run(folder, report: bool = True):
+    """A lenprof train run whose loss fell (a trend called healthy on its own) while its
+    watchdog caught a uniform_collapse at steps 6, 11 and 25 and recovered from each: the
+    issue 26 seed run, as its metrics.jsonl and train_report.json record it."""
+    folder.mkdir()
+    losses = [3.4 - 0.1 * i for i in range(30)]
+    events = {6: ["uniform_collapse"], 11: ["uniform_collapse"], 25: ["uniform_collapse"]}
+    (folder / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"step": i + 1, "loss": loss, "grad_norm": 1.0, "lr": 1e-2, "events": events.get(i + 1, [])}
+            )
+            + "\n"
+            for i, loss in enumerate(losses)
+        )
+    )
+    if report:
+        recorded = [e for s in (6, 11, 25) for e in ({"step": s, "kind": "uniform_collapse", "advice": "..."},
+                                                      {"step": s, "kind": "recovered", "restored_step": 1})]  # fmt: skip
+        (folder / "train_report.json").write_text(json.dumps({
+            "config": {"learning_rate": 1e-2}, "candidates_per_query": 64, "precision": "no",
+            "events": recorded, "stopped": None, "weights": "trained",
+        }))  # fmt: skip
+    return folder
+
+
+def test_diagnose_names_the_collapses_the_run_recorded_first_and_never_calls_it_healthy(tmp_path):
+    """Issue 26: diagnose said "healthy", exit 0, on a run whose own files recorded three
+    uniform_collapse events, because the loss fell after the recoveries."""
+    run = recorded_run(tmp_path / "run")
+    result = CliRunner().invoke(main, ["diagnose", str(run)], catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[1] == "watchdog          steps 6, 11, 25 (3 recorded)"
+    assert lines[2] == " " * 18 + (
+        f"recorded in {run / 'train_report.json'}: uniform_collapse at steps 6, 11, 25; 3 recoveries "
+        "(restored the snapshot, cut the learning rate); it saved: trained"
+    )
+    assert "halve it: 1e-2 -> 5e-3" in lines[3]
+    assert "healthy" not in [line.split()[0] for line in lines[1:] if line and not line.startswith(" ")]
+    # the events are read from metrics.jsonl alone too (a run killed before its report)
+    assert kinds(recorded_run(tmp_path / "bare", report=False)) == (1, {"watchdog": "6, 11, 25"})
+    # and the same losses without events are a healthy run: the trend rules stand for plain logs
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(
+        "".join(json.dumps({"step": i + 1, "loss": 3.4 - 0.1 * i, "lr": 1e-2}) + "\n" for i in range(30))
+    )
+    assert kinds(plain) == (0, {"healthy": "1-30"})

@@ -31,6 +31,13 @@ def diagnosed(folder):
     return result.exit_code, {f["kind"]: f["steps"] for f in json.loads(result.stdout)["findings"]}
 
 
+def judged(folder):
+    """diagnose's verdict: the run's own watchdog record first, then what the loss history shows."""
+    code, found = diagnosed(folder)
+    assert list(found)[:1] == ["watchdog"], found  # recorded events come first (issue 26)
+    return code, {k: v for k, v in found.items() if k != "watchdog"}
+
+
 def nan_steps(rows):
     return [r["step"] for r in rows if not (math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]))]
 
@@ -91,12 +98,12 @@ def test_sentence_transformers_absurd_learning_rate_is_caught_live(tmp_path, cap
     alarms = [r["step"] for r in rows if "non_finite" in r["events"]]
     err = capsys.readouterr().err
     assert alarms and f"lenprof: step {alarms[0]}: non_finite" in err
-    assert "restored the weights from before step 1 and halved the learning rate" in err
+    assert "restored the weights from before step 1, cut the learning rate tenfold" in err
     assert callback.stopped and trainer.state.global_step == alarms[-1] < 12  # stopped there, live
     assert all(torch.isfinite(p).all() for p in model.parameters())  # back to the last healthy weights
     report = json.loads((tmp_path / "train_report.json").read_text())
-    assert report["recoveries"] == 1 and report["weights"] == "from before step 1"
-    assert diagnosed(tmp_path) == (1, {"non_finite": ranges(nan_steps(rows))})  # the same verdict
+    assert report["recoveries"] == 1 and report["weights"] == "base"
+    assert judged(tmp_path) == (1, {"non_finite": ranges(nan_steps(rows))})  # the same verdict
 
 
 @pytest.mark.slow
@@ -110,7 +117,7 @@ def test_sentence_transformers_collapse_to_ln_candidates_is_caught_live(tmp_path
     assert rows[-1]["events"] == ["uniform_collapse"] and flat[-5:] == list(range(event - 4, event + 1))
     assert f"lenprof: step {event}: uniform_collapse" in capsys.readouterr().err
     assert callback.stopped and trainer.state.global_step == event < 20
-    assert diagnosed(tmp_path) == (1, {"uniform_collapse": ranges(flat)})
+    assert judged(tmp_path) == (1, {"uniform_collapse": ranges(flat)})
 
 
 @pytest.mark.slow
@@ -129,7 +136,7 @@ def test_sentence_transformers_resume_logs_every_step_once(tmp_path):
     ]
 
 
-def flagembedding(python, out, learning_rate, *extra):
+def flagembedding(python, out, learning_rate, *extra, train_data=EXAMPLES / "msmarco.jsonl"):
     """FlagEmbedding's documented command with one word put in front of its module name."""
     env = {
         **os.environ,
@@ -141,7 +148,7 @@ def flagembedding(python, out, learning_rate, *extra):
     return subprocess.run(
         [str(python), "-m", "torch.distributed.run", "--nproc_per_node", "1",
          "-m", "lenprof.integrations.flagembedding", "FlagEmbedding.finetune.embedder.encoder_only.base",
-         "--model_name_or_path", MODEL, "--train_data", str(EXAMPLES / "msmarco.jsonl"), "--output_dir", str(out),
+         "--model_name_or_path", MODEL, "--train_data", str(train_data), "--output_dir", str(out),
          "--query_max_len", "32", "--passage_max_len", "64", "--train_group_size", "2",
          "--per_device_train_batch_size", "2", "--learning_rate", str(learning_rate), "--temperature", "0.02",
          "--sentence_pooling_method", "mean", "--normalize_embeddings", "True", "--logging_steps", "1",
@@ -183,12 +190,10 @@ def test_flagembedding_absurd_learning_rate_is_caught_live_and_the_healthy_weigh
     alarms = [r["step"] for r in rows if "non_finite" in r["events"]]
     assert len(alarms) == 2 and rows[-1]["step"] == alarms[-1] < 20  # stopped at the second alarm
     assert re.search(rf"lenprof: step {alarms[0]}: non_finite \(NaN/inf in full precision", proc.stderr)
-    assert (
-        "lenprof: stopped; FlagEmbedding saved the last healthy weights (from before step 1)" in proc.stderr
-    )
+    assert "lenprof: stopped; FlagEmbedding saved the starting weights (base)" in proc.stderr
     weights = load_file(str(out / "model.safetensors"))
     assert all(torch.isfinite(w).all() for w in weights.values())
-    assert diagnosed(out) == (1, {"non_finite": ranges(nan_steps(rows))})
+    assert judged(out) == (1, {"non_finite": ranges(nan_steps(rows))})
 
 
 @pytest.mark.slow
@@ -204,8 +209,8 @@ def test_flagembedding_collapse_to_ln_candidates_is_caught_live(tmp_path, flagem
     (event,) = [r["step"] for r in rows if r["events"]]
     assert rows[-1]["events"] == ["uniform_collapse"] and flat[-5:] == list(range(event - 4, event + 1))
     assert f"lenprof: step {event}: uniform_collapse" in proc.stderr
-    assert "FlagEmbedding saved the last healthy weights (from before step 1)" in proc.stderr
-    assert diagnosed(out) == (1, {"uniform_collapse": ranges(flat)})
+    assert "FlagEmbedding saved the starting weights (base)" in proc.stderr
+    assert judged(out) == (1, {"uniform_collapse": ranges(flat)})
 
 
 @pytest.mark.slow
@@ -237,3 +242,111 @@ def test_diagnose_judges_a_plain_flagembedding_collapse_from_its_own_files(tmp_p
         "setup: 4 candidates per query = batch size 2 x group size 2, inferred from the loss plateau"
         in result.stdout
     )
+
+
+def st_held_out(out, docstrings, learning_rate, steps):
+    """sentence-transformers with an InformationRetrievalEvaluator on 64 held-out rows, the
+    callback given it: the issue 26 seed case inside another trainer."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from lenprof.integrations import LossHealthCallback
+
+    rows = [json.loads(line) for line in docstrings.read_text().splitlines()]
+    held, rest = rows[:64], rows[64:]
+    corpus = {
+        f"d{i}": t for i, t in enumerate(dict.fromkeys(t for r in held for t in (*r["pos"], *r["neg"])))
+    }
+    ids = {t: i for i, t in corpus.items()}
+    evaluator = InformationRetrievalEvaluator(
+        {f"q{i}": r["query"] for i, r in enumerate(held)}, corpus,
+        {f"q{i}": {ids[t] for t in r["pos"]} for i, r in enumerate(held)}, show_progress_bar=False,
+    )  # fmt: skip
+    data = Dataset.from_dict({"anchor": [r["query"] for r in rest], "positive": [r["pos"][0] for r in rest]})
+    model = SentenceTransformer(MODEL, device="cpu")
+    model.max_seq_length = 64
+    loss = MultipleNegativesRankingLoss(model)
+    args = Args(output_dir=str(out), max_steps=steps, per_device_train_batch_size=8, learning_rate=learning_rate,
+                logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, dataloader_drop_last=True, seed=0)  # fmt: skip
+    callback = LossHealthCallback(loss_module=loss, evaluator=evaluator)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=data, loss=loss, callbacks=[callback]
+    )
+    return trainer, callback, model, evaluator
+
+
+@pytest.mark.slow
+def test_sentence_transformers_with_an_evaluator_ends_better_than_the_base_or_fails_with_it_saved(
+    tmp_path, docstrings, capsys
+):
+    """lr 1e-2 under SentenceTransformerTrainer, the callback given an IR evaluator: the run ends
+    with weights that beat the starting ones on the held-out queries, or train() raises
+    TrainingFailed with the starting weights in the model and saved to output_dir."""
+    from sentence_transformers import SentenceTransformer
+
+    from lenprof.integrations import TrainingFailed
+
+    trainer, callback, model, evaluator = st_held_out(tmp_path, docstrings, 1e-2, steps=24)
+    base = evaluator(model)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        trainer.train()
+    except TrainingFailed as failed:
+        assert "no trained weights scored better on the 64 held-out queries than the starting ones" in str(
+            failed
+        )
+        assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())  # the starting weights
+        saved = SentenceTransformer(str(tmp_path), device="cpu")
+        saved.max_seq_length = 64
+        assert evaluator(saved)["cosine_mrr@10"] == pytest.approx(base["cosine_mrr@10"], abs=1e-6)
+        report = json.loads((tmp_path / "train_report.json").read_text())
+        assert report["weights"] == "base" and report["eval_trained"] == report["eval_base"]
+        assert "lenprof: stopped: no trained weights scored better" in capsys.readouterr().err
+    else:
+        after = evaluator(model)
+        assert (after["cosine_recall@10"] + after["cosine_mrr@10"]) > (
+            base["cosine_recall@10"] + base["cosine_mrr@10"]
+        )
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert (
+        report["eval_base"]["mrr@10"] == round(base["cosine_mrr@10"], 4) and report["heldout"][0]["step"] == 0
+    )
+
+
+@pytest.mark.slow
+def test_flagembedding_with_held_out_rows_ends_better_than_the_base_or_exits_1_with_it_saved(
+    tmp_path, docstrings, flagembedding_python
+):
+    """--lenprof_eval_data in FlagEmbedding's own runner at lr 1e-2: scored by lenprof's code
+    through FlagEmbedding's tokenizer and model.encode; better than the start, or exit 1 with the
+    starting weights saved by FlagEmbedding."""
+    from transformers import AutoTokenizer
+
+    from lenprof.train.config import TrainConfig
+    from lenprof.train.data import read_rows
+    from lenprof.train.evaluate import evaluate
+    from lenprof.train.model import Embedder
+
+    rows = docstrings.read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[64:]) + "\n")
+    (tmp_path / "held.jsonl").write_text("\n".join(rows[:64]) + "\n")
+    out = tmp_path / "run"
+    proc = flagembedding(flagembedding_python, out, 1e-2, "--max_steps", "24", "--save_steps", "1000",
+                         "--lenprof_eval_data", str(tmp_path / "held.jsonl"), train_data=tmp_path / "train.jsonl")  # fmt: skip
+    report = json.loads((out / "train_report.json").read_text())
+    held = read_rows(tmp_path / "held.jsonl")
+    cfg = TrainConfig(data="", model=MODEL, output_dir="", query_max_len=32, passage_max_len=64)
+    base = evaluate(Embedder(MODEL, "mean"), AutoTokenizer.from_pretrained(MODEL), held, cfg, "cpu")
+    saved = evaluate(Embedder(str(out), "mean"), AutoTokenizer.from_pretrained(str(out)), held, cfg, "cpu")
+    assert (
+        report["eval_base"] == base and report["eval_trained"] == saved
+    )  # lenprof's code, FlagEmbedding's model
+    if proc.returncode == 0:
+        assert saved["recall@10"] + saved["mrr@10"] > base["recall@10"] + base["mrr@10"]
+    else:
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert report["weights"] == "base" and saved == base
+        assert "lenprof: FlagEmbedding saved the starting weights (base)" in proc.stderr

@@ -16,11 +16,20 @@ Trainer's own log does not keep:
 
 It writes ``metrics.jsonl`` (one line a step), ``train_report.json`` and the events that
 ``lenprof diagnose`` reads, into the Trainer's ``output_dir``. On a collapse it restores the
-last healthy weights and halves the learning rate (``on_collapse="recover"``), when the
-scheduler is a ``LambdaLR`` (transformers' linear, cosine and constant schedules are); any
-other scheduler keeps state the callback cannot halve safely, so it stops instead. A stop
-(``control.should_training_stop``) also restores the last healthy weights first, so what the
-host then saves is those, and ``train_report.json`` says so.
+snapshot, cuts the learning rate and warms it up again (``on_collapse="recover"``, guard.py),
+when the scheduler is a ``LambdaLR`` (transformers' linear, cosine and constant schedules are);
+any other scheduler keeps state the callback cannot cut safely, so it stops instead. A stop
+(``control.should_training_stop``) also restores the snapshot first, so what the host then
+saves is those weights, and ``train_report.json`` says so.
+
+Given an eval set (``evaluator``: sentence-transformers' ``InformationRetrievalEvaluator`` or
+any evaluator reporting recall@10 and MRR@10; or ``eval_data``: FlagEmbedding-style rows), it
+judges the run as ``lenprof train`` does (lenprof.train.heldout): scored at the start, at
+healthy snapshots and at the end, the best weights measured are what the model holds when
+training ends (as ``load_best_model_at_end`` would). When those are the starting weights, it
+saves them to the output folder and raises :class:`TrainingFailed` from ``on_train_end``: a
+script that goes on to save or push the model stops there instead, and exits 1 as any uncaught
+error does; a notebook can catch it, with the starting weights in the model.
 
     >>> from transformers import TrainerCallback
     >>> issubclass(LossHealthCallback, TrainerCallback)
@@ -37,7 +46,15 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from lenprof.integrations.measures import (
+    TrainingFailed,
+    evaluator_measure,
+    rows_measure,
+    sentence_transformer_encode,
+    untouched,
+)
 from lenprof.train.guard import Guard, MetricsLog, current_lr
+from lenprof.train.heldout import Judge
 from lenprof.train.snapshot import Snapshot
 
 
@@ -56,11 +73,15 @@ class LossHealthCallback(TrainerCallback):
     ``candidates``: candidates per query (``batch * group`` with in-batch negatives), to spot a
     plateau at ln(candidates); inferred for sentence-transformers' MultipleNegativesRankingLoss
     (batch * (columns - 1)). ``output_dir``: where metrics.jsonl goes [the Trainer's].
+    ``evaluator`` or ``eval_data`` (rows or a JSONL path; ``encode`` embeds their texts, by
+    default the model's own sentence-transformers ``encode``; ``instructions`` formats them):
+    held-out retrieval, measured at most every ``eval_steps`` steps [``collapse_steps``].
     """
 
     def __init__(self, output_dir: str | None = None, candidates: int | None = None, on_collapse: str = "recover",
                  collapse_steps: int = 20, max_recoveries: int = 3, snapshot: str = "memory",
-                 loss_module: torch.nn.Module | None = None, log=None):  # fmt: skip
+                 loss_module: torch.nn.Module | None = None, log=None, evaluator=None, eval_data=None,
+                 encode=None, instructions=None, eval_steps: int | None = None):  # fmt: skip
         if on_collapse not in ("recover", "stop"):
             raise ValueError(f"on_collapse must be recover or stop, got {on_collapse!r}")
         self.output_dir, self.candidates, self.on_collapse = output_dir, candidates, on_collapse
@@ -70,6 +91,17 @@ class LossHealthCallback(TrainerCallback):
             snapshot,
         )
         self.loss_module = loss_module
+        if evaluator is not None and eval_data is not None:
+            raise ValueError("LossHealthCallback: give evaluator or eval_data, not both")
+        self.evaluator, self.eval_data, self.encode, self.instructions = (
+            evaluator,
+            eval_data,
+            encode,
+            instructions,
+        )
+        self.eval_steps = eval_steps or collapse_steps
+        self.judge: Judge | None = None
+        self.failed: str | None = None
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.guard: Guard | None = None
         self.stopped: str | None = None
@@ -151,13 +183,32 @@ class LossHealthCallback(TrainerCallback):
         resume = state.global_step if state.global_step > 0 else None
         self.metrics = MetricsLog(out / "metrics.jsonl", resume, state.is_world_process_zero)
         self.snapshot = Snapshot(self.snapshot_where, out, rank=args.process_index)
+        # after a restore the rate warms up again, over twice the run's own warmup (at least 10 steps)
+        rewarm = max(10, 2 * args.get_warmup_steps(state.max_steps)) if state.max_steps > 0 else 10
         self.guard = Guard(self.candidates, self.snapshot, self.collapse_steps, self.on_collapse, self.max_recoveries,
-                           self.precision, self.log if state.is_world_process_zero else (lambda m: None))  # fmt: skip
+                           self.precision, self.log if state.is_world_process_zero else (lambda m: None),
+                           rewarm=rewarm)  # fmt: skip
         if resume:
             self.guard.load_state({}, self.metrics.kept)
-        # The starting weights are the first healthy ones: a run that breaks at once can still
-        # go back to where it began.
-        self.snapshot.take(state.global_step + 1, model, kwargs.get("optimizer"))
+        self.lr = args.learning_rate
+        measure = self._measure(model)
+        if measure is not None:
+            self.judge = Judge(untouched(measure, model), self.snapshot, self.eval_steps, self.guard.log)
+            base = self.judge.start(state.global_step + 1, model)
+            self.guard.log(f"lenprof: held-out {base} before training ({base.queries} queries)")
+        else:
+            # The starting weights are the first healthy ones: a run that breaks at once can
+            # still go back to where it began.
+            self.snapshot.take(state.global_step + 1, model, base=not resume)
+
+    def _measure(self, model):
+        if self.evaluator is not None:
+            return evaluator_measure(self.evaluator, model)
+        if self.eval_data is not None:
+            return rows_measure(
+                self.eval_data, self.encode or sentence_transformer_encode(model), self.instructions
+            )
+        return None
 
     def _step_numbers(self) -> tuple[float, float | None]:
         losses, self._losses = self._losses, []
@@ -184,7 +235,10 @@ class LossHealthCallback(TrainerCallback):
         lr = current_lr(optimizer) if optimizer is not None and before_update else None
         events = self.guard.observe(step, loss, grad_norm, lr)
         if before_update and self.guard.snapshot_due(step, events):  # weights that made a healthy loss
-            self.snapshot.take(step, model, optimizer)
+            if self.judge is None:
+                self.snapshot.take(step, model)
+            elif self.judge.due(step):
+                self.judge.consider(step, model)
         self._pending = {"step": step, "loss": loss, "grad_norm": grad_norm, "lr": lr, "spread": None,
                          "events": events}  # fmt: skip
 
@@ -206,11 +260,23 @@ class LossHealthCallback(TrainerCallback):
             self.stopped = self.guard.stopped
             control.should_training_stop = True
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
         self.metrics.close()
+        weights, report = self.guard.weights, {}
+        if self.judge is not None:  # the held-out set decides what the model ends with
+            weights, saved = self.judge.finish(state.global_step, model, bool(self.guard.stopped))
+            report = {"eval_base": self.judge.base.to_dict(), "eval_trained": saved.to_dict(),  # type: ignore[union-attr]
+                      "heldout": self.judge.history}  # fmt: skip
+            if weights == "base":
+                self.failed = self.judge.failure(self.lr, self.guard.recoveries > 0)
+                if not self.guard.stopped:  # a watchdog stop has its own event
+                    self.guard.stopped = self.failed
+                    self.guard.events.append(
+                        {"step": state.global_step, "kind": "stopped", "restored_step": self.snapshot.step}
+                    )
         self.snapshot.discard()
         if state.is_world_process_zero:
             report = {
@@ -223,6 +289,15 @@ class LossHealthCallback(TrainerCallback):
                 "events": self.guard.events,
                 "health": self.guard.watchdog.summary(),
                 "stopped": self.guard.stopped,
-                "weights": self.guard.weights,
+                "weights": weights,
+                **report,
             }
             (self.out / "train_report.json").write_text(json.dumps(report, indent=2))
+        if self.failed:
+            if state.is_world_process_zero:
+                for name in ("save_pretrained", "save"):  # the host's own way to save the model it holds
+                    if callable(getattr(model, name, None)):
+                        getattr(model, name)(str(self.out))
+                        break
+            self.guard.log(f"lenprof: stopped: {self.failed}")
+            raise TrainingFailed(f"{self.failed}. The starting weights are in {self.out}")

@@ -16,7 +16,11 @@ watchdog stops saves the last healthy weights (FlagEmbedding's own ``save_model`
 
 lenprof's own options, taken out before FlagEmbedding parses the rest:
 ``--lenprof_on_collapse recover|stop``, ``--lenprof_collapse_steps N``,
-``--lenprof_max_recoveries N``, ``--lenprof_snapshot memory|disk``.
+``--lenprof_max_recoveries N``, ``--lenprof_snapshot memory|disk``, and
+``--lenprof_eval_data FILE``: held-out rows in FlagEmbedding's format, scored by lenprof's code
+through FlagEmbedding's own tokenizer, lengths, instructions and ``model.encode``; the run ends
+with the best weights measured, and when those are the starting ones FlagEmbedding saves them
+and the command exits 1 (``train_report.json``: ``"weights": "base"``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import runpy
 import sys
 
 OPTIONS = {"--lenprof_on_collapse": str, "--lenprof_collapse_steps": int, "--lenprof_max_recoveries": int,
-           "--lenprof_snapshot": str}  # fmt: skip
+           "--lenprof_snapshot": str, "--lenprof_eval_data": str}  # fmt: skip
 USAGE = "usage: python -m lenprof.integrations.flagembedding FLAGEMBEDDING_MODULE [its arguments] [--lenprof_* ...]"
 
 
@@ -70,12 +74,23 @@ def _watch(runner_class, options: dict, outcome: dict) -> None:
     """Attach the callback as the runner is built (its ``__init__`` ends by loading the trainer;
     some runners override ``run``, none skips the base ``__init__``)."""
     from lenprof.integrations.callback import LossHealthCallback
+    from lenprof.integrations.measures import flagembedding_encode, flagembedding_texts
 
     init = runner_class.__init__
 
     def watched_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        outcome["callback"] = LossHealthCallback(candidates=candidates(self), **options).attach(self.trainer)
+        extra = {}
+        if options.get("eval_data"):
+            if "Reranker" in type(self).__name__:
+                raise SystemExit(
+                    "--lenprof_eval_data measures retrieval with an embedder; this runner is a reranker"
+                )
+            extra = {"encode": flagembedding_encode(self), "instructions": flagembedding_texts(self)}
+        outcome["runner"] = self
+        outcome["callback"] = LossHealthCallback(candidates=candidates(self), **options, **extra).attach(
+            self.trainer
+        )
 
     runner_class.__init__ = watched_init
 
@@ -93,14 +108,19 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     sys.argv = [module, *rest]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    from lenprof.integrations.measures import TrainingFailed
+
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except TrainingFailed:  # the callback said why; FlagEmbedding saves the starting weights it holds
+        outcome["runner"].trainer.save_model()
+        print("lenprof: FlagEmbedding saved the starting weights (base)", file=sys.stderr)
+        raise SystemExit(1) from None
     callback = outcome.get("callback")
     if callback is not None and callback.stopped:
         weights = callback.guard.weights
-        saved = (
-            f"the last healthy weights ({weights})"
-            if weights.startswith("from")
-            else "weights none judged healthy"
+        saved = {"base": "the starting weights (base)", "none healthy": "weights none judged healthy"}.get(
+            weights, f"the last healthy weights ({weights})"
         )
         print(f"lenprof: stopped; FlagEmbedding saved {saved}", file=sys.stderr)
         raise SystemExit(1)

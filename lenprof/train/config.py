@@ -29,7 +29,7 @@ class TrainConfig:
     learning_rate: float = 1e-5
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
+    weight_decay: float = 0.0  # AdamW's; FlagEmbedding's default (Hugging Face's TrainingArguments)
     pooling: str | None = None  # None: the model's sentence-transformers config, else cls
     query_instruction: str | None = None
     query_instruction_format: str = "{}{}"
@@ -41,13 +41,15 @@ class TrainConfig:
     seed: int = 42
     save_steps: int = 500
     resume: bool = False
-    eval_split: float = 0.0
+    eval_split: float | None = None  # share held out; None: 2%, 64 to 1,000 queries (heldout.py); 0: none
+    eval_data: str | None = None  # held-out rows from a file instead (cleaned JSONL)
+    tokenizer: str | None = None  # None: the model's own
     on_collapse: str = "recover"  # or "stop"
     collapse_steps: int = 20
     max_recoveries: int = 3
     negatives_cross_device: bool = False  # in-batch negatives from every process's batch
     kd_loss_type: str | None = None  # kl_div or m3_kd_loss: distil from the rows' pos_scores/neg_scores
-    snapshot: str = "memory"  # or "disk": where the last healthy weights and optimizer state wait
+    snapshot: str = "memory"  # or "disk": where the snapshot's weights wait (snapshot.py)
     rejects: str | None = None  # the scan's rejects file, named when too few rows are left
 
 

@@ -1,7 +1,9 @@
 """``lenprof diagnose``: name what a finished run's loss history shows.
 
 Reads a Hugging Face ``trainer_state.json`` (what FlagEmbedding's and sentence-transformers'
-output folders hold) or lenprof's ``metrics.jsonl``. The Trainer rounds logged losses to 4
+output folders hold) or lenprof's ``metrics.jsonl``. What a run's own watchdog recorded
+(``train_report.json``'s events, else ``metrics.jsonl``'s) comes first: a run that collapsed,
+recovered or stopped is never called healthy because its loss fell afterwards. The Trainer rounds logged losses to 4
 decimals, so there a 0.0 with a finite, non-zero gradient norm is a rounded easy batch, not a
 collapse. Files are checked as they are read: a damaged one is a :class:`HistoryError` naming
 the file, the entry or line, and what is wrong, never a traceback. The run's setup (candidates
@@ -17,10 +19,11 @@ from pathlib import Path
 
 from lenprof.io.jsontext import loads
 from lenprof.train.health import Event, Step, candidates_per_query, finite
-from lenprof.train.runinfo import run_info
+from lenprof.train.runinfo import recorded_events, run_info
 from lenprof.train.trend import trend
 
 ORDER = (
+    "watchdog",
     "exact_zero",
     "hidden_nan",
     "non_finite",
@@ -151,6 +154,7 @@ def diagnose(
     plateau_tol: float = 0.03,
     precision: str | None = None,
     lr: float | None = None,
+    recorded: Event | None = None,
 ) -> list[Event]:
     """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
 
@@ -160,8 +164,10 @@ def diagnose(
     When nothing else is found, the trend of the finite losses decides (``trend.py``):
     ``healthy``, ``stalled``, ``diverging``, or ``too_short`` to tell. ``precision`` (fp16,
     bf16, no) tunes the NaN advice; ``lr``, the run's peak learning rate, puts numbers in it.
+    ``recorded``: what the run's own watchdog did (:func:`watchdog_finding`); it comes first, and
+    the trend cannot then say ``healthy``.
     """
-    findings: dict[str, Event] = {}
+    findings: dict[str, Event] = {"watchdog": recorded} if recorded else {}
     logged = [s.step for s in steps]
 
     def add(kind: str, step: int) -> None:
@@ -194,15 +200,53 @@ def diagnose(
         if len(flat) >= run and len(flat) >= len(steps) // 2:
             for s in flat:
                 add("uniform_collapse", s.step)
-    if set(findings) <= {"rounding_zero"}:
+    if set(findings) <= {"rounding_zero", "watchdog"}:
         judged = [s for s in steps if finite(s.loss)]
         t = trend([s.loss for s in judged])  # type: ignore[misc]
         detail = t.describe()
         if t.verdict == "stalled" and candidates and candidates > 1:
             detail += "; " + _plateau(t.last, candidates, plateau_tol)  # type: ignore[arg-type]
         span = [s.step for s in judged]
-        findings[t.verdict] = Event(t.verdict, span, logged, precision, lr, detail)
+        if not (recorded and t.verdict == "healthy"):  # a fall after a restore is no health
+            findings[t.verdict] = Event(t.verdict, span, logged, precision, lr, detail)
     return [findings[k] for k in ORDER if k in findings]
+
+
+ALARMS = ("persistent_zero", "uniform_collapse", "non_finite")  # what the live watchdog raises
+
+
+def watchdog_finding(events: list[dict], stopped: str | None, weights: str | None, source: str,
+                     logged: list[int]) -> Event | None:  # fmt: skip
+    """One finding for what a run's own watchdog did, from its events (``train_report.json``'s,
+    or ``metrics.jsonl``'s per step): its alarms with their steps, its recoveries, its stop.
+
+    >>> e = watchdog_finding([{"step": 6, "kind": "uniform_collapse"}, {"step": 6, "kind": "recovered"},
+    ...                       {"step": 11, "kind": "uniform_collapse"}], None, "trained", "run/train_report.json", [])
+    >>> e.steps, e.detail
+    ([6, 11], 'recorded in run/train_report.json: uniform_collapse at steps 6, 11; 1 recovery (restored the snapshot, cut the learning rate); it saved: trained')
+    """
+    alarms: dict[str, list[int]] = {}
+    for e in events:
+        if e.get("kind") in ALARMS and isinstance(e.get("step"), int):
+            alarms.setdefault(e["kind"], []).append(e["step"])
+    recoveries = sum(1 for e in events if e.get("kind") == "recovered")
+    stops = [e.get("step") for e in events if e.get("kind") == "stopped"]
+    if not alarms and not recoveries and not stopped and not stops:
+        return None
+    parts = [
+        f"{k} at step{'s' if len(v) > 1 else ''} {Event(k, v, logged).ranges()}" for k, v in alarms.items()
+    ]
+    if recoveries:
+        parts.append(
+            f"{recoveries} recover{'y' if recoveries == 1 else 'ies'} (restored the snapshot, cut the learning rate)"
+        )
+    if stopped or stops:
+        at = f" at step {stops[-1]}" if stops and isinstance(stops[-1], int) else ""
+        parts.append(f"stopped{at}: {stopped}" if stopped else f"stopped{at}")
+    if weights:
+        parts.append(f"it saved: {weights}")
+    steps = sorted({s for v in alarms.values() for s in v} | {s for s in stops if isinstance(s, int)})
+    return Event("watchdog", steps, logged, detail=f"recorded in {source}: " + "; ".join(parts))
 
 
 def _plateau(loss: float, candidates: int, tol: float) -> str:
@@ -239,7 +283,8 @@ class Diagnosis:
         span = f" (steps {self.steps[0].step}-{self.steps[-1].step})" if self.steps else ""
         lines = [f"lenprof diagnose: {self.path}, {len(self.steps)} logged steps{span}"]
         for f in self.findings:
-            lines.append(f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} logged)" if f.steps else f.kind)
+            what = "recorded" if f.kind == "watchdog" else "logged"
+            lines.append(f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} {what})" if f.steps else f.kind)
             lines += [f"{'':<17} {text}" for text in (f.detail, f.advice) if text]
         if self.setup:
             lines.append(f"setup: {self.setup}")
@@ -257,7 +302,8 @@ def diagnose_path(
     """Read a run's history and judge it. ``candidates`` may come from batch and group size,
     else from the run's own files (see runinfo.py)."""
     steps, note = read_history(path)
-    info = run_info(find_history(path))
+    history = find_history(path)
+    info = run_info(history)
     setup = None
     if candidates is None and group_size:
         batch_size = batch_size or info.batch_size or 1
@@ -275,4 +321,9 @@ def diagnose_path(
         return Diagnosis(path, steps, [Event("single_candidate", [s.step for s in steps])], note, setup)
     rates = [s.lr for s in steps if finite(s.lr) and s.lr > 0]  # type: ignore[operator]
     lr = info.learning_rate or (max(rates) if rates else None)  # type: ignore[type-var]
-    return Diagnosis(path, steps, diagnose(steps, candidates, precision=info.precision, lr=lr), note, setup)
+    events, source = recorded_events(history, info)
+    recorded = watchdog_finding(events, info.stopped, info.weights, source, [s.step for s in steps])
+    if recorded is not None:
+        recorded.precision, recorded.lr = info.precision, lr
+    found = diagnose(steps, candidates, precision=info.precision, lr=lr, recorded=recorded)
+    return Diagnosis(path, steps, found, note, setup)

@@ -47,6 +47,9 @@ ADVICE = {
     + " (with fp16, use bf16 instead)",
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
     "single_candidate": "each query has one candidate, so the loss is exactly 0 and nothing learns: raise train_group_size or the batch size with in-batch negatives",
+    "watchdog": "the run's own watchdog had to step in, so its loss alone cannot call it healthy: "
+    + LOWER_LR
+    + ", warm up longer, clip gradients; each event's advice is in train_report.json",
     "healthy": "the loss falls and stays finite",
     "diverging": "the loss rises: the learning rate is too high for this model and data: "
     + LOWER_LR

@@ -29,10 +29,18 @@ class Embedder(nn.Module):
 
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be cls or mean, got {pooling!r}")
-        self.encoder = AutoModel.from_pretrained(model_name)
-        self.pooling = pooling
+        self.encoder, info = AutoModel.from_pretrained(model_name, output_loading_info=True)
+        self.name, self.pooling = model_name, pooling
+        # every weight read from the model's files, none newly made: they can be read again
+        self.from_files = not any(info.get(k) for k in ("missing_keys", "mismatched_keys"))
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
+
+    def files_state(self) -> dict[str, torch.Tensor]:
+        """The starting weights, read again from the model's files (in this module's keys)."""
+        from transformers import AutoModel
+
+        return {f"encoder.{k}": v for k, v in AutoModel.from_pretrained(self.name).state_dict().items()}
 
     def forward(
         self,

@@ -61,10 +61,14 @@ def scan_then_train(
         passage_instruction_format=cfg.passage_instruction_format,
         min_neg=min_neg,
     )
+    _check_tokenizer(cfg)
+    tokenizer = cfg.tokenizer or cfg.model
+    if tokenizer != cfg.model:
+        log(f"lenprof: tokenizer {tokenizer} (not the model's own) for the scan and for training")
     profile = scan(
         paths,
         options,
-        tokenizer=cfg.model,
+        tokenizer=tokenizer,
         clean_out=clean,
         rejects_out=rejects,
         profile_out=os.path.join(data_dir, "profile.json"),
@@ -76,8 +80,37 @@ def scan_then_train(
         raise TrainSetupError(f"no rows were kept from {', '.join(paths)}: see {rejects}")
     s = profile.samples
     log(f"lenprof: {s.kept} of {s.read} rows kept; query_max_len {q_len}, passage_max_len {p_len}")
-    cfg = dataclasses.replace(cfg, data=clean, query_max_len=q_len, passage_max_len=p_len, rejects=rejects)
+    eval_data = None
+    if cfg.eval_data:  # checked and cleaned like the training rows; they need no negatives
+        eval_data = os.path.join(data_dir, "eval.jsonl")
+        held = scan([cfg.eval_data], dataclasses.replace(options, min_neg=0), tokenizer=tokenizer, clean_out=eval_data,
+                    rejects_out=os.path.join(data_dir, "eval_rejects.jsonl")).samples  # fmt: skip
+        if held.kept == 0:
+            raise TrainSetupError(
+                f"--eval-data {cfg.eval_data}: no rows were kept: see {data_dir}/eval_rejects.jsonl"
+            )
+        log(f"lenprof: {held.kept} of {held.read} held-out rows kept from {cfg.eval_data}")
+    cfg = dataclasses.replace(cfg, data=clean, query_max_len=q_len, passage_max_len=p_len, rejects=rejects,
+                              eval_data=eval_data)  # fmt: skip
     return profile, train(cfg, log=log)
+
+
+def _check_tokenizer(cfg) -> None:
+    """A ``--tokenizer`` other than the model's own must fit its embeddings: an id past the
+    model's vocabulary would index nothing (or, within it, a different word)."""
+    if not cfg.tokenizer or cfg.tokenizer == cfg.model:
+        return
+    from transformers import AutoConfig, AutoTokenizer
+
+    size, vocab = (
+        len(AutoTokenizer.from_pretrained(cfg.tokenizer)),
+        AutoConfig.from_pretrained(cfg.model).vocab_size,
+    )
+    if size > vocab:
+        raise TrainSetupError(
+            f"--tokenizer {cfg.tokenizer} has {size} tokens, but the model {cfg.model} embeds {vocab}: "
+            "train with the model's own tokenizer (leave --tokenizer out) or the one it was trained with"
+        )
 
 
 def summary(report: dict, output_dir: str) -> str:
@@ -85,19 +118,19 @@ def summary(report: dict, output_dir: str) -> str:
     h = report["health"]
     saved = {
         "trained": f"model saved to {output_dir}",
+        "base": f"saved the starting weights (base) to {output_dir}",
         "none healthy": "no model saved: no healthy weights were kept",
-    }.get(report["weights"], f"saved the last healthy weights ({report['weights']}) to {output_dir}")
+    }.get(report["weights"], f"saved the weights {report['weights']} to {output_dir}")
     lines = [
         f"trained {report['steps']} steps in {report['seconds']} s; {saved}",
         f"health: {h['easy_batches']} easy batches ({100 * h['easy_share']:.1f}% of steps, harmless), "
         f"{h['non_finite_steps']} non-finite steps skipped, {report['recoveries']} recoveries",
     ]
-    for key, name in (("eval_base", "base"), ("eval_trained", "trained")):
+    judged = report.get("judged_on")
+    for key, name in (("eval_base", "base"), ("eval_trained", "saved")):
         if key in report:
             e = report[key]
-            lines.append(
-                f"{name}: recall@10 {e['recall@10']}, MRR@10 {e['mrr@10']} ({e['queries']} held-out queries)"
-            )
+            lines.append(f"{name}: recall@10 {e['recall@10']}, MRR@10 {e['mrr@10']}, on {judged}")
     if report["stopped"]:
         lines.append(f"stopped: {report['stopped']}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@ A loss plateau means collapse only at ln(candidates), and NaN advice depends on 
 so diagnose looks for both beside the loss history:
 
 - lenprof's ``train_report.json`` (``lenprof train`` and the Trainer callback write one):
-  ``candidates_per_query``, ``precision`` and (``lenprof train``'s) ``config.learning_rate``;
+  ``candidates_per_query``, ``precision``, (``lenprof train``'s) ``config.learning_rate``, and
+  what the run's own watchdog did: its ``events``, and whether it ``stopped`` and with which
+  ``weights``;
 - a Hugging Face ``trainer_state.json``: ``train_batch_size`` (per device, times GPUs in one
   process);
 - ``training_args.bin``, the pickled ``TrainingArguments`` that the Trainer (and so
@@ -37,6 +39,9 @@ class RunInfo:
     precision: str | None = None  # fp16, bf16, no (fp32); None: unknown
     learning_rate: float | None = None  # the peak rate the run was set to
     source: str | None = None  # the file these came from, for the report
+    events: tuple[dict, ...] = ()  # the watchdog's own record: {"step", "kind", ...}
+    stopped: str | None = None  # why the run stopped, if it did
+    weights: str | None = None  # what it saved: trained, base, from before step N
 
 
 class _Inert:
@@ -122,6 +127,9 @@ def run_info(history: Path) -> RunInfo:
                         d["config"].get("learning_rate") if isinstance(d.get("config"), dict) else None
                     ),
                     source=str(report),
+                    events=tuple(e for e in d.get("events") or () if isinstance(e, dict) and "kind" in e),
+                    stopped=d.get("stopped") if isinstance(d.get("stopped"), str) else None,
+                    weights=d.get("weights") if isinstance(d.get("weights"), str) else None,
                 )
             except (ValueError, OSError, AttributeError):
                 pass
@@ -151,3 +159,20 @@ def _rate(value: object) -> float | None:
     """A positive, finite learning rate, or None."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
     return float(value) if ok else None  # type: ignore[arg-type]
+
+
+def recorded_events(history: Path, info: RunInfo) -> tuple[list[dict], str]:
+    """The watchdog's events: train_report.json's, else each metrics.jsonl line's ``events``."""
+    if info.events or info.stopped:
+        return list(info.events), info.source or str(history)
+    if history.suffix != ".jsonl":
+        return [], str(history)
+    events = []
+    for line in history.read_text(encoding="utf-8").splitlines():
+        try:
+            row = loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("events"), list):
+            events += [{"step": row.get("step"), "kind": k} for k in row["events"] if isinstance(k, str)]
+    return events, str(history)

@@ -1,16 +1,19 @@
-"""The last healthy weights and optimizer state, kept so that a collapse can be undone.
+"""Weights a run can go back to: the last healthy ones, or the best on held-out rows.
 
-``memory`` keeps a CPU copy: for a 110M-parameter model with AdamW that is the weights plus two
-moments, about 1.3 GB of host memory, next to the live copy. ``disk`` writes the same state
-to one file in the output folder instead (``healthy.pt``, replaced atomically), so host memory
-holds the model once; a restore reads it back. Taking a snapshot every ``collapse_steps`` steps
-costs one write of that size.
+Only the weights are kept, not the optimizer's moments: a restore starts the optimizer afresh
+(new moments, warmed up again; see guard.py), which is what a collapse calls for anyway, and it
+keeps a snapshot at the size of the model instead of three times that (AdamW's two moments).
+``memory`` keeps a CPU copy, written in place over the previous one, so taking a new snapshot
+never holds two. ``disk`` writes it to one file in the output folder instead (``healthy.pt``,
+replaced atomically) and reads it back on a restore. The starting weights cost nothing when
+they are the model's own files (nothing in the model was newly made): a restore reads them
+back from there (:meth:`Snapshot.keep_files`).
 """
 
 from __future__ import annotations
 
-import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,40 +29,53 @@ class Snapshot:
         name = "healthy.pt" if rank == 0 else f"healthy-rank{rank}.pt"  # one file per process
         self.path = Path(folder) / name if folder is not None else None
         self.step: int | None = None  # the step whose loss these weights produced
-        self._state: tuple[dict, dict | None] | None = None
+        self.base = False  # these are the weights the run started from
+        self._weights: dict[str, torch.Tensor] | None = None
+        self._files: Callable[[], dict[str, torch.Tensor]] | None = None
 
     def __bool__(self) -> bool:
         return self.step is not None
 
-    def take(self, step: int, model: torch.nn.Module, optimizer=None) -> None:
-        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        opt = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
-        if self.where == "memory":
-            self._state = (weights, opt)
-        else:
+    def take(self, step: int, model: torch.nn.Module, base: bool = False) -> None:
+        state = model.state_dict()
+        if self.where == "disk":
             assert self.path is not None
             tmp = self.path.with_name(self.path.name + ".tmp")
-            torch.save({"step": step, "weights": weights, "optimizer": opt}, tmp)
+            torch.save({k: v.detach().to("cpu") for k, v in state.items()}, tmp)
             os.replace(tmp, self.path)
-            del weights, opt
-        self.step = step
-
-    def restore(self, model: torch.nn.Module, optimizer=None) -> int:
-        """Load the kept state into ``model`` (and ``optimizer``); returns the step it came from."""
-        if self.step is None:
-            raise RuntimeError("no healthy snapshot was taken")
-        if self.where == "memory":
-            assert self._state is not None
-            weights, opt = self._state
+        elif self._weights is not None and _same_shapes(self._weights, state):
+            for k, v in state.items():  # in place: the previous copy is the buffer
+                self._weights[k].copy_(v.detach())
         else:
-            saved = torch.load(self.path, map_location="cpu", weights_only=True)
-            weights, opt = saved["weights"], saved["optimizer"]
+            self._weights = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+        self.step, self.base, self._files = step, base, None
+
+    def keep_files(self, step: int, load: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """The starting weights, read back by ``load`` (the model's own files, in the model's
+        state-dict keys) when needed instead of copied now."""
+        self.step, self.base, self._files, self._weights = step, True, load, None
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+    def restore(self, model: torch.nn.Module) -> int:
+        """Load the kept weights into ``model``; returns the step they came from."""
+        if self.step is None:
+            raise RuntimeError("no snapshot was taken")
+        if self._files is not None:
+            weights = self._files()
+        elif self.where == "memory":
+            assert self._weights is not None
+            weights = self._weights
+        else:
+            weights = torch.load(self.path, map_location="cpu", weights_only=True)
         model.load_state_dict(weights)
-        if optimizer is not None and opt is not None:
-            optimizer.load_state_dict(opt)
         return self.step
 
     def discard(self) -> None:
         """Remove the disk copy once the run is over (it is not a deliverable)."""
         if self.path is not None and self.path.exists():
             self.path.unlink()
+
+
+def _same_shapes(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and a[k].dtype == b[k].dtype for k in a)

@@ -4,10 +4,11 @@ The loop reads top to bottom: sample groups -> batch -> encode queries and passa
 max lengths -> InfoNCE -> clip -> step, one line of metrics a step (full-precision loss, gradient
 norm, learning rate, embedding spread). accelerate provides devices, mixed precision, DDP under
 ``accelerate launch``/``torchrun`` and checkpoint state. The watchdog turns the metrics into
-events (guard.py); a collapse restores the last healthy weights, halves the learning rate and
-goes on (up to ``max_recoveries`` times) unless ``on_collapse="stop"``. A run that stops, or
-whose weights end worse than they started on a fixed batch, keeps the last healthy weights and
-says so (or saves none, when none were kept).
+events (guard.py); a collapse restores the snapshot, cuts the learning rate and warms it up again
+(up to ``max_recoveries`` times) unless ``on_collapse="stop"``. The run is judged by retrieval on
+held-out rows (heldout.py; with too few rows, on up to 64 of its own): it ends with the best
+weights measured, and a run whose best is the starting model exits 1 with those saved. A fixed
+training batch (the probe) is only the cheap first look before a snapshot is measured.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import torch
 
 from lenprof.train.config import TrainConfig, TrainError, _instructions, _precision
 from lenprof.train.data import GroupSampler, Row, batches, read_rows
-from lenprof.train.evaluate import evaluate
+from lenprof.train.evaluate import Retrieval, embedder_encode, retrieval
 from lenprof.train.guard import Guard, MetricsLog, current_lr
 from lenprof.train.health import ADVICE, candidates_per_query
+from lenprof.train.heldout import AUTO_MIN, Judge, eval_every, hold_out
 from lenprof.train.loss import contrastive_loss
 from lenprof.train.model import Embedder, default_pooling
 from lenprof.train.snapshot import Snapshot
@@ -62,13 +64,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     rows = read_rows(cfg.data)
-    held: list[Row] = []
-    if cfg.eval_split:
-        order = list(range(len(rows)))
-        random.Random(cfg.seed).shuffle(order)
-        n_eval = max(1, int(len(rows) * cfg.eval_split))
-        held = [rows[i] for i in sorted(order[:n_eval])]
-        rows = [rows[i] for i in sorted(order[n_eval:])]
+    if cfg.eval_data:
+        held: list[Row] = read_rows(cfg.eval_data)
+    else:
+        rows, held, note = hold_out(rows, cfg.eval_split, cfg.seed)
+        if note:
+            log(f"lenprof: {note}")
+    # Without held-out rows the run is judged the same way on some of its own rows: that still
+    # tells a collapse from learning, though not learning from memorising.
+    judged = f"{len(held)} held-out queries" if held else ""
+    if not held:
+        held = random.Random(cfg.seed).sample(rows, min(AUTO_MIN, len(rows)))
+        judged = f"{len(held)} training queries (none held out)"
     sampler = GroupSampler(rows, cfg.group_size, cfg.seed)
     if sampler.skipped:
         log(
@@ -82,7 +89,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         raise TrainError(f"{cfg.data}: knowledge distillation needs pos_scores and neg_scores (one score per "
                          "passage) in every row")  # fmt: skip
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     pooling = cfg.pooling or default_pooling(cfg.model)
     model = Embedder(cfg.model, pooling, cfg.gradient_checkpointing)
     per_epoch = len(
@@ -109,13 +116,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
         "precision": _precision(cfg),
         "world_size": world,
     }
-    if held:
-        report["eval_base"] = evaluate(inner, tokenizer, held, cfg, accelerator.device)
-        log(
-            f"lenprof: base model on {len(held)} held-out queries: recall@10 {report['eval_base']['recall@10']}, MRR@10 {report['eval_base']['mrr@10']}"
-        )
-
     texts = _instructions(cfg)
+
+    def measure() -> Retrieval:
+        """Held-out retrieval now; every process scores the whole set, and they agree on the mean."""
+        r = retrieval(held, embedder_encode(inner, tokenizer, cfg.query_max_len, cfg.passage_max_len,
+                                            accelerator.device), texts)  # fmt: skip
+        if world > 1:
+            recall, mrr = accelerator.reduce(
+                torch.tensor([r.recall, r.mrr], device=accelerator.device), "mean"
+            )
+            r = Retrieval(float(recall), float(mrr), r.queries, r.corpus)
+        return r
 
     def encode(batch):
         """This process's share of a global batch -> embeddings, teacher scores."""
@@ -166,12 +178,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
     ]
     probe_start = resumed["probe_start"] if resumed and "probe_start" in resumed else probe()
     snapshot = Snapshot(cfg.snapshot, out, rank=accelerator.process_index)
+    # after a restore the rate warms up again, over twice the run's own warmup (at least 10 steps)
     guard = Guard(candidates, snapshot, cfg.collapse_steps, cfg.on_collapse, cfg.max_recoveries,
-                  _precision(cfg), log)  # fmt: skip
+                  _precision(cfg), log, rewarm=max(10, 2 * int(cfg.warmup_ratio * total)))  # fmt: skip
     metrics = MetricsLog(out / "metrics.jsonl", step if resumed else None, accelerator.is_main_process)
     if resumed:
-        guard.load_state(resumed, metrics.kept)
-    snapshot.take(step + 1, inner, optimizer)  # where the run begins is healthy by definition
+        guard.load_state(resumed, metrics.kept, scheduler)
+    # The starting weights cost no memory where they can be read again from the model's files.
+    files = inner.files_state if inner.from_files else None
+    per_step = cfg.batch_size * world * (1 + cfg.group_size)
+    judge = Judge(measure, snapshot, eval_every(held, per_step, cfg.collapse_steps), log, judged)
+    # a resumed run keeps its starting score where the starting weights can be read again (else
+    # the weights it resumed from are its reference)
+    base = judge.start(step + 1, inner, files, resumed.get("heldout_base") if resumed and files else None)
+    log(f"lenprof: {judged} against their {base.corpus} passages: {base} before training; measured again "
+        f"at healthy snapshots (at most every {judge.every} steps) and at the end")  # fmt: skip
     # from_pretrained leaves the encoder in eval mode; train with dropout, as the HF Trainer does
     # (before, dropout was on only when --eval-split had switched it on)
     model.train()
@@ -196,13 +217,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 lr = current_lr(optimizer)  # what this step uses (halved after a recovery)
                 step += 1
                 events = guard.observe(step, loss_value, grad_norm, lr, spread)
-                # Keep the weights that just produced a healthy loss, if they are no worse than the
-                # starting ones on the probe batch (a clean watchdog alone lets a drifting run in).
-                if guard.snapshot_due(step, events) and step >= next_probe:
-                    if probe() <= probe_start + 1e-6:
-                        snapshot.take(step, inner, optimizer)
-                    else:
+                # Keep the weights that just produced a healthy loss if they score best on the
+                # held-out rows (a clean watchdog alone lets a drifting run in). The probe is the
+                # cheap first look: weights that lost ground on it are not worth an evaluation.
+                if guard.snapshot_due(step, events) and step >= next_probe and judge.due(step):
+                    if probe() > probe_start + 1e-6:
                         next_probe = step + max(1, cfg.collapse_steps // 4)
+                    else:
+                        judge.consider(step, inner)
                 if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaled):
                     optimizer.step()  # with fp16 the scaler skips an overflow and lowers its scale
                     if not accelerator.optimizer_step_was_skipped:
@@ -213,23 +235,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 guard.react(step, events, inner, optimizer, scheduler)
                 if step % cfg.save_steps == 0 and not guard.stopped:
                     seconds = time.perf_counter() - start + (resumed or {}).get("seconds", 0.0)
-                    _checkpoint(
-                        accelerator,
-                        ckpt_dir,
-                        step,
-                        {**guard.state(), "probe_start": probe_start, "seconds": seconds},
-                    )
+                    state = {**guard.state(), "probe_start": probe_start, "seconds": seconds,
+                             "heldout_base": judge.base.to_dict()}  # type: ignore[union-attr]  # fmt: skip
+                    _checkpoint(accelerator, ckpt_dir, step, state)
                 if guard.stopped or step >= total:
                     break
+        seconds = time.perf_counter() - start
         if not guard.stopped:
-            probe_end = probe()
-            report["probe"] = {"start": round(probe_start, 6), "end": round(probe_end, 6)}
-            if not probe_end <= probe_start + 1e-6:  # never call a run that made the model worse a success
-                guard.stop(f"the trained weights are worse than the starting ones on a fixed batch (loss "
-                           f"{probe_end:.4f} vs {probe_start:.4f})", inner)  # fmt: skip
+            report["probe"] = {"start": round(probe_start, 6), "end": round(probe(), 6)}
+        # the measured rows decide what the run ends with: never a success with the model it began with
+        weights, saved = judge.finish(step, inner, bool(guard.stopped))
+        report.update(judged_on=judged, eval_base=judge.base.to_dict(), eval_trained=saved.to_dict(),  # type: ignore[union-attr]
+                      heldout=judge.history)  # fmt: skip
+        if weights == "base" and not guard.stopped:
+            guard.stopped = judge.failure(cfg.learning_rate, guard.recoveries > 0)
+            guard.events.append({"step": step, "kind": "stopped", "restored_step": snapshot.step})
+            log(f"lenprof: stopped: {guard.stopped}")
     finally:
         metrics.close()
-    seconds = time.perf_counter() - start
 
     report.update(
         steps=step,
@@ -238,18 +261,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
         events=guard.events,
         health=guard.watchdog.summary(),
         stopped=guard.stopped,
-        weights=guard.weights,
+        weights=weights,
     )
     if resumed:
         report["resumed_from"] = resumed["step"]
     if accelerator.is_main_process:
-        if guard.weights != "none healthy":
+        if weights != "none healthy":
             inner.save(out, tokenizer, max(cfg.query_max_len, cfg.passage_max_len))
         else:
             for name in ("model.safetensors", "pytorch_model.bin"):  # never leave broken weights behind
                 (out / name).unlink(missing_ok=True)
-        if held and guard.weights != "none healthy":
-            report["eval_trained"] = evaluate(inner, tokenizer, held, cfg, accelerator.device)
         _plot(out / "metrics.jsonl", guard.events, out / "loss.png")
         (out / "train_report.json").write_text(json.dumps(report, indent=2))
     snapshot.discard()
