@@ -77,7 +77,8 @@ class Judge:
     ``measure()`` scores the model as it is now; ``snapshot`` is the run's one snapshot (the one
     a recovery restores too): the starting weights, then each measured point that beats the best
     so far. Trained weights must beat the starting ones, not tie them (a run that changed nothing
-    measurable did not succeed); between trained ones a tie goes to the later, more trained one.
+    measurable did not succeed), unless the starting ones score perfectly (nothing is measurable to
+    gain); between trained ones a tie goes to the later, more trained one.
     """
 
     def __init__(self, measure: Callable[[], Retrieval], snapshot: Snapshot, every: int, log: Callable[[str], None],
@@ -138,8 +139,11 @@ class Judge:
         return kept(self.snapshot), self.best
 
     def _beats(self, now: Retrieval) -> bool:
-        assert self.best is not None
-        return now.score > self.best.score or (now.score == self.best.score and not self.snapshot.base)
+        """Better, or as good as trained weights; as good as a base that scores perfectly too (rows
+        so easy that nothing is measurable to gain: the run is not failed for it)."""
+        assert self.best is not None and self.base is not None
+        tie = now.score == self.best.score and (not self.snapshot.base or self.base.score == 1.0)
+        return now.score > self.best.score or tie
 
     def failure(self, lr: float, collapsed: bool) -> str:
         """Why a run that ends with the starting weights did not succeed, and what to try: a run
