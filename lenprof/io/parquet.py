@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.files import InputFile, LineTooLong
 
 SUFFIXES = (".parquet", ".pq")
@@ -21,7 +22,7 @@ def parquet_batches(item: InputFile, rows_per_batch: int) -> Iterator[Any]:
 
     done = 0
     try:
-        pf = pq.ParquetFile(item.path)
+        pf = pq.ParquetFile(storage.source(item.path))
         for batch in pf.iter_batches(batch_size=rows_per_batch):
             done += batch.num_rows
             yield batch
@@ -109,7 +110,7 @@ def parquet_rows_per_batch(item: InputFile, target_bytes: int) -> int:
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(item.path).metadata
+        meta = pq.ParquetFile(storage.source(item.path)).metadata
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{item.path}: not a readable Parquet file ({exc})") from exc
     size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))

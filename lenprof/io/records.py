@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lenprof.io import storage
 from lenprof.io.files import (
     InputFile,
     LineTooLong,
@@ -40,7 +41,7 @@ class Shard:
 def _parquet_rows(item: InputFile) -> int:
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(item.path).metadata.num_rows
+    return pq.ParquetFile(storage.source(item.path)).metadata.num_rows
 
 
 def records_of(shard: Shard, max_line_bytes: int, keep: int) -> list:

@@ -35,6 +35,7 @@ import os
 import re
 from collections.abc import Iterable
 
+from lenprof.io import storage
 from lenprof.io.jsontext import loads
 
 _HEAD = re.compile(rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"schema"\s*:\s*"lenprof\.(?:profile|comparison)/')
@@ -51,7 +52,7 @@ def is_profile(path: str) -> bool:
     if not path.lower().endswith(_JSON):
         return False
     try:
-        with open(path, "rb") as fh:
+        with storage.open_head(path) as fh:
             return _HEAD.match(fh.read(256)) is not None
     except OSError:
         return False
@@ -69,7 +70,7 @@ def is_rejects(path: str) -> bool:
     if not path.lower().endswith(_JSON):
         return False
     try:
-        with open(path, "rb") as fh:
+        with storage.open_head(path) as fh:
             if fh.read(11) != b'{"source": ':  # how every line of a rejects file starts
                 return False
             first = b'{"source": ' + fh.readline(1 << 20)
@@ -84,19 +85,30 @@ def is_rejects(path: str) -> bool:
 
 
 def own_outputs(found: Iterable[str]) -> dict[str, str]:
-    """Which of the files ``found`` in a folder a lenprof run wrote, each with why it is skipped."""
+    """Which of the files ``found`` in a folder (or under a prefix) a lenprof run wrote, each
+    with why it is skipped. Objects in storage are looked at 32 at a time: each look is a request."""
     found = list(found)
-    real = {os.path.realpath(p): p for p in found}
+    real = {p if storage.is_url(p) else os.path.realpath(p): p for p in found}
+    remote = [p for p in found if storage.is_url(p)]
+    looked: dict[str, tuple[bool, bool]] = {}
+    if remote:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(32) as pool:
+            looked = dict(
+                zip(remote, pool.map(lambda p: (is_rejects(p), is_profile(p)), remote), strict=True)
+            )
     skip: dict[str, str] = {}
     for path in found:
-        if is_rejects(path):
+        rejects, profile = looked[path] if path in looked else (is_rejects(path), is_profile(path))
+        if rejects:
             skip.setdefault(path, "a lenprof rejects file")
-        if not is_profile(path):
+        if not profile:
             continue
         skip[path] = "a lenprof profile"
         written = _mtime(path)
         for target, kind in _listed(path):
-            under = target + os.sep
+            under = target.rstrip("/") + "/" if storage.is_url(target) else target + os.sep
             for r, p in real.items():
                 # what the run wrote is no newer than its profile, written last: a file changed or
                 # put there since is data again
@@ -107,7 +119,7 @@ def own_outputs(found: Iterable[str]) -> dict[str, str]:
 
 def _mtime(path: str) -> int:
     try:
-        return os.stat(path).st_mtime_ns
+        return storage.mtime_ns(path)
     except OSError:
         return 1 << 62  # gone: never skipped as an output
 
@@ -115,8 +127,12 @@ def _mtime(path: str) -> int:
 def _listed(profile_path: str) -> list[tuple[str, str]]:
     """The real paths a profile (or each profile of a comparison) lists as its outputs."""
     try:
-        with open(profile_path, encoding="utf-8") as fh:
-            saved = loads(fh.read())
+        if storage.is_url(profile_path):
+            with storage.open_head(profile_path) as fh:
+                saved = loads(fh.read().decode("utf-8"))
+        else:
+            with open(profile_path, encoding="utf-8") as fh:
+                saved = loads(fh.read())
     except (OSError, ValueError):
         return []  # a damaged profile: skipped itself, and lists nothing
     profiles = saved.get("profiles") if isinstance(saved, dict) else None
@@ -126,6 +142,10 @@ def _listed(profile_path: str) -> list[tuple[str, str]]:
         if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
             continue
         outputs = {k: v for k, v in profile["outputs"].items() if k in KINDS and isinstance(v, str)}
+        listed += [(v.rstrip("/"), KINDS[k]) for k, v in outputs.items() if storage.is_url(v)]
+        outputs = {k: v for k, v in outputs.items() if not storage.is_url(v)}
+        if storage.is_url(profile_path) or not outputs:
+            continue  # a profile in storage lists its outputs in storage
         inputs = [i.get("path") for i in profile.get("inputs") or [] if isinstance(i, dict)]
         base = _started_in(profile_path, [p for p in inputs if isinstance(p, str)], list(outputs.values()))
         if base is not None:
