@@ -182,9 +182,8 @@ def run(
         if out.profile:
             from lenprof.report.text import render_json
 
-            txn.text(
-                out.profile, render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
-            )
+            profile_json = render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
+            txn.text(out.profile, profile_json, last=True)  # the manifest: in place after the rest
         if out.report:
             from lenprof.report.compare import render_comparison_html
             from lenprof.report.html import render_html
