@@ -140,15 +140,21 @@ def _remote(spec: str, split: str | None, whole: bool) -> tuple[list[InputFile],
                 raise InputError(f"{spec}: unknown file type; lenprof reads {KNOWN} (also as .gz or .zst)")
             return [_sized(spec, storage.size(spec), split)], False
         listed = storage.files_under(spec)
-        if not listed and storage.kind(storage.url_of(spec, storage.locate(spec)[1].split("/")[0])) is None:
+        if not listed and storage.kind(storage.bucket_of(spec)) is None:
             raise FileNotFoundError(2, "NO_SUCH_BUCKET", spec)
     except OSError as exc:
         raise InputError(f"{spec}: cannot be read ({storage.reason(spec, exc)})") from exc
+    if not listed:
+        raise InputError(f"{spec}: no such object, and no object under this prefix")
     _refuse_saved_datasets(spec, [u for u, _ in listed])
     sizes = {u: n for u, n in listed if TEMP_MARK not in u.rsplit("/", 1)[-1] and classify(u) is not None}
     from lenprof.io.written import own_outputs
 
-    names = [u for u in sizes if u not in own_outputs(list(sizes))]
+    try:
+        skipped = own_outputs(list(sizes))  # written under the prefix by an earlier run
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot be read ({storage.reason(spec, exc)})") from exc
+    names = [u for u in sizes if u not in skipped]
     if not names:
         raise InputError(f"{spec}: no data files under this prefix (looked for {KNOWN}, optionally .gz/.zst)")
     chosen = dict.fromkeys(names) if whole else dict(splits.choose(spec, names, split))

@@ -96,10 +96,12 @@ def unchanged_all(paths: list[str], befores: list[Stamp | None]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(16) as pool:
-            errors = list(pool.map(_failure, pairs))
-        first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
+            asked = [pool.submit(_failure, pair) for pair in pairs]
+            for answer in asked:  # in order: the first input that changed is the one named
+                if (error := answer.result()) is not None:
+                    for later in asked:
+                        later.cancel()  # a server that stopped answering is not asked again
+                    raise error
         return
     for path, before in pairs:
         unchanged(path, before)

@@ -12,6 +12,7 @@ seconds (default 10), a request that transfers nothing for as long is cut, and a
 ``AWS_MAX_ATTEMPTS`` times (default 3), so a server that stops answering fails one call in about
 ``attempts x timeout`` seconds, never retried without end. Local paths never reach this module's
 remote half: :func:`open_read` on a path is ``open(path, "rb", buffering=...)``, exactly as before.
+Writing an object is ``io/upload.py``.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ import functools
 import io
 import os
 import re
-import threading
 from typing import Any, BinaryIO
 
 SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "abfss://")
 REMOTE_BLOCK = 8 << 20  # bytes a remote read asks for at once: one request per block
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 3
-UPLOAD_CHUNK = 10 << 20  # pyarrow's S3 part size: a part per write
-UPLOAD_IN_FLIGHT = 8  # parts written before waiting for them: bounds the memory of an upload
 
 
 def is_url(path: str) -> bool:
@@ -58,12 +56,27 @@ def split(url: str) -> tuple[str, str, str]:
     return scheme.lower(), authority, key
 
 
-def locate(url: str) -> tuple[Any, str]:
-    """The ``pyarrow.fs`` filesystem of ``url`` and the path it knows the object by
-    (``bucket/key``, no trailing slash)."""
-    scheme, authority, key = split(url)
+def fs_path(url: str) -> str:
+    """The path ``pyarrow.fs`` knows an object by: ``bucket/key``, no trailing slash.
+
+    >>> fs_path("s3://b/data/"), fs_path("abfss://box@acct.dfs.core.windows.net/d/x.jsonl")
+    ('b/data', 'box/d/x.jsonl')
+    """
+    _, authority, key = split(url)
     bucket = authority.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net/...
-    return _filesystem(scheme, authority), f"{bucket}/{key}".rstrip("/")
+    return f"{bucket}/{key}".rstrip("/")
+
+
+def locate(url: str) -> tuple[Any, str]:
+    """The ``pyarrow.fs`` filesystem of ``url`` and :func:`fs_path`."""
+    scheme, authority, _ = split(url)
+    return _filesystem(scheme, authority), fs_path(url)
+
+
+def bucket_of(url: str) -> str:
+    """The URL of ``url``'s bucket (or container): ``s3://bucket/``."""
+    scheme, authority, _ = split(url)
+    return f"{scheme}://{authority}/"
 
 
 def url_of(base: str, fs_path: str) -> str:
@@ -163,7 +176,8 @@ def stamp(path: str) -> tuple:
     fs, where = locate(path)
     with fs.open_input_file(where) as fh:
         meta = fh.metadata()
-        return (fh.size(), meta.get(b"Last-Modified", b"").decode(), 0, meta.get(b"ETag", b"").decode())
+        tags = {str(k).lower(): bytes(v).decode("latin-1") for k, v in meta.items()}  # names vary by cloud
+        return (fh.size(), tags.get("last-modified", ""), 0, tags.get("etag", ""))
 
 
 def files_under(url: str) -> list[tuple[str, int]]:
@@ -248,53 +262,6 @@ def source(path: str) -> Any:
 def block(path: str, local: int) -> int:
     """Bytes to read at once: ``local`` for a path, :data:`REMOTE_BLOCK` for an object."""
     return REMOTE_BLOCK if is_url(path) else local
-
-
-# --- writing ------------------------------------------------------------------------------------------
-
-
-def upload(local: str, url: str) -> None:
-    """Copy the finished file ``local`` to the object ``url``: the object is whole or unchanged.
-
-    pyarrow's S3 output stream is a multipart upload that is completed when the stream is closed,
-    by ``close()`` or by its destructor, and Python cannot abort it. So nothing may cut the
-    writing short from Python: it runs on a thread of its own (a signal's handler runs on the
-    main thread, which waits for it: an object begun is finished, then the run stops), and it
-    reads ``local`` through a memory map (a local read error is a crash, which completes
-    nothing). A failed part fails the close, which then completes nothing: the upload stays
-    incomplete, invisible, until the bucket's lifecycle rule removes it.
-    """
-    import pyarrow as pa
-
-    fs, where = locate(url)
-    failed: list[BaseException] = []
-
-    def send() -> None:
-        out = None
-        try:
-            with pa.memory_map(local) as src:
-                data = src.read_buffer()
-                out = fs.open_output_stream(where, compression=None)
-                for n, at in enumerate(range(0, data.size, UPLOAD_CHUNK)):
-                    out.write(data.slice(at, min(UPLOAD_CHUNK, data.size - at)))
-                    if n % UPLOAD_IN_FLIGHT == UPLOAD_IN_FLIGHT - 1:
-                        out.flush()  # waits for the parts in flight (and raises if one failed)
-                out.close()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failed.append(exc)
-        finally:
-            # a stream left open is closed by its destructor: here, now (its failed part fails
-            # that close too), not at exit, when pyarrow's threads are gone and it would hang
-            out = None  # noqa: F841
-
-    worker = threading.Thread(target=send, name="lenprof-upload")
-    worker.start()
-    try:
-        worker.join()
-    finally:
-        worker.join()  # interrupted: the object is finished first, whole
-    if failed:
-        raise failed[0]
 
 
 # --- saying what went wrong ---------------------------------------------------------------------------

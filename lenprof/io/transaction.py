@@ -10,7 +10,7 @@ writer's process id: input discovery skips them, and a later run removes those w
 gone.
 
 An output in storage (``s3://``, ``gs://``, ``az://``) has no rename: its temporary file is local
-(in ``TMPDIR``), and the commit uploads it (``storage.upload``: each object whole or unchanged),
+(in ``TMPDIR``), and the commit uploads it (``io/upload.py``: each object whole or unchanged),
 the objects first, then the local files moved into place, the profile last of all: the run's
 manifest, which says the set is complete. Only each object is atomic, not the set.
 """
@@ -31,6 +31,7 @@ from lenprof.errors import OutputError, write_failed
 from lenprof.io import storage
 from lenprof.io.files import JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK
 from lenprof.io.sinks import OpenFiles, ParquetSink, RowSink
+from lenprof.io.upload import upload
 
 ROW_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + tuple(s + ".gz" for s in JSONL_SUFFIXES)
 _STALE = re.compile(r"^\..*\.lenprof-(\d+)-[^.]+\.tmp$")
@@ -120,9 +121,8 @@ def _vet_object(url: str, inputs_at: set[tuple], outputs_at: dict[tuple, list[st
     if at in inputs_at:
         raise OutputError(f"{url}: this output would overwrite an input; choose another path")
     outputs_at.setdefault(at, []).append(url)
-    bucket = url[: url.index("://") + 3] + storage.split(url)[1] + "/"
     try:
-        if storage.kind(bucket) is None:
+        if storage.kind(storage.bucket_of(url)) is None:
             raise OutputError(
                 f"{url}: cannot write (no such bucket {storage.split(url)[1]!r}); nothing was written"
             )
@@ -257,7 +257,7 @@ class Transaction:
 
     def _upload(self, target: str) -> None:
         try:
-            storage.upload(str(self._files[target][0]), target)
+            upload(str(self._files[target][0]), target)
         except OSError as exc:
             raise self._failed(target, exc) from exc
         self._done.append(target)

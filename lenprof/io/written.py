@@ -52,7 +52,7 @@ def is_profile(path: str) -> bool:
     if not path.lower().endswith(_JSON):
         return False
     try:
-        with storage.open_head(path) as fh:
+        with open(path, "rb") as fh:
             return _HEAD.match(fh.read(256)) is not None
     except OSError:
         return False
@@ -70,18 +70,41 @@ def is_rejects(path: str) -> bool:
     if not path.lower().endswith(_JSON):
         return False
     try:
-        with storage.open_head(path) as fh:
+        with open(path, "rb") as fh:
             if fh.read(11) != b'{"source": ':  # how every line of a rejects file starts
                 return False
             first = b'{"source": ' + fh.readline(1 << 20)
+    except OSError:
+        return False
+    return _rejects_line(first)
+
+
+def _rejects_line(first: bytes) -> bool:
+    if not first.startswith(b'{"source": '):
+        return False
+    try:
         row = loads(first)
-    except (OSError, ValueError):
+    except ValueError:
         return False
     return (
         isinstance(row, dict)
         and set(row) in _REJECT_KEYS
         and _REASON.fullmatch(str(row["reason"])) is not None
     )
+
+
+def _looks(url: str) -> tuple[bool, bool]:
+    """(:func:`is_rejects`, :func:`is_profile`) of an object, from one read of its first bytes
+    (a request is what costs); a server that fails raises ``OSError``: it is no "no"."""
+    if not url.lower().endswith(_JSON):
+        return False, False
+    try:
+        with storage.open_head(url) as fh:
+            head = fh.read(256)
+            first = head.split(b"\n", 1)[0] if b"\n" in head else head + fh.readline(1 << 20)
+    except FileNotFoundError:
+        return False, False
+    return _rejects_line(first), _HEAD.match(head) is not None
 
 
 def own_outputs(found: Iterable[str]) -> dict[str, str]:
@@ -95,9 +118,7 @@ def own_outputs(found: Iterable[str]) -> dict[str, str]:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(32) as pool:
-            looked = dict(
-                zip(remote, pool.map(lambda p: (is_rejects(p), is_profile(p)), remote), strict=True)
-            )
+            looked = dict(zip(remote, pool.map(_looks, remote), strict=True))
     skip: dict[str, str] = {}
     for path in found:
         rejects, profile = looked[path] if path in looked else (is_rejects(path), is_profile(path))
