@@ -273,6 +273,7 @@ _DENIED = (
     "HTTP status 403",
     "Forbidden",
 )
+_NO_ANSWER = "the server did not answer"
 _SILENT = ("NETWORK_CONNECTION", "curlCode", "Timeout was reached", "Couldn't connect")
 
 
@@ -298,10 +299,16 @@ def reason(path: str, exc: BaseException) -> str:
         return f"access denied: check the credentials ({creds}) and their permissions on {bucket!r}"
     if any(word in text for word in _SILENT):
         return (
-            f"the server did not answer{_endpoint(path)} ({attempts()} attempts, {timeout():g} s each; "
+            f"{_NO_ANSWER}{_endpoint(path)} ({attempts()} attempts, {timeout():g} s each; "
             "LENPROF_REMOTE_TIMEOUT and AWS_MAX_ATTEMPTS set them)"
         )
     return _first_line(exc)
+
+
+def unanswered(message: str) -> bool:
+    """Whether an error's message says a storage server did not answer (see :func:`reason`):
+    then asking it more (whether an input changed) would only wait as long again."""
+    return _NO_ANSWER in message
 
 
 def _endpoint(path: str) -> str:
