@@ -224,12 +224,14 @@ def test_a_server_that_stops_answering_fails_in_bounded_time(s3_server, silent, 
 
 class FreezingProxy:
     """A TCP proxy to the S3 server that stops answering for good at the ``nth`` request
-    matching ``freeze_on``: that request and every later one are read and never forwarded."""
+    matching ``freeze_on``: that request and every later one are read and never forwarded
+    (or, with ``slow``, forwarded ``slow`` seconds a piece of at most 64 KiB)."""
 
-    def __init__(self, upstream: str, freeze_on: bytes, nth: int = 1):
+    def __init__(self, upstream: str, freeze_on: bytes, nth: int = 1, slow: float = 0.0):
         self.upstream = ("127.0.0.1", int(upstream.rsplit(":", 1)[1]))
         self.freeze_on = re.compile(freeze_on)
         self.left = nth
+        self.slow = slow
         self.frozen = threading.Event()
         self.server = socket.socket()
         self.server.bind(("127.0.0.1", 0))
@@ -256,7 +258,9 @@ class FreezingProxy:
                     self.left -= 1
                     if not self.left:
                         self.frozen.set()
-                if asking and self.frozen.is_set():
+                if asking and self.frozen.is_set() and self.slow:
+                    time.sleep(self.slow)
+                elif asking and self.frozen.is_set():
                     continue  # swallowed: the server never hears of it
                 dst.sendall(data)
         except OSError:
@@ -307,6 +311,38 @@ def test_a_server_that_stops_answering_mid_upload_leaves_no_object(s3_server, bu
     assert get(s3_server, bucket, "clean.jsonl") == b"the previous output\n"
     uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in uploads] == ["clean.jsonl"]
+
+
+@pytest.mark.slow
+def test_an_interrupt_during_an_upload_lets_that_object_finish_whole(s3_server, bucket, tmp_path):
+    """SIGTERM while the rejects (20 MB) go up slowly: that object is finished, byte for byte the
+    uninterrupted run's, then the run stops (143) naming it; the profile, last, is not written."""
+    row = (EXAMPLES / "msmarco.jsonl").read_bytes().splitlines(keepends=True)[0]
+    corpus = tmp_path / "same.jsonl"
+    corpus.write_bytes(row * (20_000_000 // len(row)))  # every row after the first: duplicate_row
+    whole = lenprof(str(corpus), "--rejects", str(tmp_path / "rejects.jsonl"), env=s3_server.env())
+    assert whole.returncode == 0, whole.stderr
+    proxy = FreezingProxy(s3_server.endpoint, rb"^POST /[^ ]*/rejects\.jsonl\?uploads", slow=0.05)
+    args = [sys.executable, "-m", "lenprof", "scan", str(corpus), "-q", "--tokenizer", PACKAGED,
+            "--rejects", f"s3://{bucket}/rejects.jsonl", "--out", f"s3://{bucket}/profile.json"]  # fmt: skip
+    env = s3_server.env(AWS_ENDPOINT_URL=proxy.endpoint)
+    try:
+        run = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + 120
+        while not proxy.frozen.is_set() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1)
+        run.terminate()
+        stderr = run.communicate(timeout=120)[1]
+    finally:
+        proxy.close()
+    assert run.returncode == 143, stderr
+    assert stderr.strip() == (
+        "lenprof: terminated by SIGTERM; outputs already replaced (objects are replaced one by one): "
+        f"s3://{bucket}/rejects.jsonl"
+    )
+    assert keys(s3_server, bucket) == ["rejects.jsonl"]
+    assert get(s3_server, bucket, "rejects.jsonl") == (tmp_path / "rejects.jsonl").read_bytes()
 
 
 def test_an_object_deleted_or_rewritten_mid_scan_stops_it(s3_server, bucket, monkeypatch):

@@ -260,6 +260,11 @@ class Transaction:
             upload(str(self._files[target][0]), target)
         except OSError as exc:
             raise self._failed(target, exc) from exc
+        except BaseException as stop:  # an interrupt, once the object in flight was finished
+            if getattr(stop, "uploaded", False):
+                self._done.append(target)
+            stop.replaced = list(self._done)  # type: ignore[attr-defined]  # the cli says which
+            raise
         self._done.append(target)
 
     def _failed(self, target: str, exc: OSError) -> OutputError:

@@ -28,6 +28,7 @@ def upload(local: str, url: str) -> None:
 
     fs, where = locate(url)
     failed: list[BaseException] = []
+    done = threading.Event()
 
     def send() -> None:
         out = None
@@ -46,12 +47,16 @@ def upload(local: str, url: str) -> None:
             # a stream left open is closed by its destructor: here, now (its failed part fails
             # that close too), not at exit, when pyarrow's threads are gone and it would hang
             out = None  # noqa: F841
+            done.set()
 
-    worker = threading.Thread(target=send, name="lenprof-upload")
-    worker.start()
+    threading.Thread(target=send, name="lenprof-upload").start()
+    # An Event, not Thread.join: a join that a signal's exception interrupts marks the thread
+    # stopped (Python 3.11), and the interpreter would then exit without waiting for it.
     try:
-        worker.join()
-    finally:
-        worker.join()  # interrupted: the object is finished first, whole
+        done.wait()
+    except BaseException as stop:  # a signal: the object in flight is finished first
+        done.wait()
+        stop.uploaded = not failed  # type: ignore[attr-defined]
+        raise
     if failed:
         raise failed[0]
