@@ -140,10 +140,11 @@ def _remote(spec: str, split: str | None, whole: bool) -> tuple[list[InputFile],
                 raise InputError(f"{spec}: unknown file type; lenprof reads {KNOWN} (also as .gz or .zst)")
             return [_sized(spec, storage.size(spec), split)], False
         listed = storage.files_under(spec)
-        if not listed and storage.kind(storage.bucket_of(spec)) is None:
-            raise FileNotFoundError(2, "NO_SUCH_BUCKET", spec)
+        no_bucket = not listed and storage.kind(storage.bucket_of(spec)) is None
     except OSError as exc:
         raise InputError(f"{spec}: cannot be read ({storage.reason(spec, exc)})") from exc
+    if no_bucket:
+        raise InputError(f"{spec}: cannot be read (no such bucket {storage.split(spec)[1]!r})")
     if not listed:
         raise InputError(f"{spec}: no such object, and no object under this prefix")
     _refuse_saved_datasets(spec, [u for u, _ in listed])

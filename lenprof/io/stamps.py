@@ -28,7 +28,7 @@ def stamp(item: InputFile) -> Stamp | None:
         stamps = [(path, stamp(InputFile(path, "arrow"))) for path in files]
         return tuple((path, s) for path, s in stamps if s is not None) or None
     if storage.is_url(item.path):
-        return _object_stamp(item.path, missing=None)
+        return _object_stamp(item.path)
     if item.known_size is not None or item.format == "datasets":
         return None
     try:
@@ -48,7 +48,7 @@ def unchanged(path: str, before: Stamp) -> None:
             unchanged(file, its)
         return
     if storage.is_url(path):
-        now = _object_stamp(path, missing=None)
+        now = _object_stamp(path)
     else:
         try:
             st = os.stat(path)
@@ -68,13 +68,13 @@ def unchanged(path: str, before: Stamp) -> None:
     raise InputError(f"{path} changed while it was being read ({how}); scan a copy that nothing writes to")
 
 
-def _object_stamp(url: str, missing: FileStamp | None) -> FileStamp | None:
-    """An object's stamp; ``missing`` when it is gone. A server that fails otherwise is named as
-    such: a scan that cannot tell whether its input changed cannot vouch for its result."""
+def _object_stamp(url: str) -> FileStamp | None:
+    """An object's stamp; None when it is gone. A server that fails otherwise is named as such:
+    a scan that cannot tell whether its input changed cannot vouch for its result."""
     try:
         return storage.stamp(url)
     except FileNotFoundError:
-        return missing
+        return None
     except OSError as exc:
         raise InputError(f"{url}: cannot be read ({storage.reason(url, exc)})") from exc
 

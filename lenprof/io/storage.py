@@ -94,7 +94,7 @@ def _filesystem(scheme: str, authority: str) -> Any:
     from lenprof.errors import InputError
 
     try:
-        if scheme in ("az",):
+        if scheme == "az":
             account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
             if not account:
                 raise InputError(
@@ -152,23 +152,22 @@ def is_dir(path: str) -> bool:
 
 
 def size(path: str) -> int:
-    if not is_url(path):
-        return os.path.getsize(path)
-    fs, where = locate(path)
-    info = fs.get_file_info(where)
-    if info.size is None:
-        raise FileNotFoundError(2, "no such object", path)
-    return info.size
+    return _object(path).size if is_url(path) else os.path.getsize(path)
 
 
 def mtime_ns(path: str) -> int:
-    if not is_url(path):
-        return os.stat(path).st_mtime_ns
-    fs, where = locate(path)
+    return _object(path).mtime_ns if is_url(path) else os.stat(path).st_mtime_ns
+
+
+def _object(url: str) -> Any:
+    """An object's ``FileInfo`` (a HEAD); ``FileNotFoundError`` when there is none."""
+    import pyarrow.fs as pafs
+
+    fs, where = locate(url)
     info = fs.get_file_info(where)
-    if info.mtime_ns is None:
-        raise FileNotFoundError(2, "no such object", path)
-    return info.mtime_ns
+    if info.type != pafs.FileType.File:
+        raise FileNotFoundError(2, "no such object", url)
+    return info
 
 
 def stamp(path: str) -> tuple:
