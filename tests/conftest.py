@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile  # noqa: E402
+import time
+from dataclasses import dataclass
 from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests load local files only; never wait on the hub
@@ -132,3 +138,96 @@ def docstrings(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("docstrings") / "docstrings.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in data))
     return path
+
+
+# --- a real S3 API on 127.0.0.1 (moto's server mode) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """moto's S3 server, with an IAM user whose key signs every request (the server checks each
+    one, so wrong credentials are denied as AWS denies them)."""
+
+    endpoint: str
+    key_id: str
+    secret: str
+
+    def env(self, **more: str) -> dict[str, str]:
+        """The environment of a CLI run against this server: the AWS variables, as a user sets them."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID=self.key_id,
+            AWS_SECRET_ACCESS_KEY=self.secret,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        env.update(more)
+        return env
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.key_id,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto_server on a free port of 127.0.0.1 for the session (``pip install 'lenprof[dev]'``
+    brings it; without it these tests skip, unless LENPROF_REQUIRE_S3=1 makes them required)."""
+    server = Path(sys.executable).with_name("moto_server")
+    if not server.exists():
+        absent("moto_server is not installed (pip install 'moto[server]')", "LENPROF_REQUIRE_S3")
+    import boto3
+
+    port = free_port()
+    # the first 3 requests (the IAM user, its key, its policy) need no signature; then all do
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start on port {port}")
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        iam = boto3.client(
+            "iam", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
+        )  # fmt: skip
+        iam.create_user(UserName="lenprof")
+        key = iam.create_access_key(UserName="lenprof")["AccessKey"]
+        allow_all = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="lenprof", PolicyName="all", PolicyDocument=json.dumps(allow_all))
+        yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -122,6 +122,17 @@ def _stdout_closed() -> int:
     return 128 + signal.SIGPIPE
 
 
+def _changed(stop: BaseException) -> str:
+    """What an interrupted run changed: nothing, unless it came while objects in storage were
+    uploaded one by one at the commit (see io/transaction.py), which names them."""
+    causes = (stop, stop.__cause__, stop.__context__)  # click turns a KeyboardInterrupt into Abort
+    replaced = next((r for e in causes if (r := getattr(e, "replaced", None))), [])
+    if not replaced:
+        return "no output of this run was changed"
+    more = f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+    return f"outputs already replaced (objects are replaced one by one): {', '.join(replaced[:3])}{more}"
+
+
 def entry() -> None:
     """The ``lenprof`` console script: ``main`` with signals and every error turned into an
     exit code and one line."""
@@ -133,13 +144,13 @@ def entry() -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("lenprof: interrupted; no output of this run was changed", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        click.echo(f"lenprof: interrupted; {_changed(exc)}", err=True)
         code = 130
     except Terminated as exc:
         name = signal.Signals(exc.signum).name
         with contextlib.suppress(OSError):
-            click.echo(f"lenprof: terminated by {name}; no output of this run was changed", err=True)
+            click.echo(f"lenprof: terminated by {name}; {_changed(exc)}", err=True)
         code = 128 + exc.signum
     except (StdoutClosed, BrokenPipeError):  # BrokenPipeError: a write to stdout outside emit
         code = _stdout_closed()

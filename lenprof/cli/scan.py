@@ -14,6 +14,7 @@ from lenprof.cli.scan_args import EXAMPLES, PANELS, ScanArgs, scan_options
 from lenprof.count.tokenizer import PACKAGED
 from lenprof.engine import get_engine
 from lenprof.engine.local import PER_CORE
+from lenprof.io import storage
 from lenprof.io.discover import skipped_outputs
 from lenprof.report import FORMATS
 from lenprof.report.compare import check_format, render_comparison
@@ -54,7 +55,9 @@ def _refuse_outputs_inside(paths: tuple[str, ...], out: str | None, targets: dic
     """Cleaned rows and length buckets written inside a scanned folder would be read as data by
     its next scan, unless a profile there lists them (a rejects file is known by its rows): so
     without ``--out`` in that folder they are refused, before any work."""
-    for folder in (p for p in paths if p != "-" and os.path.isdir(p)):
+    for folder in (
+        p for p in paths if p != "-" and ((storage.is_url(p) and p.endswith("/")) or storage.is_dir(p))
+    ):
         if out and _inside(out, folder):
             continue
         inside = [f"{flag} {t}" for flag, t in targets.items() if t and _inside(t, folder)]
@@ -67,6 +70,8 @@ def _refuse_outputs_inside(paths: tuple[str, ...], out: str | None, targets: dic
 
 
 def _inside(path: str, folder: str) -> bool:
+    if storage.is_url(folder) or storage.is_url(path):  # a prefix: its objects' URLs start with it
+        return path.startswith(folder.rstrip("/") + "/")
     folder = os.path.realpath(folder)
     return os.path.realpath(path).startswith(folder.rstrip(os.sep) + os.sep)
 

@@ -25,7 +25,7 @@ from lenprof.io.files import InputFile
 from lenprof.io.parquet import SUFFIXES as PARQUET_SUFFIXES
 from lenprof.io.readers import splits, stdin
 from lenprof.io.records import DEFAULT_SHARD_BYTES, Shard, shards
-from lenprof.io.stamps import Stamp, stamp, unchanged
+from lenprof.io.stamps import Stamp, stamp_all, unchanged_all
 from lenprof.rows import cleaned, leaks
 from lenprof.rows.fields import Fields
 from lenprof.rows.layouts import Layout, resolve
@@ -103,9 +103,7 @@ class Plan:
 
     def unchanged(self) -> None:
         """Raise :class:`InputError` naming the first input file that is not as it was found."""
-        for item, before in zip(self.inputs, self.stamps, strict=False):
-            if before is not None:
-                unchanged(item.path, before)
+        unchanged_all([item.path for item in self.inputs], self.stamps)
 
     @property
     def tokenizers(self) -> list[LoadedTokenizer]:
@@ -184,7 +182,7 @@ def make_plan(
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     outputs = outputs or Outputs()
     inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
-    stamps = [stamp(item) for item in inputs]  # checked once every byte is read: see scan.run
+    stamps = stamp_all(inputs)  # checked once every byte is read: see scan.run
     input_paths = [i.path for i in inputs]
     on_disk = [p for p in input_paths if p != stdin.NAME and not p.startswith("hf://")]
     files = outputs.files()

@@ -19,6 +19,7 @@ from lenprof.engine.driver import FastPathFailed, Progress, drive
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.readers import stdin
 from lenprof.io.records import Shard
 from lenprof.io.transaction import Transaction
@@ -129,8 +130,9 @@ def run(
         with engine.executor(plan) as executor:
             try:
                 totals = drive(plan, executor, write, on_progress)
-            except Exception:
-                plan.unchanged()  # a file that changed is the cause to name, not what it caused
+            except Exception as exc:
+                if not storage.unanswered(str(exc)):  # a silent server: asking again would wait again
+                    plan.unchanged()  # a file that changed is the cause to name, not what it caused
                 raise
         plan.unchanged()  # every byte is read: one that changed meanwhile spoils the result
         for tally in [totals, *totals.others]:  # one per tokenizer, the same rows
@@ -183,9 +185,8 @@ def run(
         if out.profile:
             from lenprof.report.text import render_json
 
-            txn.text(
-                out.profile, render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
-            )
+            profile_json = render_json(profiles[0]) if len(profiles) == 1 else Comparison(profiles).json()
+            txn.text(out.profile, profile_json, last=True)  # the manifest: in place after the rest
         if out.report:
             from lenprof.report.compare import render_comparison_html
             from lenprof.report.html import render_html

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.files import (
     COMPRESSIONS,
     DELIMITED_SUFFIXES,
@@ -123,6 +124,64 @@ def _item(path: str, split: str | None) -> InputFile:
     return item
 
 
+def _remote(spec: str, split: str | None, whole: bool) -> tuple[list[InputFile], bool]:
+    """The inputs a URL names, and whether it is a folder: an object; every data file under a
+    prefix (``s3://bucket/data/``, or without the slash when no object has that name), sorted,
+    with a folder's rules (splits, lenprof's own outputs and temporary files left out); or the
+    objects a glob matches. Each keeps the size it was listed with."""
+    from lenprof.io.readers import splits
+
+    try:
+        if glob.has_magic(spec.split("://", 1)[1]):
+            listed = [(u, n) for u, n in storage.glob(spec) if TEMP_MARK not in u and classify(u) is not None]
+            if not listed:
+                raise InputError(f"{spec}: the pattern matches no data files")
+            return [_sized(u, n, split) for u, n in listed], False
+        if not spec.endswith("/") and storage.kind(spec) == "file":
+            if classify(spec) is None:
+                raise InputError(f"{spec}: unknown file type; lenprof reads {KNOWN} (also as .gz or .zst)")
+            return [_sized(spec, storage.size(spec), split)], False
+        listed = storage.files_under(spec)
+        no_bucket = not listed and storage.kind(storage.bucket_of(spec)) is None
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot be read ({storage.reason(spec, exc)})") from exc
+    if no_bucket:
+        raise InputError(f"{spec}: cannot be read (no such bucket {storage.split(spec)[1]!r})")
+    if not listed:
+        raise InputError(f"{spec}: no such object, and no object under this prefix")
+    _refuse_saved_datasets(spec, [u for u, _ in listed])
+    sizes = {u: n for u, n in listed if TEMP_MARK not in u.rsplit("/", 1)[-1] and classify(u) is not None}
+    from lenprof.io.written import own_outputs
+
+    try:
+        skipped = own_outputs(list(sizes))  # written under the prefix by an earlier run
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot be read ({storage.reason(spec, exc)})") from exc
+    names = [u for u in sizes if u not in skipped]
+    if not names:
+        raise InputError(f"{spec}: no data files under this prefix (looked for {KNOWN}, optionally .gz/.zst)")
+    chosen = dict.fromkeys(names) if whole else dict(splits.choose(spec, names, split))
+    return [
+        dataclasses.replace(_sized(u, sizes[u], None), split=chosen[u]) for u in names if u in chosen
+    ], True
+
+
+def _sized(url: str, size: int, split: str | None) -> InputFile:
+    return dataclasses.replace(_item(url, split), known_size=size)
+
+
+def _refuse_saved_datasets(spec: str, urls: list[str]) -> None:
+    """A ``datasets`` save_to_disk folder is read through ``datasets``, from local disk only."""
+    there = set(urls)
+    for url in urls:
+        folder, _, name = url.rpartition("/")
+        if name == "dataset_dict.json" or (name == "state.json" and f"{folder}/dataset_info.json" in there):
+            raise InputError(
+                f"{folder}/: a datasets save_to_disk folder, which lenprof reads from local disk only; "
+                "copy it down first, or scan its data as JSON Lines or Parquet files"
+            )
+
+
 def discover(paths: Sequence[str], split: str | None = None, whole: bool = False) -> list[InputFile]:
     """Expand files, folders (their data files, recursively, sorted) and globs, in the order given;
     ``-`` is stdin, ``hf://ORG/NAME`` a hub dataset and ``split`` the split of a folder or a
@@ -139,6 +198,10 @@ def discover(paths: Sequence[str], split: str | None = None, whole: bool = False
             found.append(stdin.open_stdin())
         elif spec.startswith(hf.HUB):
             found.append(hf.hub(spec, split))
+        elif storage.is_url(spec):
+            items, folder = _remote(spec, split, whole)
+            found.extend(items)
+            splittable = splittable or folder
         elif os.path.isdir(spec) and _saved_dataset(spec):
             found.append(hf.saved(spec, split))
         elif os.path.isdir(spec):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.files import LineTooLong
 
 SUFFIXES = (".parquet", ".pq")
@@ -51,7 +52,7 @@ def _footer(path: str) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path).metadata
+        return pq.ParquetFile(storage.source(path)).metadata
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
 
@@ -143,7 +144,9 @@ class _Reader:
         identity = _identity(path)
         self.key = (path, groups, identity)
         meta = _footer_kept[1] if _footer_kept[0] == (path, identity) else None  # parsed once a file
-        self.file = pq.ParquetFile(path, metadata=meta, pre_buffer=False, buffer_size=READ_BUFFER)
+        self.file = pq.ParquetFile(
+            storage.source(path), metadata=meta, pre_buffer=False, buffer_size=READ_BUFFER
+        )
         meta = self.file.metadata
         _footer_kept = ((path, identity), meta)
         found = [meta.row_group(g) for g in range(groups[0], min(groups[1], meta.num_row_groups))]
@@ -190,7 +193,9 @@ _kept: _Reader | None = None  # the reader of the last slice read, if it stopped
 _footer_kept: tuple[Any, Any] = (None, None)  # the last file read and its footer (thousands of groups: MBs)
 
 
-def _identity(path: str) -> tuple[int, int, int, int]:
+def _identity(path: str) -> tuple:
+    if storage.is_url(path):
+        return storage.stamp(path)  # size, modification time and ETag: one request
     st = os.stat(path)
     return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
 

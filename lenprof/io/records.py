@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lenprof.io import storage
 from lenprof.io.files import (
     InputFile,
     LineTooLong,

@@ -1,13 +1,15 @@
-"""An input that changes while it is read stops the scan: each input's size, mtime and inode before and after."""
+"""An input that changes while it is read stops the scan: each input's size, mtime and inode
+before and after (an object in storage: its size, Last-Modified and ETag)."""
 
 from __future__ import annotations
 
 import os
 
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.files import InputFile
 
-FileStamp = tuple[int, int, int, int]  # (size, mtime_ns, device, inode)
+FileStamp = tuple  # (size, mtime_ns, device, inode); an object: (size, Last-Modified, 0, ETag)
 Stamp = FileStamp | tuple[tuple[str, FileStamp], ...]  # a datasets folder: (file, stamp) per data file
 
 
@@ -25,6 +27,8 @@ def stamp(item: InputFile) -> Stamp | None:
             return None  # reading it will say why it cannot be read
         stamps = [(path, stamp(InputFile(path, "arrow"))) for path in files]
         return tuple((path, s) for path, s in stamps if s is not None) or None
+    if storage.is_url(item.path):
+        return _object_stamp(item.path)
     if item.known_size is not None or item.format == "datasets":
         return None
     try:
@@ -43,11 +47,14 @@ def unchanged(path: str, before: Stamp) -> None:
         for file, its in before:
             unchanged(file, its)
         return
-    try:
-        st = os.stat(path)
-        now: FileStamp | None = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-    except OSError:
-        now = None
+    if storage.is_url(path):
+        now = _object_stamp(path)
+    else:
+        try:
+            st = os.stat(path)
+            now = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+        except OSError:
+            now = None
     if now == before:
         return
     if now is None:
@@ -59,3 +66,50 @@ def unchanged(path: str, before: Stamp) -> None:
     else:
         how = f"size {before[0]:,} bytes, rewritten in place"
     raise InputError(f"{path} changed while it was being read ({how}); scan a copy that nothing writes to")
+
+
+def _object_stamp(url: str) -> FileStamp | None:
+    """An object's stamp; None when it is gone. A server that fails otherwise is named as such:
+    a scan that cannot tell whether its input changed cannot vouch for its result."""
+    try:
+        return storage.stamp(url)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"{url}: cannot be read ({storage.reason(url, exc)})") from exc
+
+
+def stamp_all(items: list[InputFile]) -> list[Stamp | None]:
+    """:func:`stamp` of each input; objects in storage are asked 16 at a time (a request each)."""
+    if not any(storage.is_url(item.path) for item in items):
+        return [stamp(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(stamp, items))
+
+
+def unchanged_all(paths: list[str], befores: list[Stamp | None]) -> None:
+    """:func:`unchanged` for each input with a stamp, in order: the first that changed is named."""
+    pairs = [(path, before) for path, before in zip(paths, befores, strict=False) if before is not None]
+    if any(storage.is_url(path) for path, _ in pairs):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(16) as pool:
+            asked = [pool.submit(_failure, pair) for pair in pairs]
+            for answer in asked:  # in order: the first input that changed is the one named
+                if (error := answer.result()) is not None:
+                    for later in asked:
+                        later.cancel()  # a server that stopped answering is not asked again
+                    raise error
+        return
+    for path, before in pairs:
+        unchanged(path, before)
+
+
+def _failure(pair: tuple[str, Stamp]) -> InputError | None:
+    try:
+        unchanged(*pair)
+    except InputError as exc:
+        return exc
+    return None

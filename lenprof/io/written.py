@@ -35,6 +35,7 @@ import os
 import re
 from collections.abc import Iterable
 
+from lenprof.io import storage
 from lenprof.io.jsontext import loads
 
 _HEAD = re.compile(rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"schema"\s*:\s*"lenprof\.(?:profile|comparison)/')
@@ -73,8 +74,17 @@ def is_rejects(path: str) -> bool:
             if fh.read(11) != b'{"source": ':  # how every line of a rejects file starts
                 return False
             first = b'{"source": ' + fh.readline(1 << 20)
+    except OSError:
+        return False
+    return _rejects_line(first)
+
+
+def _rejects_line(first: bytes) -> bool:
+    if not first.startswith(b'{"source": '):
+        return False
+    try:
         row = loads(first)
-    except (OSError, ValueError):
+    except ValueError:
         return False
     return (
         isinstance(row, dict)
@@ -83,20 +93,43 @@ def is_rejects(path: str) -> bool:
     )
 
 
+def _looks(url: str) -> tuple[bool, bool]:
+    """(:func:`is_rejects`, :func:`is_profile`) of an object, from one read of its first bytes
+    (a request is what costs); a server that fails raises ``OSError``: it is no "no"."""
+    if not url.lower().endswith(_JSON):
+        return False, False
+    try:
+        with storage.open_head(url) as fh:
+            head = fh.read(256)
+            first = head.split(b"\n", 1)[0] if b"\n" in head else head + fh.readline(1 << 20)
+    except FileNotFoundError:
+        return False, False
+    return _rejects_line(first), _HEAD.match(head) is not None
+
+
 def own_outputs(found: Iterable[str]) -> dict[str, str]:
-    """Which of the files ``found`` in a folder a lenprof run wrote, each with why it is skipped."""
+    """Which of the files ``found`` in a folder (or under a prefix) a lenprof run wrote, each
+    with why it is skipped. Objects in storage are looked at 32 at a time: each look is a request."""
     found = list(found)
-    real = {os.path.realpath(p): p for p in found}
+    real = {p if storage.is_url(p) else os.path.realpath(p): p for p in found}
+    remote = [p for p in found if storage.is_url(p)]
+    looked: dict[str, tuple[bool, bool]] = {}
+    if remote:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(32) as pool:
+            looked = dict(zip(remote, pool.map(_looks, remote), strict=True))
     skip: dict[str, str] = {}
     for path in found:
-        if is_rejects(path):
+        rejects, profile = looked[path] if path in looked else (is_rejects(path), is_profile(path))
+        if rejects:
             skip.setdefault(path, "a lenprof rejects file")
-        if not is_profile(path):
+        if not profile:
             continue
         skip[path] = "a lenprof profile"
         written = _mtime(path)
         for target, kind in _listed(path):
-            under = target + os.sep
+            under = target.rstrip("/") + "/" if storage.is_url(target) else target + os.sep
             for r, p in real.items():
                 # what the run wrote is no newer than its profile, written last: a file changed or
                 # put there since is data again
@@ -107,7 +140,7 @@ def own_outputs(found: Iterable[str]) -> dict[str, str]:
 
 def _mtime(path: str) -> int:
     try:
-        return os.stat(path).st_mtime_ns
+        return storage.mtime_ns(path)
     except OSError:
         return 1 << 62  # gone: never skipped as an output
 
@@ -115,8 +148,12 @@ def _mtime(path: str) -> int:
 def _listed(profile_path: str) -> list[tuple[str, str]]:
     """The real paths a profile (or each profile of a comparison) lists as its outputs."""
     try:
-        with open(profile_path, encoding="utf-8") as fh:
-            saved = loads(fh.read())
+        if storage.is_url(profile_path):
+            with storage.open_head(profile_path) as fh:
+                saved = loads(fh.read().decode("utf-8"))
+        else:
+            with open(profile_path, encoding="utf-8") as fh:
+                saved = loads(fh.read())
     except (OSError, ValueError):
         return []  # a damaged profile: skipped itself, and lists nothing
     profiles = saved.get("profiles") if isinstance(saved, dict) else None
@@ -126,6 +163,10 @@ def _listed(profile_path: str) -> list[tuple[str, str]]:
         if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
             continue
         outputs = {k: v for k, v in profile["outputs"].items() if k in KINDS and isinstance(v, str)}
+        listed += [(v.rstrip("/"), KINDS[k]) for k, v in outputs.items() if storage.is_url(v)]
+        outputs = {k: v for k, v in outputs.items() if not storage.is_url(v)}
+        if storage.is_url(profile_path) or not outputs:
+            continue  # a profile in storage lists its outputs in storage
         inputs = [i.get("path") for i in profile.get("inputs") or [] if isinstance(i, dict)]
         base = _started_in(profile_path, [p for p in inputs if isinstance(p, str)], list(outputs.values()))
         if base is not None:

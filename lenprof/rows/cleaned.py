@@ -27,6 +27,7 @@ import os
 from collections.abc import Sequence
 
 from lenprof.errors import OutputError
+from lenprof.io import storage
 from lenprof.io.files import COMPRESSIONS, JSONL_SUFFIXES, PARQUET_SUFFIXES, TEMP_MARK, InputFile, classify
 from lenprof.rows.checks import Checked
 
@@ -63,8 +64,8 @@ def prompt_fill(query_instruction: str | None) -> str:
 
 
 def is_folder(target: str) -> bool:
-    """``--clean-out out/`` (or an existing folder) mirrors the inputs."""
-    return target.endswith(("/", os.sep)) or os.path.isdir(target)
+    """``--clean-out out/`` (or an existing folder, or a prefix holding objects) mirrors the inputs."""
+    return target.endswith(("/", os.sep)) or storage.is_dir(target)
 
 
 def mirrored_name(relative: str, fmt: str) -> str:
@@ -95,7 +96,11 @@ def targets(clean: str, inputs: Sequence[InputFile], fmt: str) -> list[str]:
                 f"{clean}: FlagEmbedding reads only .json and .jsonl files; name the cleaned file so"
             )
         return [clean] * len(inputs)
-    paths = [os.path.abspath(i.path) for i in inputs]
+    # an object's URL as a path (s3://b/k -> /s3/b/k), so a mirror of objects keeps their keys
+    paths = [
+        "/" + i.path.replace("://", "/", 1) if storage.is_url(i.path) else os.path.abspath(i.path)
+        for i in inputs
+    ]
     root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
     return [os.path.join(clean, mirrored_name(os.path.relpath(p, root), fmt)) for p in paths]
 

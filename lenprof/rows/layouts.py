@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 
 from lenprof.errors import InputError
+from lenprof.io import storage
 from lenprof.io.files import InputFile, decompressed_blocks, file_blocks, iter_lines
 from lenprof.rows.fields import Fields
 
@@ -87,7 +88,7 @@ def peek_columns(item: InputFile) -> Columns | None:
         import pyarrow.parquet as pq
 
         try:
-            return Columns(list(pq.ParquetFile(item.path).schema_arrow.names), exact=True)
+            return Columns(list(pq.ParquetFile(storage.source(item.path)).schema_arrow.names), exact=True)
         except Exception:  # a broken file: the scan itself names the problem
             return None
     from lenprof.io.readers import PIECEWISE, stdin
