@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lenprof.io import storage
 from lenprof.io.files import (
     InputFile,
     LineTooLong,
