@@ -126,14 +126,16 @@ DOCSTRING_PACKAGES = ["email", "asyncio", "http", "xml", "unittest", "importlib"
 @pytest.fixture(scope="session")
 def docstrings(tmp_path_factory) -> Path:
     """400 rows of real retrieval data, from the standard library's docstrings."""
+    import importlib.util
     import json
-    import sys
     import sysconfig
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from make_retrieval import rows
-
-    data = rows(Path(sysconfig.get_paths()["stdlib"]), 400, 3, max_body=300, packages=DOCSTRING_PACKAGES)
+    spec = importlib.util.spec_from_file_location("make_retrieval", REPO / "benchmarks" / "make_retrieval.py")
+    make_retrieval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_retrieval)  # type: ignore[union-attr]
+    data = make_retrieval.rows(
+        Path(sysconfig.get_paths()["stdlib"]), 400, 3, max_body=300, packages=DOCSTRING_PACKAGES
+    )
     assert len(data) == 400
     path = tmp_path_factory.mktemp("docstrings") / "docstrings.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in data))

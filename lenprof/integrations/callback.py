@@ -193,7 +193,8 @@ class LossHealthCallback(TrainerCallback):
         self.lr = args.learning_rate
         measure = self._measure(model)
         if measure is not None:
-            self.judge = Judge(untouched(measure, model), self.snapshot, self.eval_steps, self.guard.log)
+            self.judge = Judge(untouched(measure, model), self.snapshot, self.eval_steps, self.guard.log,
+                               strict=lambda: self.guard.recoveries > 0)  # fmt: skip
             base = self.judge.start(state.global_step + 1, model)
             self.guard.log(f"lenprof: held-out {base} before training ({base.queries} queries)")
         else:

@@ -76,15 +76,16 @@ class Judge:
 
     ``measure()`` scores the model as it is now; ``snapshot`` is the run's one snapshot (the one
     a recovery restores too): the starting weights, then each measured point that beats the best
-    so far. Trained weights must beat the starting ones, not tie them (a run that changed nothing
-    measurable did not succeed), unless the starting ones score perfectly (nothing is measurable to
-    gain); between trained ones a tie goes to the later, more trained one.
+    so far. A tie goes to the later, more trained weights (they lost nothing measurable), except
+    against the starting weights once ``strict()`` says so (``lenprof train``: after a recovery):
+    a run that collapsed and was put back where it began must show a gain to count as one.
     """
 
     def __init__(self, measure: Callable[[], Retrieval], snapshot: Snapshot, every: int, log: Callable[[str], None],
-                 judged: str | None = None):  # fmt: skip
+                 judged: str | None = None, strict: Callable[[], bool] = lambda: False):  # fmt: skip
         self.measure, self.snapshot, self.every, self.log = measure, snapshot, every, log
         self.judged = judged  # what the rows are, in words [f"{queries} held-out queries"]
+        self.strict = strict
         self.base: Retrieval | None = None
         self.best: Retrieval | None = None
         self.last_eval = 0
@@ -121,7 +122,7 @@ class Judge:
             self.log(f"lenprof: step {step}: held-out {now}, the best so far: kept")
         else:
             self.log(
-                f"lenprof: step {step}: held-out {now}, below the best ({self.best}, {kept(self.snapshot)})"
+                f"lenprof: step {step}: held-out {now}, no better than the best ({self.best}, {kept(self.snapshot)})"
             )
 
     def finish(self, step: int, model, stopped: bool) -> tuple[str, Retrieval]:
@@ -133,17 +134,15 @@ class Judge:
             self.history.append({"step": step, **end.to_dict()})
             if self._beats(end):
                 return "trained", end
-            self.log(f"lenprof: the last step's weights score {end} on held-out rows, below {self.best} "
+            self.log(f"lenprof: the last step's weights score {end} on the {self.judged}, no better than {self.best} "
                      f"({kept(self.snapshot)}): the run ends with those")  # fmt: skip
             self.snapshot.restore(model)
         return kept(self.snapshot), self.best
 
     def _beats(self, now: Retrieval) -> bool:
-        """Better, or as good as trained weights; as good as a base that scores perfectly too (rows
-        so easy that nothing is measurable to gain: the run is not failed for it)."""
-        assert self.best is not None and self.base is not None
-        tie = now.score == self.best.score and (not self.snapshot.base or self.base.score == 1.0)
-        return now.score > self.best.score or tie
+        assert self.best is not None
+        tie_to_base = self.snapshot.base and self.strict()
+        return now.score > self.best.score or (now.score == self.best.score and not tie_to_base)
 
     def failure(self, lr: float, collapsed: bool) -> str:
         """Why a run that ends with the starting weights did not succeed, and what to try: a run

@@ -187,7 +187,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     # The starting weights cost no memory where they can be read again from the model's files.
     files = inner.files_state if inner.from_files else None
     per_step = cfg.batch_size * world * (1 + cfg.group_size)
-    judge = Judge(measure, snapshot, eval_every(held, per_step, cfg.collapse_steps), log, judged)
+    judge = Judge(measure, snapshot, eval_every(held, per_step, cfg.collapse_steps), log, judged,
+                  strict=lambda: guard.recoveries > 0)  # fmt: skip
     # a resumed run keeps its starting score where the starting weights can be read again (else
     # the weights it resumed from are its reference)
     base = judge.start(step + 1, inner, files, resumed.get("heldout_base") if resumed and files else None)
