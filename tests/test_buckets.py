@@ -27,8 +27,12 @@ def test_rows_land_in_the_bucket_of_their_longest_text(tok, oracle, corpora, tmp
             row_neg = [row["neg"][i] for i in first]
             if "neg_scores" in row:
                 row["neg_scores"] = [row["neg_scores"][i] for i in first]
-            query = row["query"] if row.get("prompt") is None else row["prompt"] + row["query"]  # as trained
-            longest = max(oracle([query, *row["pos"], *row_neg]))
+            # as FlagEmbedding trains them: the query after its prompt; a symmetric row's passages too
+            prompt = row.get("prompt") or ""
+            query = prompt + row["query"]
+            symmetric = row.get("type") in ("symmetric_sts", "symmetric_clustering")
+            passages = [prompt + t if symmetric else t for t in (*row["pos"], *row_neg)]
+            longest = max(oracle([query, *passages]))
             bucket = "len-0-64" if longest < 64 else "len-64-128" if longest < 128 else "len-128-inf"
             size = {
                 "len-0-64": 32768 // (9 * 64),
