@@ -113,7 +113,7 @@ def test_ray_engine_from_the_command_line(tmp_path):
         main, [*args, "--engine", "ray", "--shard-size", "0.001"], catch_exceptions=False
     )
     assert distributed.exit_code == local.exit_code == 0
-    assert distributed.stdout == local.stdout == "--query_max_len 40 --passage_max_len 152\n"
+    assert distributed.stdout == local.stdout == "--query_max_len 56 --passage_max_len 152\n"
 
 
 @settings(
@@ -168,7 +168,7 @@ def test_ray_from_a_real_process_is_quiet_and_leaves_nothing_behind(tmp_path):
     )  # fmt: skip
     assert (proc.returncode, proc.stdout, proc.stderr) == (
         0,
-        "--query_max_len 40 --passage_max_len 152\n",
+        "--query_max_len 56 --passage_max_len 152\n",
         "",
     )
 
