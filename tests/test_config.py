@@ -71,7 +71,11 @@ def test_shared_keys_with_one_meaning_stay_shared(tmp_path):
     config = load(main.commands, tmp_path)
     assert config.defaults["scan"] == {"tokenizer": "t", "coverage": 99, "query_instruction": "q: "}
     assert config.defaults["recommend"] == {"coverage": 99}
-    assert config.defaults["train"] == {"tokenizer": "t", "query_instruction": "q: ", "epochs": 2}  # train-only keys too
+    assert config.defaults["train"] == {
+        "tokenizer": "t",
+        "query_instruction": "q: ",
+        "epochs": 2,
+    }  # train-only keys too
     assert config.sources["scan"]["coverage"] == f"{tmp_path / 'pyproject.toml'} [tool.lenprof] coverage"
 
 
