@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
@@ -19,6 +20,7 @@ from lenprof.io.discover import skipped_outputs
 from lenprof.report import FORMATS
 from lenprof.report.compare import check_format, render_comparison
 from lenprof.report.text import join_counts
+from lenprof.rows import cleaned
 from lenprof.stats.profile import Profile
 
 # Lengths are the tokenizer's: measured with the wrong one, every number is off. A forgotten
@@ -202,11 +204,10 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
 
 def _filled_with(key: str, query_instruction: str | None) -> str:
     """What a cleaned row lacking ``key`` got (see rows/cleaned.py)."""
-    if key == "type":
-        return '"normal"'
-    if key != "prompt":
-        return "null"
-    return "the --query-instruction" if query_instruction is not None else '"" (no --query-instruction)'
+    if key == "prompt":
+        return "the --query-instruction" if query_instruction is not None else '"" (no --query-instruction)'
+    value = cleaned.fills(query_instruction).get(key)
+    return "null" if value is None else json.dumps(value)
 
 
 def _unread_by_flagembedding(clean: str) -> list[str]:

@@ -88,9 +88,7 @@ def run(
     buckets: dict[str, dict] = {}
     mirrored = out.clean is not None and cleaned.is_folder(out.clean)
     clean_targets = set(plan.clean_targets)  # looked up once per target: 20,000 with a mirror
-    # a row's missing key (see cleaned.py): FlagEmbedding reads a null type as no type, which its
-    # same-dataset mode crashes on, and asserts one type a batch: "normal" is what it means there
-    fill = {"prompt": cleaned.prompt_fill(plan.options.query_instruction), "type": "normal"}
+    fill = cleaned.fills(plan.options.query_instruction)  # a row's missing key: see cleaned.py
     trained = set(clean_targets)  # what FlagEmbedding may train on: cleaned files, length buckets
 
     def write(shard: Shard, result: ShardResult) -> None:

@@ -58,9 +58,11 @@ def input_row(row: Checked) -> dict:
     return obj
 
 
-def prompt_fill(query_instruction: str | None) -> str:
-    """The prompt a cleaned row without one gets, once any row has one: see above."""
-    return "" if query_instruction is None else query_instruction
+def fills(query_instruction: str | None) -> dict[str, str]:
+    """What a cleaned row lacking a key gets, for the keys not filled with null (see above): the
+    prompt once any row has one, and a ``type``, as FlagEmbedding's same-dataset mode crashes on
+    a null one and asserts one type a batch ("normal" is what no type means there)."""
+    return {"prompt": "" if query_instruction is None else query_instruction, "type": "normal"}
 
 
 def is_folder(target: str) -> bool:

@@ -74,12 +74,22 @@ def _by(relative: dict[str, str], matches, rules: dict[str, re.Pattern]) -> dict
     return out
 
 
-def _listing(found: dict[str, list[str]], root: str | None = None) -> str:
-    def files(paths: list[str]) -> str:
-        names = [os.path.relpath(p, root) if root else p for p in paths]
-        return ", ".join(names) if len(names) <= 2 else f"{names[0]} and {len(names) - 1} more files"
+def _files(paths: list[str], root: str | None = None) -> str:
+    names = [os.path.relpath(p, root) if root else p for p in paths]
+    return ", ".join(names) if len(names) <= 2 else f"{names[0]} and {len(names) - 1} more files"
 
-    return "; ".join(f"{split} ({files(paths)})" for split, paths in found.items())
+
+def _listing(found: dict[str, list[str]], root: str | None = None) -> str:
+    return "; ".join(f"{split} ({_files(paths, root)})" for split, paths in found.items())
+
+
+def _by_split(inputs) -> dict[str, list[str]]:
+    """The paths of (path, split) pairs that have a split, by split, in order."""
+    found: dict[str, list[str]] = {}
+    for path, split in inputs:
+        if split is not None:
+            found.setdefault(split, []).append(path)
+    return found
 
 
 def choose(root: str, files: list[str], split: str | None) -> list[tuple[str, str | None]]:
@@ -128,10 +138,7 @@ def tag(inputs: list[InputFile]) -> list[InputFile]:
 
 def refuse_mixed(inputs: Sequence[InputFile], written: str) -> None:
     """A training output never holds the rows of two splits: it would train on the test."""
-    found: dict[str, list[str]] = {}
-    for i in inputs:
-        if i.split is not None:
-            found.setdefault(i.split, []).append(i.path)
+    found = _by_split((i.path, i.split) for i in inputs)
     if len(found) > 1:
         raise OutputError(
             f"{written}: the cleaned rows would mix splits {_listing(found)}; "
@@ -145,16 +152,10 @@ def summary(inputs: list[tuple[str, str | None]]) -> str | None:
     >>> summary([("d/train.jsonl", "train"), ("d/test.jsonl", "test"), ("d/x.jsonl", None)])
     'train d/train.jsonl; test d/test.jsonl: scanned as one corpus (scan each split on its own to keep them apart)'
     """
-    by_split: dict[str, list[str]] = {}
-    for path, split in inputs:
-        if split is not None:
-            by_split.setdefault(split, []).append(path)
+    by_split = _by_split(inputs)
     if len(by_split) < 2:
         return None
-    parts = [
-        f"{split} {', '.join(paths)}"
-        if len(paths) <= 2
-        else f"{split} {paths[0]} and {len(paths) - 1} more files"
-        for split, paths in by_split.items()
-    ]
-    return "; ".join(parts) + ": scanned as one corpus (scan each split on its own to keep them apart)"
+    return (
+        "; ".join(f"{split} {_files(paths)}" for split, paths in by_split.items())
+        + ": scanned as one corpus (scan each split on its own to keep them apart)"
+    )
