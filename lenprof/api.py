@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from lenprof.count.tokenizer import LoadedTokenizer
 from lenprof.engine.driver import Progress
 from lenprof.engine.local import LocalEngine
-from lenprof.engine.plan import Outputs, make_plan
+from lenprof.engine.plan import DEFAULT_MEMORY_BUDGET, Outputs, make_plan
 from lenprof.engine.run import scan_plan
 from lenprof.io.buckets import LengthBuckets
 from lenprof.io.records import DEFAULT_SHARD_BYTES
@@ -33,6 +33,7 @@ def scan(
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     against: Sequence[str] = (),
     drop_leaks: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
@@ -46,8 +47,10 @@ def scan(
     is ``"input"`` (each row as read, repaired) or ``"flagembedding"`` (see ``cleaned.py``).
     ``tokenizer`` is a loaded tokenizer, a spec for :func:`load_tokenizer`, or None for the
     packaged default. ``engine`` is a ``LocalEngine`` (the default, with ``workers`` processes)
-    or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes`` nor ``exact_only`` (no
-    piece-cache counting, see ``count/fast/``) change a result. ``against`` names evaluation
+    or a ``RayEngine``. Neither the engine, the workers, ``shard_bytes``, ``exact_only`` (no
+    piece-cache counting, see ``count/fast/``) nor ``memory_budget`` (bytes the corpus-wide
+    decisions may hold in memory, past which they are made on disk: see ``external.py``) change
+    a result. ``against`` names evaluation
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
     ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
     split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
@@ -58,7 +61,7 @@ def scan(
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(
         paths, options, tokenizer=tokenizer, outputs=outputs, shard_bytes=shard_bytes, exact_only=exact_only,
-        against=against, drop_leaks=drop_leaks, dataset_split=dataset_split,
+        memory_budget=memory_budget, against=against, drop_leaks=drop_leaks, dataset_split=dataset_split,
     )  # fmt: skip
     return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
 
@@ -78,6 +81,7 @@ def compare(
     workers: int | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     exact_only: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     against: Sequence[str] = (),
     drop_leaks: bool = False,
     dataset_split: str | None = None,
@@ -95,6 +99,6 @@ def compare(
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(
         paths, options, tokenizer=first, outputs=outputs, shard_bytes=shard_bytes, exact_only=exact_only,
-        against=against, drop_leaks=drop_leaks, dataset_split=dataset_split, others=others,
+        memory_budget=memory_budget, against=against, drop_leaks=drop_leaks, dataset_split=dataset_split, others=others,
     )  # fmt: skip
     return Comparison(scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept))

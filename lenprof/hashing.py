@@ -145,6 +145,10 @@ class FingerprintMap:
     def __len__(self) -> int:
         return sum(len(k) for k, _ in self._runs)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self._runs)
+
     def _locate(self, keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each run: (mask of keys found in it, their positions in it)."""
         out = []

@@ -65,12 +65,12 @@ def workers_alive() -> list[int]:
     return pids
 
 
-def start(corpus: Path, out: Path) -> subprocess.Popen:
+def start(corpus: Path, out: Path, *more: str, env: dict | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "lenprof", "scan", str(corpus), "--workers", "2", "--shard-size", "1",
             "--clean-out", str(out / "clean.parquet"), "--rejects", str(out / "rejects.jsonl"),
             "--out", str(out / "profile.json"), "--report", str(out / "report.html"),
-            "--split-by-length", "0,64", "--split-dir", str(out / "split"), "--format", "args"]  # fmt: skip
-    env = {**os.environ, "LENPROF_DEBUG": "", "LENPROF_TEST_SCAN": str(os.getpid())}
+            "--split-by-length", "0,64", "--split-dir", str(out / "split"), "--format", "args", *more]  # fmt: skip
+    env = {**os.environ, **(env or {}), "LENPROF_DEBUG": "", "LENPROF_TEST_SCAN": str(os.getpid())}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -120,3 +120,23 @@ def test_a_scan_killed_at_random_points_harms_nothing(corpus, tmp_path, sig):
     assert stdout.startswith("--query_max_len ")
     assert [p.name for p in out.rglob("*") if ".lenprof-" in p.name] == []
     assert json.loads((out / "profile.json").read_text())["samples"]["dropped"] == {"malformed_json": 101}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_scan_out_of_core_killed_leaves_no_spill(corpus, tmp_path, sig):
+    """Out of core (the corpus is over 32 times a 1 MiB budget), a scan stopped in any of its
+    sweeps removes its spill folder too."""
+    spill = tmp_path / "tmp"
+    spill.mkdir()
+    rng = random.Random(int(sig))
+    for _ in range(2):
+        out = tmp_path / f"out{_}"
+        (out / "split").mkdir(parents=True)
+        proc = start(corpus, out, "--memory-budget", "1M", env={"TMPDIR": str(spill)})
+        time.sleep(rng.uniform(0.5, 4))
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], stderr
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert list(spill.iterdir()) == []

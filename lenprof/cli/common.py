@@ -55,6 +55,31 @@ class Finite(click.FloatRange):
         return rv
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes: a number with an optional unit, K/M/G/T (powers of 1024, as ``KiB``,
+    ``MiB``... and ``KB``, ``MB``... are read too); a bare number is MiB.
+
+        >>> [ByteSize().convert(v, None, None) for v in ("300M", "2GiB", "1.5g", "64")]
+        [314572800, 2147483648, 1610612736, 67108864]
+    """
+
+    name = "size"
+    UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+        number, unit = text.rstrip("kmgt"), text[len(text.rstrip("kmgt")) :]
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            size = math.nan
+        if not math.isfinite(size) or size < 1:
+            self.fail(f"{value!r} is not a size; give one such as 512M, 2G or 300MiB", param, ctx)
+        return int(size)
+
+
 class Coverage(click.types.FloatParamType):
     """A coverage in percent: a decimal number with 0 < coverage <= 100 that a 64-bit float
     keeps exactly (every number of up to 15 significant digits does: 95, 99.9, 97.33333333333333,

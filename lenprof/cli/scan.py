@@ -112,6 +112,7 @@ def scan_command(args: ScanArgs) -> None:
                 clean_out=args.clean_out, rejects_out=args.rejects, profile_out=args.out, report_out=args.report,
                 split=split, clean_format=args.clean_format, engine=get_engine(args.engine, args.workers, args.address),
                 shard_bytes=max(1, int(args.shard_size * (1 << 20))), exact_only=args.exact_only, against=args.against,
+                memory_budget=args.memory_budget,
                 drop_leaks=args.drop_leaks, dataset_split=args.dataset_split, on_progress=advance, require_kept=True,
             )  # fmt: skip
             if len(tokenizers) == 1:

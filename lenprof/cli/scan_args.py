@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import click
 
 from lenprof.cli import options as opt
-from lenprof.cli.common import Finite
+from lenprof.cli.common import ByteSize, Finite
 from lenprof.cli.progress import DEFAULT_INTERVAL
 from lenprof.engine import ENGINES
 from lenprof.engine.local import PER_CORE
@@ -51,6 +51,7 @@ class ScanArgs:
     engine: str
     address: str | None
     shard_size: float  # MiB
+    memory_budget: int  # bytes
     exact_only: bool
     against: tuple[str, ...]
     drop_leaks: bool
@@ -92,7 +93,7 @@ PANELS = {
                   "passage_instruction_format"],
     "Lengths": ["coverage", "multiple_of"],
     "Checks": ["min_neg", "train_group_size", "max_line_bytes", "max_text_chars", "against", "drop_leaks", "fail_on_drop"],
-    "Engine": ["workers", "engine", "address", "shard_size", "exact_only"],
+    "Engine": ["workers", "engine", "address", "shard_size", "memory_budget", "exact_only"],
     "Logging": ["quiet", "progress_interval", "help"],
 }  # fmt: skip
 
@@ -214,6 +215,14 @@ scan_options = opt.together(
         show_default=True,
         metavar="MIB",
         help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
+    ),
+    click.option(
+        "--memory-budget",
+        type=ByteSize(),
+        default="2G",
+        show_default=True,
+        metavar="SIZE",
+        help="Memory the corpus-wide decisions (duplicates, distinct texts) may hold; past it they are made over sorted runs on local disk (TMPDIR), in three reads of the input. Results do not depend on it.",
     ),
     click.option(
         "--exact-only",

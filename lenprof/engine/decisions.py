@@ -44,10 +44,18 @@ class TextTable:
 
     def unique(self) -> dict[str, int]:
         """Distinct texts of kept rows, per field (passage: pos or neg)."""
-        fields = self.fields[: len(self.numbers)]
-        bits = {f: np.uint8(1 << i) for i, f in enumerate(TEXT_FIELDS)}
-        counts = {f: int(np.count_nonzero(fields & bit)) for f, bit in bits.items()}
-        return {**counts, "passage": int(np.count_nonzero(fields & (bits["pos"] | bits["neg"])))}
+        return unique_counts(self.fields[: len(self.numbers)])
+
+    @property
+    def nbytes(self) -> int:
+        return self.numbers.nbytes + self.lengths.nbytes + self.fields.nbytes
+
+
+def unique_counts(fields: np.ndarray) -> dict[str, int]:
+    """Distinct texts per field (passage: pos or neg), from each distinct text's field bits."""
+    bits = {f: np.uint8(1 << i) for i, f in enumerate(TEXT_FIELDS)}
+    counts = {f: int(np.count_nonzero(fields & bit)) for f, bit in bits.items()}
+    return {**counts, "passage": int(np.count_nonzero(fields & (bits["pos"] | bits["neg"])))}
 
 
 @dataclass
@@ -82,3 +90,8 @@ class Decisions:
             self.duplicates += zip(keys.tolist(), self.rows.get(keys).tolist(), strict=True)
         new, ids = self.texts.claim(report.texts)  # the texts no earlier shard holds are new
         return Decision(first_line, keep, ids, np.flatnonzero(new))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the decisions hold: grows with the corpus (see ``external.py``)."""
+        return self.rows.nbytes + self.texts.nbytes

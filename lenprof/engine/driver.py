@@ -15,7 +15,7 @@ of workers or the shard size.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,10 @@ class Totals:
 
 class FastPathFailed(RuntimeError):
     """The piece-cache count of a text differed from the tokenizer's: recount exactly."""
+
+
+class OverBudget(RuntimeError):
+    """The decisions' tables outgrew the memory budget: scan again out of core."""
 
 
 @dataclass
@@ -156,6 +160,8 @@ def drive(
             else:
                 f.measured = True
             decided += 1
+            if 2 * decisions.nbytes > plan.memory_budget:  # twice: while a table's arrays merge
+                raise OverBudget(f"{decisions.nbytes} bytes of decisions after {decided} shards")
         # A shard's texts are owned by it or by earlier shards: once every shard up to it is
         # measured, all its lengths are known.
         while finished < decided and flights[finished].measured:
@@ -177,19 +183,30 @@ def drive(
                 item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
-    unique = table.unique()
-    for t in every:
-        t.stats.unique = dict(unique)
-    duplicates = decisions.duplicates
-    if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
-        earlier = _earlier_rows(plan, executor, duplicates, decisions.first_lines)
-        for t in every:
-            _name_earlier_rows(t.stats, duplicates, earlier)
+    name_duplicates(plan, executor, every, table.unique(), decisions.duplicates, decisions.first_lines)
     return totals
 
 
+def name_duplicates(
+    plan: Plan,
+    executor: Executor,
+    every: list[Totals],
+    unique: dict[str, int],
+    duplicates: list[tuple[int, int]],
+    first_lines: Sequence[int],
+) -> None:
+    """The end of a scan: each tokenizer's stats get the distinct texts per field, and the first
+    duplicate rows' examples the place of the row each repeats."""
+    for t in every:
+        t.stats.unique = dict(unique)
+    if duplicates and not any(item.path == stdin.NAME for item in plan.inputs):  # a pipe reads once
+        earlier = _earlier_rows(plan, executor, duplicates, first_lines)
+        for t in every:
+            _name_earlier_rows(t.stats, duplicates, earlier)
+
+
 def _earlier_rows(
-    plan: Plan, executor: Executor, duplicates: list[tuple[int, int]], first_lines: list[int]
+    plan: Plan, executor: Executor, duplicates: list[tuple[int, int]], first_lines: Sequence[int]
 ) -> dict[int, tuple[str, int]]:
     """Where the earlier row of each of the first duplicates is (input path, line): the shards
     that hold them are read again (at most five, never past the fifth duplicate)."""

@@ -10,6 +10,7 @@ shards never change a result.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ from lenprof.rows.leaks import EvalIndex
 from lenprof.rows.options import ScanOptions
 
 EXPANSION = 8  # about how many bytes of rows a byte of compressed input holds, for Plan.shards_at_most
+DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes the driver's decisions may hold before they go out of core
+UNSIZED = 1 << 30  # bytes assumed for an input with no size (a pipe, a hub dataset)
+# Out of core at once when the inputs are this many times the budget (the decisions take 1/50
+# to 2x the input's size: mined rows repeat their texts, tiny rows do not); below it, in memory
+# until they outgrow it (``driver.OverBudget``).
+OUT_OF_CORE_AT = 32
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class Plan:
     clean_targets: list[str] = field(default_factory=list)  # per input: where its kept rows go
     against: EvalIndex | None = None
     drop_leaks: bool = False
+    memory_budget: int = DEFAULT_MEMORY_BUDGET  # see ``external.py``
+    out_of_core: bool = False  # decisions over sorted runs on disk (``external.py``)
 
     others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
     stamps: list[Stamp | None] = field(default_factory=list)  # per input on disk: as it was found
@@ -140,6 +149,15 @@ class Plan:
             total += -(-item.size * grown // self.shard_bytes)
         return max(1, total)
 
+    def size_hint(self) -> int:
+        """About how many bytes of rows the inputs hold (see :meth:`shards_at_most`)."""
+        return sum(
+            item.size * (EXPANSION if item.compression or item.format == "parquet" else 1)
+            if item.size
+            else UNSIZED
+            for item in self.inputs
+        )
+
     def shards(self) -> Iterator[Shard]:
         """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
         opts = self.options
@@ -176,10 +194,13 @@ def make_plan(
     drop_leaks: bool = False,
     dataset_split: str | None = None,
     others: Sequence[LoadedTokenizer | str] = (),
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> Plan:
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
+    if memory_budget < 1 << 20:
+        raise InputError(f"the memory budget must be at least 1 MiB, got {memory_budget} bytes")
     outputs = outputs or Outputs()
     inputs = discover([paths] if isinstance(paths, str) else list(paths), dataset_split)
     stamps = stamp_all(inputs)  # checked once every byte is read: see scan.run
@@ -225,7 +246,7 @@ def make_plan(
         if against
         else None
     )
-    return Plan(
+    plan = Plan(
         inputs,
         options,
         tok,
@@ -237,9 +258,12 @@ def make_plan(
         clean,
         index,
         drop_leaks,
+        memory_budget,
+        False,
         compared,
         stamps,
     )
+    return dataclasses.replace(plan, out_of_core=plan.size_hint() > OUT_OF_CORE_AT * memory_budget)
 
 
 def _within(path: str, folder: str) -> bool:

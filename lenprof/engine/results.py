@@ -31,6 +31,7 @@ class Measured:
     fast: list[int]  # per tokenizer: of them counted through the piece caches
     checked: list[int]  # of those, counted by the full tokenizer too
     mismatch: str | None  # why the fast path stopped, if its self-check failed
+    prints: np.ndarray | None = None  # the texts' fingerprints, out of core (``external.py``)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ShardResult:
     )  # bucket -> (lines, rows, longest, rows holding each key)
     others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
     fields: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # see ``finish``
+    prints: np.ndarray | None = None  # the distinct texts' fingerprints, out of core
 
 
 @dataclass

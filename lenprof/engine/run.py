@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from lenprof.count.fast.rule import recognise
 from lenprof.count.tokenizer import LoadedTokenizer
-from lenprof.engine.driver import FastPathFailed, Progress, drive
+from lenprof.engine.driver import FastPathFailed, OverBudget, Progress, drive
+from lenprof.engine.external import drive_external
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
 from lenprof.errors import InputError
@@ -62,13 +63,18 @@ def scan_plan(
     """Run a plan: one profile per tokenizer (the plan's, then those it compares). When the fast
     count's self-check fails (never expected: it caught a wrong count), nothing is written and the
     whole scan runs again with the tokenizer alone: every input is read a second time, stdin
-    from its spool (see ``io/readers/stdin.py``), and the run record says why."""
+    from its spool (see ``io/readers/stdin.py``), and the run record says why. When the
+    decisions outgrow the memory budget in memory, the scan starts again out of core
+    (``external.py``), as it starts there when the inputs are far larger than the budget."""
+    why = None
     try:
-        try:
-            return run(plan, engine, on_progress, require_kept)
-        except FastPathFailed as exc:
-            exact = dataclasses.replace(plan, exact_only=True)
-            return run(exact, engine, on_progress, require_kept, fast_path_failed=str(exc))
+        while True:
+            try:
+                return run(plan, engine, on_progress, require_kept, fast_path_failed=why)
+            except FastPathFailed as exc:
+                plan, why = dataclasses.replace(plan, exact_only=True), str(exc)
+            except OverBudget:  # decided in memory until the tables outgrew the budget
+                plan = dataclasses.replace(plan, out_of_core=True)
     finally:
         stdin.release()
 
@@ -127,7 +133,7 @@ def run(
                 txn.rows(path, fill)
         with engine.executor(plan) as executor:
             try:
-                totals = drive(plan, executor, write, on_progress)
+                totals = (drive_external if plan.out_of_core else drive)(plan, executor, write, on_progress)
             except Exception as exc:
                 if not storage.unanswered(str(exc)):  # a silent server: asking again would wait again
                     plan.unchanged()  # a file that changed is the cause to name, not what it caused
@@ -174,6 +180,7 @@ def run(
                         self_checked=tally.checked,
                         fast_path_failed=fast_path_failed,
                     ),
+                    out_of_core=plan.out_of_core or None,
                 ),
             )
             for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)

@@ -56,3 +56,22 @@ class ShardWork:
 
     def finish(self, index: int, keep: np.ndarray, first_line: int, lengths: np.ndarray) -> ShardResult:
         return render.render(self.setup, self.held.pop(index), index, keep, first_line, lengths)
+
+    # Out of core (``external.py``): each step reads and checks the shard again, keeping nothing.
+
+    def survey(self, index: int, shard: Shard) -> CheckReport:
+        return check.check_shard(self.setup, shard).report(index)
+
+    def count(self, index: int, shard: Shard, need: np.ndarray, at: int) -> Measured:
+        st = check.check_shard(self.setup, shard)
+        return dataclasses.replace(
+            measure.measure(self.counters, st, index, need, at), prints=st.prints[need]
+        )
+
+    def render(
+        self, index: int, shard: Shard, keep: np.ndarray, first_line: int, lengths: np.ndarray
+    ) -> ShardResult:
+        st = check.check_shard(self.setup, shard)
+        return dataclasses.replace(
+            render.render(self.setup, st, index, keep, first_line, lengths), prints=st.prints
+        )

@@ -177,7 +177,9 @@ def _run(r: object) -> RunInfo:
             _count(c["self_checked"], "run.counting.self_checked"),
             _text(c.get("fast_path_failed"), "run.counting.fast_path_failed", True),
         )
-    filled, not_written = r.get("filled"), r.get("not_written")
+    filled, not_written, out_of_core = r.get("filled"), r.get("not_written"), r.get("out_of_core")
+    if out_of_core not in (None, True):
+        raise ValueError(f"run.out_of_core must be true or absent, got {out_of_core!r}")
     return RunInfo(
         engine=_text(r.get("engine"), "run.engine", True),
         workers=_maybe(r.get("workers"), "run.workers"),
@@ -200,4 +202,5 @@ def _run(r: object) -> RunInfo:
         prompted=_maybe(r.get("prompted"), "run.prompted"),
         texts_tokenized=_maybe(r.get("texts_tokenized"), "run.texts_tokenized"),
         counting=counting,
+        out_of_core=out_of_core,
     )

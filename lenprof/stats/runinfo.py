@@ -65,6 +65,7 @@ class RunInfo:
     )
     texts_tokenized: int | None = None
     counting: Counting | None = None
+    out_of_core: bool | None = None  # True: decided over sorted runs on disk (--memory-budget)
 
     def to_dict(self) -> dict:
         d = {}
