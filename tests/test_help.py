@@ -20,7 +20,7 @@ SCAN_PANELS = {
     "Lengths": ["--coverage", "--multiple-of"],
     "Checks": ["--min-neg", "--train-group-size", "--max-line-bytes", "--max-text-chars", "--against",
                "--drop-leaks", "--fail-on-drop"],
-    "Engine": ["--workers", "--engine", "--address", "--shard-size", "--exact-only"],
+    "Engine": ["--workers", "--engine", "--address", "--shard-size", "--memory-budget", "--exact-only"],
     "Logging": ["--quiet", "--progress-interval", "--help"],
 }  # fmt: skip
 

@@ -57,18 +57,17 @@ class Finite(click.FloatRange):
 
 class ByteSize(click.ParamType):
     """A size in bytes: a number with an optional unit, K/M/G/T (powers of 1024, as ``KiB``,
-    ``MiB``... and ``KB``, ``MB``... are read too); a bare number is MiB.
+    ``MiB``... and ``KB``, ``MB``... are read too); a bare number is MiB, also from a
+    ``pyproject.toml`` (``memory-budget = 512``).
 
-        >>> [ByteSize().convert(v, None, None) for v in ("300M", "2GiB", "1.5g", "64")]
-        [314572800, 2147483648, 1610612736, 67108864]
+        >>> [ByteSize().convert(v, None, None) for v in ("300M", "2GiB", "1.5g", "64", 64)]
+        [314572800, 2147483648, 1610612736, 67108864, 67108864]
     """
 
     name = "size"
     UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
         text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
         number, unit = text.rstrip("kmgt"), text[len(text.rstrip("kmgt")) :]
         try:
