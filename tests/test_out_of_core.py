@@ -9,6 +9,8 @@ import dataclasses
 import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +200,75 @@ def test_runs_give_each_shard_its_records_file_after_file(tmp_path):
         assert runs.take(s)["pos"].tolist() == expected.get(s, [])
     runs.remove()
     assert not os.listdir(tmp_path)
+
+
+def test_stdin_out_of_core_reads_the_same_shards_in_every_sweep(tmp_path):
+    """A pipe is read once from the pipe and then twice from its spool, in blocks of other
+    sizes: the shards are cut by lines, so each sweep sees the same ones (an unsized pipe is
+    taken as 1 GiB: over 32 times a 1 MiB budget, out of core from the start)."""
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(
+        json.dumps({"query": f"q{i}", "pos": [f"p{i}"], "neg": [f"n{i}", f"n{i + 1}"]}) + "\n" for i in range(40_000)
+    ))  # fmt: skip
+    got = {}
+    for name, how in (("pipe", ["-", "--memory-budget", "1M"]), ("file", [str(src)])):
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "lenprof", "scan", *how, "--shard-size", "1", "-q", "--format", "json",
+               "--clean-out", str(out / "clean.jsonl")]  # fmt: skip
+        if name == "pipe":
+            with open(src, "rb") as rows:  # a pipe, not a file: cat's stdout
+                cat = subprocess.Popen(["cat"], stdin=rows, stdout=subprocess.PIPE)
+                done = subprocess.run(cmd, stdin=cat.stdout, capture_output=True, text=True)
+                cat.stdout.close()
+                cat.wait()
+        else:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        profile = json.loads(done.stdout)
+        got[name] = (
+            profile["samples"],
+            profile["fields"],
+            (out / "clean.jsonl").read_bytes(),
+            profile["run"].get("out_of_core"),
+        )
+    assert got["pipe"][3] is True and got["file"][3] is None
+    assert got["pipe"][:3] == got["file"][:3]
+
+
+def test_a_spill_without_room_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    """A full disk under TMPDIR (faked where the spill writes its partitions): one line that
+    names the folder and says what to do; the spill and every output are gone."""
+    from lenprof.engine import spill
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spill, "_scatter", full)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    src = tiny_rows(tmp_path / "tiny.jsonl", 20_000)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(src), "-q", "--min-neg", "0", "--memory-budget", "1M",
+                                       "--clean-out", str(out / "clean.jsonl")])  # fmt: skip
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert "No space left on device" in line and "TMPDIR" in line and str(tmp_path / "tmp") in line
+    assert list((tmp_path / "tmp").iterdir()) == [] and not (out / "clean.jsonl").exists()
+
+
+def test_a_restart_out_of_core_is_said_and_the_rows_counted_once(tmp_path):
+    src = tiny_rows(tmp_path / "tiny.jsonl", 20_000)
+    result = CliRunner().invoke(main, ["scan", str(src), "--min-neg", "0", "--memory-budget", "1M", "--shard-size", "0.1",
+                                       "--progress-interval", "0", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("lenprof: ")]
+    said = [n for n, line in enumerate(lines) if "outgrew --memory-budget" in line]
+    assert len(said) == 1
+    rows = [
+        int(line.split()[1].replace(",", "")) for line in lines[said[0] + 1 :] if line.split()[2] == "rows,"
+    ]
+    assert rows and rows[-1] == 20_000  # counted from zero again: the first try's rows are not added

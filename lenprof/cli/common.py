@@ -67,6 +67,9 @@ class ByteSize(click.ParamType):
     name = "size"
     UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
+    def __init__(self, least: int = 1):
+        self.least = least
+
     def convert(self, value, param, ctx):
         text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
         number, unit = text.rstrip("kmgt"), text[len(text.rstrip("kmgt")) :]
@@ -76,6 +79,8 @@ class ByteSize(click.ParamType):
             size = math.nan
         if not math.isfinite(size) or size < 1:
             self.fail(f"{value!r} is not a size; give one such as 512M, 2G or 300MiB", param, ctx)
+        if size < self.least:
+            self.fail(f"{value!r} is below the least it can be, {self.least >> 20} MiB", param, ctx)
         return int(size)
 
 

@@ -98,6 +98,10 @@ class PlainLines:
         self.pace = Pace(settle=interval)
 
     def __call__(self, event: Progress) -> None:
+        if event.again:  # the scan starts again: so do the counts
+            self.stream.write(f"lenprof: {event.again}\n")
+            self.rows, self.pace = 0, Pace(settle=self.interval)
+            return
         self.rows += event.rows
         now = self.clock()
         self.pace.add(now, event.corpus_done)
@@ -150,6 +154,12 @@ class Bars:
         self.tasks: dict[int, tuple[int, Pace]] = {}
 
     def __call__(self, event: Progress) -> None:
+        if event.again:  # the scan starts again: so do the bars
+            for task, _ in self.tasks.values():
+                self.bars.remove_task(task)
+            self.tasks.clear()
+            self.bars.console.print(f"lenprof: {event.again}")
+            return
         if event.input not in self.tasks:
             total = event.total or None  # 0: a pipe
             task = self.bars.add_task(event.path, total=total, rows=0, speed="", left="")

@@ -218,7 +218,7 @@ scan_options = opt.together(
     ),
     click.option(
         "--memory-budget",
-        type=ByteSize(),
+        type=ByteSize(least=1 << 20),
         default="2G",
         show_default=True,
         metavar="SIZE",

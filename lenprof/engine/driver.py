@@ -53,6 +53,7 @@ class Progress:
     rows: int
     corpus_done: int = 0
     corpus_total: int = 0
+    again: str = ""  # not a shard: the scan starts again, for this reason (see ``run.scan_plan``)
 
 
 @dataclass

@@ -49,7 +49,7 @@ from lenprof.engine.decisions import unique_counts
 from lenprof.engine.driver import Executor, FastPathFailed, Progress, Totals, name_duplicates
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
-from lenprof.engine.spill import Partitions, Runs
+from lenprof.engine.spill import BUFFER_BYTES, Partitions, Runs, spilling
 from lenprof.io.records import Shard
 from lenprof.stats.scan_stats import EXAMPLES_PER_REASON
 
@@ -98,10 +98,15 @@ def drive_external(
     budget = plan.memory_budget
     limit = budget // 4 // SORT_COST  # bytes of records decided at once
     sweeps = _Sweeps(plan, executor, window or 3 * executor.workers, on_progress)
-    folder = Path(tempfile.mkdtemp(prefix="lenprof-spill-"))
+    with spilling(Path(tempfile.gettempdir())):
+        folder = Path(tempfile.mkdtemp(prefix="lenprof-spill-"))
+    buffer = min(BUFFER_BYTES, budget // 32)  # two partitions' at once, and a copy when written
     try:
         bits = partition_bits(plan.size_hint(), budget)
-        keys, texts = Partitions(folder, "keys", KEYS, bits), Partitions(folder, "texts", TEXTS, bits)
+        keys, texts = (
+            Partitions(folder, "keys", KEYS, bits, buffer),
+            Partitions(folder, "texts", TEXTS, bits, buffer),
+        )
         lines = array("q")  # per shard (8 bytes each: 2 MB for a TB in 4 MiB shards)
         checked = array("q")  # per shard: rows that passed the checks
         distinct = array("q")  # per shard: distinct texts
@@ -128,7 +133,7 @@ def drive_external(
             runs.fit(budget // 16)
 
         counted = np.dtype([("fp", "<u8"), ("len", "<u4", (len(every),))])
-        lengths = Partitions(folder, "lengths", counted, bits)
+        lengths = Partitions(folder, "lengths", counted, bits, buffer)
 
         def count_args(k: int, shard: Shard) -> tuple | None:
             need = np.flatnonzero(owned.take(k)["owned"])
@@ -154,7 +159,7 @@ def drive_external(
         shard_lengths = _join(folder, texts, lengths, bits, limit)
         shard_lengths.fit(budget // 8)
 
-        fields = Partitions(folder, "fields", FIELDS, bits)
+        fields = Partitions(folder, "fields", FIELDS, bits, buffer)
         first_lines = array("q")
         next_line: dict[int, int] = {}
 

@@ -199,6 +199,7 @@ def make_plan(
     """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
+    memory_budget = int(memory_budget)
     if memory_budget < 1 << 20:
         raise InputError(f"the memory budget must be at least 1 MiB, got {memory_budget} bytes")
     outputs = outputs or Outputs()

@@ -73,8 +73,12 @@ def scan_plan(
                 return run(plan, engine, on_progress, require_kept, fast_path_failed=why)
             except FastPathFailed as exc:
                 plan, why = dataclasses.replace(plan, exact_only=True), str(exc)
+                again = "the fast count's self-check failed: every text is counted again by the tokenizer"
             except OverBudget:  # decided in memory until the tables outgrew the budget
                 plan = dataclasses.replace(plan, out_of_core=True)
+                again = "the corpus outgrew --memory-budget in memory: starting again out of core (docs/engines.md)"
+            if on_progress is not None:
+                on_progress(Progress(0, "", 0, 0, 0, again=again))
     finally:
         stdin.release()
 

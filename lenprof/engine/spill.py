@@ -19,18 +19,40 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-BUFFER_BYTES = 16 << 20  # records held before they are written out to their partitions
+from lenprof.errors import OutputError
+
+BUFFER_BYTES = 16 << 20  # records held, at most, before they are written out to their partitions
+
+
+class SpillFailed(OutputError):
+    """The spill could not be written or read back (no room in TMPDIR, most often)."""
+
+
+@contextmanager
+def spilling(folder: Path):
+    """Any error of the spill's files, as one line that says what to do."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)  # numpy's tofile: "N requested and 0 written" when full
+        raise SpillFailed(
+            f"{folder}: the out-of-core scan could not write its spill there ({why}); set TMPDIR to a "
+            "local disk with room (about 50 bytes per text and 16 per row of the corpus), or raise "
+            "--memory-budget"
+        ) from exc
 
 
 class Partitions:
     """Records of one dtype (with a ``uint64`` field ``fp``), partitioned by its top ``bits``."""
 
-    def __init__(self, folder: Path, name: str, dtype: np.dtype, bits: int):
+    def __init__(self, folder: Path, name: str, dtype: np.dtype, bits: int, buffer: int = BUFFER_BYTES):
         self.folder, self.name, self.dtype, self.bits = folder, name, np.dtype(dtype), bits
+        self.buffer = buffer
         self._held: list[np.ndarray] = []
         self._held_bytes = 0
         self.records = 0
@@ -43,7 +65,7 @@ class Partitions:
             self._held.append(records)
             self._held_bytes += records.nbytes
             self.records += len(records)
-        if self._held_bytes > BUFFER_BYTES:
+        if self._held_bytes > self.buffer:
             self.flush()
 
     def flush(self) -> None:
@@ -51,7 +73,8 @@ class Partitions:
             return
         held = np.concatenate(self._held)
         self._held, self._held_bytes = [], 0
-        _scatter(held, self.bits, 0, lambda p: self.path(p))
+        with spilling(self.folder):
+            _scatter(held, self.bits, 0, lambda p: self.path(p))
 
     def groups(
         self, part: int, limit: int, *others: Partitions, keep: bool = False
@@ -61,7 +84,8 @@ class Partitions:
         record of its fingerprints, groups come in fingerprint order. The partition's files are
         removed as they are read, unless ``keep``."""
         files = [(p.path(part), p.dtype) for p in (self, *others)]
-        yield from _groups(files, self.bits, limit, self.folder, keep)
+        with spilling(self.folder):
+            yield from _groups(files, self.bits, limit, self.folder, keep)
 
 
 def _scatter(records: np.ndarray, bits: int, used: int, path_of) -> None:
@@ -115,7 +139,8 @@ class Runs:
         """Add a file of ``records``, sorted by shard, after the files before it."""
         if len(records):
             path = self.folder / f"{self.name}-{len(self._files)}.bin"
-            records.tofile(path)
+            with spilling(self.folder):
+                records.tofile(path)
             self._files.append([path, 0, records[:0], False])
 
     def take(self, shard: int) -> np.ndarray:
@@ -125,7 +150,8 @@ class Runs:
         for f in self._files:
             path, at, buf, ended = f
             while not ended and (not len(buf) or buf["shard"][-1] <= shard):
-                more = np.fromfile(path, self.dtype, count=self.chunk, offset=at * self.dtype.itemsize)
+                with spilling(self.folder):
+                    more = np.fromfile(path, self.dtype, count=self.chunk, offset=at * self.dtype.itemsize)
                 at += len(more)
                 ended = len(more) < self.chunk
                 buf = np.concatenate([buf, more])

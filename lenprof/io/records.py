@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from lenprof.io.files import (
@@ -76,13 +78,21 @@ def shards(inputs: list[InputFile], shard_bytes: int, max_line_bytes: int, keep:
 
 
 def _stream(i: int, item: InputFile, shard_bytes: int, max_line_bytes: int, keep: int) -> Iterator[Shard]:
+    """A stream's shards: each ends at the first line end past ``shard_bytes`` of lines, so
+    every read of the stream cuts the same shards, whatever blocks it comes in (stdin is read
+    from the pipe, then from its spool: an out-of-core scan reads each shard three times)."""
     where: dict[str, int] = {}
     blocks = stdin.blocks(item, where) if item.path == stdin.NAME else decompressed_blocks(item, where)
     pending: list[bytes | LineTooLong] = []
-    cut_at, first = shard_bytes, True
+    total, cut_at, first = 0, shard_bytes, True  # bytes of lines so far, with their newlines
     for lines in iter_lines(blocks, max_line_bytes, keep):
-        pending += lines
-        if where["decompressed"] >= cut_at:
+        ends = list(accumulate((x.length if type(x) is LineTooLong else len(x)) + 1 for x in lines))
+        start = 0
+        while ends and total + ends[-1] >= cut_at:
+            end = bisect_left(ends, cut_at - total) + 1  # the line that reaches cut_at, included
+            pending += lines[start:end]
             yield Shard(i, item.path, lines=pending, done=where["disk"], first=first)
-            pending, cut_at, first = [], where["decompressed"] + shard_bytes, False
+            pending, cut_at, first, start = [], total + ends[end - 1] + shard_bytes, False, end
+        pending += lines[start:]
+        total += ends[-1] if ends else 0
     yield Shard(i, item.path, lines=pending, done=item.size, first=first)

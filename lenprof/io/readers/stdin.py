@@ -126,9 +126,10 @@ class _Spool:
         if at < self.taken:  # a second read
             if self.failed is not None:
                 raise InputError(
-                    f"{NAME}: must be read again (every text is counted again by the tokenizer), but "
-                    f"it could not be kept for that ({self.failed}); set TMPDIR to a folder with room, "
-                    "or run again with --exact-only"
+                    f"{NAME}: must be read again (the fast count's self-check failed, or the scan "
+                    f"outgrew --memory-budget and reads its input three times), but it could not be "
+                    f"kept for that ({self.failed}); set TMPDIR to a folder with room, or give the "
+                    "rows as a file"
                 )
             if self.file is None:
                 return self.head[at:]
