@@ -1,12 +1,15 @@
 """The Ray engine: the same plan and driver, with one Ray actor per CPU of the cluster.
 
-Each actor is a ``ShardWork``: Ray runs an actor's calls in the order they were sent, which is
-all the driver asks of an executor. Plain JSONL shards are byte ranges and Parquet shards spans
-of row groups that actors read themselves, so on a cluster the inputs must be on a filesystem
-every node sees; compressed JSONL and the inputs of ``io/readers/`` are read by the driver and
-their pieces travel as task arguments. Results (the
-shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back to the driver,
-which writes every output itself: outputs need only be writable where the driver runs.
+Each actor is a ``ShardWork`` (``ShardActor``): Ray runs an actor's calls in the order they were
+sent, which is all the driver asks of an executor. Plain JSONL shards are byte ranges and Parquet
+shards spans of row groups that actors read themselves: from a filesystem every node sees, or
+from object storage (``s3://``, ``gs://``, ``az://``), where each actor range-reads its own shards
+with the driver's storage settings (``actor_env``), so their bytes never pass through the driver.
+Compressed JSONL and the inputs of ``io/readers/`` are read by the driver and their pieces travel
+as task arguments. Results (the shard's counts and its cleaned rows, rejects and bucket rows as
+bytes) come back to the driver, which writes every output itself: outputs need only be writable
+where the driver runs. An actor that dies (its node lost) fails the scan with exit 2 and nothing
+written; its shards are not retried elsewhere.
 
 Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
 exists to avoid. Actors fingerprint with the run's key, which travels in ``WorkerSetup``.
@@ -27,17 +30,27 @@ from lenprof.engine.plan import Plan, WorkerSetup
 from lenprof.engine.pool import WORKER_ENV, WorkerFailed
 from lenprof.engine.worker import ShardWork
 from lenprof.errors import InputError
+from lenprof.io import storage
 
 RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}
 
 
+class ShardActor(ShardWork):
+    """A ``ShardWork`` that first takes the environment the driver gives it: a Ray worker's is its
+    node's, not the driver's (which a pool's workers inherit)."""
+
+    def __init__(self, setup: WorkerSetup, env: dict[str, str]):
+        os.environ.update(env)  # before any tokenizer or storage call reads it
+        super().__init__(setup)
+
+
 class RayActors:
-    def __init__(self, setup: WorkerSetup, workers: int):
+    def __init__(self, setup: WorkerSetup, workers: int, env: dict[str, str] | None = None):
         import ray
 
-        actor = ray.remote(num_cpus=1)(ShardWork)
+        actor = ray.remote(num_cpus=1)(ShardActor)
         self.workers = workers
-        self._actors = [actor.remote(setup) for _ in range(workers)]
+        self._actors = [actor.remote(setup, env or {}) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
@@ -98,7 +111,7 @@ class RayEngine:
                     raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
             self.workers = capped(self.asked or cpus, plan.shards_at_most(), cpus)
-            actors = RayActors(plan.setup(), self.workers)
+            actors = RayActors(plan.setup(), self.workers, actor_env(plan))
             yield actors
         finally:
             if actors is not None:
@@ -111,6 +124,15 @@ class RayEngine:
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
+
+
+def actor_env(plan: Plan) -> dict[str, str]:
+    """What an actor sets in its environment: a pool worker's settings and, when an input is in
+    object storage, the driver's storage settings (``storage.SETTINGS``: endpoint, credentials,
+    bounds). They travel as an argument, not in a ``runtime_env``, which Ray's dashboard and
+    ``ray list actors --detail`` show."""
+    remote = any(storage.is_url(item.path) for item in plan.inputs)
+    return {**WORKER_ENV, **(storage.settings() if remote else {})}
 
 
 def _reap_when_gone(scan: int) -> subprocess.Popen:
