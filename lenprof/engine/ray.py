@@ -36,11 +36,11 @@ RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}
 
 
 class ShardActor(ShardWork):
-    """A ``ShardWork`` that first takes the environment the driver gives it: a Ray worker's is its
-    node's, not the driver's (which a pool's workers inherit)."""
+    """A ``ShardWork`` that first takes the driver's storage settings (:func:`actor_env`): a Ray
+    worker's environment is its node's, not the driver's, which a pool's workers inherit."""
 
     def __init__(self, setup: WorkerSetup, env: dict[str, str]):
-        os.environ.update(env)  # before any tokenizer or storage call reads it
+        os.environ.update(env)  # before its first storage call reads them
         super().__init__(setup)
 
 
@@ -48,7 +48,10 @@ class RayActors:
     def __init__(self, setup: WorkerSetup, workers: int, env: dict[str, str] | None = None):
         import ray
 
-        actor = ray.remote(num_cpus=1)(ShardActor)
+        # A pool worker's settings (WORKER_ENV) must be there as the process starts: set in
+        # __init__, ARROW_DEFAULT_MEMORY_POOL comes too late (Ray's worker has its pyarrow pool
+        # by then). So a runtime_env, which Ray shows: they hold no secret, unlike ``env``.
+        actor = ray.remote(num_cpus=1, runtime_env=RUNTIME_ENV)(ShardActor)
         self.workers = workers
         self._actors = [actor.remote(setup, env or {}) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
@@ -127,12 +130,11 @@ class RayEngine:
 
 
 def actor_env(plan: Plan) -> dict[str, str]:
-    """What an actor sets in its environment: a pool worker's settings and, when an input is in
-    object storage, the driver's storage settings (``storage.SETTINGS``: endpoint, credentials,
-    bounds). They travel as an argument, not in a ``runtime_env``, which Ray's dashboard and
-    ``ray list actors --detail`` show."""
-    remote = any(storage.is_url(item.path) for item in plan.inputs)
-    return {**WORKER_ENV, **(storage.settings() if remote else {})}
+    """What an actor sets in its environment: when an input is in object storage, the driver's
+    storage settings (``storage.SETTINGS``: endpoint, credentials, bounds). They travel as an
+    argument, not in a ``runtime_env``, which Ray's dashboard and ``ray list actors --detail``
+    show."""
+    return storage.settings() if any(storage.is_url(item.path) for item in plan.inputs) else {}
 
 
 def _reap_when_gone(scan: int) -> subprocess.Popen:
