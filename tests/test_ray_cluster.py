@@ -140,7 +140,7 @@ def test_a_scan_of_s3_on_two_nodes_gives_the_local_numbers_and_bytes(
 def big_corpus(corpora: Path, folder: Path, rows: int) -> Path:
     """``rows`` rows of the examples' retrieval files, each query made distinct."""
     lines = []
-    for name in ("msmarco", "nli", "nq"):
+    for name in ("msmarco", "nli"):
         lines += (corpora / "embedder" / "retrieval" / f"{name}.jsonl").read_text().splitlines()
     folder.mkdir()
     with open(folder / "big.jsonl", "w") as fh:
@@ -192,7 +192,8 @@ def test_a_node_killed_mid_scan_fails_it_cleanly_with_nothing_written(
         same_numbers(json.loads(local.stdout), json.loads(out), str(corpus), f"s3://{bucket}/in/")
         return
     assert scan.returncode == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("Error: a Ray worker died"), err
-    assert "Traceback" not in err and out == ""
+    # one line, where and why (Ray's own dump of the node's log is not on stdout, which is data)
+    assert len(err.splitlines()) == 1 and err.startswith("Error: a Ray worker died on "), err
+    assert err.endswith(" (LENPROF_DEBUG=1 shows the details)\n") and out == ""
     assert [k for k in keys(s3_server, bucket) if not k.startswith("in/")] == []
-    assert took < 60, f"the scan took {took:.0f} s to fail after the node was killed"
+    assert took < 30, f"the scan took {took:.0f} s to fail after the node was killed"

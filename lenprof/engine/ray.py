@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,7 +74,7 @@ class RayActors:
                 raise InputError(str(cause)) from None
             raise WorkerFailed(f"a Ray worker failed: {type(cause).__name__}: {cause}") from None
         except RayActorError as exc:
-            raise WorkerFailed(f"a Ray worker died: {exc}") from None
+            raise WorkerFailed(f"a Ray worker died{_death(str(exc))}\n{exc}") from None
 
     def close(self) -> None:
         import ray
@@ -81,6 +82,20 @@ class RayActors:
         for a in self._actors:
             ray.kill(a)
         self._actors, self._pending = [], {}
+
+
+def _death(text: str) -> str:
+    """Where and why an actor died, from Ray's message, for the one line a user sees: Ray's own
+    first line is the same for every death, the cause is on a later one.
+
+    >>> _death("The actor died unexpectedly before finishing this task.\\n\\tip: 10.0.0.7\\n"
+    ...        "The actor died because its node has died. Node Id: 1f\\n\\tthe node was terminated")
+    ' on 10.0.0.7: The actor died because its node has died. Node Id: 1f'
+    """
+    lines = text.splitlines() or [""]
+    fields = dict(line.strip().split(": ", 1) for line in lines[1:] if line[:1] == "\t" and ": " in line)
+    causes = [line for line in lines[1:] if line.strip() and line[:1] != "\t"]
+    return (f" on {fields['ip']}" if "ip" in fields else "") + f": {causes[0] if causes else lines[0]}"
 
 
 class RayEngine:
@@ -100,7 +115,7 @@ class RayEngine:
         started_here = not ray.is_initialized()
         # Watch before starting Ray: a scan killed while Ray starts must not leave it running.
         watcher = _reap_when_gone(os.getpid()) if started_here and self.address is None else None
-        actors = None
+        actors, restore = None, _keep_ray_errors_off_stdout() if started_here else None
         try:
             if started_here:
                 try:
@@ -121,6 +136,8 @@ class RayEngine:
                 actors.close()
             if started_here and ray.is_initialized():
                 ray.shutdown()
+            if restore is not None:
+                restore()
             if watcher is not None:  # it looks for stray agents a moment longer, on its own
                 watcher.stdin.write("done")  # type: ignore[union-attr]
                 watcher.stdin.close()  # type: ignore[union-attr]
@@ -135,6 +152,29 @@ def actor_env(plan: Plan) -> dict[str, str]:
     argument, not in a ``runtime_env``, which Ray's dashboard and ``ray list actors --detail``
     show."""
     return storage.settings() if any(storage.is_url(item.path) for item in plan.inputs) else {}
+
+
+def _keep_ray_errors_off_stdout() -> Callable[[], None] | None:
+    """Ray's driver prints the cluster's error messages (a node that died, with the last 20 lines
+    of its raylet's log) to stdout from a thread of its own, ``log_to_driver=False`` or not; but
+    stdout is the scan's data (``--format json``, ``args``), and the scan says in one line what
+    failed. They go to stderr with ``LENPROF_DEBUG=1``, else nowhere, until the returned function
+    puts Ray's printer back. That thread looks the printer up in a private module: a Ray without
+    it is left as it is."""
+    try:
+        import ray._private.worker as driver
+    except ImportError:
+        return None
+    printer = getattr(driver, "print_to_stdstream", None)
+    if printer is None:
+        return None
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        if os.environ.get("LENPROF_DEBUG"):
+            printer({**data, "is_err": True}, ignore_prefix)
+
+    driver.print_to_stdstream = to_stderr
+    return lambda: setattr(driver, "print_to_stdstream", printer)
 
 
 def _reap_when_gone(scan: int) -> subprocess.Popen:
