@@ -168,17 +168,20 @@ def test_a_node_killed_mid_scan_fails_it_cleanly_with_nothing_written(
     scan = subprocess.Popen(
         ray_scan(cluster, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+    def working_there() -> bool:
+        return any(
+            a["Address"]["NodeID"] == doomed.node_id and a["State"] == "ALIVE"
+            for i, a in actors(cluster).items()
+            if i not in before
+        )
+
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and scan.poll() is None:
-            if any(
-                a["Address"]["NodeID"] == doomed.node_id and a["State"] == "ALIVE"
-                for i, a in actors(cluster).items()
-                if i not in before
-            ):
-                break
+        while not working_there() and scan.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert scan.poll() is None, "the scan ended before an actor ran on the third node"
+        assert working_there(), "no actor of the scan started on the third node"
+        assert scan.poll() is None, "the scan ended before the third node could be killed"
         cluster.remove_node(doomed, allow_graceful=False)
         killed_at = time.monotonic()
         out, err = scan.communicate(timeout=120)
