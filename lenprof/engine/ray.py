@@ -1,12 +1,15 @@
 """The Ray engine: the same plan and driver, with one Ray actor per CPU of the cluster.
 
-Each actor is a ``ShardWork``: Ray runs an actor's calls in the order they were sent, which is
-all the driver asks of an executor. Plain JSONL shards are byte ranges and Parquet shards spans
-of row groups that actors read themselves, so on a cluster the inputs must be on a filesystem
-every node sees; compressed JSONL and the inputs of ``io/readers/`` are read by the driver and
-their pieces travel as task arguments. Results (the
-shard's counts and its cleaned rows, rejects and bucket rows as bytes) come back to the driver,
-which writes every output itself: outputs need only be writable where the driver runs.
+Each actor is a ``ShardWork`` (``ShardActor``): Ray runs an actor's calls in the order they were
+sent, which is all the driver asks of an executor. Plain JSONL shards are byte ranges and Parquet
+shards spans of row groups that actors read themselves: from a filesystem every node sees, or
+from object storage (``s3://``, ``gs://``, ``az://``), where each actor range-reads its own shards
+with the driver's storage settings (``actor_env``), so their bytes never pass through the driver.
+Compressed JSONL and the inputs of ``io/readers/`` are read by the driver and their pieces travel
+as task arguments. Results (the shard's counts and its cleaned rows, rejects and bucket rows as
+bytes) come back to the driver, which writes every output itself: outputs need only be writable
+where the driver runs. An actor that dies (its node lost) fails the scan with exit 2 and nothing
+written; its shards are not retried elsewhere.
 
 Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
 exists to avoid. Actors fingerprint with the run's key, which travels in ``WorkerSetup``.
@@ -18,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,17 +31,30 @@ from lenprof.engine.plan import Plan, WorkerSetup
 from lenprof.engine.pool import WORKER_ENV, WorkerFailed
 from lenprof.engine.worker import ShardWork
 from lenprof.errors import InputError
+from lenprof.io import storage
 
 RUNTIME_ENV = {"env_vars": dict(WORKER_ENV)}
 
 
+class ShardActor(ShardWork):
+    """A ``ShardWork`` that first takes the driver's storage settings (:func:`actor_env`): a Ray
+    worker's environment is its node's, not the driver's, which a pool's workers inherit."""
+
+    def __init__(self, setup: WorkerSetup, env: dict[str, str]):
+        os.environ.update(env)  # before its first storage call reads them
+        super().__init__(setup)
+
+
 class RayActors:
-    def __init__(self, setup: WorkerSetup, workers: int):
+    def __init__(self, setup: WorkerSetup, workers: int, env: dict[str, str] | None = None):
         import ray
 
-        actor = ray.remote(num_cpus=1)(ShardWork)
+        # A pool worker's settings (WORKER_ENV) must be there as the process starts: set in
+        # __init__, ARROW_DEFAULT_MEMORY_POOL comes too late (Ray's worker has its pyarrow pool
+        # by then). So a runtime_env, which Ray shows: they hold no secret, unlike ``env``.
+        actor = ray.remote(num_cpus=1, runtime_env=RUNTIME_ENV)(ShardActor)
         self.workers = workers
-        self._actors = [actor.remote(setup) for _ in range(workers)]
+        self._actors = [actor.remote(setup, env or {}) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
@@ -57,7 +74,7 @@ class RayActors:
                 raise InputError(str(cause)) from None
             raise WorkerFailed(f"a Ray worker failed: {type(cause).__name__}: {cause}") from None
         except RayActorError as exc:
-            raise WorkerFailed(f"a Ray worker died: {exc}") from None
+            raise WorkerFailed(f"a Ray worker died{_death(str(exc))}\n{exc}") from None
 
     def close(self) -> None:
         import ray
@@ -65,6 +82,20 @@ class RayActors:
         for a in self._actors:
             ray.kill(a)
         self._actors, self._pending = [], {}
+
+
+def _death(text: str) -> str:
+    """Where and why an actor died, from Ray's message, for the one line a user sees: Ray's own
+    first line is the same for every death, the cause is on a later one.
+
+    >>> _death("The actor died unexpectedly before finishing this task.\\n\\tip: 10.0.0.7\\n"
+    ...        "The actor died because its node has died. Node Id: 1f\\n\\tthe node was terminated")
+    ' on 10.0.0.7: The actor died because its node has died. Node Id: 1f'
+    """
+    lines = text.splitlines() or [""]
+    fields = dict(line.strip().split(": ", 1) for line in lines[1:] if line[:1] == "\t" and ": " in line)
+    causes = [line for line in lines[1:] if line.strip() and line[:1] != "\t"]
+    return (f" on {fields['ip']}" if "ip" in fields else "") + f": {causes[0] if causes else lines[0]}"
 
 
 class RayEngine:
@@ -84,7 +115,7 @@ class RayEngine:
         started_here = not ray.is_initialized()
         # Watch before starting Ray: a scan killed while Ray starts must not leave it running.
         watcher = _reap_when_gone(os.getpid()) if started_here and self.address is None else None
-        actors = None
+        actors, restore = None, _keep_ray_errors_off_stdout() if started_here else None
         try:
             if started_here:
                 try:
@@ -98,19 +129,52 @@ class RayEngine:
                     raise InputError(f"cannot start or join Ray ({exc}); check --address") from exc
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
             self.workers = capped(self.asked or cpus, plan.shards_at_most(), cpus)
-            actors = RayActors(plan.setup(), self.workers)
+            actors = RayActors(plan.setup(), self.workers, actor_env(plan))
             yield actors
         finally:
             if actors is not None:
                 actors.close()
             if started_here and ray.is_initialized():
                 ray.shutdown()
+            if restore is not None:
+                restore()
             if watcher is not None:  # it looks for stray agents a moment longer, on its own
                 watcher.stdin.write("done")  # type: ignore[union-attr]
                 watcher.stdin.close()  # type: ignore[union-attr]
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
+
+
+def actor_env(plan: Plan) -> dict[str, str]:
+    """What an actor sets in its environment: when an input is in object storage, the driver's
+    storage settings (``storage.SETTINGS``: endpoint, credentials, bounds). They travel as an
+    argument, not in a ``runtime_env``, which Ray's dashboard and ``ray list actors --detail``
+    show."""
+    return storage.settings() if any(storage.is_url(item.path) for item in plan.inputs) else {}
+
+
+def _keep_ray_errors_off_stdout() -> Callable[[], None] | None:
+    """Ray's driver prints the cluster's error messages (a node that died, with the last 20 lines
+    of its raylet's log) to stdout from a thread of its own, ``log_to_driver=False`` or not; but
+    stdout is the scan's data (``--format json``, ``args``), and the scan says in one line what
+    failed. They go to stderr with ``LENPROF_DEBUG=1``, else nowhere, until the returned function
+    puts Ray's printer back. That thread looks the printer up in a private module: a Ray without
+    it is left as it is."""
+    try:
+        import ray._private.worker as driver
+    except ImportError:
+        return None
+    printer = getattr(driver, "print_to_stdstream", None)
+    if printer is None:
+        return None
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        if os.environ.get("LENPROF_DEBUG"):
+            printer({**data, "is_err": True}, ignore_prefix)
+
+    driver.print_to_stdstream = to_stderr
+    return lambda: setattr(driver, "print_to_stdstream", printer)
 
 
 def _reap_when_gone(scan: int) -> subprocess.Popen:

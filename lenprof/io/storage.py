@@ -42,6 +42,22 @@ def attempts() -> int:
     return max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_ATTEMPTS))
 
 
+# The variables that say, by value, how to reach storage (a profile or credentials file is a file:
+# each machine has its own). A Ray actor on another node is given the driver's, so that it reads
+# the objects the driver found, from the same endpoint, as the driver did (engine/ray.py).
+SETTINGS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS",
+    "AWS_EC2_METADATA_DISABLED", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN", "LENPROF_REMOTE_TIMEOUT",
+)  # fmt: skip
+
+
+def settings() -> dict[str, str]:
+    """Those of :data:`SETTINGS` this process has."""
+    return {name: os.environ[name] for name in SETTINGS if name in os.environ}
+
+
 # --- a URL to a filesystem and its path -----------------------------------------------------------
 
 
