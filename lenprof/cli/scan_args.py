@@ -222,7 +222,7 @@ scan_options = opt.together(
         default="2G",
         show_default=True,
         metavar="SIZE",
-        help="Memory the corpus-wide decisions (duplicates, distinct texts) may hold; past it they are made over sorted runs on local disk (TMPDIR), in three reads of the input. Results do not depend on it.",
+        help="Memory the corpus-wide decisions (duplicates, distinct texts) may hold; past it they are made over sorted runs on local disk (TMPDIR), in three reads of the input. Also caps each worker's piece caches. Results do not depend on it.",
     ),
     click.option(
         "--exact-only",

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from lenprof.count.fast.cache import MAX_CACHED_CHUNKS
 from lenprof.count.load import load_tokenizer
 from lenprof.count.tokenizer import LoadedTokenizer
 from lenprof.errors import InputError, OutputError
@@ -77,6 +78,7 @@ class WorkerSetup:
     against: EvalIndex | None = None  # --against: the test queries and positives
     drop_leaks: bool = False
     others: tuple[tuple[str, bool, int | None], ...] = ()  # tokenizers compared: (json, special, cap)
+    cached: int = MAX_CACHED_CHUNKS  # pieces each of a worker's piece caches holds at most
     # the run's secret: its workers' fingerprints are keyed with it (see hashing.py)
     key: RunKey = field(default_factory=RunKey)
 
@@ -135,6 +137,7 @@ class Plan:
             against=self.against,
             drop_leaks=self.drop_leaks,
             others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
+            cached=cache_size(self.memory_budget),
         )
 
     def shards_at_most(self) -> int | None:
@@ -162,6 +165,12 @@ class Plan:
         """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
         opts = self.options
         return shards(self.inputs, self.shard_bytes, opts.max_line_bytes, opts.line_head_bytes)
+
+
+def cache_size(memory_budget: int) -> int:
+    """Pieces a worker's piece cache may hold under ``memory_budget``: a 256th of it in pieces,
+    about a 20th in bytes while the cache's arrays merge (its peak), up to the usual 8M."""
+    return min(MAX_CACHED_CHUNKS, max(1 << 16, memory_budget // 256))
 
 
 def _special(tokenizer: LoadedTokenizer) -> bool:

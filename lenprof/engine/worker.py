@@ -36,7 +36,9 @@ class ShardWork:
         for tokenizer_json, encode_special_tokens in setup.tokenizers():
             backend = Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
-            self.counters.append(FastCounter(backend, exact_only=setup.exact_only, key=setup.key))
+            self.counters.append(
+                FastCounter(backend, exact_only=setup.exact_only, key=setup.key, cached=setup.cached)
+            )
         share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index

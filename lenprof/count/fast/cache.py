@@ -7,7 +7,9 @@ import numpy as np
 from lenprof.count.fast.cuts import Pieces
 from lenprof.hashing import SPREAD, FingerprintMap
 
-MAX_CACHED_CHUNKS = 8_000_000  # per cache, ~100 MB; a full cache starts afresh (time, never results)
+# Pieces a cache holds at most: ~100 MB, and ~4 times that while its sorted arrays merge; a full
+# cache starts afresh (time, never results). A smaller --memory-budget lowers it (plan.py).
+MAX_CACHED_CHUNKS = 8_000_000
 HOT_BITS = 18  # a piece cache's hot table: 2**18 slots, 3 MB for one counter
 HOT = 1 << HOT_BITS
 
@@ -24,8 +26,8 @@ class PieceCache:
     Words are kept as written, or lower-cased when every counter sharing them lower-cases
     (fewer distinct words); a lower-casing counter lower-cases the words it counts itself."""
 
-    def __init__(self, width: int = 1, lowercase: bool = False):
-        self.width, self.lowercase = width, lowercase
+    def __init__(self, width: int = 1, lowercase: bool = False, most: int = MAX_CACHED_CHUNKS):
+        self.width, self.lowercase, self.most = width, lowercase, most
         self.map = FingerprintMap(width)
         self._hot: tuple[np.ndarray, np.ndarray] | None = None  # by slot: a fingerprint, a row of counts
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # see ``settle``
@@ -64,7 +66,7 @@ class PieceCache:
         same pieces."""
 
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            if len(self.map) > MAX_CACHED_CHUNKS:
+            if len(self.map) > self.most:
                 self.map = FingerprintMap(self.width)
             prints, first, inverse = np.unique(cut.prints[at], return_index=True, return_inverse=True)
             found = self.map.get(prints)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lenprof.count.exact import count_tokens, encoded, parts
-from lenprof.count.fast.cache import PieceCache
+from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
@@ -23,7 +23,13 @@ class FastCounter:
     """Token counts: through the piece caches for safe texts where a rule holds, else the
     tokenizer. ``mismatch`` says why the fast path stopped, if its self-check ever failed."""
 
-    def __init__(self, backend: Any, exact_only: bool = False, key: RunKey | None = None):
+    def __init__(
+        self,
+        backend: Any,
+        exact_only: bool = False,
+        key: RunKey | None = None,
+        cached: int = MAX_CACHED_CHUNKS,
+    ):
         # the run's key (this process's, drawn as it started, by default): counters that count
         # together share it
         self.key = key if key is not None else PROCESS_KEY
@@ -32,8 +38,9 @@ class FastCounter:
         self._wordpiece: WordPiece | None = None
         self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
         # one cache per cut (their fingerprints differ), and this counter's column in it
-        self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase))}
-        self.caches |= {"chunks": PieceCache(), "pieces": PieceCache()}
+        self.cached = cached  # pieces a cache holds at most
+        self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase), most=cached)}
+        self.caches |= {"chunks": PieceCache(most=cached), "pieces": PieceCache(most=cached)}
         self.columns = dict.fromkeys(self.caches, 0)
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
@@ -237,6 +244,8 @@ def share_caches(counters: list[FastCounter]) -> None:
         for key in counter.rule.cuts().values() if counter.rule else ():
             alike.setdefault(key, []).append(counter)
     for (kind, *_), members in alike.items():
-        cache = PieceCache(len(members), lowercase=all(c.rule.lowercase for c in members))  # type: ignore[union-attr]
+        cache = PieceCache(
+            len(members), all(c.rule.lowercase for c in members), min(c.cached for c in members)
+        )  # type: ignore[union-attr]
         for column, counter in enumerate(members):
             counter.caches[kind], counter.columns[kind] = cache, column
