@@ -10,8 +10,8 @@ profile's counts, unique texts and histograms are checked against those exact nu
 
     python benchmarks/tiny_rows.py --rows 4000000 32000000 --budget 256M --dir /tmp/tiny
 
-Each scan is a fresh process; its peak RSS is the kernel's figure for the largest single
-process it started (the driver or a worker). ``--in-memory`` also runs each corpus with the
+Each scan is a fresh process; the peak RSS of the driver and of each worker is the kernel's
+(``VmHWM``), read from /proc every 0.2 s while the scan runs (Linux). ``--in-memory`` also runs each corpus with the
 default budget, which keeps the decisions in memory.
 """
 
@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import measure  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -87,6 +86,43 @@ def check(profile: dict, rows: int) -> str:
     return "exact"
 
 
+def peaks(cmd: list[str]) -> tuple[float, dict[str, float], str]:
+    """Run ``cmd``: its wall time, the largest peak RSS (MiB) of its driver and of its workers,
+    and its stdout."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    seen: dict[str, float] = {"driver": 0.0, "worker": 0.0}
+    out: list[str] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))  # type: ignore[union-attr]
+    reader.start()
+    while proc.poll() is None:
+        for pid in [proc.pid, *_descendants(proc.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            hwm = next(
+                (int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0
+            )
+            role = "driver" if pid == proc.pid else "worker"
+            seen[role] = max(seen[role], hwm)
+        time.sleep(0.2)
+    reader.join()
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed with {proc.returncode}")
+    return time.perf_counter() - start, seen, out[0]
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return children + [d for c in children for d in _descendants(c)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, nargs="+", default=[4_000_000, 32_000_000])
@@ -113,7 +149,8 @@ def main() -> None:
         for budget in budgets:
             cmd = [lenprof, "scan", str(corpus), "-q", "--format", "json", "--min-neg", "0",
                    "--memory-budget", budget, "--workers", str(args.workers)]  # fmt: skip
-            seconds, rss, out = measure(cmd)
+            seconds, seen, out = peaks(cmd)
+            rss = max(seen.values())
             profile = json.loads(out)
             first = first or rss
             ratio = f"{rss / first:.2f}x" if budget == args.budget else "-"
