@@ -137,6 +137,10 @@ def entry() -> None:
     """The ``lenprof`` console script: ``main`` with signals and every error turned into an
     exit code and one line."""
     _handle_stopping_signals()
+    if sys.argv[1:2] == ["train"]:  # LENPROF_HOST_MEMORY=lean: see train/host_memory.py
+        from lenprof.train.host_memory import relaunch
+
+        relaunch([sys.executable, "-m", "lenprof", *sys.argv[1:]])
     try:
         code = main.main(standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -1,34 +1,52 @@
-"""Freed tensors go back to the system: a training step's peak host memory is what it holds.
+"""Freed tensors go back to the system: a CPU training step's peak host memory is what it holds.
 
 A step on the CPU allocates and frees gigabytes of activations in blocks of a few MB. glibc's
 malloc serves a block above its mmap threshold (128 KiB at start) with its own ``mmap``, given
 back when freed; but each time such a block is freed it raises that threshold to the block's
 size (up to 32 MiB), after which blocks of that size come from the heap, where memory freed
 between blocks still in use cannot be given back. A training process then holds more than its
-live tensors, by an amount that changes from run to run: on this project's 2-core machine a
-MiniLM step of 8 queries and 64 passages of 192 tokens peaked at 5.6 to 6.3 GiB over eight
-runs, and at 4.6 GiB in both runs with the threshold fixed (``mallopt(M_MMAP_THRESHOLD)``, which
-also stops its adjustment), within the machine's noise in time. ``lenprof train`` fixes it as it starts; in another
-trainer's process the same is ``MALLOC_MMAP_THRESHOLD_=131072`` in its environment.
+live tensors, by an amount that changes from run to run. Fixing the threshold
+(``MALLOC_MMAP_THRESHOLD_``) gives every large block back, but each new one is then faulted in
+4 KiB page by page; with glibc's transparent huge pages for malloc (``glibc.malloc.hugetlb=1``)
+it is faulted in 2 MiB at a time. Measured on this project's 2-core machine, MiniLM, a step of 8
+queries and 64 passages of 192 tokens, four steps: 5,955 MiB and 58.9 s as glibc starts, 4,725
+MiB and 64.1 s with the threshold fixed, 4,731 MiB and 49.6 s with huge pages too. But a whole
+run of ``lenprof train`` (60 steps, the same batches) was slower with them: 0.63 samples/s
+against 0.80 as glibc starts, peaking at 4,854 MiB... against 6,382 (benchmarks/README.md).
+
+So it is a choice, not the default: with ``LENPROF_HOST_MEMORY=lean``, ``lenprof train``
+starts itself again with both set (:func:`relaunch`: glibc reads them as a process starts). In
+another trainer's process the same is those two variables in its environment.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import os
+import platform
 import sys
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-THRESHOLD = 128 * 1024  # glibc's own starting value, kept fixed
+MARK = "LENPROF_HOST_MEMORY"  # "lean": relaunch with the settings; "set" once relaunched
+SETTINGS = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
-def return_freed_memory() -> bool:
-    """Fix glibc's mmap threshold in this process, so that freed large blocks go back to the
-    system; False where there is no glibc (macOS, musl) or it refused."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD))
-    except (OSError, AttributeError):  # no libc by that name, or one without mallopt
-        return False
+def lean_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the threshold fixed and malloc's huge pages on (other tunables kept)."""
+    tunables = [
+        t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.malloc.hugetlb=")
+    ]
+    return {**env, **SETTINGS, "GLIBC_TUNABLES": ":".join([*tunables, HUGE_PAGES]), MARK: "set"}
+
+
+def relaunch(argv: list[str]) -> None:
+    """Start ``argv`` in this process's place with :func:`lean_environment`, when asked
+    (``LENPROF_HOST_MEMORY=lean``) where glibc reads it (Linux with glibc); else return."""
+    if (
+        os.environ.get(MARK) != "lean"
+        or not sys.platform.startswith("linux")
+        or platform.libc_ver()[0] != "glibc"
+    ):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, lean_environment(dict(os.environ)))

@@ -29,7 +29,6 @@ from lenprof.train.evaluate import Retrieval, embedder_encode, retrieval
 from lenprof.train.guard import Guard, MetricsLog, current_lr
 from lenprof.train.health import ADVICE, candidates_per_query
 from lenprof.train.heldout import AUTO_MIN, Judge, eval_every, hold_out
-from lenprof.train.host_memory import return_freed_memory
 from lenprof.train.loss import contrastive_loss
 from lenprof.train.model import Embedder, default_pooling
 from lenprof.train.snapshot import Snapshot
@@ -41,7 +40,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
-    return_freed_memory()  # a step's peak host memory is then what it holds (host_memory.py)
 
     # cpu=True on a machine without CUDA: only then does accelerate join the processes that
     # torchrun started into one gloo group (without it each trains alone, silently).
