@@ -138,7 +138,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
     )
     print(
-        f"{'rows':>11} {'MB':>6} {'budget':>7} {'wall s':>7} {'peak RSS':>9} {'vs first':>8}  out of core  numbers"
+        f"{'rows':>11} {'MB':>6} {'budget':>7} {'wall s':>7} {'driver':>8} {'worker':>8} {'vs first':>8}  out of core  numbers"
     )
     first = None
     for rows in args.rows:
@@ -156,9 +156,9 @@ def main() -> None:
             ratio = f"{rss / first:.2f}x" if budget == args.budget else "-"
             mb = corpus.stat().st_size / 1e6
             ooc = "yes" if profile["run"].get("out_of_core") else "no"
-            print(
-                f"{rows:>11,} {mb:>6.0f} {budget:>7} {seconds:>7.1f} {rss:>5.0f} MiB {ratio:>8}  {ooc:>11}  {check(profile, rows)}"
-            )
+            d, w = seen["driver"], seen["worker"]
+            print(f"{rows:>11,} {mb:>6.0f} {budget:>7} {seconds:>7.1f} {d:>4.0f} MiB {w:>4.0f} MiB {ratio:>8}  {ooc:>11}  "
+                  f"{check(profile, rows)}")  # fmt: skip
 
 
 if __name__ == "__main__":
