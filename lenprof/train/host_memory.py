@@ -12,7 +12,7 @@ it is faulted in 2 MiB at a time. Measured on this project's 2-core machine, Min
 queries and 64 passages of 192 tokens, four steps: 5,955 MiB and 58.9 s as glibc starts, 4,725
 MiB and 64.1 s with the threshold fixed, 4,731 MiB and 49.6 s with huge pages too. But a whole
 run of ``lenprof train`` (60 steps, the same batches) was slower with them: 0.63 samples/s
-against 0.80 as glibc starts, peaking at 4,854 MiB... against 6,382 (benchmarks/README.md).
+against 0.80 as glibc starts, peaking at 4,860 MiB against 6,382 (benchmarks/README.md).
 
 So it is a choice, not the default: with ``LENPROF_HOST_MEMORY=lean``, ``lenprof train``
 starts itself again with both set (:func:`relaunch`: glibc reads them as a process starts). In
