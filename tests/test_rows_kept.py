@@ -172,9 +172,10 @@ def test_stdin_that_cannot_be_spooled_is_scanned_and_a_recount_says_what_to_do(t
     )
     assert failed.exit_code == 2
     assert failed.stderr == (
-        "Error: <stdin>: must be read again (every text is counted again by the tokenizer), but it "
-        f"could not be kept for that (No space left on device in {stdin.tempfile.gettempdir()}); set "
-        "TMPDIR to a folder with room, or run again with --exact-only\n"
+        "Error: <stdin>: must be read again (the fast count's self-check failed, or the scan outgrew "
+        "--memory-budget and reads its input three times), but it could not be kept for that (No space "
+        f"left on device in {stdin.tempfile.gettempdir()}); set TMPDIR to a folder with room, or give "
+        "the rows as a file\n"
     )
     assert os.listdir(out) == []
 
