@@ -108,10 +108,7 @@ def drive(
     reports: dict[int, CheckReport] = {}
     results: dict[int, ShardResult] = {}
     exhausted = False
-    starts = [0]  # bytes of the inputs before each, for progress
-    for item in plan.inputs:
-        starts.append(starts[-1] + item.size)
-    sized = all(item.size for item in plan.inputs)  # a pipe has no size: no share, no time left
+    starts, corpus_total = corpus_offsets(plan)
 
     def send(k: int, call: str, *args: Any) -> None:
         w = flights[k].worker
@@ -181,11 +178,20 @@ def drive(
             totals.shards += 1
             if on_progress is not None:
                 i = f.shard.input
-                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, starts[-1] if sized else 0)
+                item, corpus = plan.inputs[i], (starts[i] + f.shard.done, corpus_total)
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
     name_duplicates(plan, executor, every, table.unique(), decisions.duplicates, decisions.first_lines)
     return totals
+
+
+def corpus_offsets(plan: Plan) -> tuple[list[int], int]:
+    """For progress: the bytes of the inputs before each, and of all of them (0 when an input,
+    a pipe, has no size: then there is no share and no time left)."""
+    starts = [0]
+    for item in plan.inputs:
+        starts.append(starts[-1] + item.size)
+    return starts, starts[-1] if all(item.size for item in plan.inputs) else 0
 
 
 def name_duplicates(

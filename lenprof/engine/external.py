@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from lenprof.engine.decisions import unique_counts
-from lenprof.engine.driver import Executor, FastPathFailed, Progress, Totals, name_duplicates
+from lenprof.engine.driver import Executor, FastPathFailed, Progress, Totals, corpus_offsets, name_duplicates
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
 from lenprof.engine.spill import BUFFER_BYTES, Partitions, Runs, spilling
@@ -253,9 +253,7 @@ class _Sweeps:
     def __init__(self, plan: Plan, executor: Executor, window: int, on_progress):
         self.plan, self.executor, self.window, self.on_progress = plan, executor, window, on_progress
         self.done = 0  # sweeps finished
-        self.starts = [0]
-        for item in plan.inputs:
-            self.starts.append(self.starts[-1] + item.size)
+        self.starts, self.total = corpus_offsets(plan)
 
     def run(
         self, call: str, args: Callable[[int, Shard], tuple | None], then: Callable[[int, Shard, Any], None]
@@ -303,8 +301,7 @@ class _Sweeps:
         if self.on_progress is None:
             return
         i, item = shard.input, self.plan.inputs[shard.input]
-        total = self.starts[-1] if all(x.size for x in self.plan.inputs) else 0
         done = (self.done * item.size + shard.done) // 3 if item.size else shard.done
-        corpus = (self.done * total + self.starts[i] + shard.done) // 3
+        corpus = (self.done * self.total + self.starts[i] + shard.done) // 3
         rows = value.stats.read if last and value is not None else 0
-        self.on_progress(Progress(i, item.path, done, item.size, rows, corpus, total))
+        self.on_progress(Progress(i, item.path, done, item.size, rows, corpus, self.total))

@@ -144,27 +144,24 @@ class Plan:
         """About how many shards the inputs make (each is one at least), from their sizes: the
         most workers that could have work. A compressed input or a Parquet file counts as
         :data:`EXPANSION` times its size; None when an input has no size (a pipe, a hub dataset)."""
-        total = 0
-        for item in self.inputs:
-            if not item.size:
-                return None
-            grown = EXPANSION if item.compression or item.format == "parquet" else 1
-            total += -(-item.size * grown // self.shard_bytes)
-        return max(1, total)
+        if not all(item.size for item in self.inputs):
+            return None
+        return max(1, sum(-(-_row_bytes(item) // self.shard_bytes) for item in self.inputs))
 
     def size_hint(self) -> int:
         """About how many bytes of rows the inputs hold (see :meth:`shards_at_most`)."""
-        return sum(
-            item.size * (EXPANSION if item.compression or item.format == "parquet" else 1)
-            if item.size
-            else UNSIZED
-            for item in self.inputs
-        )
+        return sum(_row_bytes(item) if item.size else UNSIZED for item in self.inputs)
 
     def shards(self) -> Iterator[Shard]:
         """The shards in corpus order; streamed inputs are read as the iteration reaches them."""
         opts = self.options
         return shards(self.inputs, self.shard_bytes, opts.max_line_bytes, opts.line_head_bytes)
+
+
+def _row_bytes(item: InputFile) -> int:
+    """About how many bytes of rows a sized input holds: a compressed input or a Parquet file
+    :data:`EXPANSION` times its size."""
+    return item.size * (EXPANSION if item.compression or item.format == "parquet" else 1)
 
 
 def cache_size(memory_budget: int) -> int:

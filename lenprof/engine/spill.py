@@ -55,16 +55,14 @@ class Partitions:
         self.buffer = buffer
         self._held: list[np.ndarray] = []
         self._held_bytes = 0
-        self.records = 0
 
-    def path(self, part: int, depth: int = 0) -> Path:
-        return self.folder / f"{self.name}-{depth}-{part}.bin"
+    def path(self, part: int) -> Path:
+        return self.folder / f"{self.name}-{part}.bin"
 
     def add(self, records: np.ndarray) -> None:
         if len(records):
             self._held.append(records)
             self._held_bytes += records.nbytes
-            self.records += len(records)
         if self._held_bytes > self.buffer:
             self.flush()
 
