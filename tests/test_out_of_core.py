@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lenprof.cli import main
-from lenprof.engine import external
+from lenprof.engine import external, partition
 from lenprof.engine.local import LocalEngine
 from lenprof.engine.plan import Outputs, make_plan
 from lenprof.engine.run import scan_plan
@@ -80,6 +81,65 @@ def test_the_shared_examples_give_the_same_outputs_out_of_core(corpus_files, tmp
     profile = memory["profile.json"]
     assert profile["samples"]["dropped"]["duplicate_row"] > 0  # the decisions had work to do
     assert any(name.startswith("split/") for name in memory)
+
+
+def test_the_partitions_are_decided_at_the_workers(corpus_files, tmp_path, monkeypatch):
+    """The sorts of the decisions are spread over the workers, as the shards are: every group of
+    every partition goes to a worker (``ShardWork.decide``), both workers get some, and the
+    outputs are the in-memory ones."""
+    from lenprof.engine.pool import ProcessPool
+
+    monkeypatch.setattr(external, "SORT_COST", 4096)
+    sent: list[tuple[int, str]] = []
+    submit = ProcessPool.submit
+
+    def recording(self, worker, call, *args):
+        if call == "decide":
+            sent.append((worker, args[1]))
+        return submit(self, worker, call, *args)
+
+    monkeypatch.setattr(ProcessPool, "submit", recording)
+    memory, disk = scan_both(
+        [str(p) for p in corpus_files], tmp_path, workers=2, shard_bytes=3000, memory_budget=1 << 20
+    )
+    assert disk == memory
+    steps = {step for _, step in sent}
+    assert steps == {"duplicates", "owners", "joined", "unique_fields"}
+    assert {worker for worker, _ in sent} == {0, 1}
+
+
+def test_in_order_hands_results_on_in_job_order_with_a_window_in_flight():
+    """Results come back in any order; ``then`` sees them in job order, a skipped job as None,
+    and no more than the window is ever at the workers, each sent to the least busy one."""
+
+    class Shuffled:
+        workers = 2
+
+        def __init__(self):
+            self.pending, self.most, self.to = [], 0, []
+
+        def submit(self, worker, call, n, *args):
+            self.pending.append(SimpleNamespace(index=n, got=(call, *args)))
+            self.to.append(worker)
+            self.most = max(self.most, len(self.pending))
+
+        def result(self):
+            return "x", self.pending.pop(random.Random(len(self.pending)).randrange(len(self.pending)))
+
+    ex, seen = Shuffled(), []
+    jobs = [("a", (1,)), None, ("b", (2, 3)), ("a", (4,)), None, None, ("c", ())]
+    external.in_order(ex, 3, iter(jobs), lambda n, value: seen.append((n, value and value.got)))
+    assert seen == [
+        (0, ("a", 1)),
+        (1, None),
+        (2, ("b", 2, 3)),
+        (3, ("a", 4)),
+        (4, None),
+        (5, None),
+        (6, ("c",)),
+    ]
+    assert ex.most <= 3
+    assert set(ex.to) == {0, 1}
 
 
 ROW_TEXTS = ["a", "b", "the same text", "x y", "", "q1", "p1", "n1", "Ünïcode", "中文"]
@@ -167,10 +227,10 @@ def test_partitions_group_every_record_of_a_fingerprint_in_fingerprint_order(tmp
     rng = np.random.default_rng(0)
     fps = rng.integers(0, 2**64, 300, dtype=np.uint64)
     fps = np.concatenate([fps, fps[:100], np.full(50, fps[0])])  # repeats, and one fingerprint 51 times
-    records = np.zeros(len(fps), external.TEXTS)
+    records = np.zeros(len(fps), partition.TEXTS)
     records["fp"], records["shard"] = fps, np.arange(len(fps))
     for limit in (1, 200, 1 << 20):
-        parts = Partitions(tmp_path, f"t{limit}", external.TEXTS, bits=4)
+        parts = Partitions(tmp_path, f"t{limit}", partition.TEXTS, bits=4)
         for chunk in np.array_split(records, 7):
             parts.add(chunk)
         parts.flush()
@@ -187,19 +247,40 @@ def test_partitions_group_every_record_of_a_fingerprint_in_fingerprint_order(tmp
 
 
 def test_runs_give_each_shard_its_records_file_after_file(tmp_path):
-    runs = Runs(tmp_path, "r", external.PLACE, chunk=3)
+    runs = Runs(tmp_path, "r", partition.PLACE, chunk=3)
     rng = random.Random(1)
     expected: dict[int, list] = {}
     for f in range(4):
         shards = sorted(rng.choices(range(20), k=rng.randrange(0, 30)))
         pos = list(range(len(shards)))
-        runs.write(external._records(external.PLACE, shard=np.array(shards), pos=np.array(pos) + 1000 * f))
+        runs.write(partition.records(partition.PLACE, shard=np.array(shards), pos=np.array(pos) + 1000 * f))
         for s, p in zip(shards, pos, strict=True):
             expected.setdefault(s, []).append(p + 1000 * f)
     for s in range(20):
         assert runs.take(s)["pos"].tolist() == expected.get(s, [])
     runs.remove()
     assert not os.listdir(tmp_path)
+
+
+def test_runs_hold_a_chunk_a_file_not_what_was_written(tmp_path):
+    """The records handed to ``Runs.write`` are on disk, not in memory: 32M tiny rows once
+    peaked at 623 MiB in the driver because each file's empty start was a view of them."""
+    import gc
+    import weakref
+
+    runs = Runs(tmp_path, "r", partition.PLACE, chunk=4)
+    written = []
+    for _ in range(3):
+        records = partition.records(partition.PLACE, shard=np.repeat(np.arange(10), 100), pos=np.arange(1000))
+        written.append(weakref.ref(records))
+        runs.write(records)
+        del records
+    gc.collect()
+    assert all(ref() is None for ref in written)
+    runs.take(0)
+    for _, _, held, _ in runs._files:  # what is read and not taken: about a chunk, a file
+        assert held.base is None or held.base.nbytes <= 2 * 100 * partition.PLACE.itemsize
+    runs.remove()
 
 
 def test_stdin_out_of_core_reads_the_same_shards_in_every_sweep(tmp_path):

@@ -12,20 +12,23 @@ decisions ("first in corpus order") and so the same outputs, byte for byte:
    numbers a shard: its lines, its rows that passed the checks, its distinct texts.
 2. **Decide, partition by partition.** In each partition, records sorted by (fingerprint, shard,
    position) say which row is the first with its key (the others are duplicates) and which shard
-   first holds each text (it counts it). What each shard needs is written out sorted by shard
-   (``spill.Runs``). Partitions come in fingerprint order, and a shard's distinct texts are
-   sorted by fingerprint, so a shard's records, taken file after file, are in the order of its
-   distinct texts.
+   first holds each text (it counts it) (``partition.py``). The driver reads the partitions from
+   its spill and sends them to the workers, a window at a time, so that the sorts are spread as
+   the shards are; what each shard needs comes back sorted by shard and is written out
+   (``spill.Runs``) in partition order. Partitions come in fingerprint order, and a shard's
+   distinct texts are sorted by fingerprint, so a shard's records, taken file after file, are in
+   the order of its distinct texts.
 3. **Count.** Workers check each shard that holds a text first again and count those texts
    (``ShardWork.count``, with the run's count of texts before them, as in memory: the same texts
-   are self-checked); the lengths go to partitions by fingerprint, where each is joined onto
-   every shard that holds the text.
+   are self-checked); the lengths go to partitions by fingerprint, where the workers join each
+   onto every shard that holds the text.
 4. **Render.** Workers check each shard once more and render it with its decisions and lengths
    (``ShardWork.render``); the driver writes the results in corpus order, as in memory. The
-   fields each distinct text was kept in go to partitions, and add up at the end.
+   fields each distinct text was kept in go to partitions, and the workers add them up.
 
-Memory: a partition is read whole while it fits a quarter of the budget, else split again by
-the next bits of its fingerprints. Disk: about 50 bytes per text a shard holds and 16 per row,
+Memory: a group of a partition is sent whole while it fits the budget's share of one in flight
+(a sixteenth with two workers), else split again by the next bits of its fingerprints; a worker
+sorts one group at a time. Disk: about 50 bytes per text a shard holds and 16 per row,
 in a temporary folder (``TMPDIR``) removed at the end. Time: each shard is read and checked up
 to three times; each distinct text is tokenized once, as in memory.
 """
@@ -39,49 +42,35 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lenprof.engine.decisions import unique_counts
 from lenprof.engine.driver import Executor, FastPathFailed, Progress, Totals, corpus_offsets, name_duplicates
+from lenprof.engine.partition import FIELDS, KEYS, OWNED, PLACE, TEXTS, Decided, First, records
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
 from lenprof.engine.spill import BUFFER_BYTES, Partitions, Runs, spilling
 from lenprof.io.records import Shard
 from lenprof.stats.scan_stats import EXAMPLES_PER_REASON
 
-KEYS = np.dtype([("fp", "<u8"), ("shard", "<u4"), ("pos", "<u4")])  # a row's key and its place
-TEXTS = np.dtype([("fp", "<u8"), ("shard", "<u4")])  # a distinct text of a shard
-FIELDS = np.dtype([("fp", "<u8"), ("bits", "u1")])  # the fields a text was kept in
-PLACE = np.dtype([("shard", "<u4"), ("pos", "<u4")])  # a duplicate row
-OWNED = np.dtype([("shard", "<u4"), ("owned", "?")])  # a shard's text: does the shard count it
-SORT_COST = 4  # bytes of memory per byte of records while a partition is decided
+SORT_COST = 4  # bytes of memory per byte of records while a group of a partition is decided
 
 
-def partition_bits(size: int, budget: int) -> int:
+def group_limit(budget: int, window: int) -> int:
+    """Bytes of records in one group of a partition: ``window`` groups in flight, each sorted
+    at ``SORT_COST`` where it goes, within a quarter of the budget."""
+    return max(1, budget // 4 // SORT_COST // max(window, 4) * 4)
+
+
+def partition_bits(size: int, limit: int) -> int:
     """Fingerprint bits that cut the records of ``size`` bytes of input (at most one 16-byte
-    record per 10 bytes: tiny rows) into partitions decided within a quarter of the budget:
-    16 to 4,096 of them (one that still outgrows it splits again)."""
-    wanted = size / 10 * 16 * SORT_COST / max(budget // 4, 1)
+    record per 10 bytes: tiny rows) into partitions of about ``limit`` bytes of records: 16 to
+    4,096 of them (one that still outgrows it splits again)."""
+    wanted = size / 10 * 16 / max(limit, 1)
     return min(12, max(4, math.ceil(math.log2(max(wanted, 1)))))
-
-
-def _records(dtype: np.dtype, **columns: Any) -> np.ndarray:
-    n = len(next(iter(columns.values())))
-    out = np.empty(n, dtype)
-    for name, values in columns.items():
-        out[name] = values
-    return out
-
-
-def _first_of_each(fp: np.ndarray) -> np.ndarray:
-    """For sorted fingerprints: True at the first of each run of equal ones."""
-    first = np.ones(len(fp), bool)
-    first[1:] = fp[1:] != fp[:-1]
-    return first
 
 
 def drive_external(
@@ -96,13 +85,14 @@ def drive_external(
     totals = Totals(others=[Totals() for _ in plan.others])
     every = [totals, *totals.others]
     budget = plan.memory_budget
-    limit = budget // 4 // SORT_COST  # bytes of records decided at once
     sweeps = _Sweeps(plan, executor, window or 3 * executor.workers, on_progress)
+    spread = executor.workers + 1  # groups of partitions in flight: one at each worker, one more
+    limit = group_limit(budget, spread)
     with spilling(Path(tempfile.gettempdir())):
         folder = Path(tempfile.mkdtemp(prefix="lenprof-spill-"))
     buffer = min(BUFFER_BYTES, budget // 32)  # two partitions' at once, and a copy when written
     try:
-        bits = partition_bits(plan.size_hint(), budget)
+        bits = partition_bits(plan.size_hint(), limit)
         keys, texts = (
             Partitions(folder, "keys", KEYS, bits, buffer),
             Partitions(folder, "texts", TEXTS, bits, buffer),
@@ -116,19 +106,19 @@ def drive_external(
             checked.append(len(report.dedup))
             distinct.append(len(report.texts))
             keys.add(
-                _records(
+                records(
                     KEYS,
                     fp=report.dedup,
                     shard=np.full(len(report.dedup), k),
                     pos=np.arange(len(report.dedup)),
                 )
             )
-            texts.add(_records(TEXTS, fp=report.texts, shard=np.full(len(report.texts), k)))
+            texts.add(records(TEXTS, fp=report.texts, shard=np.full(len(report.texts), k)))
 
         sweeps.run("survey", lambda k, shard: (), surveyed)
         keys.flush()
         texts.flush()
-        dups, owned, duplicates = _decide(folder, keys, texts, bits, limit)
+        dups, owned, duplicates = _decide(folder, keys, texts, 2**bits, limit, executor, spread)
         for runs in (dups, owned):
             runs.fit(budget // 16)
 
@@ -151,12 +141,12 @@ def drive_external(
                 t.fast += value.fast[i]
                 t.checked += value.checked[i]
             totals.tokenize_seconds += value.seconds
-            lengths.add(_records(counted, fp=value.prints, len=value.lengths.T))
+            lengths.add(records(counted, fp=value.prints, len=value.lengths.T))
 
         sweeps.run("count", count_args, count_done)
         lengths.flush()
         owned.remove()
-        shard_lengths = _join(folder, texts, lengths, bits, limit)
+        shard_lengths = _join(folder, texts, lengths, 2**bits, limit, executor, spread)
         shard_lengths.fit(budget // 8)
 
         fields = Partitions(folder, "fields", FIELDS, bits, buffer)
@@ -174,7 +164,7 @@ def drive_external(
 
         def rendered(k: int, shard: Shard, result: ShardResult) -> None:
             on = result.fields != 0
-            fields.add(_records(FIELDS, fp=result.prints[on], bits=result.fields[on]))
+            fields.add(records(FIELDS, fp=result.prints[on], bits=result.fields[on]))
             write(shard, result)
             totals.stats += result.stats
             for t, stats in zip(totals.others, result.others, strict=True):
@@ -184,12 +174,10 @@ def drive_external(
         sweeps.run("render", render_args, rendered)
         fields.flush()
         unique: Counter[str] = Counter()
-        for part in range(2**bits):
-            for (f,) in fields.groups(part, limit):
-                f = f[np.argsort(f["fp"], kind="stable")]
-                unique.update(
-                    unique_counts(np.bitwise_or.reduceat(f["bits"], np.flatnonzero(_first_of_each(f["fp"]))))
-                )
+        groups = (
+            ("decide", ("unique_fields", *f)) for part in range(2**bits) for f in fields.groups(part, limit)
+        )
+        in_order(executor, spread, groups, lambda n, got: unique.update(got.value))
         name_duplicates(plan, executor, every, dict(unique), duplicates, first_lines)
         return totals
     finally:
@@ -197,53 +185,93 @@ def drive_external(
 
 
 def _decide(
-    folder: Path, keys: Partitions, texts: Partitions, bits: int, limit: int
+    folder: Path, keys: Partitions, texts: Partitions, parts: int, limit: int, executor: Executor, spread: int
 ) -> tuple[Runs, Runs, list]:
-    """Partition by partition: each shard's duplicate rows (their positions), which of its
-    distinct texts it is the first to hold, and the first duplicates of the corpus (as
-    ``Decisions.duplicates``: their key and the shard that held it first)."""
+    """Partition by partition, at the workers: each shard's duplicate rows (their positions),
+    which of its distinct texts it is the first to hold, and the first duplicates of the corpus
+    (as ``Decisions.duplicates``: their key and the shard that held it first)."""
     dups, owned = Runs(folder, "dups", PLACE), Runs(folder, "owned", OWNED)
-    firsts: list[tuple[int, int, int, int]] = []  # (shard, position, key, earlier shard)
-    for part in range(2**bits):
-        for (r,) in keys.groups(part, limit):
-            r = r[np.lexsort((r["pos"], r["shard"], r["fp"]))]
-            first = _first_of_each(r["fp"])
-            earlier = r["shard"][np.maximum.accumulate(np.where(first, np.arange(len(r)), 0))][~first]
-            d = r[~first]
-            order = np.lexsort((d["pos"], d["shard"]))
-            d, earlier = d[order], earlier[order]
-            dups.write(_records(PLACE, shard=d["shard"], pos=d["pos"]))
-            head = slice(0, EXAMPLES_PER_REASON)
-            found = zip(
-                d["shard"][head].tolist(),
-                d["pos"][head].tolist(),
-                d["fp"][head].tolist(),
-                earlier[head].tolist(),
-                strict=True,
-            )
+    firsts: list[First] = []
+
+    def groups() -> Iterator[tuple]:
+        for part in range(parts):
+            yield from (("decide", ("duplicates", *g)) for g in keys.groups(part, limit))
+            yield from (
+                ("decide", ("owners", *g)) for g in texts.groups(part, limit, keep=True)
+            )  # read again by _join
+
+    def decided(n: int, got: Decided) -> None:
+        nonlocal firsts
+        value = got.value
+        if isinstance(value, tuple):  # duplicates
+            places, found = value
+            dups.write(places)
             firsts = heapq.nsmallest(EXAMPLES_PER_REASON, [*firsts, *found])
-        for (t,) in texts.groups(part, limit, keep=True):  # read again by _join
-            t = t[np.lexsort((t["shard"], t["fp"]))]
-            order = np.lexsort((t["fp"], t["shard"]))
-            owned.write(_records(OWNED, shard=t["shard"][order], owned=_first_of_each(t["fp"])[order]))
+        else:
+            owned.write(value)
+
+    in_order(executor, spread, groups(), decided)
     return dups, owned, [(key, shard) for _, _, key, shard in firsts]
 
 
-def _join(folder: Path, texts: Partitions, lengths: Partitions, bits: int, limit: int) -> Runs:
+def _join(
+    folder: Path,
+    texts: Partitions,
+    lengths: Partitions,
+    parts: int,
+    limit: int,
+    executor: Executor,
+    spread: int,
+) -> Runs:
     """Each shard's distinct texts' lengths, in their order: every counted text's lengths
-    joined onto each shard that holds it."""
-    joined = np.dtype([("shard", "<u4"), ("len", "<u4", lengths.dtype["len"].shape)])
-    out = Runs(folder, "joined", joined)
-    for part in range(2**bits):
-        for t, counted in texts.groups(part, limit, lengths):
-            counted = counted[np.argsort(counted["fp"])]
-            at = np.searchsorted(counted["fp"], t["fp"])
-            assert (counted["fp"][np.minimum(at, len(counted) - 1)] == t["fp"]).all(), (
-                "every text was counted"
-            )
-            order = np.lexsort((t["fp"], t["shard"]))
-            out.write(_records(joined, shard=t["shard"][order], len=counted["len"][at[order]]))
+    joined onto each shard that holds it, at the workers."""
+    shape = lengths.dtype["len"].shape
+    out = Runs(folder, "joined", np.dtype([("shard", "<u4"), ("len", "<u4", shape)]))
+    groups = (("decide", ("joined", *g)) for part in range(parts) for g in texts.groups(part, limit, lengths))
+    in_order(executor, spread, groups, lambda n, got: out.write(got.value))
     return out
+
+
+def in_order(
+    executor: Executor,
+    window: int,
+    jobs: Iterator[tuple[str, tuple] | None],
+    then: Callable[[int, Any], None],
+) -> None:
+    """Each job ``(call, args)``, the ``n``-th, run as ``ShardWork.<call>(n, *args)`` on the
+    worker with the fewest in flight, ``window`` at most in flight; ``then(n, what it
+    returned)`` in job order (``None`` for a job that is ``None``: nothing to run)."""
+    results: dict[int, Any] = {}
+    worker_of: dict[int, int] = {}
+    load = [0] * executor.workers
+    sent = merged = 0
+    exhausted = False
+    while True:
+        while not exhausted and sent - merged < window:
+            job = next(jobs, _END)
+            if job is _END:
+                exhausted = True
+                break
+            if job is None:
+                results[sent] = None
+            else:
+                w = worker_of[sent] = min(range(executor.workers), key=load.__getitem__)
+                load[w] += 1
+                call, args = job
+                executor.submit(w, call, sent, *args)
+            sent += 1
+        if exhausted and merged == sent:
+            return
+        if merged not in results:
+            _, value = executor.result()
+            results[value.index] = value
+            load[worker_of.pop(value.index)] -= 1
+        while merged in results:
+            then(merged, results.pop(merged))
+            merged += 1
+
+
+_END = object()
 
 
 class _Sweeps:
@@ -260,41 +288,21 @@ class _Sweeps:
     ) -> None:
         """``ShardWork.<call>(k, shard, *args(k, shard))`` for each shard ``k`` (none where
         ``args`` gives None), then ``then(k, shard, what it returned)`` in corpus order."""
-        ex, workers = self.executor, self.executor.workers
-        shards = iter(self.plan.shards())
         held: dict[int, Shard] = {}  # between dispatch and merge, without their data
-        results: dict[int, Any] = {}
-        worker_of: dict[int, int] = {}
-        load = [0] * workers
-        sent = merged = 0
-        exhausted = False
-        while True:
-            while not exhausted and sent - merged < self.window:
-                shard = next(shards, None)
-                if shard is None:
-                    exhausted = True
-                    break
-                held[sent] = dataclasses.replace(shard, lines=None, rows=None)
-                extra = args(sent, held[sent])
-                if extra is None:
-                    results[sent] = None
-                else:
-                    w = worker_of[sent] = min(range(workers), key=load.__getitem__)
-                    load[w] += 1
-                    ex.submit(w, call, sent, shard, *extra)
-                sent += 1
-            if exhausted and merged == sent:
-                break
-            if merged not in results:
-                _, value = ex.result()
-                results[value.index] = value
-                load[worker_of.pop(value.index)] -= 1
-            while merged in results:
-                value, shard = results.pop(merged), held.pop(merged)
-                if value is not None:
-                    then(merged, shard, value)
-                self._progress(shard, value, last=call == "render")
-                merged += 1
+
+        def jobs() -> Iterator[tuple[str, tuple] | None]:
+            for k, shard in enumerate(self.plan.shards()):
+                held[k] = dataclasses.replace(shard, lines=None, rows=None)
+                extra = args(k, held[k])
+                yield None if extra is None else (call, (shard, *extra))
+
+        def merged(k: int, value: Any) -> None:
+            shard = held.pop(k)
+            if value is not None:
+                then(k, shard, value)
+            self._progress(shard, value, last=call == "render")
+
+        in_order(self.executor, self.window, jobs(), merged)
         self.done += 1
 
     def _progress(self, shard: Shard, value: Any, last: bool) -> None:

@@ -7,6 +7,9 @@
 3. ``render.render``: given the driver's decisions, count the shard into stats and render its
    cleaned rows, rejects and bucket rows.
 
+Out of core (``external.py``) the same steps read and check the shard again each time, and
+``decide`` sorts a group of a partition of the corpus's fingerprints (``partition.py``).
+
 Each step's output could be pickled and sent anywhere; a worker keeps a checked shard where it
 was made until its third step, as an object store would, because the rows are the bulk of the
 data and the driver needs none of them. ``second_look`` reads a shard again (to name the earlier
@@ -20,7 +23,8 @@ import dataclasses
 import numpy as np
 
 from lenprof.count.fast.counter import FastCounter, share_caches
-from lenprof.engine import check, measure, render
+from lenprof.engine import check, measure, partition, render
+from lenprof.engine.partition import Decided
 from lenprof.engine.plan import WorkerSetup
 from lenprof.engine.results import CheckedShard, CheckReport, Measured, ShardResult
 from lenprof.io.records import Shard
@@ -77,3 +81,7 @@ class ShardWork:
         return dataclasses.replace(
             render.render(self.setup, st, index, keep, first_line, lengths), prints=st.prints
         )
+
+    def decide(self, index: int, step: str, *records: np.ndarray) -> Decided:
+        """A group of a partition of fingerprints decided (``partition.py``)."""
+        return Decided(index, partition.STEPS[step](*records))
