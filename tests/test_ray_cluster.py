@@ -137,6 +137,54 @@ def test_a_scan_of_s3_on_two_nodes_gives_the_local_numbers_and_bytes(
     assert get(s3_server, bucket, "out/rejects.jsonl").decode() == rejects
 
 
+def test_out_of_core_on_two_nodes_the_actors_decide_and_the_numbers_are_local(
+    cluster, s3_server, bucket, tmp_path
+):
+    """Past --memory-budget the partitions are decided by the actors, on both nodes: the numbers
+    and cleaned bytes are the local in-memory scan's."""
+    from test_out_of_core import tiny_rows
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    tiny_rows(corpus / "tiny.jsonl", 30_000)  # its decisions outgrow half of 1 MiB: out of core
+    put_folder(s3_server, corpus, bucket, "in")
+    env = s3_server.env()
+    local = lenprof(str(corpus), "--format", "json", "--min-neg", "0", "--clean-out", f"{tmp_path}/clean.jsonl",
+                    env=env)  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    before = set(actors(cluster))
+    remote = subprocess.run(
+        ray_scan(cluster, f"s3://{bucket}/in/", "--format", "json", "--min-neg", "0", "--memory-budget", "1M",
+                 "--shard-size", "0.05", "--clean-out", f"s3://{bucket}/out/clean.jsonl"),
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    profile = json.loads(remote.stdout)
+    assert profile["run"]["out_of_core"] is True and not json.loads(local.stdout)["run"].get("out_of_core")
+    ran = [a for i, a in actors(cluster).items() if i not in before]
+    assert {a["Address"]["NodeID"] for a in ran} == {n.node_id for n in cluster.list_all_nodes()}
+    same_numbers(json.loads(local.stdout), profile, str(corpus), f"s3://{bucket}/in/")
+    assert profile["samples"]["dropped"]["duplicate_row"] == 300
+    assert get(s3_server, bucket, "out/clean.jsonl") == (tmp_path / "clean.jsonl").read_bytes()
+
+
+def test_without_an_address_a_scan_starts_its_own_ray_and_never_joins_a_running_cluster(cluster, tmp_path):
+    """A bare ``ray.init()`` joins a cluster started on this machine (here: found through the
+    same RAY_TMPDIR); a scan without --address starts its own Ray, and stops it."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "LENPROF_RAY_ADDRESS")}
+    before = set(actors(cluster))
+    scan = subprocess.run(
+        [sys.executable, "-m", "lenprof", "scan", str(corpus), "--engine", "ray", "-q", "--format", "json",
+         "--tokenizer", PACKAGED],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert scan.returncode == 0, scan.stderr
+    assert json.loads(scan.stdout)["samples"]["kept"] == 1
+    assert set(actors(cluster)) == before  # no actor of the scan on the running cluster
+
+
 def big_corpus(corpora: Path, folder: Path, rows: int) -> Path:
     """``rows`` rows of the examples' retrieval files, each query made distinct."""
     lines = []

@@ -206,7 +206,7 @@ scan_options = opt.together(
         "--address",
         envvar="LENPROF_RAY_ADDRESS",
         metavar="URL",
-        help="Ray cluster to join with --engine ray (e.g. ray://head:10001) [env: LENPROF_RAY_ADDRESS; default: start a local Ray].",
+        help="Ray cluster to join with --engine ray (e.g. ray://head:10001) [env: LENPROF_RAY_ADDRESS, else Ray's RAY_ADDRESS; default: start a local Ray for this scan, even where a cluster runs on this machine].",
     ),
     click.option(
         "--shard-size",

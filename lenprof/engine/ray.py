@@ -113,14 +113,15 @@ class RayEngine:
         except ImportError as exc:
             raise InputError("the ray engine needs Ray: pip install 'lenprof[ray]'") from exc
         started_here = not ray.is_initialized()
+        address = ray_address(self.address, os.environ)
         # Watch before starting Ray: a scan killed while Ray starts must not leave it running.
-        watcher = _reap_when_gone(os.getpid()) if started_here and self.address is None else None
+        watcher = _reap_when_gone(os.getpid()) if started_here and address == "local" else None
         actors, restore = None, _keep_ray_errors_off_stdout() if started_here else None
         try:
             if started_here:
                 try:
                     ray.init(
-                        address=self.address,
+                        address=address,
                         include_dashboard=False,
                         log_to_driver=False,
                         logging_level=logging.ERROR,
@@ -144,6 +145,17 @@ class RayEngine:
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
+
+
+def ray_address(given: str | None, env) -> str:
+    """The cluster to join: ``--address``, else Ray's own ``RAY_ADDRESS``, else ``"local"``: a
+    Ray of this scan's own, started and stopped with it. Never ``ray.init()``'s default, which
+    joins whatever cluster someone started on this machine with ``ray start``.
+
+    >>> ray_address(None, {}), ray_address(None, {"RAY_ADDRESS": "h:6379"}), ray_address("ray://x:1", {})
+    ('local', 'h:6379', 'ray://x:1')
+    """
+    return given or env.get("RAY_ADDRESS") or "local"
 
 
 def actor_env(plan: Plan) -> dict[str, str]:
