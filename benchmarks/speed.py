@@ -8,9 +8,17 @@ drift of the machine's speed hits them alike; the table gives each one's median 
                  encode_batch_fast, one process per core; nothing else (no checks, no numbers)
   lenprof        `lenprof scan FILE --format json` (all cores; the piece caches where they apply)
   lenprof exact  the same with --exact-only: every distinct text through the tokenizer
+  (CHECKOUT)     the same two from another checkout (--also), e.g. the commit before a change
+
+Besides wall time, each contender's CPU seconds (all its processes): on a shared machine, the
+figure other loads disturb least.
   datasets.map   load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
 
     python benchmarks/speed.py /tmp/corp/mined-125000x9-r4.jsonl /tmp/corp/mined-222222x9-r8.jsonl --datasets
+    # a tokenizer no fast count covers, on Chinese (issue 24's fallback; qwen2_bpe.py builds it):
+    python benchmarks/make_corpus.py --rows 60000 --chinese 1 --format jsonl --out-dir /tmp/zh
+    python benchmarks/qwen2_bpe.py /tmp/qwen2-zh
+    python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/qwen2-zh
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import measure  # noqa: E402
+from measure import measure, measure_cpu  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -53,43 +61,53 @@ def main() -> None:
     ap.add_argument("corpora", nargs="+", type=Path)
     ap.add_argument("--runs", type=int, default=3, help="runs of each fast contender, interleaved")
     ap.add_argument("--datasets", action="store_true", help="also run datasets.map (minutes; once)")
+    ap.add_argument(
+        "--tokenizer", help="a tokenizer folder or tokenizer.json for the floor and lenprof (default: MiniLM)"
+    )
+    ap.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="another lenprof checkout (its root folder) to time beside this one: a change and the "
+        "commit before it, in one run",
+    )
     args = ap.parse_args()
-    bin_dir = Path(sys.executable).parent
+    tokenizer = ["--tokenizer", args.tokenizer] if args.tokenizer else []
     print(
         f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, {platform.platform()}, Python {platform.python_version()}"
     )
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min), tokenizer: {args.tokenizer or 'the packaged MiniLM'}")
+    # -P: the checkout named on PYTHONPATH, never the current folder's
+    lenprof = [sys.executable, "-P", "-m", "lenprof", "scan"]
+    trees = {"": HERE.parent, **{f" ({tree.name})": tree.resolve() for tree in args.also}}
+    envs = {tag: {**os.environ, "PYTHONPATH": str(tree)} for tag, tree in trees.items()}
     for corpus in args.corpora:
-        contenders = {
-            "floor (read + distinct texts, 1 proc/core)": [
-                sys.executable,
-                str(HERE / "floor.py"),
-                str(corpus),
-            ],
-            "lenprof scan": [str(bin_dir / "lenprof"), "scan", str(corpus), "-q", "--format", "json"],
-            "lenprof scan --exact-only": [
-                str(bin_dir / "lenprof"),
-                "scan",
-                str(corpus),
-                "-q",
-                "--format",
-                "json",
-                "--exact-only",
-            ],
+        scan = [str(corpus), "-q", "--format", "json", *tokenizer]
+        contenders: dict[str, tuple[list[str], dict | None]] = {
+            "floor (read + distinct texts, 1 proc/core)": (
+                [sys.executable, str(HERE / "floor.py"), str(corpus), *tokenizer[1:]],
+                None,
+            )
         }
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        for tag, env in envs.items():
+            contenders[f"lenprof scan{tag}"] = ([*lenprof, *scan], env)
+            contenders[f"lenprof scan --exact-only{tag}"] = ([*lenprof, *scan, "--exact-only"], env)
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
         info = {}
         for _ in range(args.runs):
-            for name, cmd in contenders.items():
-                seconds, rss, out = measure(cmd)
-                results[name].append((seconds, rss))
+            for name, (cmd, env) in contenders.items():
+                seconds, rss, out, _, cpu = measure_cpu(cmd, env)
+                results[name].append((seconds, rss, cpu))
                 if name.startswith("lenprof"):
                     d = json.loads(out)
                     info[name] = (d["run"], d["fields"]["query"]["tokens"] + d["fields"]["passage"]["tokens"])
-        if args.datasets:
+        if args.datasets and not args.tokenizer:  # its script loads the packaged MiniLM
             with tempfile.TemporaryDirectory() as cache:
                 seconds, rss, out = measure([sys.executable, "-c", DATASETS, str(corpus), cache])
-            results["datasets.map(batched) + numpy"] = [(seconds, rss)]
+            results["datasets.map(batched) + numpy"] = [(seconds, rss, 0.0)]
             assert int(out.split()[2]) == info["lenprof scan"][1], "datasets counted other tokens"
+        assert len({tokens for _, tokens in info.values()}) == 1, "the lenprof runs counted other tokens"
         run, tokens = info["lenprof scan"]
         texts = sum(1 for _ in open(corpus, "rb")) * 9
         print(
@@ -97,17 +115,24 @@ def main() -> None:
             f"{run['texts_tokenized']:,} distinct, {tokens:,} tokens; lenprof counted {run['counting']['fast_share']:.0%} "
             f"of distinct texts through the piece caches ({run['counting']['path']})"
         )
-        floor = statistics.median(s for s, _ in results[next(iter(contenders))])
-        slow = statistics.median(s for s, _ in results.get("datasets.map(batched) + numpy", [(0, 0)]))
+        floor = results[next(iter(contenders))]
+        floor_s, floor_cpu = statistics.median(r[0] for r in floor), statistics.median(r[2] for r in floor)
+        slow = statistics.median(r[0] for r in results.get("datasets.map(batched) + numpy", [(0, 0, 0)]))
         print(
-            f"{'contender':<44} {'median s':>9} {'min-max':>13} {'peak RSS':>10} {'vs floor':>9} {'datasets /':>11}"
+            f"{'contender':<44} {'median s':>9} {'min-max':>13} {'peak RSS':>10} {'vs floor':>9} "
+            f"{'CPU s':>6} {'vs floor':>9} {'datasets /':>11}"
         )
         for name, runs in results.items():
-            s = statistics.median(x for x, _ in runs)
-            lo, hi = min(x for x, _ in runs), max(x for x, _ in runs)
-            rss = max(r for _, r in runs)
+            s = statistics.median(x for x, _, _ in runs)
+            lo, hi = min(x for x, _, _ in runs), max(x for x, _, _ in runs)
+            rss = max(r for _, r, _ in runs)
+            cpu = statistics.median(c for _, _, c in runs)
             vs = f"{slow / s:.1f}x" if slow else "-"
-            print(f"{name:<44} {s:>9.1f} {lo:>6.1f}-{hi:<6.1f} {rss:>6.0f} MiB {s / floor:>8.2f}x {vs:>11}")
+            print(
+                f"{name:<44} {s:>9.1f} {lo:>6.1f}-{hi:<6.1f} {rss:>6.0f} MiB {s / floor_s:>8.2f}x "
+                f"{cpu:>6.1f} {cpu / floor_cpu:>8.2f}x {vs:>11}"
+            )
+        print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

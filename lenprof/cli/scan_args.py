@@ -214,7 +214,7 @@ scan_options = opt.together(
         default=DEFAULT_SHARD_BYTES / (1 << 20),
         show_default=True,
         metavar="MIB",
-        help="MiB of input per shard: a worker's unit of work. Results do not depend on it.",
+        help="MiB of input per shard at most: a worker's unit of work (smaller where a corpus would make fewer than 8 a worker). Results do not depend on it.",
     ),
     click.option(
         "--memory-budget",

@@ -68,6 +68,10 @@ class LocalEngine:
         size = sum(i.size * (4 if i.compression else 1) for i in plan.inputs)
         return 1 if size < INLINE_BELOW else capped(default_workers(), shards, default_workers())
 
+    def fit(self, plan: Plan) -> Plan:
+        """``plan`` with shards enough for its workers (``Plan.fitted``)."""
+        return plan.fitted(self.workers_for(plan))
+
     @contextmanager
     def executor(self, plan: Plan):
         n = self.workers_for(plan)

@@ -67,6 +67,7 @@ def scan_plan(
     decisions outgrow the memory budget in memory, the scan starts again out of core
     (``external.py``), as it starts there when the inputs are far larger than the budget."""
     why = None
+    plan = engine.fit(plan)
     try:
         while True:
             try:
