@@ -61,6 +61,23 @@ def test_hidden_nan_behind_zero_losses(tmp_path):
     assert (code, found) == (1, {"hidden_nan": "30-40, 60"})
 
 
+def test_hidden_nan_behind_finite_non_zero_losses(tmp_path):
+    """The Trainer's logging_nan_inf_filter logs the average so far in a NaN step's place: a
+    loss like any other, over a NaN gradient norm."""
+    losses = [2.0, 1.8, 1.75, 1.6, 1.5, 1.4, 1.3, 1.2]
+    grads = [5.0, 4.0, NAN, 3.0, math.inf, 3.0, 2.0, 2.0]
+    code, found = kinds(trainer_state(losses, grads, tmp_path / "trainer_state.json"))
+    assert (code, found) == (1, {"hidden_nan": "30, 50"})
+
+
+def test_a_history_without_a_logged_loss_is_exit_2_saying_why(tmp_path):
+    path = trainer_state([], [], tmp_path / "trainer_state.json")
+    result = CliRunner().invoke(main, ["diagnose", str(path)])
+    assert result.exit_code == 2
+    assert "no logged loss" in result.output and "logging_steps" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_exact_zeros_with_zero_gradient(tmp_path):
     path = trainer_state([0.0] * 6, [0.0] * 6, tmp_path / "trainer_state.json", logging_steps=1)
     assert kinds(path) == (1, {"exact_zero": "1-6"})

@@ -158,8 +158,9 @@ def diagnose(
 ) -> list[Event]:
     """Name what a finished run's loss history shows (see ``health.py`` for the kinds).
 
-    A logged loss of exactly 0.0 is judged by its gradient norm: NaN/inf -> ``hidden_nan``;
-    0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
+    A finite logged loss over a NaN/inf gradient norm is ``hidden_nan`` (the Trainer's
+    ``logging_nan_inf_filter`` logs the average so far in a NaN step's place, 0.0 or not). A
+    logged loss of exactly 0.0 is judged by its gradient norm: 0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
     (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
     When nothing else is found, the trend of the finite losses decides (``trend.py``):
     ``healthy``, ``stalled``, ``diverging``, or ``too_short`` to tell. ``precision`` (fp16,
@@ -184,7 +185,8 @@ def diagnose(
         if s.loss is None or not math.isfinite(s.loss):
             close_streak()
             add("non_finite", s.step)
-        elif s.loss == 0.0 and s.grad_norm is not None and not math.isfinite(s.grad_norm):
+        elif s.grad_norm is not None and not math.isfinite(s.grad_norm):
+            close_streak()  # a finite loss, 0.0 or not, over a NaN gradient: the Trainer's filter
             add("hidden_nan", s.step)
         elif s.loss == 0.0 and s.grad_norm == 0.0:
             close_streak()
@@ -303,6 +305,11 @@ def diagnose_path(
     else from the run's own files (see runinfo.py)."""
     steps, note = read_history(path)
     history = find_history(path)
+    if not steps:
+        raise HistoryError(
+            f"{history}: no logged loss in it, so nothing to diagnose; the run logs one every "
+            "logging_steps (a run shorter than that logs none): wait for it, or lower logging_steps"
+        )
     info = run_info(history)
     setup = None
     if candidates is None and group_size:

@@ -42,7 +42,7 @@ ADVICE = {
     + LOWER_LR
     + ", warm up longer, check the pooling and temperature",
     "rounding_zero": "easy batches logged as 0.0 (the Trainer rounds losses to 4 decimals; the gradient norm is non-zero): not a collapse",
-    "hidden_nan": "steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter); "
+    "hidden_nan": "steps whose gradient norm is NaN/inf while their logged loss is finite (often 0.0): NaN losses in disguise (the Trainer's logging_nan_inf_filter); "
     + LOWER_LR
     + " (with fp16, use bf16 instead)",
     "exact_zero": "losses exactly 0 with zero gradient norm: nothing is learned, typically one candidate per query (batch size 1 and group size 1, in-batch negatives off) or trivial data",
@@ -100,7 +100,7 @@ def advice(kind: str, precision: str | None = None, lr: float | None = None) -> 
     if precision in _NAN_CAUSE and kind == "non_finite":
         text = f"NaN/inf {_NAN_CAUSE[precision]}"
     elif precision in _NAN_CAUSE and kind == "hidden_nan":
-        text = f"steps logged as 0.0 whose gradient norm is NaN/inf: NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
+        text = f"steps whose gradient norm is NaN/inf while their logged loss is finite (often 0.0): NaN losses in disguise (the Trainer's logging_nan_inf_filter), {_NAN_CAUSE[precision]}"
     else:
         text = ADVICE[kind]
     if kind == "stalled" and lr is not None and math.isfinite(lr) and lr > 0:
