@@ -23,6 +23,7 @@ RANK = {
     "rows": 2,
     "count": 2,
     "stats": 3,
+    "score": 3,
     "report": 4,
     "engine": 5,
 }

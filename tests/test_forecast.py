@@ -1,4 +1,4 @@
-"""The zero-loss forecast (``lenprof/score/forecast.py``, issue 25): batches drawn as the trainer
+"""The zero-loss forecast (``lenprof/train/forecast.py``, issue 25): batches drawn as the trainer
 draws them, each one's loss against a plain numpy InfoNCE, and the share logged as 0.0 where
 the rows are too easy and where they are not."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lenprof.score.forecast import LOGGED_ZERO, forecast
 from lenprof.train.data import GroupSampler, Row, batches
+from lenprof.train.forecast import LOGGED_ZERO, forecast
 
 
 def vectors_for(texts: list[str], d: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
