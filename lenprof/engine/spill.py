@@ -139,7 +139,9 @@ class Runs:
             path = self.folder / f"{self.name}-{len(self._files)}.bin"
             with spilling(self.folder):
                 records.tofile(path)
-            self._files.append([path, 0, np.empty(0, self.dtype), False])  # not records[:0]: a view keeps them all
+            self._files.append(
+                [path, 0, np.empty(0, self.dtype), False]
+            )  # not records[:0]: a view keeps them all
 
     def take(self, shard: int) -> np.ndarray:
         """Shard ``shard``'s records from every file, file after file; every earlier shard has
