@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lenprof.train import attention
+
 
 def default_pooling(model_dir: str) -> str:
     """What the model's sentence-transformers config says, else ``cls`` (BGE's choice)."""
@@ -35,6 +37,8 @@ class Embedder(nn.Module):
         self.from_files = not any(info.get(k) for k in ("missing_keys", "mismatched_keys"))
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
+        # the same numbers as SDPA with a third less attention memory kept for backward (attention.py)
+        attention.use(self.encoder)
 
     def files_state(self) -> dict[str, torch.Tensor]:
         """The starting weights, read again from the model's files (in this module's keys)."""
