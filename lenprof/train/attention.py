@@ -18,7 +18,7 @@ For MiniLM, 64 passages of 192 tokens: 6 x 113 MB fewer kept; a bare step peaks 
 
 Used by ``lenprof train``'s model (model.py) where the math path would run (CPU, float32, no
 autocast, dropout on) and the model calls transformers' attention interface (transformers 5);
-anywhere else (GPU kernels, evaluation) it is transformers' own SDPA. ``LENPROF_ATTENTION=sdpa``
+anywhere else (GPU kernels, evaluation) it is transformers' own SDPA. ``LENPROF_ACTIVATIONS=plain``
 turns it off.
 """
 
@@ -30,7 +30,7 @@ import os
 import torch
 
 NAME = "lenprof_sdpa"
-OPT_OUT = "LENPROF_ATTENTION"  # "sdpa": transformers' SDPA as it is
+OPT_OUT = "LENPROF_ACTIVATIONS"  # "plain": transformers' SDPA as it is (and no recompute.py)
 
 
 class AttentionDropout(torch.autograd.Function):
@@ -98,7 +98,7 @@ def attention_forward(
 
 def use(model) -> bool:
     """Switch a transformers model that uses SDPA to :func:`attention_forward`, unless
-    ``LENPROF_ATTENTION=sdpa`` says not to; True if it did."""
+    ``LENPROF_ACTIVATIONS=plain`` says not to; True if it did."""
     try:  # transformers 4.53 and later; torch 2.5 and later (the math path's _safe_softmax)
         from transformers import AttentionInterface
         from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
@@ -106,7 +106,7 @@ def use(model) -> bool:
         return False
     if (
         getattr(model.config, "_attn_implementation", None) != "sdpa"
-        or os.environ.get(OPT_OUT) == "sdpa"
+        or os.environ.get(OPT_OUT) == "plain"
         or not hasattr(torch, "_safe_softmax")
     ):
         return False
