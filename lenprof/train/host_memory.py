@@ -10,13 +10,20 @@ live tensors, by an amount that changes from run to run. Fixing the threshold
 4 KiB page by page; with glibc's transparent huge pages for malloc (``glibc.malloc.hugetlb=1``)
 it is faulted in 2 MiB at a time. Measured on this project's 2-core machine, MiniLM, a step of 8
 queries and 64 passages of 192 tokens, four steps: 5,955 MiB and 58.9 s as glibc starts, 4,725
-MiB and 64.1 s with the threshold fixed, 4,731 MiB and 49.6 s with huge pages too. But a whole
-run of ``lenprof train`` (60 steps, the same batches) was slower with them: 0.63 samples/s
-against 0.80 as glibc starts, peaking at 4,860 MiB against 6,382 (benchmarks/README.md).
+MiB and 64.1 s with the threshold fixed, 4,731 MiB and 49.6 s with huge pages too. But whole runs
+of ``lenprof train`` were slower with them: 0.63 samples/s against 0.80 over 60 steps, and over
+12 steps (benchmarks/host_memory.py, taken in turn, twice) the same user CPU time (189-192 s)
+but twice the system time: 41-43 s against 19-21 s. Huge pages are faulted in by the kernel,
+which zeroes each one and, on a machine whose free memory is scattered, compacts memory first
+(the machine's ``compact_stall`` count in ``/proc/vmstat`` rose by 2,546 during one such run);
+on four bare steps right after one another there was little to compact. What it costs depends on
+the machine's state, not on lenprof.
 
 So it is a choice, not the default: with ``LENPROF_HOST_MEMORY=lean``, ``lenprof train``
 starts itself again with both set (:func:`relaunch`: glibc reads them as a process starts). In
-another trainer's process the same is those two variables in its environment.
+another trainer's process the same is those two variables in its environment. The default keeps
+glibc as it is and has the step keep less instead (attention.py, recompute.py: 6 x 188 MB fewer
+kept for backward in that step, the same numbers to the bit).
 """
 
 from __future__ import annotations

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from lenprof.train import attention, recompute
 
 
 def default_pooling(model_dir: str) -> str:
@@ -35,6 +39,14 @@ class Embedder(nn.Module):
         self.from_files = not any(info.get(k) for k in ("missing_keys", "mismatched_keys"))
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
+        # The same numbers with less host memory kept for backward on the CPU: attention's dropout
+        # (attention.py) and the feed-forward activation (recompute.py); LENPROF_ACTIVATIONS=plain: neither.
+        attention.use(self.encoder)
+        self.recomputed = (
+            not gradient_checkpointing
+            and os.environ.get(attention.OPT_OUT) != "plain"
+            and recompute.wrap(self.encoder) > 0
+        )
 
     def files_state(self) -> dict[str, torch.Tensor]:
         """The starting weights, read again from the model's files (in this module's keys)."""
@@ -53,9 +65,13 @@ class Embedder(nn.Module):
         of both, in one call: DDP expects one forward per backward."""
         if passages is not None:
             return self(input_ids, attention_mask, **extra), self(**passages)
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, **extra
-        ).last_hidden_state  # (n, L, d)
+        lean = (
+            self.recomputed and self.training and torch.is_grad_enabled() and input_ids.device.type == "cpu"
+        )
+        with recompute.kept_once() if lean else contextlib.nullcontext():
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).last_hidden_state  # (n, L, d)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
