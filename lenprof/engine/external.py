@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from lenprof.engine.driver import Executor, FastPathFailed, Progress, Totals, corpus_offsets, name_duplicates
-from lenprof.engine.partition import FIELDS, KEYS, OWNED, PLACE, TEXTS, Decided, First, records
+from lenprof.engine.partition import FIELDS, KEYS, OWNED, PLACE, TEXTS, First, records
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
 from lenprof.engine.spill import BUFFER_BYTES, Partitions, Runs, spilling
@@ -60,9 +60,13 @@ SORT_COST = 4  # bytes of memory per byte of records while a group of a partitio
 
 
 def group_limit(budget: int, window: int) -> int:
-    """Bytes of records in one group of a partition: ``window`` groups in flight, each sorted
-    at ``SORT_COST`` where it goes, within a quarter of the budget."""
-    return max(1, budget // 4 // SORT_COST // max(window, 4) * 4)
+    """Bytes of records in one group of a partition: the ``window`` groups in flight hold a
+    quarter of the budget at most, and so does a worker sorting one at ``SORT_COST``.
+
+    >>> group_limit(1 << 20, 3), group_limit(1 << 20, 8)  # a sixteenth; a thirty-second
+    (65536, 32768)
+    """
+    return max(1, budget // (SORT_COST * max(window, 4)))
 
 
 def partition_bits(size: int, limit: int) -> int:
@@ -174,10 +178,8 @@ def drive_external(
         sweeps.run("render", render_args, rendered)
         fields.flush()
         unique: Counter[str] = Counter()
-        groups = (
-            ("decide", ("unique_fields", *f)) for part in range(2**bits) for f in fields.groups(part, limit)
-        )
-        in_order(executor, spread, groups, lambda n, got: unique.update(got.value))
+        groups = (g for p in range(2**bits) for g in fields.groups(p, limit))
+        _at_workers(executor, spread, "unique_fields", groups, unique.update)
         name_duplicates(plan, executor, every, dict(unique), duplicates, first_lines)
         return totals
     finally:
@@ -193,24 +195,16 @@ def _decide(
     dups, owned = Runs(folder, "dups", PLACE), Runs(folder, "owned", OWNED)
     firsts: list[First] = []
 
-    def groups() -> Iterator[tuple]:
-        for part in range(parts):
-            yield from (("decide", ("duplicates", *g)) for g in keys.groups(part, limit))
-            yield from (
-                ("decide", ("owners", *g)) for g in texts.groups(part, limit, keep=True)
-            )  # read again by _join
-
-    def decided(n: int, got: Decided) -> None:
+    def duplicates(value: tuple[np.ndarray, list[First]]) -> None:
         nonlocal firsts
-        value = got.value
-        if isinstance(value, tuple):  # duplicates
-            places, found = value
-            dups.write(places)
-            firsts = heapq.nsmallest(EXAMPLES_PER_REASON, [*firsts, *found])
-        else:
-            owned.write(value)
+        places, found = value
+        dups.write(places)
+        firsts = heapq.nsmallest(EXAMPLES_PER_REASON, [*firsts, *found])
 
-    in_order(executor, spread, groups(), decided)
+    keys_read = (g for p in range(parts) for g in keys.groups(p, limit))
+    _at_workers(executor, spread, "duplicates", keys_read, duplicates)
+    texts_read = (g for p in range(parts) for g in texts.groups(p, limit, keep=True))  # read again by _join
+    _at_workers(executor, spread, "owners", texts_read, owned.write)
     return dups, owned, [(key, shard) for _, _, key, shard in firsts]
 
 
@@ -227,9 +221,22 @@ def _join(
     joined onto each shard that holds it, at the workers."""
     shape = lengths.dtype["len"].shape
     out = Runs(folder, "joined", np.dtype([("shard", "<u4"), ("len", "<u4", shape)]))
-    groups = (("decide", ("joined", *g)) for part in range(parts) for g in texts.groups(part, limit, lengths))
-    in_order(executor, spread, groups, lambda n, got: out.write(got.value))
+    groups = (g for p in range(parts) for g in texts.groups(p, limit, lengths))
+    _at_workers(executor, spread, "joined", groups, out.write)
     return out
+
+
+def _at_workers(
+    executor: Executor,
+    spread: int,
+    step: str,
+    groups: Iterator[list[np.ndarray]],
+    then: Callable[[Any], None],
+) -> None:
+    """Each group of a partition decided at the workers (``partition.STEPS[step]``), ``spread``
+    in flight; ``then(what it decided)`` in the order of the groups."""
+    jobs = (("decide", (step, *g)) for g in groups)
+    in_order(executor, spread, jobs, lambda n, got: then(got.value))
 
 
 def in_order(

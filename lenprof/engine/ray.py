@@ -9,8 +9,9 @@ Compressed JSONL and the inputs of ``io/readers/`` are read by the driver and th
 as task arguments. Results (the shard's counts and its cleaned rows, rejects and bucket rows as
 bytes) come back to the driver, which writes every output itself: outputs need only be writable
 where the driver runs. Out of core (``external.py``) the actors also sort the partitions of the
-corpus's fingerprints, which travel from the driver's spill as task arguments. An actor that dies (its node lost) fails the scan with exit 2 and nothing
-written; its shards are not retried elsewhere.
+corpus's fingerprints, which travel from the driver's spill as task arguments. An actor that
+dies (its node lost) fails the scan with exit 2 and nothing written; its shards are not retried
+elsewhere.
 
 Ray Data's readers are not used: they fail a whole file on one bad line, which is what lenprof
 exists to avoid. Actors fingerprint with the run's key, which travels in ``WorkerSetup``.
