@@ -70,6 +70,13 @@ def test_hidden_nan_behind_finite_non_zero_losses(tmp_path):
     assert (code, found) == (1, {"hidden_nan": "30, 50"})
 
 
+def test_a_run_of_logged_zeros_goes_on_across_a_hidden_nan_among_them(tmp_path):
+    losses = [2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # 0.0 six steps in a row, one over a NaN gradient
+    grads = [5.0, 0.1, 0.1, 0.1, NAN, 0.1, 0.1, 2.0]
+    code, found = kinds(trainer_state(losses, grads, tmp_path / "trainer_state.json"))
+    assert code == 1 and found["hidden_nan"] == "50" and found["persistent_zero"] == "20-40, 60-70"
+
+
 def test_a_history_without_a_logged_loss_is_exit_2_saying_why(tmp_path):
     path = trainer_state([], [], tmp_path / "trainer_state.json")
     result = CliRunner().invoke(main, ["diagnose", str(path)])

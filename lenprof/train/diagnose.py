@@ -160,9 +160,9 @@ def diagnose(
 
     A finite logged loss over a NaN/inf gradient norm is ``hidden_nan`` (the Trainer's
     ``logging_nan_inf_filter`` logs the average so far in a NaN step's place, 0.0 or not). A
-    logged loss of exactly 0.0 is judged by its gradient norm: 0 -> ``exact_zero`` (nothing learns); finite and non-zero -> a rounded easy batch
-    (``rounding_zero``), unless ``run`` or more such steps come in a row (``persistent_zero``).
-    When nothing else is found, the trend of the finite losses decides (``trend.py``):
+    logged loss of exactly 0.0 is judged by its gradient norm: 0 -> ``exact_zero`` (nothing
+    learns); finite and non-zero -> a rounded easy batch (``rounding_zero``), unless ``run`` or
+    more such steps come in a row (``persistent_zero``). When nothing else is found, the trend of the finite losses decides (``trend.py``):
     ``healthy``, ``stalled``, ``diverging``, or ``too_short`` to tell. ``precision`` (fp16,
     bf16, no) tunes the NaN advice; ``lr``, the run's peak learning rate, puts numbers in it.
     ``recorded``: what the run's own watchdog did (:func:`watchdog_finding`); it comes first, and
@@ -186,7 +186,8 @@ def diagnose(
             close_streak()
             add("non_finite", s.step)
         elif s.grad_norm is not None and not math.isfinite(s.grad_norm):
-            close_streak()  # a finite loss, 0.0 or not, over a NaN gradient: the Trainer's filter
+            if s.loss != 0.0:  # a logged non-zero ends a run of logged zeros, as below
+                close_streak()
             add("hidden_nan", s.step)
         elif s.loss == 0.0 and s.grad_norm == 0.0:
             close_streak()
