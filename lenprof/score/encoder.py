@@ -41,11 +41,6 @@ class ModelCard:
         choice) and limit (``sentence_bert_config.json``'s ``max_seq_length``, else the
         smaller of the model's positions and the tokenizer's ``model_max_length``)."""
         folder = Path(path)
-        pooling = "cls"
-        pool_config = folder / "1_Pooling" / "config.json"
-        if pool_config.is_file():
-            d = json.loads(pool_config.read_text())
-            pooling = "mean" if d.get("pooling_mode_mean_tokens") else "cls"
         if max_length is None:
             st_config = folder / "sentence_bert_config.json"
             if st_config.is_file():
@@ -56,7 +51,16 @@ class ModelCard:
             if tok_config.is_file():
                 limits.append(json.loads(tok_config.read_text()).get("model_max_length"))
             max_length = min(int(x) for x in limits if isinstance(x, int | float) and x < 1e9)
-        return cls(str(folder), pooling, int(max_length))
+        return cls(str(folder), pooling_of(folder), int(max_length))
+
+
+def pooling_of(folder: str | Path) -> str:
+    """``mean`` or ``cls``: what a sentence-transformers folder's ``1_Pooling/config.json``
+    says, else ``cls`` (BGE's choice). The trainer pools by it too (``train/model.py``)."""
+    config = Path(folder) / "1_Pooling" / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls"
 
 
 class TextEncoder:
@@ -75,9 +79,10 @@ class TextEncoder:
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModel.from_pretrained(card.path, dtype=dtype).to(self.device).eval()
         self.tokenizer = Tokenizer.from_file(str(Path(card.path) / "tokenizer.json"))
+        padding = self.tokenizer.padding  # the file's own pad token, read before it is turned off
+        self.pad_id = padding["pad_id"] if padding else self._pad_id()
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(card.max_length)
-        self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else self._pad_id()
         self.truncated = 0  # texts cut at the model's limit, over every call
 
     def _pad_id(self) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lenprof.train.data import GroupSampler, Row, batches
+from lenprof.train.data import Group, GroupSampler, Row, batches
 
 LOGGED_ZERO = 5e-5  # rounds to 0.0 at the Trainer's 4 decimals
 
@@ -51,7 +51,7 @@ def forecast(
     steps: int = 50,
     seed: int = 42,
     in_batch: bool = True,
-    query_text: Callable[[Row | object], str] | None = None,
+    query_text: Callable[[Group], str] | None = None,
 ) -> Forecast:
     """The loss of ``steps`` batches drawn as the trainer draws them, from ``embed``'s vectors
     (unit length, one a text). ``query_text(group)`` gives the query as the model reads it

@@ -11,19 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lenprof.score.encoder import pooling_of
 from lenprof.train import attention, recompute
 
 
 def default_pooling(model_dir: str) -> str:
-    """What the model's sentence-transformers config says, else ``cls`` (BGE's choice)."""
-    config = Path(model_dir) / "1_Pooling" / "config.json"
-    if config.is_file():
-        d = json.loads(config.read_text())
-        if d.get("pooling_mode_mean_tokens"):
-            return "mean"
-        if d.get("pooling_mode_cls_token"):
-            return "cls"
-    return "cls"
+    """What the model's sentence-transformers config says, else ``cls`` (BGE's choice): as the
+    scan's scoring reads it (``score.encoder.pooling_of``)."""
+    return pooling_of(model_dir)
 
 
 class Embedder(nn.Module):
