@@ -67,8 +67,8 @@ def main() -> None:
 
     from lenprof import scan
     from lenprof.count.tokenizer import packaged_model_weights
+    from lenprof.rows.groups import read_rows
     from lenprof.train.config import TrainConfig
-    from lenprof.train.data import read_rows
     from lenprof.train.evaluate import evaluate
     from lenprof.train.model import Embedder, default_pooling
 

@@ -36,7 +36,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from lenprof.count.tokenizer import packaged_model_weights
-    from lenprof.train.data import GroupSampler, batches, read_rows
+    from lenprof.rows.groups import GroupSampler, batches, read_rows
     from lenprof.train.loss import contrastive_loss
     from lenprof.train.model import Embedder, default_pooling
 

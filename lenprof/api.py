@@ -12,6 +12,7 @@ from lenprof.engine.run import scan_plan
 from lenprof.io.buckets import LengthBuckets
 from lenprof.io.records import DEFAULT_SHARD_BYTES
 from lenprof.rows.options import ScanOptions
+from lenprof.score.options import ScoreOptions
 from lenprof.stats.comparison import Comparison
 from lenprof.stats.profile import Profile
 
@@ -39,6 +40,7 @@ def scan(
     on_progress: Callable[[Progress], None] | None = None,
     require_kept: bool = False,
     dataset_split: str | None = None,
+    score: ScoreOptions | None = None,
 ) -> Profile:
     """Scan corpora and return their profile; optionally write cleaned rows, rejects, length
     buckets, the JSON profile and the HTML report (all moved into place together, or none).
@@ -54,14 +56,15 @@ def scan(
     files whose queries and positives must not be in the training rows (see ``leaks.py``);
     ``drop_leaks`` drops the rows that hold them instead of warning. ``dataset_split`` picks the
     split of a ``datasets`` folder or hub id (``hf://ORG/NAME``); ``"-"`` among ``paths`` is stdin.
-    Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
+    ``score`` scores every kept row with a base model (``engine/scoring.py``: its flags, repairs
+    and the zero-loss forecast in the profile's ``scoring``). Raises :class:`InputError` (or its ``OutputError``) for unusable inputs or outputs; bad rows
     never raise, they are dropped with a reason. With ``require_kept`` (as the CLI runs it), a
     scan that keeps no row raises :class:`NothingKept` and writes nothing.
     """
     outputs = Outputs(clean_out, rejects_out, profile_out, report_out, split, clean_format)
     plan = make_plan(
         paths, options, tokenizer=tokenizer, outputs=outputs, shard_bytes=shard_bytes, exact_only=exact_only,
-        memory_budget=memory_budget, against=against, drop_leaks=drop_leaks, dataset_split=dataset_split,
+        memory_budget=memory_budget, against=against, drop_leaks=drop_leaks, dataset_split=dataset_split, score=score,
     )  # fmt: skip
     return scan_plan(plan, engine or LocalEngine(workers), on_progress, require_kept)[0]
 

@@ -95,7 +95,12 @@ def test_batch_size_per_command(tmp_path):
             "diagnose, recommend and scan",
             "[tool.lenprof.diagnose], [tool.lenprof.recommend] or [tool.lenprof.scan]",
         ),
-        ("batch-size", "32", "diagnose and train", "[tool.lenprof.diagnose] or [tool.lenprof.train]"),
+        (
+            "batch-size",
+            "32",
+            "diagnose, scan and train",
+            "[tool.lenprof.diagnose], [tool.lenprof.scan] or [tool.lenprof.train]",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["scan", "diagnose"])

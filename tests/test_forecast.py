@@ -1,4 +1,4 @@
-"""The zero-loss forecast (``lenprof/train/forecast.py``, issue 25): batches drawn as the trainer
+"""The zero-loss forecast (``lenprof/score/forecast.py``, issue 25): batches drawn as the trainer
 draws them, each one's loss against a plain numpy InfoNCE, and the share logged as 0.0 where
 the rows are too easy and where they are not."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lenprof.train.data import GroupSampler, Row, batches
-from lenprof.train.forecast import LOGGED_ZERO, forecast
+from lenprof.rows.groups import GroupSampler, Row, batches
+from lenprof.score.forecast import LOGGED_ZERO, forecast
 
 
 def vectors_for(texts: list[str], d: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
@@ -70,3 +70,20 @@ def test_each_batch_loss_is_the_trainers_on_the_batches_it_will_draw(easy):
         assert got.zero_share > 0.9
     else:
         assert got.zero_share == 0.0 and got.quantiles()["p50"] > 0.1
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_batch_loss_is_the_trainers_own(in_batch):
+    """The forecast's numpy loss against the trainer's torch ``info_nce`` on the same vectors."""
+    torch = pytest.importorskip("torch")
+    from lenprof.score.forecast import batch_loss
+    from lenprof.train.loss import info_nce
+
+    rng = np.random.default_rng(3)
+    q, p = rng.normal(size=(4, 8)), rng.normal(size=(12, 8))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    want = info_nce(torch.from_numpy(q), torch.from_numpy(p), 3, 0.05, in_batch).item()
+    assert batch_loss(q.astype(np.float32), p.astype(np.float32), 3, 0.05, in_batch) == pytest.approx(
+        want, rel=1e-5
+    )

@@ -18,7 +18,7 @@ from conftest import REPO
 
 from lenprof.cli import main
 from lenprof.count.tokenizer import packaged_model_weights
-from lenprof.train.data import Row, read_rows
+from lenprof.rows.groups import Row, read_rows
 from lenprof.train.evaluate import Retrieval, embedder_encode, evaluate, retrieval
 from lenprof.train.guard import Guard
 from lenprof.train.health import Event

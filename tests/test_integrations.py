@@ -325,8 +325,8 @@ def test_flagembedding_with_held_out_rows_ends_better_than_the_base_or_exits_1_w
     starting weights saved by FlagEmbedding."""
     from transformers import AutoTokenizer
 
+    from lenprof.rows.groups import read_rows
     from lenprof.train.config import TrainConfig
-    from lenprof.train.data import read_rows
     from lenprof.train.evaluate import evaluate
     from lenprof.train.model import Embedder
 

@@ -324,7 +324,7 @@ def test_a_trailing_comma_is_an_empty_element_but_an_empty_array_has_none():
 
 
 def test_csv_strings_reach_the_trainer_as_one_text_each(tok, tmp_path):
-    from lenprof.train.data import read_rows
+    from lenprof.rows.groups import read_rows
 
     path = tmp_path / "rows.csv"
     path.write_text("query,pos,neg\nwhat is up,the sky,a cat\n")

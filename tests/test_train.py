@@ -13,7 +13,7 @@ from conftest import EXAMPLES  # noqa: E402
 
 from lenprof.cli import main  # noqa: E402
 from lenprof.count.tokenizer import packaged_model_weights
-from lenprof.train.data import GroupSampler, Row, batches  # noqa: E402
+from lenprof.rows.groups import GroupSampler, Row, batches  # noqa: E402
 from lenprof.train.loss import info_nce  # noqa: E402
 
 torch.set_num_threads(1)
@@ -329,8 +329,8 @@ def own_rows_score(model_dir: str) -> dict:
     these ten rows is judged on: too few to hold any out)."""
     from transformers import AutoTokenizer
 
+    from lenprof.rows.groups import read_rows
     from lenprof.train.config import TrainConfig
-    from lenprof.train.data import read_rows
     from lenprof.train.evaluate import evaluate
     from lenprof.train.model import Embedder
 

@@ -117,7 +117,7 @@ def test_a_teacher_that_agrees_with_the_student_lowers_kl_div():
 
 
 def test_the_sampler_carries_teacher_scores_with_the_passages():
-    from lenprof.train.data import GroupSampler, Row
+    from lenprof.rows.groups import GroupSampler, Row
 
     rows = [Row(f"q{i}", [f"p{i}", f"P{i}"], [f"n{i}{k}" for k in range(5)], None, [10.0 + i, 20.0 + i],
                 [float(k) + i / 10 for k in range(5)]) for i in range(4)]  # fmt: skip

@@ -55,6 +55,8 @@ SAME_EVERYWHERE = {
     "passage-instruction-format",
     "train-group-size",
     "quiet",
+    "model",  # the base model: scanned with (scan --model) and fine-tuned (train)
+    "temperature",  # the trainer's
 }
 
 

@@ -102,6 +102,7 @@ def scan_command(args: ScanArgs) -> None:
         )
     with usage_errors():
         options = args.scan_options()
+        score = args.score_options()
         split = args.buckets()
         _refuse_outputs_inside(
             args.paths, args.out, {"--clean-out": args.clean_out, "--split-dir": args.split_dir}
@@ -116,7 +117,10 @@ def scan_command(args: ScanArgs) -> None:
                 drop_leaks=args.drop_leaks, dataset_split=args.dataset_split, on_progress=advance, require_kept=True,
             )  # fmt: skip
             if len(tokenizers) == 1:
-                profile, comparison = scan(args.paths, options, tokenizer=tokenizers[0], **how), None
+                profile, comparison = (
+                    scan(args.paths, options, tokenizer=tokenizers[0], score=score, **how),
+                    None,
+                )
             else:
                 comparison = compare(args.paths, options, tokenizers=tokenizers, **how)
                 profile = comparison.profiles[0]

@@ -16,6 +16,8 @@ from lenprof.io.buckets import LengthBuckets
 from lenprof.io.records import DEFAULT_SHARD_BYTES
 from lenprof.rows.fields import Fields
 from lenprof.rows.options import MAX_LINE_BYTES, MAX_TEXT_CHARS, ScanOptions
+from lenprof.score.options import ScoreOptions
+from lenprof.score.rows import DUP_COSINE, FN_RATIO, TEMPERATURE
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ class ScanArgs:
     exact_only: bool
     against: tuple[str, ...]
     drop_leaks: bool
+    model: str | None
+    fn_ratio: float
+    dup_cosine: float
+    temperature: float
+    drop_false_negatives: bool
+    add_scores: bool
+    batch_size: int
+    device: str
     quiet: bool
     progress_interval: float
 
@@ -78,6 +88,26 @@ class ScanArgs:
             max_text_chars=self.max_text_chars,
         )
 
+    def score_options(self) -> ScoreOptions | None:
+        """``--model`` and the options that score with it; None without a model."""
+        given = [o for o, on in (("--drop-false-negatives", self.drop_false_negatives), ("--add-scores", self.add_scores)) if on]  # fmt: skip
+        if self.model is None:
+            if given:
+                raise click.UsageError(
+                    f"{given[0]} needs --model MODEL (the base model to score the rows with)"
+                )
+            return None
+        return ScoreOptions(
+            model=self.model,
+            device=self.device,
+            fn_ratio=self.fn_ratio,
+            dup_cosine=self.dup_cosine,
+            temperature=self.temperature,
+            drop_false_negatives=self.drop_false_negatives,
+            add_scores=self.add_scores,
+            batch_size=self.batch_size,
+        )
+
     def buckets(self) -> LengthBuckets | None:
         if not self.split_edges:
             return None
@@ -93,6 +123,8 @@ PANELS = {
                   "passage_instruction_format"],
     "Lengths": ["coverage", "multiple_of"],
     "Checks": ["min_neg", "train_group_size", "max_line_bytes", "max_text_chars", "against", "drop_leaks", "fail_on_drop"],
+    "Model": ["model", "fn_ratio", "dup_cosine", "temperature", "drop_false_negatives", "add_scores", "batch_size",
+              "device"],
     "Engine": ["workers", "engine", "address", "shard_size", "memory_budget", "exact_only"],
     "Logging": ["quiet", "progress_interval", "help"],
 }  # fmt: skip
@@ -236,6 +268,60 @@ scan_options = opt.together(
         help="An evaluation/test file (or folder): warn about training rows holding its queries or positives, exactly or after normalising whitespace and case. Repeatable.",
     ),
     click.option("--drop-leaks", is_flag=True, help="Drop the rows --against finds, instead of warning."),
+    click.option(
+        "--model",
+        metavar="MODEL",
+        help="Score every kept row with the base model you will fine-tune (a model folder or hub id; pip install 'lenprof[train]'): flag false negatives and too-easy rows, and forecast the first steps' loss.",
+    ),
+    click.option(
+        "--fn-ratio",
+        type=Finite(min=0),
+        default=FN_RATIO,
+        show_default=True,
+        metavar="R",
+        help="With --model: a negative scoring at or above R times the positive is a suspected false negative.",
+    ),
+    click.option(
+        "--dup-cosine",
+        type=Finite(min=-1, max=1),
+        default=DUP_COSINE,
+        show_default=True,
+        metavar="C",
+        help="With --model: a negative this close to a positive (cosine) is a near copy of it.",
+    ),
+    click.option(
+        "--temperature",
+        type=Finite(min=0, min_open=True),
+        default=TEMPERATURE,
+        show_default=True,
+        metavar="T",
+        help="With --model: the trainer's temperature (FlagEmbedding's default); a row whose loss is below 1e-3 at it is too easy.",
+    ),
+    click.option(
+        "--drop-false-negatives",
+        is_flag=True,
+        help="With --model: remove the suspected false negatives (a repair; a row left with fewer than --min-neg is dropped).",
+    ),
+    click.option(
+        "--add-scores",
+        is_flag=True,
+        help="With --model: write pos_scores/neg_scores (the model's cosines) into the cleaned rows, for FlagEmbedding's --knowledge_distillation.",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=32,
+        show_default=True,
+        metavar="N",
+        help="With --model: the trainer's per-device batch size, for the zero-loss forecast (with --train-group-size, default 8).",
+    ),
+    click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        metavar="DEVICE",
+        help="With --model: where to run it (auto: CUDA in bf16 where there is one, else the CPU; or cpu, cuda, cuda:1).",
+    ),
     opt.quiet,
     click.option(
         "--progress-interval",

@@ -31,6 +31,7 @@ class TextTable:
         self.numbers = FingerprintMap()
         self.lengths = np.zeros((1024, tokenizers), dtype=np.uint32)
         self.fields = np.zeros(1024, dtype=np.uint8)
+        self.vectors: np.ndarray | None = None  # scan --model: float32 (texts, dim), by number
 
     def claim(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the texts no earlier shard held, each text's number), for a shard's sorted, distinct
@@ -40,7 +41,17 @@ class TextTable:
             more = max(len(self.numbers), 2 * len(self.fields)) - len(self.fields)
             self.lengths = np.concatenate([self.lengths, np.zeros((more, self.lengths.shape[1]), np.uint32)])
             self.fields = np.concatenate([self.fields, np.zeros(more, np.uint8)])
+            if self.vectors is not None:
+                self.vectors = np.concatenate(
+                    [self.vectors, np.zeros((more, self.vectors.shape[1]), np.float32)]
+                )
         return new, ids
+
+    def embedded(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Keep the embeddings of the texts numbered ``ids`` (``scan --model``)."""
+        if self.vectors is None:
+            self.vectors = np.zeros((len(self.fields), vectors.shape[1]), np.float32)
+        self.vectors[ids] = vectors
 
     def unique(self) -> dict[str, int]:
         """Distinct texts of kept rows, per field (passage: pos or neg)."""
@@ -48,7 +59,8 @@ class TextTable:
 
     @property
     def nbytes(self) -> int:
-        return self.numbers.nbytes + self.lengths.nbytes + self.fields.nbytes
+        vectors = self.vectors.nbytes if self.vectors is not None else 0
+        return self.numbers.nbytes + self.lengths.nbytes + self.fields.nbytes + vectors
 
 
 def unique_counts(fields: np.ndarray) -> dict[str, int]:

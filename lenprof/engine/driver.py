@@ -65,6 +65,11 @@ class Totals:
     checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
     others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
+    # scan --model: each kept row's texts (query, positives, negatives) by number, their
+    # embeddings by number, and the texts embedded truncated at the model's limit
+    groups: list[tuple[int, list[int], list[int]]] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    truncated: int = 0
 
 
 class FastPathFailed(RuntimeError):
@@ -138,6 +143,9 @@ def drive(
                 raise FastPathFailed(value.mismatch)
             f = flights[value.index]
             table.lengths[f.ids[f.need]] = value.lengths.T  # type: ignore[index]
+            if value.vectors is not None:
+                table.embedded(f.ids[f.need], value.vectors)  # type: ignore[index]
+                totals.truncated += value.truncated
             for k, t in enumerate(every):
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
@@ -165,12 +173,16 @@ def drive(
         while finished < decided and flights[finished].measured:
             f = flights[finished]
             lengths = np.ascontiguousarray(table.lengths[f.ids].T)  # type: ignore[index]
-            send(finished, "finish", finished, f.keep, f.first_line, lengths)
+            vectors = table.vectors[f.ids] if table.vectors is not None else None  # type: ignore[index]
+            send(finished, "finish", finished, f.keep, f.first_line, lengths, vectors)
             f.keep = f.need = None  # type: ignore[assignment]
             finished += 1
         while merged in results:
             f, result = flights.pop(merged), results.pop(merged)
             table.fields[f.ids] |= result.fields  # type: ignore[index]
+            for q, pos, neg in result.groups or ():
+                ids = f.ids  # type: ignore[assignment]
+                totals.groups.append((int(ids[q]), ids[pos].tolist(), ids[neg].tolist()))  # type: ignore[index]
             write(f.shard, result)
             totals.stats += result.stats
             for t, stats in zip(totals.others, result.others, strict=True):
@@ -182,6 +194,7 @@ def drive(
                 on_progress(Progress(i, item.path, f.shard.done, item.size, result.stats.read, *corpus))
             merged += 1
     name_duplicates(plan, executor, every, table.unique(), decisions.duplicates, decisions.first_lines)
+    totals.vectors = table.vectors
     return totals
 
 

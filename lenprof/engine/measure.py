@@ -11,11 +11,14 @@ from lenprof.count.fast.counter import FastCounter, count_together
 from lenprof.engine.results import CheckedShard, Measured
 
 
-def measure(counters: list[FastCounter], st: CheckedShard, index: int, need: np.ndarray, at: int) -> Measured:
+def measure(
+    counters: list[FastCounter], st: CheckedShard, index: int, need: np.ndarray, at: int, encoder=None
+) -> Measured:
     """Step 2: token counts of the shard's distinct texts at positions ``need`` (those no earlier
     shard holds), by each tokenizer (the texts are cut into pieces once for all of them); the
     run counted ``at`` distinct texts before these (its first ones are all checked: see
-    ``count/fast/``). The counters' caches make it faster, never different."""
+    ``count/fast/``). The counters' caches make it faster, never different. With ``encoder``
+    (``scan --model``: a ``score.encoder.TextEncoder``) the texts are embedded too, once each."""
     texts, seen = st.texts, st.seen
     order = np.argsort(seen[need], kind="stable")  # counted in the file's order
     batch = [texts[i] for i in need[order].tolist()]
@@ -23,6 +26,12 @@ def measure(counters: list[FastCounter], st: CheckedShard, index: int, need: np.
     before = [(c.fast, c.checked) for c in counters]
     lengths = np.empty((len(counters), len(batch)), dtype=np.int64)
     lengths[:, order] = count_together(counters, batch, at)
+    vectors, truncated = None, 0
+    if encoder is not None:
+        before_cut = encoder.truncated
+        vectors = np.empty((len(batch), encoder.dim), dtype=np.float32)
+        vectors[order] = encoder.encode(batch)
+        truncated = encoder.truncated - before_cut
     return Measured(
         index,
         lengths.astype(np.uint32),
@@ -30,4 +39,6 @@ def measure(counters: list[FastCounter], st: CheckedShard, index: int, need: np.
         [c.fast - f for c, (f, _) in zip(counters, before, strict=True)],
         [c.checked - k for c, (_, k) in zip(counters, before, strict=True)],
         next((c.mismatch for c in counters if c.mismatch is not None), None),
+        vectors=vectors,
+        truncated=truncated,
     )

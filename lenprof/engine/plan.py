@@ -33,6 +33,8 @@ from lenprof.rows.fields import Fields
 from lenprof.rows.layouts import Layout, resolve
 from lenprof.rows.leaks import EvalIndex
 from lenprof.rows.options import ScanOptions
+from lenprof.score.encoder import model_folder
+from lenprof.score.options import ScoreOptions
 
 EXPANSION = 8  # about how many bytes of rows a byte of compressed input holds, for Plan.shards_at_most
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes the driver's decisions may hold before they go out of core
@@ -84,6 +86,7 @@ class WorkerSetup:
     cached: int = MAX_CACHED_CHUNKS  # pieces each of a worker's piece caches holds at most
     # the run's secret: its workers' fingerprints are keyed with it (see hashing.py)
     key: RunKey = field(default_factory=RunKey)
+    score: ScoreOptions | None = None  # scan --model: the base model's view of the rows
 
     def tokenizers(self) -> list[tuple[str, bool]]:
         """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
@@ -111,6 +114,7 @@ class Plan:
 
     others: list[LoadedTokenizer] = field(default_factory=list)  # tokenizers compared with it
     stamps: list[Stamp | None] = field(default_factory=list)  # per input on disk: as it was found
+    score: ScoreOptions | None = None  # scan --model (``engine/scoring.py``)
 
     def fields(self, i: int) -> Fields:
         return self.layouts[i].fields if self.layouts else self.options.fields
@@ -141,6 +145,7 @@ class Plan:
             drop_leaks=self.drop_leaks,
             others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
             cached=cache_size(self.memory_budget),
+            score=self.score,
         )
 
     def shards_at_most(self) -> int | None:
@@ -224,8 +229,10 @@ def make_plan(
     dataset_split: str | None = None,
     others: Sequence[LoadedTokenizer | str] = (),
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    score: ScoreOptions | None = None,
 ) -> Plan:
-    """Find the inputs, vet every output, load the tokenizer: raises before any work is done."""
+    """Find the inputs, vet every output, load the tokenizer (and find ``score``'s model):
+    raises before any work is done."""
     if shard_bytes < 1:
         raise InputError(f"shard size must be at least 1 byte, got {shard_bytes}")
     memory_budget = int(memory_budget)
@@ -267,6 +274,9 @@ def make_plan(
         )
     # test files and the tokenizers' own files are inputs too: no output may replace them
     protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
+    if score is not None:  # the model's folder: found first, and its files are inputs too
+        score = dataclasses.replace(score, model=model_folder(score.model))
+        protected += [e.path for e in os.scandir(score.model) if e.is_file()]
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
     given = bool(options.fields.mapped)
@@ -293,7 +303,16 @@ def make_plan(
         compared,
         stamps,
     )
-    return dataclasses.replace(plan, out_of_core=plan.size_hint() > OUT_OF_CORE_AT * memory_budget)
+    plan = dataclasses.replace(
+        plan, out_of_core=plan.size_hint() > OUT_OF_CORE_AT * memory_budget, score=score
+    )
+    if score is not None:
+        if plan.out_of_core:
+            raise InputError(
+                f"--model scores a corpus in memory, and this one is over {OUT_OF_CORE_AT}x the memory budget "
+                f"({memory_budget >> 20} MiB): raise --memory-budget, or score a part of it"
+            )
+    return plan
 
 
 def _within(path: str, folder: str) -> bool:

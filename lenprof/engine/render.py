@@ -14,6 +14,7 @@ import numpy as np
 from lenprof.engine.findings import longest_texts, removed_detail, warning_detail
 from lenprof.engine.plan import WorkerSetup
 from lenprof.engine.results import CheckedShard, ShardResult
+from lenprof.engine.scoring import score_shard
 from lenprof.io.columns import ColumnKinds
 from lenprof.io.jsontext import dumps
 from lenprof.io.sinks import reject_record
@@ -24,20 +25,35 @@ from lenprof.stats.scan_stats import TEXT_FIELDS, InputCount, InputStats, KeyPre
 
 
 def render(
-    setup: WorkerSetup, st: CheckedShard, index: int, keep: np.ndarray, first_line: int, lengths: np.ndarray
+    setup: WorkerSetup,
+    st: CheckedShard,
+    index: int,
+    keep: np.ndarray,
+    first_line: int,
+    lengths: np.ndarray,
+    vectors: np.ndarray | None = None,
 ) -> ShardResult:
     """Step 3: count the shard into :class:`ScanStats` and render its cleaned rows, rejects and
     bucket rows as bytes, in line order, given the driver's decisions: ``keep`` marks the rows
     that are no duplicate of an earlier one, ``first_line`` is the shard's first line number in
-    its input, ``lengths`` the token count of each distinct text by each tokenizer."""
+    its input, ``lengths`` the token count of each distinct text by each tokenizer, ``vectors``
+    (``scan --model``) its embedding by the base model (see ``scoring.py``)."""
     opts = setup.options
     tokenizers = 1 + len(setup.others)
     stats = ScanStats(read=st.read, inputs={st.input: InputCount(st.read, st.blank)})
     result = ShardResult(index, stats)
 
     duplicates = [(int(st.row_at[i]), DUPLICATE_ROW, st.raws[i]) for i in np.flatnonzero(~keep).tolist()]
+    scored = None
+    if vectors is not None and setup.score is not None:
+        scored = score_shard(setup.score, st, keep, vectors, setup.fields[st.input], opts.min_neg)
+        st, result.groups = scored.st, scored.groups
+        if scored.lost:
+            keep = keep.copy()
+            keep[[i for i, _ in scored.lost]] = False
+    lost = [(int(st.row_at[i]), why, st.raws[i]) for i, why in (scored.lost if scored else [])]
     rejects = []
-    for r, why, raw in heapq.merge(st.drops, duplicates, key=lambda d: d[0]):
+    for r, why, raw in heapq.merge(st.drops, duplicates, lost, key=lambda d: d[0]):
         stats.dropped[why.reason] += 1
         stats.example(why.reason, st.path, first_line + r, why.detail)
         if setup.rejects:
@@ -57,7 +73,7 @@ def render(
                 stats.repaired_rows[reason] += 1
                 stats.example(reason, st.path, line, removed_detail(st.rows[i], reason, n))
 
-    for i, reason, detail in st.leaks:
+    for i, reason, detail in chain(st.leaks, scored.warnings if scored else ()):
         if keep[i]:
             stats.warnings[reason] += 1
             stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)

@@ -32,6 +32,8 @@ class Measured:
     checked: list[int]  # of those, counted by the full tokenizer too
     mismatch: str | None  # why the fast path stopped, if its self-check failed
     prints: np.ndarray | None = None  # the texts' fingerprints, out of core (``external.py``)
+    vectors: np.ndarray | None = None  # float32 (texts asked for, dim): scan --model's embeddings
+    truncated: int = 0  # of them, texts over the model's limit (embedded truncated)
 
 
 @dataclass
@@ -48,6 +50,8 @@ class ShardResult:
     others: list[ScanStats] = field(default_factory=list)  # the same rows counted by each other tokenizer
     fields: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # see ``finish``
     prints: np.ndarray | None = None  # the distinct texts' fingerprints, out of core
+    # scan --model: each kept row's texts (query, positives, negatives) as distinct indices
+    groups: list[tuple[int, list[int], list[int]]] | None = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from lenprof.engine.driver import FastPathFailed, OverBudget, Progress, drive
 from lenprof.engine.external import drive_external
 from lenprof.engine.plan import Plan
 from lenprof.engine.results import ShardResult
+from lenprof.engine.scoring import summary
 from lenprof.errors import InputError
 from lenprof.io import storage
 from lenprof.io.readers import stdin
@@ -76,6 +77,11 @@ def scan_plan(
                 plan, why = dataclasses.replace(plan, exact_only=True), str(exc)
                 again = "the fast count's self-check failed: every text is counted again by the tokenizer"
             except OverBudget:  # decided in memory until the tables outgrew the budget
+                if plan.score is not None:
+                    raise InputError(
+                        "--model keeps every distinct text's embedding in memory, and they outgrew "
+                        f"--memory-budget ({plan.memory_budget >> 20} MiB): raise it, or score a part of the corpus"
+                    ) from None
                 plan = dataclasses.replace(plan, out_of_core=True)
                 again = "the corpus outgrew --memory-budget in memory: starting again out of core (docs/engines.md)"
             if on_progress is not None:
@@ -190,6 +196,9 @@ def run(
             )
             for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
         ]
+        if plan.score is not None:
+            found = summary(plan.score, plan.options.train_group_size, totals.groups, totals.vectors, totals.truncated, totals.stats)  # fmt: skip
+            profiles[0] = dataclasses.replace(profiles[0], scoring=found)
         if require_kept and not profiles[0].samples.kept:  # before the commit: a failed run writes nothing
             raise NothingKept(profiles[0])
         if out.profile:

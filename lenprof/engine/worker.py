@@ -46,6 +46,17 @@ class ShardWork:
         share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
         self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index
+        self._encoder = None  # scan --model: the base model, loaded at the first text it embeds
+
+    @property
+    def encoder(self):
+        if self.setup.score is None:
+            return None
+        if self._encoder is None:
+            from lenprof.score.encoder import load_encoder
+
+            self._encoder = load_encoder(self.setup.score)
+        return self._encoder
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         st = self.held[index] = check.check_shard(self.setup, shard)
@@ -56,12 +67,19 @@ class ShardWork:
 
     def measure(self, index: int, need: np.ndarray, at: int) -> Measured:
         st = self.held[index]
-        measured = measure.measure(self.counters, st, index, need, at)
+        measured = measure.measure(self.counters, st, index, need, at, self.encoder)
         self.held[index] = dataclasses.replace(st, texts=None)  # counted: only their lengths matter now
         return measured
 
-    def finish(self, index: int, keep: np.ndarray, first_line: int, lengths: np.ndarray) -> ShardResult:
-        return render.render(self.setup, self.held.pop(index), index, keep, first_line, lengths)
+    def finish(
+        self,
+        index: int,
+        keep: np.ndarray,
+        first_line: int,
+        lengths: np.ndarray,
+        vectors: np.ndarray | None = None,
+    ) -> ShardResult:
+        return render.render(self.setup, self.held.pop(index), index, keep, first_line, lengths, vectors)
 
     # Out of core (``external.py``): each step reads and checks the shard again, keeping nothing.
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from lenprof.rows.groups import Row, read_rows
 from lenprof.rows.options import ScanOptions
-from lenprof.train.data import Row, read_rows
 from lenprof.train.evaluate import Encode, Retrieval, retrieval
 
 

@@ -131,6 +131,28 @@ def sample_lines(profile: Profile, splits: str = "") -> list[str]:
     ]
 
 
+def scoring_lines(profile: Profile) -> list[str]:
+    """``scan --model``: the model, the first steps' forecast and what to do about it."""
+    sc = profile.scoring
+    if not sc:
+        return []
+    lines = [f"model     {sc['model']} ({sc['pooling']} pooling, temperature {sc['temperature']:g})"]
+    if sc.get("texts_truncated"):
+        lines.append(f"          {sc['texts_truncated']} texts over the model's limit were scored truncated")
+    f = sc.get("forecast")
+    if f is not None and f["batches"]:
+        loss = f["loss"]
+        lines.append(
+            f"forecast  {f['batches']} batches of {sc['batch_size']} x {sc['train_group_size']}: step loss "
+            f"p10 {loss['p10']:.4f}, median {loss['p50']:.4f}, p90 {loss['p90']:.4f}; "
+            f"{100 * f['zero_share']:.0f}% would log 0.0"
+        )
+    elif f is not None:
+        lines.append(f"forecast  fewer kept rows than one batch of {sc['batch_size']}: nothing to forecast")
+    lines += [f"advice    {a}" for a in (f or {}).get("advice", [])]
+    return lines
+
+
 def render_table(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
     cap = f"cap {tok.cap}" if tok.cap else "no known cap"
@@ -143,6 +165,7 @@ def render_table(profile: Profile) -> str:
     ]
     if s.warnings:
         lines.append(f"warnings  {join_counts(s.warnings, ' rows')}")
+    lines += scoring_lines(profile)
     lines.append("")
     header = ["field", "texts", "unique", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"]
     rows = [header]

@@ -254,11 +254,11 @@ def check_row(
 
     if repairs:
         obj = dict(obj)
-        _keep(obj, fields.pos, "pos_scores", keep_pos, len(pos))
+        keep_items(obj, fields.pos, "pos_scores", keep_pos, len(pos))
         if fields.neg_columns:
-            _keep_tuple(obj, fields.neg_columns, [neg[i] for i in keep_neg])
+            keep_columns(obj, fields.neg_columns, [neg[i] for i in keep_neg])
         else:
-            _keep(obj, fields.neg, "neg_scores", keep_neg, len(neg))
+            keep_items(obj, fields.neg, "neg_scores", keep_neg, len(neg))
     return Checked(
         obj,
         query,
@@ -271,7 +271,7 @@ def check_row(
     )
 
 
-def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> None:
+def keep_items(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> None:
     """Keep only items ``keep`` of ``obj[key]`` (and of its aligned scores list, if any)."""
     if len(keep) == n:
         return
@@ -282,7 +282,7 @@ def _keep(obj: dict, key: str, scores_key: str, keep: Sequence[int], n: int) -> 
         obj[scores_key] = [scores[i] for i in keep]
 
 
-def _keep_tuple(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
+def keep_columns(obj: dict, columns: tuple[str, ...], kept: list[str]) -> None:
     """An n-tuple keeps its columns: the negatives left fill them in order, the rest are null
     (``--min-neg`` set to the number of columns drops such rows instead)."""
     for i, name in enumerate(columns):

@@ -32,7 +32,13 @@ DROP_REASONS: tuple[str, ...] = (
     "duplicate_row",
 )
 # Repairs: the row is kept, the offending text is removed.
-REPAIR_REASONS: tuple[str, ...] = ("empty_pos_item", "empty_neg", "pos_in_neg", "duplicate_neg")
+REPAIR_REASONS: tuple[str, ...] = (
+    "empty_pos_item",
+    "empty_neg",
+    "pos_in_neg",
+    "duplicate_neg",
+    "false_negative_removed",
+)
 # Warnings: the row is kept as it is; they only inform.
 WARNING_REASONS: tuple[str, ...] = (
     "control_chars",
@@ -42,6 +48,8 @@ WARNING_REASONS: tuple[str, ...] = (
     "partial_scores",
     "eval_query_leak",
     "eval_pos_leak",
+    "false_negative",
+    "too_easy",
 )
 REASONS = DROP_REASONS + REPAIR_REASONS + WARNING_REASONS
 
@@ -65,6 +73,7 @@ EXPLANATIONS: dict[str, str] = {
     "empty_neg": "blank negative removed",
     "pos_in_neg": "negative equal to a positive removed (it would teach the opposite)",
     "duplicate_neg": "repeated negative removed",
+    "false_negative_removed": "a negative the base model scores as high as the positive (or a near copy of a positive) removed (--drop-false-negatives)",
     "control_chars": "text holds control characters",
     "over_model_limit": "a text is longer than the model can read: it is always truncated",
     "few_negatives": "fewer negatives than train_group_size - 1: FlagEmbedding repeats some",
@@ -72,6 +81,8 @@ EXPLANATIONS: dict[str, str] = {
     "partial_scores": "other kept rows have pos_scores/neg_scores and this one has none: knowledge distillation fails on it",
     "eval_query_leak": "the query is a query of an --against evaluation file (exactly, or after normalising whitespace and case)",
     "eval_pos_leak": "a positive is a positive of an --against evaluation file (exactly, or after normalising whitespace and case)",
+    "false_negative": "the base model (--model) scores a negative at or above --fn-ratio times the positive, or finds it a near copy of a positive: most likely another positive",
+    "too_easy": "the base model (--model) already separates this row's positive from its negatives: its loss at --temperature is below 1e-3, so it teaches nothing",
 }
 
 

@@ -18,11 +18,15 @@ tests/test_score_encoder.py holds them to sentence-transformers' ``encode`` (mea
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from lenprof.count import hub
+from lenprof.errors import InputError
 
 TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
 
@@ -54,6 +58,49 @@ class ModelCard:
         return cls(str(folder), pooling_of(folder), int(max_length))
 
 
+def model_folder(spec: str) -> str:
+    """The local folder of ``--model``: a folder as given, else a hub id's snapshot (the cache
+    first, as the tokenizer's is found: ``count/hub.py``), downloaded when the hub answers.
+    Raises :class:`InputError` with one line saying what to do."""
+    if os.path.isdir(spec):
+        missing = [f for f in ("config.json", "tokenizer.json") if not os.path.isfile(os.path.join(spec, f))]
+        if missing:
+            raise InputError(
+                f"--model {spec}: the folder has no {' and no '.join(missing)}; pass a sentence-transformers "
+                "or Hugging Face model folder (one saved with save_pretrained)"
+            )
+        return spec
+    try:
+        folder = hub.locate(spec)
+        if folder is None:
+            from huggingface_hub import snapshot_download
+
+            with hub.quiet_hub():
+                folder = snapshot_download(spec)
+    except hub.HubError as exc:
+        raise InputError(f"--model {spec}: {exc}") from None
+    except Exception as exc:  # a download that failed half-way: the hub's own errors
+        raise InputError(
+            f"--model {spec}: cannot be downloaded ({' '.join(str(exc).split())[:160]})"
+        ) from None
+    return model_folder(folder)
+
+
+def load_encoder(opts) -> TextEncoder:
+    """The encoder of a scan's ``ScoreOptions``, or :class:`InputError` saying why the model
+    cannot be loaded (the folder was checked at the plan; this is the worker loading it)."""
+    try:
+        return TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
+    except ImportError as exc:
+        raise InputError(
+            f"--model needs torch and transformers ({exc}): pip install 'lenprof[train]'"
+        ) from None
+    except Exception as exc:
+        raise InputError(
+            f"--model {opts.model}: cannot be loaded ({' '.join(str(exc).split())[:160]})"
+        ) from None
+
+
 def pooling_of(folder: str | Path) -> str:
     """``mean`` or ``cls``: what a sentence-transformers folder's ``1_Pooling/config.json``
     says, else ``cls`` (BGE's choice). The trainer pools by it too (``train/model.py``)."""
@@ -71,7 +118,9 @@ class TextEncoder:
         import torch
         from tokenizers import Tokenizer
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
         self.card, self.token_budget = card, token_budget
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -84,6 +133,11 @@ class TextEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(card.max_length)
         self.truncated = 0  # texts cut at the model's limit, over every call
+        self.halved = 0  # times the device ran out of memory and the token budget was halved
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
 
     def _pad_id(self) -> int:
         for token in ("[PAD]", "<pad>", "<|endoftext|>"):
@@ -104,15 +158,27 @@ class TextEncoder:
         dim = self.model.config.hidden_size
         out = np.empty((len(ids), dim), np.float32)
         with torch.inference_mode():
-            for batch in batches(lengths[order], self.token_budget):
-                rows = order[batch]
+            done, sorted_lengths = 0, lengths[order]
+            while done < len(order):
+                rows = order[done : batch_end(sorted_lengths, done, self.token_budget)]
                 longest = int(lengths[rows[-1]])
                 x = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
                 mask = np.zeros((len(rows), longest), dtype=np.int64)
                 for k, r in enumerate(rows.tolist()):
                     x[k, : lengths[r]] = ids[r]
                     mask[k, : lengths[r]] = 1
-                out[rows] = self._pooled(torch.from_numpy(x), torch.from_numpy(mask))
+                try:
+                    out[rows] = self._pooled(torch.from_numpy(x), torch.from_numpy(mask))
+                except (torch.OutOfMemoryError, MemoryError):
+                    if len(rows) == 1:
+                        raise InputError(
+                            f"--model {self.card.path}: one text of {longest} tokens does not fit the "
+                            f"{self.device.type} device's memory; score on a larger device or with --device cpu"
+                        ) from None
+                    self.token_budget = max(1, self.token_budget // 2)  # and try this batch again, halved
+                    self.halved += 1
+                    continue
+                done += len(rows)
         return out
 
     def _pooled(self, input_ids, attention_mask) -> np.ndarray:
@@ -126,6 +192,18 @@ class TextEncoder:
             m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (n, L, 1)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
         return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+
+
+def batch_end(sorted_lengths: np.ndarray, start: int, budget: int) -> int:
+    """Where the batch that starts at ``start`` ends: as many rows as keep rows times the last
+    (longest) length within ``budget``, and one at least.
+
+    >>> batch_end(np.array([2, 2, 3, 5, 5, 9]), 0, 10), batch_end(np.array([2, 2, 3, 5, 5, 9]), 5, 10)
+    (3, 6)
+    """
+    window = sorted_lengths[start : start + budget]  # a text has a token at least: no more fit
+    fits = np.arange(1, len(window) + 1) * window <= budget  # true, then false: lengths ascend
+    return start + max(1, int(np.argmin(fits)) if not fits.all() else len(fits))
 
 
 def batches(sorted_lengths: np.ndarray, budget: int) -> list[slice]:

@@ -102,6 +102,7 @@ class Profile:
     longest: dict[str, list[LongText]] = field(default_factory=dict)  # per field, longest first
     per_input: list[InputBreakdown] = field(default_factory=list)  # with two inputs or more
     chars: dict[str, int] = field(default_factory=dict)  # characters of the texts counted, per field
+    scoring: dict = field(default_factory=dict)  # scan --model: the model, its flags' settings, the forecast
 
     def tokens_per_char(self, name: str) -> float | None:
         """Tokens per character of a field's texts: how finely this tokenizer cuts them."""
@@ -201,6 +202,7 @@ class Profile:
             **({"per_input": [b.to_dict() for b in self.per_input]} if self.per_input else {}),
             "outputs": self.outputs,
             **({"split": self.buckets} if self.buckets else {}),
+            **({"scoring": self.scoring} if self.scoring else {}),
             "run": self.run.to_dict(),
         }
 
@@ -282,5 +284,6 @@ def _from_dict(d: dict) -> Profile:
         per_input=[_breakdown(b, options, cap) for b in _list(d.get("per_input", []), "per_input")],
         chars={f: _count(fields[f].get("chars", 0), f"fields.{f}.chars") for f in FIELDS},
         buckets=dict(_mapping(d.get("split", {}), "split")),
+        scoring=dict(_mapping(d.get("scoring", {}), "scoring")),
         run=_run(d.get("run", {})),
     )

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lenprof.rows.groups import Row
 from lenprof.rows.options import ScanOptions
-from lenprof.train.data import Row
 
 K = 10  # recall@K and MRR@K
 

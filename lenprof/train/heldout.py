@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Callable
 
-from lenprof.train.data import Row
+from lenprof.rows.groups import Row
 from lenprof.train.evaluate import Retrieval
 from lenprof.train.guard import kept
 from lenprof.train.health import lower_lr

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenprof.rows.groups import GroupSampler, Row, batches, read_rows
 from lenprof.train.config import TrainConfig, TrainError, _instructions, _precision
-from lenprof.train.data import GroupSampler, Row, batches, read_rows
 from lenprof.train.evaluate import Retrieval, embedder_encode, retrieval
 from lenprof.train.guard import Guard, MetricsLog, current_lr
 from lenprof.train.health import ADVICE, candidates_per_query

@@ -1,4 +1,5 @@
-"""Training groups and batches, the way FlagEmbedding samples them.
+"""Training groups and batches, the way FlagEmbedding samples them: the trainer draws its batches
+here, and the scan's zero-loss forecast (``score/forecast.py``) draws the same ones.
 
 Each epoch, every row yields one group: its query, one positive drawn from ``pos`` and
 ``group_size - 1`` negatives drawn from ``neg`` without replacement (with replacement only when
