@@ -1,0 +1,249 @@
+"""``lenprof scan --model`` (issue 25): the rows seen through the base model the user will
+fine-tune. Planted faults in real retrieval rows (benchmarks/planted_faults.py: near copies of
+the positive among the negatives, rows whose negatives are unrelated text) are found; the scores
+written for distillation are sentence-transformers' own ``encode`` and cosine; every way the
+model can fail is one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenprof.count.tokenizer import packaged_model_weights
+
+pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = packaged_model_weights()
+INSTRUCTION = "Represent this sentence for searching relevant passages: "
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The real console entry point, in its own process, one torch thread (this machine's best)."""
+    env = {**os.environ, "LENPROF_DEBUG": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "lenprof", *args], capture_output=True, text=True, env=env)
+
+
+def planted_faults():
+    spec = importlib.util.spec_from_file_location("planted_faults", REPO / "benchmarks" / "planted_faults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """300 real rows with near-copy false negatives planted in a third and unrelated negatives in
+    another third, and the truth of it."""
+    pf = planted_faults()
+    rows, truth = pf.plant(pf.real_rows(300))
+    path = tmp_path_factory.mktemp("planted") / "planted.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, rows, truth
+
+
+@pytest.fixture(scope="module")
+def cls_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cls") / "model"
+    shutil.copytree(MODEL, folder)
+    config = folder / "1_Pooling" / "config.json"
+    d = json.loads(config.read_text())
+    config.write_text(json.dumps({**d, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
+    return folder
+
+
+def scan(tmp_path, data, *args, model=MODEL):
+    out = tmp_path / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_cli(
+        "scan", str(data), "--model", str(model), "--tokenizer", str(model), "--out", str(out / "p.json"),
+        "--clean-out", str(out / "c.jsonl"), "--rejects", str(out / "r.jsonl"), "-q", *args,
+    )  # fmt: skip
+    return result, out
+
+
+def read(out: Path) -> tuple[dict, list[dict], list[dict]]:
+    lines = lambda p: [json.loads(x) for x in p.read_text().splitlines() if x.strip()]  # noqa: E731
+    return json.loads((out / "p.json").read_text()), lines(out / "c.jsonl"), lines(out / "r.jsonl")
+
+
+def test_planted_near_copies_are_found_and_removed(tmp_path, planted):
+    data, rows, truth = planted
+    result, out = scan(tmp_path, data, "--drop-false-negatives")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, rejects = read(out)
+    kept = {r["query"]: r for r in cleaned}
+    copies = truth["false_negatives"]
+    found = sum(1 for q, text in copies.items() if q not in kept or text not in kept[q]["neg"])
+    removed = profile["samples"]["repaired"]["false_negative_removed"]
+    assert found / len(copies) >= 0.9
+    assert found / removed >= 0.7, (found, removed)
+    # a row left without negatives is dropped with its reason, never lost
+    assert len(cleaned) + len(rejects) == len(rows)
+    for r in rejects:
+        assert r["reason"] == "no_negatives" and "false negatives" in r["detail"]
+    # the texts removed are no longer profiled: the negatives counted are those written
+    assert profile["fields"]["neg"]["count"] == sum(len(r["neg"]) for r in cleaned)
+    example = profile["examples"]["false_negative_removed"][0]
+    assert "removed: 'neg'[" in example["detail"]
+
+
+def test_without_drop_they_are_warnings_and_nothing_changes(tmp_path, planted):
+    data, rows, truth = planted
+    result, out = scan(tmp_path, data)
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, _ = read(out)
+    assert cleaned == rows  # warned about, written as read
+    assert profile["samples"]["warnings"]["false_negative"] >= 0.9 * len(truth["false_negatives"])
+    advice = profile["scoring"]["forecast"]["advice"]
+    assert any("--drop-false-negatives" in a for a in advice)
+    assert "false_negative" in profile["examples"]
+
+
+def test_rows_with_unrelated_negatives_are_too_easy(tmp_path, planted):
+    data, rows, truth = planted
+    easy = [r for r in rows if r["query"] in set(truth["too_easy"])]
+    path = tmp_path / "easy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in easy))
+    result, out = scan(tmp_path, path, "--batch-size", "8")
+    assert result.returncode == 0, result.stderr
+    profile, _, _ = read(out)
+    # the oracle: sentence-transformers' cosines, and InfoNCE in plain numpy at temperature 0.02
+    pos, neg = peer_scores(MODEL, easy, None)
+    losses = [max(np.log1p(np.exp((np.array(n) - p) / 0.02).sum()) for p in ps) for ps, n in zip(pos, neg, strict=True)]
+    want = sum(1 for x in losses if x < 1e-3)
+    assert profile["samples"]["warnings"]["too_easy"] == want
+    # most such rows: the rest are rows whose positive the model barely relates to the query
+    # (it scores under ~0.2): not too easy, and not what a harder negative would fix
+    assert want >= 0.8 * len(easy)
+    share = round(100 * want / len(easy))
+    assert profile["scoring"]["forecast"]["advice"][0].startswith(f"{share}% of rows are too easy for this model")
+    weak = [max(p) for p, x in zip(pos, losses, strict=True) if x >= 1e-3]
+    assert max(weak) < 0.3, weak
+
+
+def peer_scores(folder: Path, rows: list[dict], instruction: str | None) -> tuple[list, list]:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(1)
+    model = SentenceTransformer(str(folder), device="cpu")
+    queries = [(instruction or "") + r["query"] for r in rows]
+    passages = [t for r in rows for t in r["pos"] + r["neg"]]
+    q = model.encode(queries, batch_size=32, normalize_embeddings=True)
+    p = dict(zip(passages, model.encode(passages, batch_size=32, normalize_embeddings=True), strict=True))
+    pos = [[float(q[i] @ p[t]) for t in r["pos"]] for i, r in enumerate(rows)]
+    neg = [[float(q[i] @ p[t]) for t in r["neg"]] for i, r in enumerate(rows)]
+    return pos, neg
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("instruction", [None, INSTRUCTION])
+def test_add_scores_are_sentence_transformers_cosines(tmp_path, docstrings, cls_model, pooling, instruction):
+    rows = [json.loads(x) for x in docstrings.read_text().splitlines()[:60]]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    folder = MODEL if pooling == "mean" else cls_model
+    extra = ["--query-instruction", instruction] if instruction else []
+    result, out = scan(tmp_path, data, "--add-scores", *extra, model=folder)
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, _ = read(out)
+    assert profile["scoring"]["pooling"] == pooling
+    want_pos, want_neg = peer_scores(folder, rows, instruction)
+    got_pos = [r["pos_scores"] for r in cleaned]
+    got_neg = [r["neg_scores"] for r in cleaned]
+    assert np.abs(np.array(got_pos) - np.array(want_pos)).max() < 1e-3
+    assert np.abs(np.array(got_neg) - np.array(want_neg)).max() < 1e-3
+
+
+def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
+    long = "a cat is a small domesticated carnivorous mammal. " * 40  # ~400 tokens: MiniLM reads 256
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "what is a cat", "pos": [long], "neg": ["a dog barks"]}) + "\n")
+    result = run_cli("scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL))
+    assert result.returncode == 0, result.stderr
+    assert "1 texts over the model's limit were scored truncated" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "model, said",
+    [
+        ("{tmp}/nothing-here", "--model {tmp}/nothing-here: "),
+        ("{tmp}", "--model {tmp}: the folder has no config.json and no tokenizer.json"),
+    ],
+)
+def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, model, said):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result = run_cli("scan", str(data), "--model", model.format(tmp=tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert said.format(tmp=tmp_path) in result.stderr
+
+
+def test_a_broken_model_file_is_one_line(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result = run_cli("scan", str(data), "--model", str(folder), "--tokenizer", str(MODEL))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"Error: --model {folder}: cannot be loaded (")
+    assert result.stderr.count("\n") == 1
+
+
+def test_score_options_need_a_model(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result = run_cli("scan", str(data), "--add-scores")
+    assert result.returncode == 2
+    assert "--add-scores needs --model MODEL" in result.stderr
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_embeddings(monkeypatch):
+    from lenprof.score.encoder import ModelCard, TextEncoder
+
+    texts = [f"passage {i} about {'many ' * (i % 9)}things" for i in range(40)]
+    enc = TextEncoder(ModelCard.read(MODEL), device="cpu", token_budget=4096)
+    want = enc.encode(texts)
+    real = enc._pooled
+
+    def small_only(ids, mask):  # a device that holds at most 8 rows
+        if len(ids) > 8:
+            raise MemoryError
+        return real(ids, mask)
+
+    monkeypatch.setattr(enc, "_pooled", small_only)
+    got = enc.encode(texts)
+    assert enc.halved >= 1 and enc.token_budget < 4096
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_scores_do_not_depend_on_workers_or_shards(tmp_path, planted):
+    data, _, _ = planted
+    one, out1 = scan(tmp_path / "a", data, "--drop-false-negatives", "--add-scores", "--workers", "1")
+    two, out2 = scan(tmp_path / "b", data, "--drop-false-negatives", "--add-scores", "--workers", "2", "--shard-size", "0.01")  # fmt: skip
+    assert one.returncode == two.returncode == 0, (one.stderr, two.stderr)
+    (p1, c1, r1), (p2, c2, r2) = read(out1), read(out2)
+    # batches cut differently round differently in float32: a score may move in its 7th digit
+    scores = lambda rows: np.array([x for r in rows for x in r["pos_scores"] + r["neg_scores"]])  # noqa: E731
+    assert np.abs(scores(c1) - scores(c2)).max() < 1e-5
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_scores")} for r in rows]  # noqa: E731
+    assert (strip(c1), r1) == (strip(c2), r2)
+    assert p1["samples"] == p2["samples"] and p1["fields"] == p2["fields"]
+    f1, f2 = p1["scoring"].pop("forecast"), p2["scoring"].pop("forecast")
+    assert p1["scoring"] == p2["scoring"] and f1["zero_share"] == f2["zero_share"]
+    assert f1["loss"] == pytest.approx(f2["loss"], abs=1e-4)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
