@@ -247,3 +247,36 @@ def test_scores_do_not_depend_on_workers_or_shards(tmp_path, planted):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+@pytest.mark.slow
+def test_flagembedding_distills_from_the_scores_written(tmp_path, docstrings, flagembedding_python):
+    """FlagEmbedding 1.4.2 itself (its own venv) trains with --knowledge_distillation True on the
+    cleaned rows --add-scores wrote: its loader takes pos_scores/neg_scores as they are."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(docstrings.read_text().splitlines(keepends=True)[:24]))
+    clean = tmp_path / "clean" / "train.jsonl"
+    result = run_cli(
+        "scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL), "--add-scores",
+        "--clean-format", "flagembedding", "--clean-out", str(clean), "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(x) for x in clean.read_text().splitlines()]
+    assert all(len(r["pos_scores"]) == len(r["pos"]) and len(r["neg_scores"]) == len(r["neg"]) for r in rows)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [str(flagembedding_python), "-m", "torch.distributed.run", "--nproc_per_node", "1",
+         "-m", "FlagEmbedding.finetune.embedder.encoder_only.base",
+         "--model_name_or_path", str(MODEL), "--train_data", str(clean.parent), "--output_dir", str(out),
+         "--query_max_len", "32", "--passage_max_len", "64", "--train_group_size", "4",
+         "--per_device_train_batch_size", "2", "--learning_rate", "1e-5", "--temperature", "0.02",
+         "--knowledge_distillation", "True", "--sentence_pooling_method", "mean", "--normalize_embeddings", "True",
+         "--logging_steps", "1", "--max_steps", "3", "--save_steps", "3", "--dataloader_drop_last", "True",
+         "--use_cpu", "True", "--report_to", "none", "--seed", "0"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert len(losses) == 3 and all(np.isfinite(losses))
