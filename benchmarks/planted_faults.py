@@ -133,12 +133,21 @@ def main() -> None:
     truth_path = Path(args.out + ".truth.json")
     if args.check:
         cleaned = [json.loads(line) for line in open(args.check[0], encoding="utf-8")]
-        print(json.dumps(check(json.loads(truth_path.read_text()), cleaned, json.loads(Path(args.check[1]).read_text())), indent=1))
+        print(
+            json.dumps(
+                check(
+                    json.loads(truth_path.read_text()), cleaned, json.loads(Path(args.check[1]).read_text())
+                ),
+                indent=1,
+            )
+        )
         return
     rows, truth = plant(real_rows(args.rows, same_package=args.same_package))
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     truth_path.write_text(json.dumps(truth), encoding="utf-8")
-    print(f"{args.out}: {len(rows)} rows, {len(truth['false_negatives'])} near-copy false negatives, {len(truth['too_easy'])} rows with unrelated negatives")
+    print(
+        f"{args.out}: {len(rows)} rows, {len(truth['false_negatives'])} near-copy false negatives, {len(truth['too_easy'])} rows with unrelated negatives"
+    )
 
 
 if __name__ == "__main__":

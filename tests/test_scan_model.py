@@ -118,14 +118,19 @@ def test_rows_with_unrelated_negatives_are_too_easy(tmp_path, planted):
     profile, _, _ = read(out)
     # the oracle: sentence-transformers' cosines, and InfoNCE in plain numpy at temperature 0.02
     pos, neg = peer_scores(MODEL, easy, None)
-    losses = [max(np.log1p(np.exp((np.array(n) - p) / 0.02).sum()) for p in ps) for ps, n in zip(pos, neg, strict=True)]
+    losses = [
+        max(np.log1p(np.exp((np.array(n) - p) / 0.02).sum()) for p in ps)
+        for ps, n in zip(pos, neg, strict=True)
+    ]
     want = sum(1 for x in losses if x < 1e-3)
     assert profile["samples"]["warnings"]["too_easy"] == want
     # most such rows: the rest are rows whose positive the model barely relates to the query
     # (it scores under ~0.2): not too easy, and not what a harder negative would fix
     assert want >= 0.8 * len(easy)
     share = round(100 * want / len(easy))
-    assert profile["scoring"]["forecast"]["advice"][0].startswith(f"{share}% of rows are too easy for this model")
+    assert profile["scoring"]["forecast"]["advice"][0].startswith(
+        f"{share}% of rows are too easy for this model"
+    )
     weak = [max(p) for p, x in zip(pos, losses, strict=True) if x >= 1e-3]
     assert max(weak) < 0.3, weak
 
@@ -280,3 +285,35 @@ def test_flagembedding_distills_from_the_scores_written(tmp_path, docstrings, fl
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     losses = [e["loss"] for e in state["log_history"] if "loss" in e]
     assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+@pytest.mark.slow
+def test_the_forecast_is_what_a_real_run_logs(tmp_path, planted):
+    """On rows that are mostly too easy, the share of the first 50 batches the forecast says
+    will log 0.0 is within 10 points of the share a real ``lenprof train`` run logs, with the
+    same batch size, group size and temperature."""
+    data, rows, truth = planted
+    easy = [r for r in rows if r["query"] in set(truth["too_easy"])]
+    path = tmp_path / "easy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in easy))
+    settings = ["--batch-size", "2", "--train-group-size", "4", "--temperature", "0.02"]
+    result, out = scan(tmp_path, path, *settings)
+    assert result.returncode == 0, result.stderr
+    forecast = read(out)[0]["scoring"]["forecast"]
+    assert forecast["batches"] == 50
+    run = tmp_path / "run"
+    trained = run_cli(
+        "train", str(path), "--model", str(MODEL), "--output-dir", str(run), "--max-steps", "50",
+        "--learning-rate", "1e-5", "--collapse-steps", "1000", "--profile", str(out / "p.json"), *settings,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    said = f"forecast: {out / 'p.json'} said {100 * forecast['zero_share']:.0f}% of the first 50 batches would log 0.0"
+    assert said in trained.stdout and "as forecast: the rows are too easy for this model" in trained.stdout
+    diagnosed = run_cli("diagnose", str(run), "--forecast", str(out / "p.json"))
+    assert said in diagnosed.stdout and "not a collapse" in diagnosed.stdout, diagnosed.stdout
+    losses = [
+        r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ]
+    logged_zero = sum(1 for x in losses[:50] if round(x, 4) == 0) / len(losses[:50])
+    assert 0.15 <= forecast["zero_share"] <= 0.85  # a share worth forecasting
+    assert abs(forecast["zero_share"] - logged_zero) <= 0.10, (forecast["zero_share"], logged_zero)

@@ -296,6 +296,8 @@ def train_command(paths, model, tokenizer, output_dir, profile_path, query_max_l
         except (TrainError, TrainSetupError) as exc:
             raise UsageProblem(str(exc)) from exc
     if os.environ.get("RANK", "0") == "0":  # under torchrun the first process speaks for all
-        emit(summary(report, output_dir))
+        from lenprof.train.forecast import for_run
+
+        emit(summary(report, output_dir) + for_run(profile_path, output_dir))
     if report["stopped"]:
         raise SystemExit(1)

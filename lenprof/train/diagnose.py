@@ -273,6 +273,7 @@ class Diagnosis:
     findings: list[Event]
     note: str | None = None
     setup: str | None = None  # where the candidates per query came from
+    forecast: str | None = None  # the first steps against scan --model's forecast (``forecast.py``)
 
     @property
     def trouble(self) -> bool:
@@ -280,7 +281,8 @@ class Diagnosis:
 
     def to_dict(self) -> dict:
         d = {"path": self.path, "steps": len(self.steps), "findings": [f.to_dict() for f in self.findings]}
-        return {**d, "setup": self.setup} if self.setup else d
+        extra = {"setup": self.setup, "forecast": self.forecast}
+        return {**d, **{k: v for k, v in extra.items() if v}}
 
     def render(self) -> str:
         span = f" (steps {self.steps[0].step}-{self.steps[-1].step})" if self.steps else ""
@@ -289,8 +291,7 @@ class Diagnosis:
             what = "recorded" if f.kind == "watchdog" else "logged"
             lines.append(f"{f.kind:<17} steps {f.ranges()} ({len(f.steps)} {what})" if f.steps else f.kind)
             lines += [f"{'':<17} {text}" for text in (f.detail, f.advice) if text]
-        if self.setup:
-            lines.append(f"setup: {self.setup}")
+        lines += [line for line in (self.setup and f"setup: {self.setup}", self.forecast) if line]
         return "\n".join(lines) + "\n"
 
 
