@@ -3,6 +3,7 @@ input is small (worker start-up would cost more than it saves) or one worker is 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from contextlib import contextmanager
@@ -76,7 +77,12 @@ class LocalEngine:
     def executor(self, plan: Plan):
         n = self.workers_for(plan)
         inline = n == 1
-        ex = Inline(plan.setup()) if inline else ProcessPool(plan.setup(), n)
+        setup = plan.setup()
+        if setup.score is not None:  # each worker scores with its share of the cores
+            setup = dataclasses.replace(
+                setup, score=dataclasses.replace(setup.score, threads=max(1, default_workers() // n))
+            )
+        ex = Inline(setup) if inline else ProcessPool(setup, n)
         try:
             yield ex
         finally:

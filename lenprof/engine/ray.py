@@ -54,7 +54,8 @@ class RayActors:
         # A pool worker's settings (WORKER_ENV) must be there as the process starts: set in
         # __init__, ARROW_DEFAULT_MEMORY_POOL comes too late (Ray's worker has its pyarrow pool
         # by then). So a runtime_env, which Ray shows: they hold no secret, unlike ``env``.
-        actor = ray.remote(num_cpus=1, runtime_env=RUNTIME_ENV)(ShardActor)
+        gpus = ray.cluster_resources().get("GPU", 0) if setup.score is not None else 0
+        actor = ray.remote(runtime_env=RUNTIME_ENV, **actor_resources(setup, workers, gpus))(ShardActor)
         self.workers = workers
         self._actors = [actor.remote(setup, env or {}) for _ in range(workers)]
         self._pending: dict[Any, str] = {}
@@ -151,6 +152,22 @@ class RayEngine:
 
     def describe(self, plan: Plan) -> dict:
         return {"engine": self.name, "workers": getattr(self, "workers", self.asked)}
+
+
+def actor_resources(setup: WorkerSetup, workers: int, gpus: float) -> dict:
+    """What each actor asks Ray for: a CPU, and with ``scan --model`` on a cluster with GPUs (and
+    a device that is not ``cpu``) its share of them, so the model runs on a GPU of its own or
+    shares one with as few actors as can be.
+
+    >>> from lenprof.score.options import ScoreOptions
+    >>> s = WorkerSetup(None, (), "", False, False, None, False, (), "input", False, None, score=ScoreOptions("m"))
+    >>> actor_resources(s, 4, 2.0), actor_resources(s, 4, 0), actor_resources(s, 1, 8.0)
+    ({'num_cpus': 1, 'num_gpus': 0.5}, {'num_cpus': 1}, {'num_cpus': 1, 'num_gpus': 1})
+    """
+    if setup.score is None or setup.score.device == "cpu" or not gpus:
+        return {"num_cpus": 1}
+    share = min(1.0, gpus / workers)
+    return {"num_cpus": 1, "num_gpus": 1 if share == 1.0 else share}
 
 
 def ray_address(given: str | None, env) -> str:

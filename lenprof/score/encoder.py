@@ -90,6 +90,10 @@ def load_encoder(opts) -> TextEncoder:
     """The encoder of a scan's ``ScoreOptions``, or :class:`InputError` saying why the model
     cannot be loaded (the folder was checked at the plan; this is the worker loading it)."""
     try:
+        if opts.threads:
+            import torch
+
+            torch.set_num_threads(opts.threads)  # workers side by side: no core asked for twice
         return TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
     except ImportError as exc:
         raise InputError(
