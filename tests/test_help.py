@@ -21,7 +21,7 @@ SCAN_PANELS = {
     "Checks": ["--min-neg", "--train-group-size", "--max-line-bytes", "--max-text-chars", "--against",
                "--drop-leaks", "--fail-on-drop"],
     "Model": ["--model", "--fn-ratio", "--dup-cosine", "--temperature", "--drop-false-negatives", "--add-scores",
-              "--batch-size", "--device"],
+              "--batch-size", "--device", "--embedding-cache"],
     "Engine": ["--workers", "--engine", "--address", "--shard-size", "--memory-budget", "--exact-only"],
     "Logging": ["--quiet", "--progress-interval", "--help"],
 }  # fmt: skip

@@ -317,3 +317,28 @@ def test_the_forecast_is_what_a_real_run_logs(tmp_path, planted):
     logged_zero = sum(1 for x in losses[:50] if round(x, 4) == 0) / len(losses[:50])
     assert 0.15 <= forecast["zero_share"] <= 0.85  # a share worth forecasting
     assert abs(forecast["zero_share"] - logged_zero) <= 0.10, (forecast["zero_share"], logged_zero)
+
+
+def test_a_rescan_takes_every_embedding_from_the_disk_cache(tmp_path, docstrings):
+    """The second scan of the same texts with the same model embeds nothing: same outputs, every
+    embedding from the cache; another model (its pooling changed) has a cache of its own."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(docstrings.read_text().splitlines(keepends=True)[:30]))
+    env = {**os.environ, "LENPROF_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+    def once(out: str, *extra: str):
+        args = ["scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL), "--add-scores"]
+        args += ["--clean-out", str(tmp_path / out), *extra]
+        done = subprocess.run([sys.executable, "-m", "lenprof", *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stderr, (tmp_path / out).read_text()
+
+    first, rows = once("a.jsonl")
+    second, again = once("b.jsonl")
+    third, _ = once("c.jsonl", "--no-embedding-cache")
+    texts = len({t for r in map(json.loads, rows.splitlines()) for t in [r["query"], *r["pos"], *r["neg"]]})
+    assert f"{texts} distinct texts embedded by {MODEL}\n" in first
+    assert f"{texts} distinct texts embedded by {MODEL}, {texts} of them from the cache of earlier scans" in second
+    assert "from the cache" not in third
+    assert again == rows
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*.sqlite"))) == 1

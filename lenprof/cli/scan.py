@@ -152,6 +152,9 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
             quiet,
             f"the piece-cache count disagreed with the tokenizer ({run.counting.fast_path_failed}); every text was counted again by the tokenizer",
         )
+    if run.texts_embedded is not None:
+        cached = f", {run.embeddings_cached} of them from the cache of earlier scans" if run.embeddings_cached else ""
+        log(quiet, f"{run.texts_embedded} distinct texts embedded by {profile.scoring['model']}{cached}")
     for path, what in ((args.out, "profile"), (args.report, "report")):
         if path:
             log(quiet, f"{what} written to {path}")

@@ -65,6 +65,7 @@ class ScanArgs:
     add_scores: bool
     batch_size: int
     device: str
+    embedding_cache: bool
     quiet: bool
     progress_interval: float
 
@@ -106,6 +107,7 @@ class ScanArgs:
             drop_false_negatives=self.drop_false_negatives,
             add_scores=self.add_scores,
             batch_size=self.batch_size,
+            cache=self.embedding_cache,
         )
 
     def buckets(self) -> LengthBuckets | None:
@@ -124,7 +126,7 @@ PANELS = {
     "Lengths": ["coverage", "multiple_of"],
     "Checks": ["min_neg", "train_group_size", "max_line_bytes", "max_text_chars", "against", "drop_leaks", "fail_on_drop"],
     "Model": ["model", "fn_ratio", "dup_cosine", "temperature", "drop_false_negatives", "add_scores", "batch_size",
-              "device"],
+              "device", "embedding_cache"],
     "Engine": ["workers", "engine", "address", "shard_size", "memory_budget", "exact_only"],
     "Logging": ["quiet", "progress_interval", "help"],
 }  # fmt: skip
@@ -321,6 +323,12 @@ scan_options = opt.together(
         show_default=True,
         metavar="DEVICE",
         help="With --model: where to run it (auto: CUDA in bf16 where there is one, else the CPU; or cpu, cuda, cuda:1).",
+    ),
+    click.option(
+        "--embedding-cache/--no-embedding-cache",
+        default=True,
+        show_default=True,
+        help="With --model: keep each text's embedding on disk (in LENPROF_CACHE_DIR, by default ~/.cache/lenprof), so a scan of the same texts with the same model embeds nothing again.",
     ),
     opt.quiet,
     click.option(

@@ -70,6 +70,8 @@ class Totals:
     groups: list[tuple[int, list[int], list[int]]] = field(default_factory=list)
     vectors: np.ndarray | None = None
     truncated: int = 0
+    embedded: int = 0  # distinct texts embedded (scan --model), of them from the disk cache:
+    from_cache: int = 0
 
 
 class FastPathFailed(RuntimeError):
@@ -146,6 +148,8 @@ def drive(
             if value.vectors is not None:
                 table.embedded(f.ids[f.need], value.vectors)  # type: ignore[index]
                 totals.truncated += value.truncated
+                totals.embedded += len(value.vectors)
+                totals.from_cache += value.from_cache
             for k, t in enumerate(every):
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]

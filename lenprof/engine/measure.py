@@ -26,12 +26,12 @@ def measure(
     before = [(c.fast, c.checked) for c in counters]
     lengths = np.empty((len(counters), len(batch)), dtype=np.int64)
     lengths[:, order] = count_together(counters, batch, at)
-    vectors, truncated = None, 0
+    vectors, truncated, cached = None, 0, 0
     if encoder is not None:
-        before_cut = encoder.truncated
+        before_cut, before_cached = encoder.truncated, encoder.from_cache
         vectors = np.empty((len(batch), encoder.dim), dtype=np.float32)
         vectors[order] = encoder.encode(batch)
-        truncated = encoder.truncated - before_cut
+        truncated, cached = encoder.truncated - before_cut, encoder.from_cache - before_cached
     return Measured(
         index,
         lengths.astype(np.uint32),
@@ -41,4 +41,5 @@ def measure(
         next((c.mismatch for c in counters if c.mismatch is not None), None),
         vectors=vectors,
         truncated=truncated,
+        from_cache=cached,
     )

@@ -34,6 +34,7 @@ class Measured:
     prints: np.ndarray | None = None  # the texts' fingerprints, out of core (``external.py``)
     vectors: np.ndarray | None = None  # float32 (texts asked for, dim): scan --model's embeddings
     truncated: int = 0  # of them, texts over the model's limit (embedded truncated)
+    from_cache: int = 0  # of them, texts whose embedding was on disk from an earlier scan
 
 
 @dataclass

@@ -197,8 +197,11 @@ def run(
             for tok, tally in zip(plan.tokenizers, [totals, *totals.others], strict=True)
         ]
         if plan.score is not None:
-            found = summary(plan.score, plan.options.train_group_size, totals.groups, totals.vectors, totals.truncated, totals.stats)  # fmt: skip
-            profiles[0] = dataclasses.replace(profiles[0], scoring=found)
+            found = summary(plan.score, plan.options.train_group_size, totals)
+            run_info = dataclasses.replace(
+                profiles[0].run, texts_embedded=totals.embedded, embeddings_cached=totals.from_cache
+            )
+            profiles[0] = dataclasses.replace(profiles[0], scoring=found, run=run_info)
         if require_kept and not profiles[0].samples.kept:  # before the commit: a failed run writes nothing
             raise NothingKept(profiles[0])
         if out.profile:

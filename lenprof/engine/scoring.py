@@ -128,24 +128,18 @@ def _fn_detail(s: RowScores, fields: Fields, opts: ScoreOptions) -> str:
     )
 
 
-def summary(
-    opts: ScoreOptions,
-    group_size: int | None,
-    groups: list,
-    vectors: np.ndarray | None,
-    truncated: int,
-    stats,
-) -> dict:
+def summary(opts: ScoreOptions, group_size: int | None, totals) -> dict:
     """The profile's ``scoring`` section: the model and the rules' settings, what they found, and
     the zero-loss forecast over the kept rows (``score/forecast.py``), with what to do about it."""
     group = group_size or DEFAULT_GROUP_SIZE
-    rows = [Row(str(q), [str(p) for p in pos], [str(n) for n in neg]) for q, pos, neg in groups]
+    vectors, stats = totals.vectors, totals.stats
+    rows = [Row(str(q), [str(p) for p in pos], [str(n) for n in neg]) for q, pos, neg in totals.groups]
     kept = len(rows)
     out = {
         **opts.to_dict(),
         "pooling": pooling_of(opts.model),
         "train_group_size": group,
-        "texts_truncated": truncated,
+        "texts_truncated": totals.truncated,
     }
     if vectors is None or not rows:
         return out

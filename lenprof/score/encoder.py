@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from lenprof.count import hub
+from lenprof.count.load import cache_dir
 from lenprof.errors import InputError
+from lenprof.score.cache import EmbeddingCache, model_key
 
 TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
 
@@ -94,7 +97,7 @@ def load_encoder(opts) -> TextEncoder:
             import torch
 
             torch.set_num_threads(opts.threads)  # workers side by side: no core asked for twice
-        return TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
+        encoder = TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
     except ImportError as exc:
         raise InputError(
             f"--model needs torch and transformers ({exc}): pip install 'lenprof[train]'"
@@ -103,6 +106,9 @@ def load_encoder(opts) -> TextEncoder:
         raise InputError(
             f"--model {opts.model}: cannot be loaded ({' '.join(str(exc).split())[:160]})"
         ) from None
+    if opts.cache:
+        encoder.use_cache(cache_dir() / "embeddings")
+    return encoder
 
 
 def pooling_of(folder: str | Path) -> str:
@@ -138,6 +144,17 @@ class TextEncoder:
         self.tokenizer.enable_truncation(card.max_length)
         self.truncated = 0  # texts cut at the model's limit, over every call
         self.halved = 0  # times the device ran out of memory and the token budget was halved
+        self.cache: EmbeddingCache | None = None  # embeddings kept between scans (``cache.py``)
+        self.from_cache = 0  # texts whose embedding the cache had, over every call
+
+    def use_cache(self, folder: Path) -> None:
+        """Keep embeddings in ``folder`` between scans; a cache that cannot be opened is none."""
+        kind = f"{self.device.type}:{'bf16' if self.device.type == 'cuda' else 'fp32'}"
+        key = model_key(self.card.path, self.card.pooling, self.card.max_length, kind)
+        try:
+            self.cache = EmbeddingCache(folder / f"{key}.sqlite")
+        except (OSError, sqlite3.Error):
+            self.cache = None
 
     @property
     def dim(self) -> int:
@@ -151,12 +168,36 @@ class TextEncoder:
         return 0  # masked out: its embedding never counts
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32, each row of unit length, in the order of ``texts``."""
+        """(len(texts), dim) float32, each row of unit length, in the order of ``texts``: from
+        the cache where it has them, the rest embedded (and kept there)."""
+        if self.cache is None:
+            out, cut = self._encode(texts)
+            self.truncated += int(cut.sum())
+            return out
+        try:
+            found = self.cache.get(texts)
+        except sqlite3.Error:
+            self.cache, found = None, {}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vectors, cut = self._encode(missing)
+            if self.cache is not None:
+                try:
+                    self.cache.put(missing, vectors, cut.tolist())
+                except sqlite3.Error:
+                    self.cache = None
+            found.update(zip(missing, zip(vectors, cut.tolist(), strict=True), strict=True))
+        self.from_cache += len(texts) - len(missing)
+        self.truncated += sum(1 for t in texts if found[t][1])
+        return np.stack([found[t][0] for t in texts]) if texts else np.empty((0, self.dim), np.float32)
+
+    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's embedding, and whether it was cut at the model's limit."""
         import torch
 
         encodings = self.tokenizer.encode_batch_fast(list(texts))
         ids = [e.ids for e in encodings]
-        self.truncated += sum(1 for e in encodings if e.overflowing)
+        cut = np.array([bool(e.overflowing) for e in encodings], dtype=bool)
         lengths = np.array([len(i) for i in ids], dtype=np.int64)
         order = np.argsort(lengths, kind="stable")
         dim = self.model.config.hidden_size
@@ -183,7 +224,7 @@ class TextEncoder:
                     self.halved += 1
                     continue
                 done += len(rows)
-        return out
+        return out, cut
 
     def _pooled(self, input_ids, attention_mask) -> np.ndarray:
         import torch

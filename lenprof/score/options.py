@@ -24,6 +24,7 @@ class ScoreOptions:
     steps: int = FORECAST_STEPS
     seed: int = 42  # the trainer's default seed
     token_budget: int = TOKEN_BUDGET
+    cache: bool = True  # keep embeddings on disk between scans (``cache.py``)
     threads: int | None = None  # torch threads a worker scores with (set by the engine: cores / workers)
 
     def to_dict(self) -> dict:

@@ -203,4 +203,6 @@ def _run(r: object) -> RunInfo:
         texts_tokenized=_maybe(r.get("texts_tokenized"), "run.texts_tokenized"),
         counting=counting,
         out_of_core=out_of_core,
+        texts_embedded=_maybe(r.get("texts_embedded"), "run.texts_embedded"),
+        embeddings_cached=_maybe(r.get("embeddings_cached"), "run.embeddings_cached"),
     )

@@ -66,6 +66,8 @@ class RunInfo:
     texts_tokenized: int | None = None
     counting: Counting | None = None
     out_of_core: bool | None = None  # True: decided over sorted runs on disk (--memory-budget)
+    texts_embedded: int | None = None  # scan --model: distinct texts embedded by the base model,
+    embeddings_cached: int | None = None  # of them, those found in the disk cache of earlier scans
 
     def to_dict(self) -> dict:
         d = {}
