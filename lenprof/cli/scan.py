@@ -103,6 +103,10 @@ def scan_command(args: ScanArgs) -> None:
     with usage_errors():
         options = args.scan_options()
         score = args.score_options()
+        if score is not None and len(tokenizers) > 1:
+            raise UsageProblem(
+                "--model scores the rows once, with one --tokenizer: compare tokenizers in a scan of its own"
+            )
         split = args.buckets()
         _refuse_outputs_inside(
             args.paths, args.out, {"--clean-out": args.clean_out, "--split-dir": args.split_dir}
@@ -153,7 +157,11 @@ def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
             f"the piece-cache count disagreed with the tokenizer ({run.counting.fast_path_failed}); every text was counted again by the tokenizer",
         )
     if run.texts_embedded is not None:
-        cached = f", {run.embeddings_cached} of them from the cache of earlier scans" if run.embeddings_cached else ""
+        cached = (
+            f", {run.embeddings_cached} of them from the cache of earlier scans"
+            if run.embeddings_cached
+            else ""
+        )
         log(quiet, f"{run.texts_embedded} distinct texts embedded by {profile.scoring['model']}{cached}")
     for path, what in ((args.out, "profile"), (args.report, "report")):
         if path:

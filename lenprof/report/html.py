@@ -233,6 +233,15 @@ def _counting(profile: Profile) -> str:
     return text
 
 
+def _through_the_model(profile: Profile) -> list[str]:
+    """``scan --model``: the forecast and the advice (the flags are among the checks)."""
+    if not profile.scoring:
+        return []
+    from lenprof.report.text import scoring_lines
+
+    return ["<h2>Through the model</h2>", f"<pre>{_e(chr(10).join(scoring_lines(profile)))}</pre>"]
+
+
 def render_html(profile: Profile) -> str:
     s, tok, rec = profile.samples, profile.tokenizer, profile.recommendation
     parts = [
@@ -258,6 +267,7 @@ def render_html(profile: Profile) -> str:
         *_per_input(profile),
         "<h2>Checks</h2>",
         _checks(profile),
+        *_through_the_model(profile),
         "<h2>How this report was made</h2>",
         "<table>"
         + "".join(
