@@ -3,7 +3,8 @@
 # prints and saves under $OUT: the card; lenprof train vs FlagEmbedding in bf16 (samples/s,
 # recall@10, MRR@10, via train_bench.py); and fp16 pushed into overflow, in lenprof train and in
 # FlagEmbedding with lenprof's callback, each followed by `lenprof diagnose`, so the watchdog's
-# non_finite and diagnose's hidden-NaN rule meet real fp16 NaNs.
+# non_finite and diagnose's hidden-NaN rule meet real fp16 NaNs; and scan --model's scoring in bf16
+# against sentence-transformers' encode on the same card.
 #
 # Prepare on the CPU machine, in the repo root (the device reaches no registry):
 #   echo /.gpu/ >> .git/info/exclude && mkdir -p .gpu/whl
@@ -49,4 +50,9 @@ for state in /tmp/fp16-fe/checkpoint-*/trainer_state.json; do
     [ -e "$state" ] && python3 -m lenprof diagnose "$state" 2>&1 | tee -a "$OUT/fp16_flagembedding.txt"
 done
 cp /tmp/fp16-fe/metrics.jsonl "$OUT/fp16_flagembedding_metrics.jsonl" 2>/dev/null
+
+echo "== 4. scan --model on the GPU (bf16): the scoring encoder against sentence-transformers' encode, then a scan"
+timeout 120 python3 benchmarks/score_speed.py "$DATA" --model "$MODEL" --device cuda --runs 3 2>&1 | tee "$OUT/score_speed.txt"
+timeout 120 python3 -m lenprof scan "$DATA" --model "$MODEL" --tokenizer "$MODEL" --device cuda --add-scores \
+    --no-embedding-cache --out "$OUT/score_profile.json" 2>&1 | tail -12 | tee "$OUT/score_scan.txt"
 exit 0
