@@ -15,7 +15,7 @@ figure other loads disturb least.
   datasets.map   load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
 
     python benchmarks/speed.py /tmp/corp/mined-125000x9-r4.jsonl /tmp/corp/mined-222222x9-r8.jsonl --datasets
-    # a tokenizer no fast count covers, on Chinese (issue 24's fallback; qwen2_bpe.py builds it):
+    # Qwen2's byte-level BPE on Chinese (issue 24; qwen2_bpe.py builds it):
     python benchmarks/make_corpus.py --rows 60000 --chinese 1 --format jsonl --out-dir /tmp/zh
     python benchmarks/qwen2_bpe.py /tmp/qwen2-zh
     python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/qwen2-zh

@@ -1,6 +1,7 @@
 """How the fast count cuts texts into pieces, a batch at a time, with each distinct piece's
-fingerprint: BERT's words (ASCII texts, with numpy on the bytes), whitespace chunks (other
-texts), and GPT-2's byte-level pieces. Why each cut is exact is the package's docstring."""
+fingerprint: BERT's words (ASCII texts, with numpy on the bytes) and whitespace chunks (other
+texts); byte-level BPE's pieces are bytelevel.py's. Why each cut is exact is the package's
+docstring."""
 
 from __future__ import annotations
 
@@ -47,14 +48,6 @@ def _powers(key: RunKey) -> np.ndarray:
         [[pow(base, i, p) for i in range(_LONG_WORD)] for base, p in zip(key.bases, PRIMES, strict=True)],
         dtype=np.uint64,
     )
-
-
-# GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
-# \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
-_BYTE_LEVEL = re.compile(
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^ \t\n\x0b\x0c\rA-Za-z0-9]+"
-    r"|[ \t\n\x0b\x0c\r]+(?![^ \t\n\x0b\x0c\r])|[ \t\n\x0b\x0c\r]+"
-)
 
 
 class Memo(dict):
@@ -182,16 +175,6 @@ class Words:
 
 def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def byte_level(texts: list[str], prefix_space: bool, key: RunKey) -> Pieces:
-    """ASCII texts cut as GPT-2's pre-tokenizer cuts them (a space put first where the
-    tokenizer puts one): byte-level BPE merges inside each piece alone, so a text's count is
-    the sum of its pieces' (the byte-level BPE rule)."""
-    find = _BYTE_LEVEL.findall
-    if prefix_space:
-        texts = [t if t.startswith(" ") else " " + t for t in texts]
-    return _of_strings("pieces", [find(t) for t in texts], key)
 
 
 def _spaced(match: re.Match) -> str:
