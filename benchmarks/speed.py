@@ -97,7 +97,9 @@ def main() -> None:
         info = {}
         for _ in range(args.runs):
             for name, (cmd, env) in contenders.items():
-                seconds, rss, out, _, cpu = measure_cpu(cmd, env)
+                seconds, rss, out, rc, cpu = measure_cpu(cmd, env)
+                if rc != 0:  # a contender that failed has no time: say so, never print a 0.0
+                    raise SystemExit(f"{name} failed with exit code {rc}: {' '.join(map(str, cmd[:4]))} ...")
                 results[name].append((seconds, rss, cpu))
                 if name.startswith("lenprof"):
                     d = json.loads(out)
