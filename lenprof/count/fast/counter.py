@@ -11,6 +11,7 @@ from lenprof.count.exact import count_tokens, encoded, parts
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
+from lenprof.count.fast.unigram import ModelCount, metaspace_pieces
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
 from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
@@ -37,10 +38,11 @@ class FastCounter:
         self.rule = None if exact_only else recognise(backend)
         self._wordpiece: WordPiece | None = None
         self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
+        self._model: ModelCount | None = None  # what counts Unigram's pieces
         # one cache per cut (their fingerprints differ), and this counter's column in it
         self.cached = cached  # pieces a cache holds at most
         self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase), most=cached)}
-        self.caches |= {"chunks": PieceCache(most=cached), "pieces": PieceCache(most=cached)}
+        self.caches |= {kind: PieceCache(most=cached) for kind in ("chunks", "pieces", "metaspace")}
         self.columns = dict.fromkeys(self.caches, 0)
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
@@ -66,6 +68,8 @@ class FastCounter:
             return count_tokens(self.backend, texts)
         if rule.family == "byte-level-bpe":
             return self._byte_level_count(texts, cuts, at)
+        if rule.family == "sentencepiece-unigram":
+            return self._unigram_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
         ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added, self.key))
@@ -128,6 +132,21 @@ class FastCounter:
             out[chosen] = self._sums(pieces)
         return self._rest_and_check(texts, out, fast, at, cuts)
 
+    def _unigram_count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
+        """SentencePiece Unigram: the texts that hold no added token's text through their
+        Metaspace pieces (``unigram.py``), the others through the tokenizer."""
+        rule = self.rule
+        assert rule is not None and rule.metaspace is not None
+        kept, pieces = cuts.once(
+            rule.cuts()["metaspace"],
+            lambda: metaspace_pieces(texts, self.backend.normalizer, rule.metaspace, self.key),
+        )
+        out = np.zeros(len(texts), dtype=np.int64)
+        fast = np.zeros(len(texts), dtype=bool)
+        if pieces is not None:
+            out[kept], fast[kept] = self._sums(pieces), True
+        return self._rest_and_check(texts, out, fast, at, cuts)
+
     def _sums(self, cut: Pieces) -> np.ndarray:
         """Each text's count from its pieces: each piece is looked up by its fingerprint (in the
         cache's hot table, then, for the distinct ones it misses, in its map: a few bytes a
@@ -163,6 +182,10 @@ class FastCounter:
             if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
                 pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
+        if cut.kind == "metaspace":
+            if self._model is None:
+                self._model = ModelCount(self.backend)
+            return self._model.counts(pieces)
         if cut.kind == "pieces":
             if self._alone is None:
                 self._alone = _alone(self.backend.to_str())

@@ -10,6 +10,7 @@ from typing import Any
 
 from lenprof.count.exact import count_tokens
 from lenprof.count.fast.cuts import _CHINESE, _spaced
+from lenprof.count.fast.unigram import Metaspace, metaspace_of
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
@@ -29,6 +30,7 @@ class Rule:
     # added tokens that take the spaces before them (lstrip): among chunks joined by spaces, such
     # a token starts in the space before its chunk, so it is its chunk's where it ends
     lstrip: tuple[int, ...] = ()
+    metaspace: Metaspace | None = None  # SentencePiece Unigram: its cut (and what its added tokens match)
 
     @property
     def cut_key(self) -> str | None:
@@ -40,6 +42,8 @@ class Rule:
         counters whose cuts are alike cut each batch once and share its piece cache."""
         if self.family == "byte-level-bpe":
             return {"pieces": ("pieces", self.prefix_space, self.cut_key)}
+        if self.family == "sentencepiece-unigram":
+            return {"metaspace": ("metaspace", self.metaspace)}
         return {"words": ("words", self.cut_key), "chunks": ("chunks", self.pad_chinese, self.cut_key)}
 
 
@@ -91,6 +95,11 @@ def recognise(backend: Any) -> Rule | None:
             return None
         x = (len(backend.encode(t, add_special_tokens=s).ids) for t, s in (("x", True), ("x", False)))
         return Rule("byte-level-bpe", next(x) - next(x), prefix_space=prefix_space, added=_any_case(matched))
+    if model.get("type") == "Unigram":
+        metaspace = metaspace_of(backend, spec)
+        if metaspace is None:
+            return None
+        return Rule("sentencepiece-unigram", int(count_tokens(backend, [""])[0]), metaspace=metaspace)
     return None
 
 

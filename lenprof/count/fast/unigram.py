@@ -1,0 +1,198 @@
+"""SentencePiece Unigram in XLM-R's layout (bge-m3, multilingual-e5): a text's count is the sum
+of its Metaspace pieces' counts, each piece counted by the model alone (see the package's proof).
+
+    "Hello  wörld ①" -> normalized "Hello▁wörld 1" -> pieces ["▁Hello", "▁wörld", "▁1"]
+
+The normalizer is the tokenizer's own, run on the whole text (exact by construction: a text
+holding no added token's text is one segment, normalized as one); the pieces are cut here, as
+the Metaspace pre-tokenizer cuts them; a new piece is counted by the model alone, many pieces a
+call (:class:`ModelCount`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from lenprof.count.exact import encoded
+from lenprof.count.fast.cuts import Pieces
+from lenprof.hashing import RunKey, fingerprints
+
+SPACE = "\u2581"  # "▁": Metaspace's replacement, the only one the rule takes
+# Rust's char::is_whitespace (Unicode's White_Space), where WhitespaceSplit cuts (Python's
+# str.split() also cuts at \x1c-\x1f; a test holds this list against the pre-tokenizer)
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACES_BEFORE_SPACE = re.compile(f"[{re.escape(WHITESPACE)}]+(?={SPACE})")
+_SPACES = re.compile(f"[{re.escape(WHITESPACE)}]+")
+
+
+@dataclass(frozen=True)
+class Metaspace:
+    """How a Unigram tokenizer the rule takes cuts a text, and what sends a text to the
+    tokenizer. Two rules that share one cut the same texts the same way."""
+
+    normalizer: str  # a digest of the normalizer's JSON
+    whitespace_split: bool  # a WhitespaceSplit before the Metaspace (transformers 5's XLM-R)
+    written: re.Pattern | None  # what the added tokens match in the text as written
+    normalized: re.Pattern | None  # and in the normalized text
+
+    def spaced(self, normalized: str) -> str:
+        """A normalized text as the pre-tokenizer writes it before it cuts, but for the ``▁`` it
+        puts first: spaces become ``▁``; a WhitespaceSplit before it drops every run of
+        whitespace, and a word that does not start with ``▁`` takes one."""
+        if self.whitespace_split:
+            return _SPACES.sub(SPACE, _SPACES_BEFORE_SPACE.sub("", normalized.strip(WHITESPACE)))
+        return normalized.replace(" ", SPACE)
+
+    def pieces(self, normalized: str) -> list[str]:
+        """The pre-tokenizer's pieces of a normalized text: a ``▁`` is put first where the text
+        has none, and a piece starts at each ``▁``.
+
+            >>> Metaspace("", False, None, None).pieces("a  b▁c ")
+            ['▁a', '▁', '▁b', '▁c', '▁']
+            >>> Metaspace("", True, None, None).pieces(" a \u3000 ▁b\tc ")
+            ['▁a', '▁b', '▁c']
+        """
+        return [SPACE + body for body in _bodies([self.spaced(normalized)])[1]]
+
+
+def _bodies(spaced: list[str]) -> tuple[list[int], list[str]]:
+    """How many pieces each of these texts has (``Metaspace.spaced``'s), and all their pieces,
+    each without the ``▁`` it starts with: the texts are joined, each with a ``▁`` put first
+    where it has none, and split at every ``▁`` at once."""
+    heads = ["" if t[:1] in ("", SPACE) else SPACE for t in spaced]
+    sizes = [t.count(SPACE) + len(h) for t, h in zip(spaced, heads, strict=True)]
+    return sizes, "".join(chain.from_iterable(zip(heads, spaced, strict=True))).split(SPACE)[1:]
+
+
+def metaspace_of(backend: Any, spec: dict) -> Metaspace | None:
+    """The cut for a SentencePiece Unigram tokenizer (``spec`` its JSON), or None where the
+    proof does not cover it: a Unigram model with an unknown token (its vocabulary must hold
+    one: the model fails on an unknown character without it), any normalizer (it runs as it
+    is), the Metaspace pre-tokenizer (``▁``, a piece at each ``▁``, one put first: always, or
+    first, the same for a text that no added token splits), alone or after a WhitespaceSplit
+    (``always`` only: ``first`` there depends on where the first word was in the text as
+    written), a template post-processor or none, and added tokens whose texts are not empty
+    (nor normalized to nothing)."""
+    model, pre, post = (spec.get(k) or {} for k in ("model", "pre_tokenizer", "post_processor"))
+    if (
+        model.get("type") != "Unigram"
+        or model.get("unk_id") is None
+        or post.get("type", "TemplateProcessing") != "TemplateProcessing"
+        or spec.get("truncation")
+        or spec.get("padding")
+    ):
+        return None
+    if pre.get("type") == "Sequence" and [p.get("type") for p in pre["pretokenizers"]] == [
+        "WhitespaceSplit",
+        "Metaspace",
+    ]:
+        whitespace_split, pre = True, pre["pretokenizers"][1]
+        if pre.get("prepend_scheme") != "always":
+            return None
+    else:
+        whitespace_split = False
+    if (
+        pre.get("type") != "Metaspace"
+        or pre.get("replacement") != SPACE
+        or pre.get("prepend_scheme") not in ("always", "first")
+        or not pre.get("split", True)
+    ):
+        return None
+    normalize = backend.normalizer.normalize_str if backend.normalizer is not None else str
+    written, normalized = [], []
+    for token in spec.get("added_tokens") or []:
+        content = token.get("content", "")
+        if not content:
+            return None
+        written.append(content)  # a normalized one too: finding more only sends more to the tokenizer
+        if token.get("normalized", True):
+            if not normalize(content):
+                return None  # it would split every text between its characters
+            normalized.append(normalize(content))
+    digest = hashlib.sha256(json.dumps(spec.get("normalizer"), sort_keys=True).encode()).hexdigest()
+    return Metaspace(digest, whitespace_split, _literals(written), _literals(normalized))
+
+
+def _literals(texts: list[str]) -> re.Pattern | None:
+    return re.compile("|".join(map(re.escape, sorted(set(texts), key=len, reverse=True)))) if texts else None
+
+
+def metaspace_pieces(
+    texts: list[str], normalizer: Any, metaspace: Metaspace, key: RunKey
+) -> tuple[np.ndarray, Pieces | None]:
+    """The texts the cut counts (positions in ``texts``), and their pieces: all but those that
+    hold an added token's text (as written, or normalized) and those the normalizer fails on (a
+    lone surrogate): the tokenizer counts those, or says why it cannot."""
+    normalize = normalizer.normalize_str if normalizer is not None else str
+    try:
+        normalized: list[str | None] = list(map(normalize, texts))
+    except Exception:  # rare: then one by one, to find which
+        normalized = [_or_none(normalize, t) for t in texts]
+    written, in_normalized = metaspace.written, metaspace.normalized
+    kept = [
+        i
+        for i, (text, norm) in enumerate(zip(texts, normalized, strict=True))
+        if norm is not None
+        and (written is None or written.search(text) is None)
+        and (in_normalized is None or in_normalized.search(norm) is None)
+    ]
+    if not kept:
+        return np.zeros(0, dtype=np.int64), None
+    spaced = map(metaspace.spaced, (normalized[i] for i in kept))  # type: ignore[arg-type]
+    sizes, bodies = _bodies(list(spaced))
+    owner = np.repeat(np.arange(len(kept)), np.array(sizes, dtype=np.int64))
+    # a piece is known by its body: each holds one ▁, first
+    pieces = Pieces(
+        "metaspace",
+        len(kept),
+        owner,
+        fingerprints(bodies, key),
+        lambda at: [SPACE + bodies[i] for i in at.tolist()],
+    )
+    return np.array(kept, dtype=np.int64), pieces
+
+
+def _or_none(normalize: Any, text: str) -> str | None:
+    try:
+        return normalize(text)
+    except Exception:
+        return None
+
+
+class ModelCount:
+    """The model's count of each of many pieces, each as the model counts it alone: the
+    tokenizer's own model (the same object: its scores are not read back from JSON, which could
+    round them anew), with no normalizer, added tokens or post-processor, and a Metaspace that
+    puts no ``▁`` first, encoding ``per_call`` pieces joined as one text. Every piece starts
+    with ``▁`` and holds no other, so that Metaspace cuts the joined text into exactly those
+    pieces, and the model counts each alone; a token's word is the piece it came from. One call
+    per piece would cost more than the model's work on it."""
+
+    def __init__(self, backend: Any, per_call: int = 64):
+        from tokenizers import Tokenizer, pre_tokenizers
+
+        self.tokenizer = Tokenizer(backend.model)
+        self.tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(SPACE, prepend_scheme="never", split=True)
+        self.per_call = per_call
+
+    def counts(self, pieces: list[str]) -> np.ndarray:
+        n = self.per_call
+        groups = [pieces[i : i + n] for i in range(0, len(pieces), n)]
+        encodings = encoded(
+            lambda t: self.tokenizer.encode_batch(t, add_special_tokens=False), ["".join(g) for g in groups]
+        )
+        out = np.zeros(len(pieces), dtype=np.int64)
+        for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
+            words = np.array(encoding.word_ids, dtype=np.int64)
+            out[g * n : g * n + len(group)] = np.bincount(words, minlength=len(group))
+        return out
