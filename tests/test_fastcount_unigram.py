@@ -26,7 +26,7 @@ from lenprof import scan
 from lenprof.count.exact import count_tokens
 from lenprof.count.fast.counter import FastCounter, count_together, share_caches
 from lenprof.count.fast.rule import recognise
-from lenprof.count.fast.unigram import SPACE, WHITESPACE, ModelCount
+from lenprof.count.fast.unigram import SPACE, WHITESPACE, ModelCount, Normalizer
 
 ENGLISH = [
     "The quick brown fox jumps over the lazy dog, again and again!",
@@ -208,6 +208,50 @@ def test_metaspace_pieces_are_the_pre_tokenizers(unigrams, texts):
             normalized = backend.normalizer.normalize_str(t)
             for s in (t, normalized):  # the pieces of any text, normalized or not
                 assert cut.pieces(s) == [p for p, _ in backend.pre_tokenizer.pre_tokenize_str(s)], (name, s)
+
+
+ASCII = "".join(map(chr, range(128)))
+ascii_text = st.lists(
+    st.one_of(st.text(alphabet=ASCII, max_size=8), st.sampled_from(["\r\n", "  ", "\t\n", " x ", "\x1c"])),
+    max_size=8,
+).map("".join)
+
+
+@pytest.fixture(scope="module")
+def normalizers_(xlmr) -> dict[str, Tokenizer]:
+    """Normalizers that start with the precompiled map, each followed by steps the ASCII way
+    does itself, and two it does not take."""
+    precompiled = json.loads(xlmr.to_str())["normalizer"]["normalizers"][0]
+
+    def after(*steps: dict) -> Tokenizer:
+        return variant(xlmr, normalizer={"type": "Sequence", "normalizers": [precompiled, *steps]})
+
+    def replace(pattern: dict, content: str) -> dict:
+        return {"type": "Replace", "pattern": pattern, "content": content}
+
+    return {
+        "xlmr": xlmr,  # Strip on the right, runs of spaces to ▁
+        "alone": variant(xlmr, normalizer=precompiled),
+        "strips": after(
+            {"type": "Strip", "strip_left": True, "strip_right": True}, replace({"String": "a"}, "bb")
+        ),
+        "left": after(
+            {"type": "Strip", "strip_left": True, "strip_right": False}, replace({"Regex": " {2,}"}, " ")
+        ),
+        "other-regex": after(replace({"Regex": "[ab]+"}, "\\1")),  # not done here: the normalizer runs
+        "nfkc-first": variant(
+            xlmr, normalizer={"type": "Sequence", "normalizers": [{"type": "NFKC"}, precompiled]}
+        ),
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.one_of(ascii_text, text), max_size=20))
+def test_the_ascii_way_normalizes_as_the_normalizer(normalizers_, texts):
+    for name, backend in normalizers_.items():
+        normalize = Normalizer(backend)
+        assert (normalize.changed is None) == (name in ("other-regex", "nfkc-first")), name
+        assert normalize(texts) == [backend.normalizer.normalize_str(t) for t in texts], name
 
 
 def test_whitespace_is_where_whitespace_split_cuts():

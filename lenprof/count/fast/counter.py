@@ -11,7 +11,7 @@ from lenprof.count.exact import count_tokens, encoded, parts
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
 from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
-from lenprof.count.fast.unigram import ModelCount, metaspace_pieces
+from lenprof.count.fast.unigram import ModelCount, Normalizer, metaspace_pieces
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
 from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
@@ -39,6 +39,7 @@ class FastCounter:
         self._wordpiece: WordPiece | None = None
         self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
         self._model: ModelCount | None = None  # what counts Unigram's pieces
+        self._normalize: Normalizer | None = None  # and normalizes its texts
         # one cache per cut (their fingerprints differ), and this counter's column in it
         self.cached = cached  # pieces a cache holds at most
         self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase), most=cached)}
@@ -137,9 +138,11 @@ class FastCounter:
         Metaspace pieces (``unigram.py``), the others through the tokenizer."""
         rule = self.rule
         assert rule is not None and rule.metaspace is not None
+        if self._normalize is None:
+            self._normalize = Normalizer(self.backend)
         kept, pieces = cuts.once(
             rule.cuts()["metaspace"],
-            lambda: metaspace_pieces(texts, self.backend.normalizer, rule.metaspace, self.key),
+            lambda: metaspace_pieces(texts, self._normalize, rule.metaspace, self.key),
         )
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
