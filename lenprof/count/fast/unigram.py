@@ -36,7 +36,7 @@ WHITESPACE = (
 )
 _SPACES_BEFORE_SPACE = re.compile(f"[{re.escape(WHITESPACE)}]+(?={SPACE})")
 _SPACES = re.compile(f"[{re.escape(WHITESPACE)}]+")
-_NOT_PYTHONS = re.compile(f"[\x1c-\x1f{SPACE}]")  # where str.split() would not do
+_SEPARATORS = re.compile("[\x1c-\x1f]")  # str.split() splits there, WhitespaceSplit does not
 
 
 @dataclass(frozen=True)
@@ -49,35 +49,36 @@ class Metaspace:
     written: re.Pattern | None  # what the added tokens match in the text as written
     normalized: re.Pattern | None  # and in the normalized text
 
-    def spaced(self, normalized: str) -> str:
-        """A normalized text as the pre-tokenizer writes it before it cuts, but for the ``▁`` it
-        puts first: spaces become ``▁``; a WhitespaceSplit before it drops every run of
-        whitespace, and a word that does not start with ``▁`` takes one."""
-        if not self.whitespace_split:
-            return normalized.replace(" ", SPACE)
-        if _NOT_PYTHONS.search(normalized) is None:  # most texts: Python splits where Rust does
-            return SPACE.join(normalized.split())
-        return _SPACES.sub(SPACE, _SPACES_BEFORE_SPACE.sub("", normalized.strip(WHITESPACE)))
+    def bodies(self, normalized: str) -> list[str]:
+        """The pre-tokenizer's pieces of a normalized text, each without the ``▁`` it starts
+        with: spaces become ``▁`` (a WhitespaceSplit before it drops every run of whitespace,
+        and a word that does not start with ``▁`` takes one), a ``▁`` is put first where the text
+        has none, and a piece starts at each ``▁``. Most texts hold no ``▁``: then a piece is
+        what lies between two spaces (or, after a WhitespaceSplit, a word of ``str.split()``,
+        where the text holds no \x1c-\x1f: Python splits there, Rust does not).
+
+            >>> Metaspace("", False, None, None).bodies("a  b▁c ")
+            ['a', '', 'b', 'c', '']
+            >>> Metaspace("", True, None, None).bodies(" a \u3000 ▁b\tc ")
+            ['a', 'b', 'c']
+        """
+        if self.whitespace_split:
+            if SPACE not in normalized and (
+                normalized.isprintable() or _SEPARATORS.search(normalized) is None
+            ):
+                return normalized.split()
+            spaced = _SPACES.sub(SPACE, _SPACES_BEFORE_SPACE.sub("", normalized.strip(WHITESPACE)))
+        elif SPACE not in normalized:
+            parts = normalized.split(" ")
+            return parts[1:] if normalized[:1] == " " else parts if normalized else []
+        else:
+            spaced = normalized.replace(" ", SPACE)
+        parts = spaced.split(SPACE)
+        return parts[1:] if spaced[:1] == SPACE else parts if spaced else []
 
     def pieces(self, normalized: str) -> list[str]:
-        """The pre-tokenizer's pieces of a normalized text: a ``▁`` is put first where the text
-        has none, and a piece starts at each ``▁``.
-
-            >>> Metaspace("", False, None, None).pieces("a  b▁c ")
-            ['▁a', '▁', '▁b', '▁c', '▁']
-            >>> Metaspace("", True, None, None).pieces(" a \u3000 ▁b\tc ")
-            ['▁a', '▁b', '▁c']
-        """
-        return [SPACE + body for body in _bodies([self.spaced(normalized)])[1]]
-
-
-def _bodies(spaced: list[str]) -> tuple[list[int], list[str]]:
-    """How many pieces each of these texts has (``Metaspace.spaced``'s), and all their pieces,
-    each without the ``▁`` it starts with: the texts are joined, each with a ``▁`` put first
-    where it has none, and split at every ``▁`` at once."""
-    heads = ["" if t[:1] in ("", SPACE) else SPACE for t in spaced]
-    sizes = [t.count(SPACE) + len(h) for t, h in zip(spaced, heads, strict=True)]
-    return sizes, "".join(chain.from_iterable(zip(heads, spaced, strict=True))).split(SPACE)[1:]
+        """The pieces themselves (see ``bodies``)."""
+        return [SPACE + body for body in self.bodies(normalized)]
 
 
 def metaspace_of(backend: Any, spec: dict) -> Metaspace | None:
@@ -150,9 +151,9 @@ def metaspace_pieces(
     ]
     if not kept:
         return np.zeros(0, dtype=np.int64), None
-    spaced = map(metaspace.spaced, (normalized[i] for i in kept))  # type: ignore[arg-type]
-    sizes, bodies = _bodies(list(spaced))
-    owner = np.repeat(np.arange(len(kept)), np.array(sizes, dtype=np.int64))
+    each = list(map(metaspace.bodies, (normalized[i] for i in kept)))  # type: ignore[arg-type]
+    owner = np.repeat(np.arange(len(kept)), np.fromiter(map(len, each), np.int64, len(each)))
+    bodies = list(chain.from_iterable(each))
     # a piece is known by its body: each holds one ▁, first
     pieces = Pieces(
         "metaspace",
