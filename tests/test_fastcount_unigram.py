@@ -16,6 +16,7 @@ import json
 import sys
 import warnings
 
+import numpy as np
 import pytest
 from conftest import EXAMPLES, REPO, absent, write_lines
 from hypothesis import given, settings
@@ -25,8 +26,10 @@ from tokenizers import AddedToken, Tokenizer, pre_tokenizers
 from lenprof import scan
 from lenprof.count.exact import count_tokens
 from lenprof.count.fast.counter import FastCounter, count_together, share_caches
+from lenprof.count.fast.precompiled import WHITESPACE, Normalizer
 from lenprof.count.fast.rule import recognise
-from lenprof.count.fast.unigram import SPACE, WHITESPACE, ModelCount, Normalizer
+from lenprof.count.fast.unigram import SPACE, Metaspace, ModelCount, _ascii_pieces
+from lenprof.hashing import RunKey
 
 ENGLISH = [
     "The quick brown fox jumps over the lazy dog, again and again!",
@@ -252,6 +255,23 @@ def test_the_ascii_way_normalizes_as_the_normalizer(normalizers_, texts):
         normalize = Normalizer(backend)
         assert (normalize.changed is None) == (name in ("other-regex", "nfkc-first")), name
         assert normalize(texts) == [backend.normalizer.normalize_str(t) for t in texts], name
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(ascii_text.map(lambda t: t.replace("\x00", "")), max_size=12))
+def test_the_ascii_cut_is_the_python_cut(texts):
+    """ASCII texts are cut with numpy on their bytes: the same pieces, each text's in order,
+    and two pieces share a fingerprint only where they are the same."""
+    key = RunKey()
+    for whitespace_split in (False, True):
+        cut = Metaspace("", whitespace_split, None, None)
+        pieces = _ascii_pieces(texts, whitespace_split, key)
+        strings = pieces.strings(np.arange(len(pieces.owner)))
+        assert [
+            [s for s, o in zip(strings, pieces.owner, strict=True) if o == i] for i in range(len(texts))
+        ] == [cut.pieces(t) for t in texts]
+        assert len(set(zip(strings, pieces.prints.tolist(), strict=True))) == len(set(strings))
+        assert len(set(pieces.prints.tolist())) == len(set(strings))
 
 
 def test_whitespace_is_where_whitespace_split_cuts():

@@ -10,8 +10,9 @@ import numpy as np
 from lenprof.count.exact import count_tokens, encoded, parts
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
+from lenprof.count.fast.precompiled import Normalizer
 from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
-from lenprof.count.fast.unigram import ModelCount, Normalizer, metaspace_pieces
+from lenprof.count.fast.unigram import ModelCount, metaspace_pieces
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
 from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
@@ -140,13 +141,13 @@ class FastCounter:
         assert rule is not None and rule.metaspace is not None
         if self._normalize is None:
             self._normalize = Normalizer(self.backend)
-        kept, pieces = cuts.once(
+        parts = cuts.once(
             rule.cuts()["metaspace"],
             lambda: metaspace_pieces(texts, self._normalize, rule.metaspace, self.key),
         )
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        if pieces is not None:
+        for kept, pieces in parts:  # the ASCII texts, and the others
             out[kept], fast[kept] = self._sums(pieces), True
         return self._rest_and_check(texts, out, fast, at, cuts)
 

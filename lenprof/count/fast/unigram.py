@@ -10,12 +10,9 @@ call (:class:`ModelCount`)."""
 
 from __future__ import annotations
 
-import base64
-import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -23,17 +20,11 @@ from typing import Any
 import numpy as np
 
 from lenprof.count.exact import encoded
-from lenprof.count.fast.cuts import Pieces
+from lenprof.count.fast.cuts import Pieces, _decoded, ascii_prints
+from lenprof.count.fast.precompiled import WHITESPACE, Normalizer
 from lenprof.hashing import RunKey, fingerprints
 
 SPACE = "\u2581"  # "▁": Metaspace's replacement, the only one the rule takes
-# Rust's char::is_whitespace (Unicode's White_Space), where WhitespaceSplit cuts (Python's
-# str.split() also cuts at \x1c-\x1f; a test holds this list against the pre-tokenizer)
-WHITESPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + "\u2028\u2029\u202f\u205f\u3000"
-)
 _SPACES_BEFORE_SPACE = re.compile(f"[{re.escape(WHITESPACE)}]+(?={SPACE})")
 _SPACES = re.compile(f"[{re.escape(WHITESPACE)}]+")
 _SEPARATORS = re.compile("[\x1c-\x1f]")  # str.split() splits there, WhitespaceSplit does not
@@ -136,10 +127,11 @@ def _literals(texts: list[str]) -> re.Pattern | None:
 
 def metaspace_pieces(
     texts: list[str], normalize: Normalizer, metaspace: Metaspace, key: RunKey
-) -> tuple[np.ndarray, Pieces | None]:
-    """The texts the cut counts (positions in ``texts``), and their pieces: all but those that
-    hold an added token's text (as written, or normalized) and those the normalizer fails on (a
-    lone surrogate): the tokenizer counts those, or says why it cannot."""
+) -> list[tuple[np.ndarray, Pieces]]:
+    """The texts the cut counts (positions in ``texts``) and their pieces, in two parts: ASCII
+    texts (normalized), cut with numpy (:func:`_ascii_pieces`), and the others. It counts all but
+    those that hold an added token's text (as written, or normalized) and those the normalizer
+    fails on (a lone surrogate): the tokenizer counts those, or says why it cannot."""
     normalized = normalize(texts)
     written, in_normalized = metaspace.written, metaspace.normalized
     kept = [
@@ -149,90 +141,85 @@ def metaspace_pieces(
         and (written is None or written.search(text) is None)
         and (in_normalized is None or in_normalized.search(norm) is None)
     ]
-    if not kept:
-        return np.zeros(0, dtype=np.int64), None
-    each = list(map(metaspace.bodies, (normalized[i] for i in kept)))  # type: ignore[arg-type]
-    owner = np.repeat(np.arange(len(kept)), np.fromiter(map(len, each), np.int64, len(each)))
-    bodies = list(chain.from_iterable(each))
-    # a piece is known by its body: each holds one ▁, first
-    pieces = Pieces(
-        "metaspace",
-        len(kept),
-        owner,
-        fingerprints(bodies, key),
-        lambda at: [SPACE + bodies[i] for i in at.tolist()],
-    )
-    return np.array(kept, dtype=np.int64), pieces
+    # ASCII but for the byte 0 (a piece's packed fingerprint needs none)
+    plain = [i for i in kept if normalized[i].isascii() and "\x00" not in normalized[i]]  # type: ignore[union-attr]
+    other = sorted(set(kept) - set(plain)) if len(plain) < len(kept) else []
+    parts = []
+    if plain:
+        ascii_texts = [normalized[i] for i in plain]
+        parts.append(
+            (np.array(plain, dtype=np.int64), _ascii_pieces(ascii_texts, metaspace.whitespace_split, key))
+        )
+    if other:
+        each = list(map(metaspace.bodies, (normalized[i] for i in other)))  # type: ignore[arg-type]
+        owner = np.repeat(np.arange(len(other)), np.fromiter(map(len, each), np.int64, len(each)))
+        bodies = list(chain.from_iterable(each))
+        # a piece is known by its body: each holds one ▁, first
+        pieces = Pieces(
+            "metaspace",
+            len(other),
+            owner,
+            _prints(bodies, key),
+            lambda at: [SPACE + bodies[i] for i in at.tolist()],
+        )
+        parts.append((np.array(other, dtype=np.int64), pieces))
+    return parts
 
 
-class Normalizer:
-    """The tokenizer's normalizer over many texts (None for a text it fails on: a lone
-    surrogate), run as it is on every text but ASCII ones without a return, where the
-    normalizer starts with a precompiled map (``nmt_nfkc``'s): the map changes each grapheme
-    cluster alone, and in ASCII every character is a cluster of its own but CR LF, so there it
-    changes each character as it changes that character alone (asked of the map itself, for
-    each, here); the steps after it are done here as the tokenizer does them (Strip at Rust's
-    whitespace, Replace of a string, or of runs of spaces), or the text takes the normalizer
-    too. Running the map costs most of a normalizer's time (1.7 s of 1.8 on 29 MB of English).
+def _prints(bodies: list[str], key: RunKey) -> np.ndarray:
+    """The bodies' fingerprints: an ASCII one (no byte 0) as the ASCII cut's (the same body has
+    the same, whichever text it is in), the others by their keyed hash."""
+    plain = np.fromiter((b.isascii() and "\x00" not in b for b in bodies), bool, len(bodies))
+    prints = np.zeros(len(bodies), dtype=np.uint64)
+    at, rest = np.flatnonzero(plain), np.flatnonzero(~plain)
+    if len(at):
+        chosen = [bodies[i] for i in at.tolist()]
+        ends = np.cumsum(np.fromiter(map(len, chosen), np.int64, len(chosen)))
+        prints[at] = ascii_prints("".join(chosen).encode("ascii"), np.append(0, ends[:-1]), ends, key)
+    if len(rest):
+        prints[rest] = fingerprints([bodies[i] for i in rest.tolist()], key)
+    return prints
 
-        ["Hello,\tworld  "] -> ["Hello, world"]   (nmt_nfkc: tab to space; Strip; runs of spaces)
+
+_SPACE_BYTES = np.zeros(256, dtype=bool)
+_SPACE_BYTES[[9, 10, 11, 12, 13, 32]] = True  # Rust's whitespace in ASCII (no \x1c-\x1f)
+
+
+def _ascii_pieces(texts: list[str], whitespace_split: bool, key: RunKey) -> Pieces:
+    """Normalized ASCII texts (no byte 0) cut into their pieces' bodies (``Metaspace.bodies``)
+    a batch at a time with numpy, on the bytes, and fingerprinted as the words cut is
+    (``cuts.ascii_prints``: a body is known by its bytes, not by a Python string):
+
+    - after a WhitespaceSplit, each run of characters other than Rust's whitespace (the texts
+      joined by newlines, which no run holds);
+    - else what lies after each space until the next: a space is put before each text that does
+      not start with one (an empty text has no pieces), and the texts are joined as they are.
+
+        ["a  b", " c"] -> " a  b c" -> ["a", "", "b", "c"]
     """
+    if whitespace_split:
+        data = "\n".join(texts).encode("ascii")
+        word = ~_SPACE_BYTES[np.frombuffer(data, np.uint8)]
+        edge = word.copy()
+        edge[1:] &= ~word[:-1]
+        starts = np.flatnonzero(edge)
+        edge[:] = word
+        edge[:-1] &= ~word[1:]
+        ends = np.flatnonzero(edge) + 1
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts)) + 1  # each with its newline
+    else:
+        heads = [" " if t[:1] not in ("", " ") else "" for t in texts]
+        data = "".join(chain.from_iterable(zip(heads, texts, strict=True))).encode("ascii")
+        spaces = np.flatnonzero(np.frombuffer(data, np.uint8) == 32)
+        starts, ends = spaces + 1, np.append(spaces[1:], len(data))
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts)) + np.fromiter(map(len, heads), np.int64)
+    text_at = np.cumsum(lengths) - lengths
+    owner = np.searchsorted(text_at, starts if whitespace_split else starts - 1, side="right") - 1
 
-    def __init__(self, backend: Any):
-        self.whole = backend.normalizer.normalize_str if backend.normalizer is not None else str
-        self.changed: list[tuple[str, str]] | None = None  # ASCII the map changes: None, no ASCII way
-        spec = json.loads(backend.to_str()).get("normalizer") or {}
-        parts = spec.get("normalizers", []) if spec.get("type") == "Sequence" else [spec]
-        steps = [_step(part) for part in parts[1:]]
-        if not parts or parts[0].get("type") != "Precompiled" or None in steps:
-            return
-        from tokenizers.normalizers import Precompiled
+    def strings(at: np.ndarray) -> list[str]:
+        return [SPACE + body for body in _decoded(data, starts[at], ends[at])]
 
-        mapped = Precompiled(base64.b64decode(parts[0]["precompiled_charsmap"])).normalize_str
-        changed = {c: mapped(c) for c in map(chr, range(128)) if c != "\r" and mapped(c) != c}
-        if any(c in changed for out in changed.values() for c in out):
-            return  # replaced one after the other, they would not be replaced at once
-        self.changed, self.steps = list(changed.items()), steps
-        self.printable_kept = not any(c.isprintable() for c in changed)
-
-    def __call__(self, texts: list[str]) -> list[str | None]:
-        out: list[str | None] = []
-        whole, changed = self.whole, self.changed
-        for text in texts:
-            if changed is None or not text.isascii() or "\r" in text:
-                try:
-                    out.append(whole(text))
-                except Exception:
-                    out.append(None)
-                continue
-            if not (self.printable_kept and text.isprintable()):
-                for c, to in changed:
-                    if c in text:
-                        text = text.replace(c, to)
-            for step in self.steps:
-                text = step(text)
-            out.append(text)
-        return out
-
-
-def _step(spec: dict) -> Callable[[str], str] | None:
-    """A normalizer after the precompiled map, as Python does it the same, or None."""
-    kind, pattern, content = spec.get("type"), spec.get("pattern") or {}, spec.get("content", "")
-    if kind == "Strip":  # at Rust's whitespace (str.strip() would also strip \x1c-\x1f)
-        left, right = spec.get("strip_left", True), spec.get("strip_right", True)
-        if left and right:
-            return lambda s: s.strip(WHITESPACE)
-        if left:
-            return lambda s: s.lstrip(WHITESPACE)
-        return (lambda s: s.rstrip(WHITESPACE)) if right else (lambda s: s)
-    if kind == "Replace" and pattern.get("String"):
-        return lambda s: s.replace(pattern["String"], content)
-    if kind == "Replace" and pattern.get("Regex") == " {2,}":  # SentencePiece's extra spaces
-        return functools.partial(_RUNS_OF_SPACES.sub, lambda _: content)  # content as it is, no \1
-    return None
-
-
-_RUNS_OF_SPACES = re.compile(" {2,}")
+    return Pieces("metaspace", len(texts), owner, ascii_prints(data, starts, ends, key), strings)
 
 
 class ModelCount:
