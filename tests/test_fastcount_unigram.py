@@ -134,6 +134,7 @@ WORDS = [
     *PREFIXES,
     "<mask>",
     "＜mask＞",  # normalized into "<mask>", which the tokenizer does not match: the model reads it
+    "＜unk＞",  # the unknown token's own piece, to the model (as the tokenizer gives it)
     "</s>",
     "<unk>",
     "ﬁsh",

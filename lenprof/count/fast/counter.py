@@ -175,6 +175,8 @@ class FastCounter:
           pre-tokenizer would keep it whole;
         - a byte-level piece, by the tokenizer alone (its spaces are part of it), without the
           space put first and without specials;
+        - a Metaspace piece (SentencePiece Unigram), by the tokenizer's model alone
+          (``ModelCount``);
         - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
           chunks of Chinese or accented texts are: names, options, numbers); the others go to
           the tokenizer (``_tokenized_chunks``)."""
