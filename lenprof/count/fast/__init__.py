@@ -53,6 +53,33 @@ When it holds (the proof, per family):
     (``bytelevel.py``), held equal to the tokenizer's own ``Split`` on every code point Python
     assigns, in contexts that tell every class apart.
 
+- SentencePiece Unigram (XLM-R's layout: bge-m3, multilingual-e5): a Unigram model with an
+  unknown token, any normalizer, the Metaspace pre-tokenizer (``▁``, split, a ``▁`` put first:
+  ``always``, or ``first`` alone), alone or after a WhitespaceSplit (``always``), a template
+  post-processor or none; for every text that holds no added token's text, as written or
+  normalized (the others go to the tokenizer):
+  - such a text is one segment: the tokenizer normalizes it whole, as the rule does with the
+    tokenizer's own normalizer, whatever it does (a precompiled NFKC map turns characters into
+    spaces, composes several into one, deletes controls). ``first`` puts a ``▁`` before the
+    segment that starts the text: the only one here, as ``always`` does;
+  - Metaspace turns spaces into ``▁``, puts one first where the text has none, and starts a
+    piece at each ``▁`` (after a WhitespaceSplit: each word of Rust's whitespace, with a ``▁``
+    first unless it has one); the model segments each piece alone (Viterbi inside it), so a
+    text's count is its pieces' sum, and a piece is counted by the model alone: the tokenizer's
+    own model object (not its scores read back from JSON, which could round them anew), pieces
+    joined a call and cut again at their ``▁`` by a Metaspace that puts none first;
+  - the pieces are cut in Python (``str.split`` where it cuts where Rust does: no \x1c-\x1f,
+    no ``▁`` in the text) or, for ASCII texts, with numpy on the bytes; an ASCII text without a
+    return skips the precompiled map where the normalizer starts with one: the map changes each
+    grapheme cluster alone, and in ASCII every character is one but CR LF, so it changes each
+    character as it changes that character alone (read from the map itself), and the steps after
+    it that Python does the same (Strip at Rust's whitespace, Replace of a string or of runs of
+    spaces) are done here; other normalizers run whole.
+  Not cut further: a boundary every segmentation has (two characters no vocabulary piece holds
+  side by side) would split a piece's Viterbi in two only in exact arithmetic; the model adds
+  f64 scores as read by serde_json (a quarter of them an ulp off their f32 values here), so
+  the part after it starts from another sum, and a near tie may fall the other way.
+
 Added tokens are matched before anything else: one that is not normalized (special tokens, by
 default) in the text as written, a normalized one (``add_tokens``' default) in the normalized
 text, by its own text normalized by the tokenizer's normalizer (``Schrödinger`` as
@@ -74,8 +101,12 @@ tokenizer (BERT: their chunks):
 - byte-level BPE: a text that holds none is one split whatever the tokens' options, and its
   pieces are counted by the model, where no added token is matched (a token that starts with a
   space matches nothing in the space put first: it is put after the added tokens are matched);
-- each token's text must encode to that token (or one that matches the same): the tokenizer
-  matches what the rule thinks it does.
+- SentencePiece Unigram: a text that holds a token's text, as written (a normalized token's
+  also normalized, in the normalized text, where the tokenizer looks for it), goes to the
+  tokenizer whatever the tokens' options (the tokenizer matches them exactly there: no case is
+  needed); refused: a token whose text is empty or normalized to nothing;
+- BERT and byte-level BPE: each token's text must encode to that token (or one that matches
+  the same): the tokenizer matches what the rule thinks it does.
 A token a rule cannot take makes ``recognise`` refuse the tokenizer: it is counted exactly.
 
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.

@@ -10,6 +10,7 @@ from typing import Any
 from lenprof.count.exact import count_tokens
 from lenprof.count.fast.bytelevel import pipeline
 from lenprof.count.fast.cuts import _CHINESE, _spaced
+from lenprof.count.fast.unigram import Metaspace, metaspace_of
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
@@ -31,6 +32,7 @@ class Rule:
     lstrip: tuple[int, ...] = ()
     split: str = "gpt2"  # byte-level BPE: the split regex ("gpt2" or "qwen2", bytelevel.SPLITS)
     nfc: bool = False  # byte-level BPE: the normalizer is NFC (only texts it leaves unchanged are cut)
+    metaspace: Metaspace | None = None  # SentencePiece Unigram: its cut (and what its added tokens match)
 
     @property
     def cut_key(self) -> str | None:
@@ -42,6 +44,8 @@ class Rule:
         counters whose cuts are alike cut each batch once and share its piece cache."""
         if self.family == "byte-level-bpe":
             return {"pieces": ("pieces", self.split, self.nfc, self.prefix_space, self.cut_key)}
+        if self.family == "sentencepiece-unigram":
+            return {"metaspace": ("metaspace", self.metaspace)}
         return {"words": ("words", self.cut_key), "chunks": ("chunks", self.pad_chinese, self.cut_key)}
 
 
@@ -98,6 +102,11 @@ def recognise(backend: Any) -> Rule | None:
             split=split,
             nfc=nfc,
         )
+    if model.get("type") == "Unigram":
+        metaspace = metaspace_of(backend, spec)
+        if metaspace is None:
+            return None
+        return Rule("sentencepiece-unigram", int(count_tokens(backend, [""])[0]), metaspace=metaspace)
     return None
 
 
