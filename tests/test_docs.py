@@ -47,7 +47,14 @@ def lenprof_commands(text: str) -> list[str]:
 
 
 def run_lenprof(command: str) -> Result:
-    return CliRunner().invoke(main, shlex.split(command)[1:], catch_exceptions=False)
+    """A page's command as a user runs it, but for a hub model (there is no hub here): the
+    packaged one, a real model of the same kind, in its place."""
+    args = shlex.split(command)[1:]
+    if "--model" in args:
+        from lenprof.count.tokenizer import packaged_model_weights
+
+        args[args.index("--model") + 1] = str(packaged_model_weights())
+    return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
 def page_id(page: Path) -> str:
