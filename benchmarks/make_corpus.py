@@ -46,10 +46,11 @@ def english_paragraphs(min_chars: int = 80, max_chars: int = 3000) -> list[str]:
     return sorted(paras)
 
 
-def chinese_sentences(min_chars: int = 8) -> list[tuple[str, str]]:
-    """(English source, Chinese translation) pairs from gettext catalogs."""
+def chinese_sentences(min_chars: int = 8, locale: str = "zh_CN") -> list[tuple[str, str]]:
+    """(English source, translation) pairs from gettext catalogs: Chinese (zh_CN) by default,
+    or another ``locale``'s (``ja``: Japanese)."""
     pairs: set[tuple[str, str]] = set()
-    for path in glob.glob("/usr/share/locale/zh_CN/LC_MESSAGES/*.mo"):
+    for path in glob.glob(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo"):
         try:
             with open(path, "rb") as fh:
                 catalog = gettext.GNUTranslations(fh)._catalog  # type: ignore[attr-defined]
