@@ -96,28 +96,40 @@ class Characters:
             return ONE  # spaced out: a word of one character
         return UNKNOWN if len(out) == 1 and not out.isspace() else OTHER
 
-    def to_ascii(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(which, ones, ascii): the texts (non-empty, not ASCII) that hold no ``OTHER``
-        character, how many one-token characters each holds, and each as an ASCII text: its
-        characters as the normalizer makes them, a space for each one-token character. All a
-        batch at once, on its code points with numpy."""
-        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-        starts = np.cumsum(lengths) - lengths
+    def _values(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The texts' code points side by side, their entries (new ones learnt first), and where
+        each text starts among them (one more: where the last ends)."""
+        bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=bounds[1:])
         codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
         values = self.table[codes]
         unknown = values == UNKNOWN
         if unknown.any():
             self.learn(np.unique(codes[unknown]).tolist())
             values = self.table[codes]
-        which = np.flatnonzero(~np.logical_or.reduceat(values == OTHER, starts))
+        return codes, values, bounds
+
+    def to_ascii(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(which, ones, ascii): the texts that hold no ``OTHER`` character, how many one-token
+        characters each holds, and each as an ASCII text: its characters as the normalizer
+        makes them, a space for each one-token character. A batch at once, with numpy."""
+        _, values, bounds = self._values(texts)
+        which = np.flatnonzero(_per_text(values == OTHER, bounds) == 0)
         one = values == ONE
-        ones = np.add.reduceat(one, starts, dtype=np.int64)[which]
         kept = values != GONE
         values[one | (values == OTHER)] = ord(" ")  # the others' are never read
-        sizes = np.add.reduceat(kept, starts, dtype=np.int64)
         data = values[kept].tobytes().decode("ascii")
-        at = (np.cumsum(sizes) - sizes)[which].tolist()
-        return which, ones, [data[a : a + n] for a, n in zip(at, sizes[which].tolist(), strict=True)]
+        at = np.zeros_like(bounds)
+        np.cumsum(_per_text(kept, bounds), out=at[1:])
+        starts, ends = at[which].tolist(), at[which + 1].tolist()
+        return which, _per_text(one, bounds)[which], [data[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+def _per_text(marks: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """How many of each text's characters are marked (``bounds``: where each starts, and the end)."""
+    before = np.zeros(len(marks) + 1, dtype=np.int64)
+    np.cumsum(marks, out=before[1:])
+    return before[bounds[1:]] - before[bounds[:-1]]
 
 
 @functools.lru_cache(maxsize=16)
