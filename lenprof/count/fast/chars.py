@@ -105,7 +105,9 @@ class Characters:
         values = self.table[codes]
         unknown = values == UNKNOWN
         if unknown.any():
-            self.learn(np.unique(codes[unknown]).tolist())
+            met = np.zeros(len(self.table), dtype=bool)  # not np.unique: no sort of a batch's codes
+            met[codes[unknown]] = True
+            self.learn(np.flatnonzero(met).tolist())
             values = self.table[codes]
         return codes, values, bounds
 
