@@ -48,7 +48,7 @@ peers: $(FE_VENV)/.done $(FE_VENV)/.lenprof
 # The docs build first: --strict fails on a dead link, a missing anchor or a page left out of the nav.
 test: $(VENV)/.all-extras $(FE_VENV)/.done $(FE_VENV)/.lenprof
 	$(BIN)/mkdocs build --strict --site-dir site/
-	OMP_NUM_THREADS=1 LENPROF_REQUIRE_PEERS=1 LENPROF_REQUIRE_RAY=1 LENPROF_REQUIRE_S3=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 LENPROF_REQUIRE_PEERS=1 LENPROF_REQUIRE_RAY=1 LENPROF_REQUIRE_S3=1 LENPROF_REQUIRE_SENTENCEPIECE=1 $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.all-extras
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

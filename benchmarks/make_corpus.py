@@ -1,14 +1,16 @@
 """Build realistic mined-negatives corpora of any size from real text found on this machine.
 
 Real text, no network: English paragraphs from Debian's /usr/share/doc (READMEs, changelogs,
-copyright notes), Chinese sentences from the zh_CN message catalogs in /usr/share/locale, and
-FlagEmbedding's example data (../shared/corpora). Each row is a short query, one positive and
-``--neg`` mined negatives. Passages are drawn from a pool sized so that each appears ``--repeat``
-times on average, with a popularity skew (some passages are hard negatives for many queries),
-the way mined negatives repeat. About ``--chinese`` of the rows are Chinese.
+copyright notes), Chinese sentences from the zh_CN message catalogs in /usr/share/locale (or
+another locale's, ``--locale ja`` for Japanese), and FlagEmbedding's example data
+(../shared/corpora). Each row is a short query, one positive and ``--neg`` mined negatives.
+Passages are drawn from a pool sized so that each appears ``--repeat`` times on average, with a
+popularity skew (some passages are hard negatives for many queries), the way mined negatives
+repeat. About ``--chinese`` of the rows are Chinese (or the ``--locale``'s language).
 
     python benchmarks/make_corpus.py --rows 125000 --repeat 4 --out-dir /tmp/corpus
     # -> /tmp/corpus/mined-125000x8-r4.jsonl and .parquet, with a line of stats on stderr
+    python benchmarks/make_corpus.py --rows 60000 --chinese 1 --locale ja --format jsonl --out-dir /tmp/ja
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def english_paragraphs(min_chars: int = 80, max_chars: int = 3000) -> list[str]:
 
 
 def chinese_sentences(min_chars: int = 8, locale: str = "zh_CN") -> list[tuple[str, str]]:
-    """(English source, translation) pairs from gettext catalogs: Chinese (zh_CN) by default,
-    or another ``locale``'s (``ja``: Japanese)."""
+    """(English source, Chinese translation) pairs from gettext catalogs (another language's
+    translations with ``locale``: "ja" for Japanese)."""
     pairs: set[tuple[str, str]] = set()
     for path in glob.glob(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo"):
         try:
@@ -73,11 +75,11 @@ def flagembedding_texts() -> tuple[list[str], list[str]]:
     return sorted(queries), sorted(passages)
 
 
-def make_rows(rows: int, neg: int, repeat: float, chinese: float, seed: int = 0):
+def make_rows(rows: int, neg: int, repeat: float, chinese: float, seed: int = 0, locale: str = "zh_CN"):
     rng = random.Random(seed)
     np_rng = np.random.default_rng(seed)
     en = english_paragraphs()
-    zh_pairs = chinese_sentences()
+    zh_pairs = chinese_sentences(locale=locale)
     fe_queries, fe_passages = flagembedding_texts()
     zh = sorted({z for _, z in zh_pairs})
     en_pool = sorted(set(en) | set(fe_passages))
@@ -117,14 +119,20 @@ def make_rows(rows: int, neg: int, repeat: float, chinese: float, seed: int = 0)
 
 
 def write(
-    out_dir: Path, rows: int, neg: int, repeat: float, chinese: float, formats: list[str]
+    out_dir: Path,
+    rows: int,
+    neg: int,
+    repeat: float,
+    chinese: float,
+    formats: list[str],
+    locale: str = "zh_CN",
 ) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"mined-{rows}x{neg + 2}-r{repeat:g}"
     jsonl = stem.with_suffix(".jsonl")
     texts: dict[str, int] = {}
     with open(jsonl, "w", encoding="utf-8") as fh:
-        for row in make_rows(rows, neg, repeat, chinese):
+        for row in make_rows(rows, neg, repeat, chinese, locale=locale):
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             for t in (row["query"], *row["pos"], *row["neg"]):
                 texts[t] = texts.get(t, 0) + 1
@@ -154,7 +162,8 @@ if __name__ == "__main__":
     ap.add_argument("--neg", type=int, default=7)
     ap.add_argument("--repeat", type=float, default=4.0, help="average appearances of each passage")
     ap.add_argument("--chinese", type=float, default=0.1, help="share of Chinese rows")
+    ap.add_argument("--locale", default="zh_CN", help="the catalogs those rows come from (ja: Japanese)")
     ap.add_argument("--format", nargs="+", default=["jsonl", "parquet"], choices=["jsonl", "parquet"])
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args()
-    write(args.out_dir, args.rows, args.neg, args.repeat, args.chinese, args.format)
+    write(args.out_dir, args.rows, args.neg, args.repeat, args.chinese, args.format, args.locale)

@@ -15,7 +15,7 @@ figure other loads disturb least.
   datasets.map   load_dataset("json") + map(batched=True) with AutoTokenizer + numpy percentiles
 
     python benchmarks/speed.py /tmp/corp/mined-125000x9-r4.jsonl /tmp/corp/mined-222222x9-r8.jsonl --datasets
-    # a tokenizer no fast count covers, on Chinese (issue 24's fallback; qwen2_bpe.py builds it):
+    # Qwen2's byte-level BPE on Chinese (issue 24; qwen2_bpe.py builds it):
     python benchmarks/make_corpus.py --rows 60000 --chinese 1 --format jsonl --out-dir /tmp/zh
     python benchmarks/qwen2_bpe.py /tmp/qwen2-zh
     python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/qwen2-zh
@@ -100,7 +100,9 @@ def main() -> None:
         info = {}
         for _ in range(args.runs):
             for name, (cmd, env) in contenders.items():
-                seconds, rss, out, _, cpu = measure_cpu(cmd, env)
+                seconds, rss, out, rc, cpu = measure_cpu(cmd, env)
+                if rc != 0:  # a contender that failed has no time: say so, never print a 0.0
+                    raise SystemExit(f"{name} failed with exit code {rc}: {' '.join(map(str, cmd[:4]))} ...")
                 results[name].append((seconds, rss, cpu))
                 if name.startswith("lenprof"):
                     d = json.loads(out)

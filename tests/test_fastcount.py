@@ -250,18 +250,20 @@ def byte_levels() -> dict[str, Tokenizer]:
     return {"prefix-space": byte_level(True), "no-prefix-space": byte_level(False)}
 
 
-def test_byte_level_takes_ascii_texts_without_added_tokens(byte_levels):
+def test_byte_level_takes_texts_without_added_tokens(byte_levels):
     counter = FastCounter(byte_levels["prefix-space"])
-    texts = ["Plain text, it's  fine\t", "", "a <mask> here", "café", "tab\x0bbed"]
+    texts = ["Plain text, it's  fine\t", "", "a <mask> here", "café", "tab\x0bbed", "x\u0378"]
     assert counter.count(texts).tolist() == count_tokens(counter.backend, texts).tolist()
-    assert (counter.texts, counter.fast) == (5, 2)  # the first and the control character's
+    # all but the empty one, the added token's and the unassigned code point's
+    assert (counter.texts, counter.fast) == (6, 3)
 
 
 def test_other_families_are_not_recognised():
     bpe = byte_level(True)
-    bpe.normalizer = normalizers.NFC()  # a normalizer that may join characters across pieces
+    bpe.normalizer = normalizers.NFKC()  # a normalizer that may make spaces, or join pieces
     unigram = Tokenizer(models.Unigram())
-    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    # a text one piece: nothing to reuse (the Unigram rule's layouts: test_fastcount_unigram.py)
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace(split=False)
     wordpiece_whitespace = bert(True)
     wordpiece_whitespace.pre_tokenizer = pre_tokenizers.Whitespace()
     spaced = bert(True)

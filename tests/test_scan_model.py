@@ -324,12 +324,19 @@ def test_a_rescan_takes_every_embedding_from_the_disk_cache(tmp_path, docstrings
     embedding from the cache; another model (its pooling changed) has a cache of its own."""
     data = tmp_path / "d.jsonl"
     data.write_text("".join(docstrings.read_text().splitlines(keepends=True)[:30]))
-    env = {**os.environ, "LENPROF_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "LENPROF_CACHE_DIR": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
 
     def once(out: str, *extra: str):
         args = ["scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL), "--add-scores"]
         args += ["--clean-out", str(tmp_path / out), *extra]
-        done = subprocess.run([sys.executable, "-m", "lenprof", *args], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "lenprof", *args], capture_output=True, text=True, env=env
+        )
         assert done.returncode == 0, done.stderr
         return done.stderr, (tmp_path / out).read_text()
 
@@ -338,7 +345,10 @@ def test_a_rescan_takes_every_embedding_from_the_disk_cache(tmp_path, docstrings
     third, _ = once("c.jsonl", "--no-embedding-cache")
     texts = len({t for r in map(json.loads, rows.splitlines()) for t in [r["query"], *r["pos"], *r["neg"]]})
     assert f"{texts} distinct texts embedded by {MODEL}\n" in first
-    assert f"{texts} distinct texts embedded by {MODEL}, {texts} of them from the cache of earlier scans" in second
+    assert (
+        f"{texts} distinct texts embedded by {MODEL}, {texts} of them from the cache of earlier scans"
+        in second
+    )
     assert "from the cache" not in third
     assert again == rows
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.sqlite"))) == 1

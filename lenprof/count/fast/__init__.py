@@ -47,16 +47,56 @@ When it holds (the proof, per family):
     ``\x1c``-``\x1f`` and ``\x85``, which Python splits at and BERT deletes, are what the rule
     leaves out).
 
-- Byte-level BPE (GPT-2, RoBERTa: no normalizer, ``ByteLevel`` pre-tokenizer with its regex,
-  ``BPE`` without dropout), for ASCII texts that hold nothing an added token matches:
-  - the pre-tokenizer puts a space first where the tokenizer says so, cuts the text with
-    GPT-2's regex (contractions, runs of letters, of digits or of other characters each with
-    one space before, runs of whitespace), maps each piece's bytes to characters, and BPE
-    merges inside each piece alone;
-  - so the pieces are that regex's, written out for ASCII (``\\p{L}`` and ``\\p{N}`` are the
-    ASCII letters and digits, ``\\s`` is space, tab, newline, ``\x0b``, ``\x0c`` and return),
-    and a piece counted by itself (no space put before it, no specials) counts as inside its
-    text: cut alone, a piece is cut into itself.
+- Byte-level BPE (``BPE`` without dropout after ``ByteLevel``, which maps each piece's bytes to
+  characters) in two pipelines: GPT-2's and RoBERTa's (``ByteLevel`` with its own regex:
+  contractions, runs of letters, of numbers or of other characters each with one space before,
+  runs of whitespace) and Qwen2's (gte-Qwen2, Qwen3-Embedding: a ``Split`` with Qwen2's regex,
+  each match kept apart, then ``ByteLevel`` without a regex), without a normalizer or with NFC,
+  for texts of any script that hold nothing an added token matches, whose every code point
+  Python's Unicode assigns and, where the normalizer is NFC, that NFC leaves unchanged:
+  - NFC changes nothing: Python's NFC leaves the text unchanged, and the tokenizer's (Rust, of
+    another Unicode version) leaves unchanged every such text of code points Python assigns
+    (normalization is stable across versions; a test holds it for every code point, alone,
+    beside marks of every combining class in both orders, and decomposed);
+  - the pre-tokenizer puts a space first where the tokenizer says so (GPT-2's
+    ``add_prefix_space``), cuts the text with its regex, maps each piece's bytes to characters,
+    and BPE merges inside each piece alone: a text's count is its pieces' sum, and a piece is
+    counted as the tokenizer counts a pre-token, by its model, the piece's bytes mapped to
+    characters as ``ByteLevel`` maps them (a map asked of ``ByteLevel`` itself);
+  - the pieces: each regex asks of a character only which of a few classes it is in (a letter,
+    ``\\p{L}``; a number, ``\\p{N}``; whitespace, ``\\s``; the space; a return or newline; the
+    apostrophe; a contraction's letter, in any case under Qwen2's ``(?i:...)``; another). Each
+    character's class is asked of the tokenizer's own regex engine (Oniguruma), and one that
+    fits no single class is refused. Over the classes each regex reads as a few local rules
+    (``bytelevel.py``), held equal to the tokenizer's own ``Split`` on every code point Python
+    assigns, in contexts that tell every class apart.
+
+- SentencePiece Unigram (XLM-R's layout: bge-m3, multilingual-e5): a Unigram model with an
+  unknown token, any normalizer, the Metaspace pre-tokenizer (``▁``, split, a ``▁`` put first:
+  ``always``, or ``first`` alone), alone or after a WhitespaceSplit (``always``), a template
+  post-processor or none; for every text that holds no added token's text, as written or
+  normalized (the others go to the tokenizer):
+  - such a text is one segment: the tokenizer normalizes it whole, as the rule does with the
+    tokenizer's own normalizer, whatever it does (a precompiled NFKC map turns characters into
+    spaces, composes several into one, deletes controls). ``first`` puts a ``▁`` before the
+    segment that starts the text: the only one here, as ``always`` does;
+  - Metaspace turns spaces into ``▁``, puts one first where the text has none, and starts a
+    piece at each ``▁`` (after a WhitespaceSplit: each word of Rust's whitespace, with a ``▁``
+    first unless it has one); the model segments each piece alone (Viterbi inside it), so a
+    text's count is its pieces' sum, and a piece is counted by the model alone: the tokenizer's
+    own model object (not its scores read back from JSON, which could round them anew), pieces
+    joined a call and cut again at their ``▁`` by a Metaspace that puts none first;
+  - the pieces are cut in Python (``str.split`` where it cuts where Rust does: no \x1c-\x1f,
+    no ``▁`` in the text) or, for ASCII texts, with numpy on the bytes; an ASCII text without a
+    return skips the precompiled map where the normalizer starts with one: the map changes each
+    grapheme cluster alone, and in ASCII every character is one but CR LF, so it changes each
+    character as it changes that character alone (read from the map itself), and the steps after
+    it that Python does the same (Strip at Rust's whitespace, Replace of a string or of runs of
+    spaces) are done here; other normalizers run whole.
+  Not cut further: a boundary every segmentation has (two characters no vocabulary piece holds
+  side by side) would split a piece's Viterbi in two only in exact arithmetic; the model adds
+  f64 scores as read by serde_json (a quarter of them an ulp off their f32 values here), so
+  the part after it starts from another sum, and a near tie may fall the other way.
 
 Added tokens are matched before anything else: one that is not normalized (special tokens, by
 default) in the text as written, a normalized one (``add_tokens``' default) in the normalized
@@ -82,10 +122,14 @@ tokenizer (BERT: their chunks):
   that takes spaces on both sides (it may take a neighbour's, put around a Chinese character),
   and one whose normalized text is empty (it splits every text between its characters);
 - byte-level BPE: a text that holds none is one split whatever the tokens' options, and its
-  pieces hold none either, but for the space put first: a token whose text starts with a space
-  is refused where a space is put first;
-- each token's text must encode to that token (or one that matches the same): the tokenizer
-  matches what the rule thinks it does.
+  pieces are counted by the model, where no added token is matched (a token that starts with a
+  space matches nothing in the space put first: it is put after the added tokens are matched);
+- SentencePiece Unigram: a text that holds a token's text, as written (a normalized token's
+  also normalized, in the normalized text, where the tokenizer looks for it), goes to the
+  tokenizer whatever the tokens' options (the tokenizer matches them exactly there: no case is
+  needed); refused: a token whose text is empty or normalized to nothing;
+- BERT and byte-level BPE: each token's text must encode to that token (or one that matches
+  the same): the tokenizer matches what the rule thinks it does.
 A token a rule cannot take makes ``recognise`` refuse the tokenizer: it is counted exactly.
 
 Texts a rule leaves out, and tokenizers no rule recognises, go through the full tokenizer.

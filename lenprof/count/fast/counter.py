@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
 
 from lenprof.count.exact import count_tokens, encoded, parts
+from lenprof.count.fast import bytelevel
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.chars import Characters
-from lenprof.count.fast.cuts import Memo, Pieces, Words, byte_level, whitespace_chunks
-from lenprof.count.fast.rule import _UNSAFE, _alone, recognise
+from lenprof.count.fast.cuts import Memo, Pieces, Words, whitespace_chunks
+from lenprof.count.fast.precompiled import Normalizer
+from lenprof.count.fast.rule import _UNSAFE, recognise
+from lenprof.count.fast.unigram import ModelCount, metaspace_pieces
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
 from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
@@ -39,11 +44,13 @@ class FastCounter:
         # what BERT's normalizer makes of each character (a text of those it maps takes the words cut)
         self.chars = Characters(backend) if self.rule and self.rule.family == "bert-wordpiece" else None
         self._wordpiece: WordPiece | None = None
-        self._alone: Any = None  # the tokenizer that counts one byte-level piece by itself
+        self._bpe_model: Any = None  # the tokenizer's model: what counts a byte-level piece
+        self._model: ModelCount | None = None  # what counts Unigram's pieces
+        self._normalize: Normalizer | None = None  # and normalizes its texts
         # one cache per cut (their fingerprints differ), and this counter's column in it
         self.cached = cached  # pieces a cache holds at most
         self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase), most=cached)}
-        self.caches |= {"chunks": PieceCache(most=cached), "pieces": PieceCache(most=cached)}
+        self.caches |= {kind: PieceCache(most=cached) for kind in ("chunks", "pieces", "metaspace")}
         self.columns = dict.fromkeys(self.caches, 0)
         self.texts = self.fast = self.checked = 0
         self.mismatch: str | None = None
@@ -79,6 +86,8 @@ class FastCounter:
             return count_tokens(self.backend, texts)
         if rule.family == "byte-level-bpe":
             return self._byte_level_count(texts, cuts, at)
+        if rule.family == "sentencepiece-unigram":
+            return self._unigram_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
         lowercase = self.caches["words"].lowercase
@@ -145,20 +154,43 @@ class FastCounter:
         return out
 
     def _byte_level_count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
-        """Byte-level BPE: ASCII texts without an added token's text through their pieces,
-        others through the tokenizer (an empty text too: the tokenizer puts no space before it)."""
+        """Byte-level BPE: texts without an added token's text (that NFC leaves unchanged, where
+        the normalizer is NFC) through their pieces, but those holding a character the cut
+        refuses; the others through the tokenizer (an empty text too: the tokenizer puts no
+        space before it)."""
         rule = self.rule
         assert rule is not None
         added = rule.added.search if rule.added is not None else (lambda t: None)
-        fast = np.fromiter((t.isascii() and t != "" and added(t) is None for t in texts), bool, len(texts))
+        normal = functools.partial(unicodedata.is_normalized, "NFC") if rule.nfc else bool
+        fast = np.fromiter((t != "" and added(t) is None and normal(t) for t in texts), bool, len(texts))
         out = np.zeros(len(texts), dtype=np.int64)
         chosen = np.flatnonzero(fast)
         if len(chosen):
-            pieces = cuts.once(
+            left_out, pieces = cuts.once(
                 rule.cuts()["pieces"],
-                lambda: byte_level([texts[i] for i in chosen.tolist()], rule.prefix_space, self.key),
+                lambda: bytelevel.cut(
+                    [texts[i] for i in chosen.tolist()], rule.split, rule.prefix_space, self.key
+                ),
             )
             out[chosen] = self._sums(pieces)
+            fast[chosen[left_out]] = False
+        return self._rest_and_check(texts, out, fast, at, cuts)
+
+    def _unigram_count(self, texts: list[str], cuts: Memo, at: int) -> np.ndarray:
+        """SentencePiece Unigram: the texts that hold no added token's text through their
+        Metaspace pieces (``unigram.py``), the others through the tokenizer."""
+        rule = self.rule
+        assert rule is not None and rule.metaspace is not None
+        if self._normalize is None:
+            self._normalize = Normalizer(self.backend)
+        parts = cuts.once(
+            rule.cuts()["metaspace"],
+            lambda: metaspace_pieces(texts, self._normalize, rule.metaspace, self.key),
+        )
+        out = np.zeros(len(texts), dtype=np.int64)
+        fast = np.zeros(len(texts), dtype=bool)
+        for kept, pieces in parts:  # the ASCII texts, and the others
+            out[kept], fast[kept] = self._sums(pieces), True
         return self._rest_and_check(texts, out, fast, at, cuts)
 
     def _sums(self, cut: Pieces) -> np.ndarray:
@@ -183,8 +215,10 @@ class FastCounter:
         - a word (ASCII, no added token's text, lower-cased where the normalizer lower-cases),
           by WordPiece's own rule (``WordPiece``): the normalizer would change nothing and the
           pre-tokenizer would keep it whole;
-        - a byte-level piece, by the tokenizer alone (its spaces are part of it), without the
-          space put first and without specials;
+        - a byte-level piece, by the tokenizer's model, its bytes mapped to characters as the
+          ByteLevel step maps them (``bytelevel.piece_counts``): as the tokenizer counts it;
+        - a Metaspace piece (SentencePiece Unigram), by the tokenizer's model alone
+          (``ModelCount``);
         - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
           chunks of Chinese or accented texts are: names, options, numbers); the others go to
           the tokenizer (``_tokenized_chunks``)."""
@@ -196,10 +230,14 @@ class FastCounter:
             if rule.lowercase and not cut.lowercase:  # ASCII: all the normalizer changes
                 pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
+        if cut.kind == "metaspace":
+            if self._model is None:
+                self._model = ModelCount(self.backend)
+            return self._model.counts(pieces)
         if cut.kind == "pieces":
-            if self._alone is None:
-                self._alone = _alone(self.backend.to_str())
-            return count_tokens(self._alone, pieces, special=False)
+            if self._bpe_model is None:
+                self._bpe_model = self.backend.model
+            return bytelevel.piece_counts(self._bpe_model, pieces)
         counts = np.zeros(len(pieces), dtype=np.int64)
         ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added, self.key))
         counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials

@@ -1,6 +1,7 @@
 """How the fast count cuts texts into pieces, a batch at a time, with each distinct piece's
-fingerprint: BERT's words (ASCII texts, with numpy on the bytes), whitespace chunks (other
-texts), and GPT-2's byte-level pieces. Why each cut is exact is the package's docstring."""
+fingerprint: BERT's words (ASCII texts, with numpy on the bytes) and whitespace chunks (other
+texts); byte-level BPE's pieces are bytelevel.py's. Why each cut is exact is the package's
+docstring."""
 
 from __future__ import annotations
 
@@ -47,14 +48,6 @@ def _powers(key: RunKey) -> np.ndarray:
         [[pow(base, i, p) for i in range(_LONG_WORD)] for base, p in zip(key.bases, PRIMES, strict=True)],
         dtype=np.uint64,
     )
-
-
-# GPT-2's pre-tokenizer (tokenizers' ByteLevel with use_regex), for ASCII text: there \p{L} and
-# \p{N} are the ASCII letters and digits, and \s is written out (Python's would take \x1c-\x1f).
-_BYTE_LEVEL = re.compile(
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^ \t\n\x0b\x0c\rA-Za-z0-9]+"
-    r"|[ \t\n\x0b\x0c\r]+(?![^ \t\n\x0b\x0c\r])|[ \t\n\x0b\x0c\r]+"
-)
 
 
 class Memo(dict):
@@ -146,52 +139,49 @@ class Words:
         return self._views[lowercase]
 
     def _fingerprints(self, data: bytes) -> np.ndarray:
-        """Each piece's fingerprint, for a whole batch at once:
+        return ascii_prints(data, self.starts, self.ends, self.key)
 
-        - a piece of at most ``_PACKED`` bytes: its bytes, read as one little-endian integer (an
-          unaligned view of the batch, a gather and a mask), so two pieces never share one;
-        - up to ``_LONG_WORD`` bytes: for each prime p of ``PRIMES``, the polynomial
-          sum(byte_i * base**i) mod p over its bytes, in the run's secret bases
-          (``RunKey.bases``), the top bit set. Two different such pieces are different
-          polynomials of degree below 64 (no byte of a piece is 0, so lengths tell too), which
-          vanish at fewer than 64 of the p bases: whatever the input, they share a fingerprint
-          with probability below 64 / (2**31 - 1) * 64 / (2**32 - 5) < 2**-50 over the run's key;
-        - longer: its keyed string fingerprint (``hashing.fingerprints``)."""
-        codes = np.frombuffer(data, np.uint8)
-        starts, sizes = self.starts, self.ends - self.starts
-        eight = np.ndarray((len(data),), "<u8", data + bytes(_PACKED), strides=(1,))  # 8 bytes at each place
-        prints = eight[starts] & _MASKS[np.minimum(sizes, _PACKED)]
-        long_ = np.flatnonzero((sizes > _PACKED) & (sizes <= _LONG_WORD))
-        if len(long_):
-            lengths, first = sizes[long_], starts[long_]
-            at = np.cumsum(lengths) - lengths  # each long piece's first place among their bytes
-            place = np.arange(int(lengths.sum())) - np.repeat(at, lengths)  # in its piece: 0 to 63
-            picked = codes[np.repeat(first, lengths) + place]
-            powers = _powers(self.key)
-            lanes = []
-            for row, p in enumerate(PRIMES):
-                # bytes below 2**7 times powers below 2**32, 64 at most: sums below 2**45
-                terms = picked * powers[row].take(place)
-                lanes.append(np.add.reduceat(terms, at) % np.uint64(p))
-            prints[long_] = _POLYNOMIAL | (lanes[0] << np.uint64(32)) | lanes[1]
-        other = np.flatnonzero(sizes > _LONG_WORD)
-        if len(other):
-            prints[other] = fingerprints(_decoded(data, starts[other], self.ends[other]), self.key)
-        return prints
+
+def ascii_prints(data: bytes, starts: np.ndarray, ends: np.ndarray, key: RunKey) -> np.ndarray:
+    """The fingerprint of each piece ``data[start:end]`` of ASCII bytes none of which is 0, for
+    a whole batch at once:
+
+    - a piece of at most ``_PACKED`` bytes: its bytes, read as one little-endian integer (an
+      unaligned view of the batch, a gather and a mask), so two pieces never share one (an
+      empty one is 0);
+    - up to ``_LONG_WORD`` bytes: for each prime p of ``PRIMES``, the polynomial
+      sum(byte_i * base**i) mod p over its bytes, in the run's secret bases
+      (``RunKey.bases``), the top bit set. Two different such pieces are different
+      polynomials of degree below 64 (no byte of a piece is 0, so lengths tell too), which
+      vanish at fewer than 64 of the p bases: whatever the input, they share a fingerprint
+      with probability below 64 / (2**31 - 1) * 64 / (2**32 - 5) < 2**-50 over the run's key;
+    - longer: its keyed string fingerprint (``hashing.fingerprints``)."""
+    codes = np.frombuffer(data, np.uint8)
+    sizes = ends - starts
+    # 8 bytes at each place, and at the end (where an empty piece may start)
+    eight = np.ndarray((len(data) + 1,), "<u8", data + bytes(_PACKED + 1), strides=(1,))
+    prints = eight[starts] & _MASKS[np.minimum(sizes, _PACKED)]
+    long_ = np.flatnonzero((sizes > _PACKED) & (sizes <= _LONG_WORD))
+    if len(long_):
+        lengths, first = sizes[long_], starts[long_]
+        at = np.cumsum(lengths) - lengths  # each long piece's first place among their bytes
+        place = np.arange(int(lengths.sum())) - np.repeat(at, lengths)  # in its piece: 0 to 63
+        picked = codes[np.repeat(first, lengths) + place]
+        powers = _powers(key)
+        lanes = []
+        for row, p in enumerate(PRIMES):
+            # bytes below 2**7 times powers below 2**32, 64 at most: sums below 2**45
+            terms = picked * powers[row].take(place)
+            lanes.append(np.add.reduceat(terms, at) % np.uint64(p))
+        prints[long_] = _POLYNOMIAL | (lanes[0] << np.uint64(32)) | lanes[1]
+    other = np.flatnonzero(sizes > _LONG_WORD)
+    if len(other):
+        prints[other] = fingerprints(_decoded(data, starts[other], ends[other]), key)
+    return prints
 
 
 def _decoded(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return [data[a:b].decode("ascii") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def byte_level(texts: list[str], prefix_space: bool, key: RunKey) -> Pieces:
-    """ASCII texts cut as GPT-2's pre-tokenizer cuts them (a space put first where the
-    tokenizer puts one): byte-level BPE merges inside each piece alone, so a text's count is
-    the sum of its pieces' (the byte-level BPE rule)."""
-    find = _BYTE_LEVEL.findall
-    if prefix_space:
-        texts = [t if t.startswith(" ") else " " + t for t in texts]
-    return _of_strings("pieces", [find(t) for t in texts], key)
 
 
 def _spaced(match: re.Match) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from lenprof.count.exact import count_tokens
+from lenprof.count.fast.bytelevel import pipeline
 from lenprof.count.fast.cuts import _CHINESE, _spaced
+from lenprof.count.fast.unigram import Metaspace, metaspace_of
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
@@ -29,6 +30,9 @@ class Rule:
     # added tokens that take the spaces before them (lstrip): among chunks joined by spaces, such
     # a token starts in the space before its chunk, so it is its chunk's where it ends
     lstrip: tuple[int, ...] = ()
+    split: str = "gpt2"  # byte-level BPE: the split regex ("gpt2" or "qwen2", bytelevel.SPLITS)
+    nfc: bool = False  # byte-level BPE: the normalizer is NFC (only texts it leaves unchanged are cut)
+    metaspace: Metaspace | None = None  # SentencePiece Unigram: its cut (and what its added tokens match)
 
     @property
     def cut_key(self) -> str | None:
@@ -39,7 +43,9 @@ class Rule:
         """Each cut this rule counts through (by kind), with what makes two rules' cuts alike:
         counters whose cuts are alike cut each batch once and share its piece cache."""
         if self.family == "byte-level-bpe":
-            return {"pieces": ("pieces", self.prefix_space, self.cut_key)}
+            return {"pieces": ("pieces", self.split, self.nfc, self.prefix_space, self.cut_key)}
+        if self.family == "sentencepiece-unigram":
+            return {"metaspace": ("metaspace", self.metaspace)}
         return {"words": ("words", self.cut_key), "chunks": ("chunks", self.pad_chinese, self.cut_key)}
 
 
@@ -75,28 +81,36 @@ def recognise(backend: Any) -> Rule | None:
             added=_any_case(matched),
             lstrip=tuple(t["id"] for t in tokens if t.get("lstrip")),
         )
+    level = pipeline(normalizer, pre) if model.get("type") == "BPE" else None
     if (
-        model.get("type") == "BPE"
+        level is not None
         and not model.get("dropout")
-        and not normalizer
-        and pre.get("type") == "ByteLevel"
-        and pre.get("use_regex", True)
         and post.get("type", "ByteLevel") in ("ByteLevel", "RobertaProcessing", "TemplateProcessing")
         and not spec.get("truncation")
         and not spec.get("padding")
     ):
-        prefix_space = bool(pre.get("add_prefix_space", True))
-        matched = _matched(backend, tokens, "byte-level-bpe", prefix_space=prefix_space)
+        split, prefix_space, nfc = level
+        matched = _matched(backend, tokens, "byte-level-bpe")
         if matched is None:
             return None
         x = (len(backend.encode(t, add_special_tokens=s).ids) for t, s in (("x", True), ("x", False)))
-        return Rule("byte-level-bpe", next(x) - next(x), prefix_space=prefix_space, added=_any_case(matched))
+        return Rule(
+            "byte-level-bpe",
+            next(x) - next(x),
+            prefix_space=prefix_space,
+            added=_any_case(matched),
+            split=split,
+            nfc=nfc,
+        )
+    if model.get("type") == "Unigram":
+        metaspace = metaspace_of(backend, spec)
+        if metaspace is None:
+            return None
+        return Rule("sentencepiece-unigram", int(count_tokens(backend, [""])[0]), metaspace=metaspace)
     return None
 
 
-def _matched(
-    backend: Any, tokens: list[dict], family: str, pad_chinese: bool = False, prefix_space: bool = False
-) -> list[str] | None:
+def _matched(backend: Any, tokens: list[dict], family: str, pad_chinese: bool = False) -> list[str] | None:
     """What the added tokens match, as ``tokenizers`` matches them: a normalized token (the
     default for ``add_tokens``) its text normalized by the tokenizer's own normalizer, in the
     normalized text; any other its text as written, in the text itself. None where the rule
@@ -124,8 +138,8 @@ def _matched(
                 return None  # the spaces it takes may be a neighbour's (a Chinese one's, spaced)
             if token.get("single_word") and not normalized and pad_chinese:
                 return None  # next to a Chinese character it is no word; in its own chunk it is
-        elif not text or (prefix_space and text.startswith(" ")):
-            return None  # the space put first would make one of a text that holds none
+        elif not text:
+            return None
         matched[token["id"]] = text
     # and the tokenizer agrees: each token's text encodes to that token (or one matching the same)
     encodings = backend.encode_batch([t["content"] for t in tokens], add_special_tokens=False)
@@ -139,15 +153,3 @@ def _any_case(texts: list[str]) -> re.Pattern | None:
     """A pattern that finds any of ``texts`` in any case (finding more than the tokenizer
     matches only sends more texts to it)."""
     return re.compile("|".join(map(re.escape, texts)), re.IGNORECASE) if texts else None
-
-
-@functools.lru_cache(maxsize=4)
-def _alone(tokenizer_json: str) -> Any:
-    """The tokenizer without its post-processor and without a space put before a text: what
-    counts one byte-level piece by itself."""
-    from tokenizers import Tokenizer
-
-    spec = json.loads(tokenizer_json)
-    spec["pre_tokenizer"] = {**spec["pre_tokenizer"], "add_prefix_space": False}
-    spec["post_processor"] = None
-    return Tokenizer.from_str(json.dumps(spec))
