@@ -19,6 +19,9 @@ figure other loads disturb least.
     python benchmarks/make_corpus.py --rows 60000 --chinese 1 --format jsonl --out-dir /tmp/zh
     python benchmarks/qwen2_bpe.py /tmp/qwen2-zh
     python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/qwen2-zh
+    # a Chinese BERT like bge-*-zh-v1.5's, which the fast count covers (chinese_bert.py builds it):
+    python benchmarks/chinese_bert.py /tmp/bert-zh
+    python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/bert-zh
 """
 
 from __future__ import annotations

@@ -17,12 +17,30 @@ When it holds (the proof, per family):
     each punctuation character inside each piece, and WordPiece encodes each word alone (a word
     over ``max_input_chars_per_word`` becomes [UNK] alone too);
   - added tokens match inside one chunk (below).
-  Two cuts follow:
+  Three cuts follow:
   - *words*, for ASCII texts that hold nothing an added token matches: the pre-tokenizer's own
     pieces, runs of letters and digits and single punctuation characters (in ASCII, every
     printable character that is no letter, digit or space is punctuation to BERT), lower-cased
     first when the normalizer lower-cases (in ASCII that is all it changes). These are cut and
     fingerprinted for a whole batch at once with numpy, on the bytes;
+  - *texts made ASCII* (``chars.py``), for the other texts whose every non-ASCII character a
+    table takes, each character learnt through the tokenizer's own normalizer (and
+    pre-tokenizer) the first time it is met:
+    - the normalizer works one character at a time: canonical decomposition reorders only
+      combining marks, and a character whose decomposition keeps one is not taken (where
+      accents are stripped, the marks go), so the normalized text is each character's
+      normalized form side by side;
+    - a character normalized to a space (whitespace) becomes a space, one normalized to nothing
+      (a combining mark where accents are stripped, a zero-width character) goes;
+    - a *one-token* character is one token wherever it stands, so it is counted apart and
+      becomes a space, which splits its neighbours as it did: the normalizer puts spaces around
+      it (a Chinese character: one character, a word of its own, and WordPiece makes a word of
+      one character one token, its vocabulary entry or [UNK]), or it stays one character that
+      the pre-tokenizer cuts out of ``a_a`` (so it is punctuation to BERT: cut out of any text,
+      one word of one character);
+    - a text's count is then its one-token characters plus its ASCII form's words count.
+    Letters the normalizer maps to ASCII (``é`` -> ``e``) are not taken: the corpora hold too
+    few of them to pay for it; kana and other letters are words with their neighbours;
   - *chunks*, for every other text: ``str.split()``'s, after spacing out Chinese characters as
     the normalizer does. Outside control characters Python splits at exactly the characters
     the normalizer turns into spaces (the control characters ``\x0b``, ``\x0c``,
@@ -89,10 +107,15 @@ more only sends more texts to the tokenizer) and leaves the texts that hold any 
 tokenizer (BERT: their chunks):
 - in an ASCII text, BERT's normalized text is the text lower-cased where the normalizer
   lower-cases, whitespace turned into spaces: a normalized token matches there only where its
-  normalized text is found in any case;
+  normalized text is found in any case. A text made ASCII is that too: the table takes no
+  character a token holds, as written or normalized (its texts take the chunks), so the
+  ASCII form holds, in any case, every match the text or its normalized text holds; and where a
+  token keeps to whole words (single_word), no one-token character but the spaced-out ones (a
+  space is no word character, punctuation may be: ``＿``);
 - BERT counts such chunks with the tokenizer, joined by spaces. What a token matches lies in
   one chunk where it holds no whitespace and a Chinese character only alone (chunks end at
-  whitespace, or at spaces in the normalized text). single_word sees the same neighbours there
+  whitespace, or at spaces in the normalized text; a normalized Chinese character matches
+  itself with the spaces put around it, which are its own). single_word sees the same neighbours there
   as in the text, but for a Chinese character next to a token matched as written (a word
   character, where the chunk ends). The spaces lstrip and rstrip take count no token, and a
   token that took the space before its chunk counts where it ends. Refused: a normalized token

@@ -12,6 +12,7 @@ import numpy as np
 from lenprof.count.exact import count_tokens, encoded, parts
 from lenprof.count.fast import bytelevel
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
+from lenprof.count.fast.chars import Characters
 from lenprof.count.fast.cuts import Memo, Pieces, Words, whitespace_chunks
 from lenprof.count.fast.precompiled import Normalizer
 from lenprof.count.fast.rule import _UNSAFE, recognise
@@ -40,6 +41,8 @@ class FastCounter:
         self.key = key if key is not None else PROCESS_KEY
         self.backend = backend
         self.rule = None if exact_only else recognise(backend)
+        # what BERT's normalizer makes of each character (a text of those it maps takes the words cut)
+        self.chars = Characters(backend) if self.rule and self.rule.family == "bert-wordpiece" else None
         self._wordpiece: WordPiece | None = None
         self._bpe_model: Any = None  # the tokenizer's model: what counts a byte-level piece
         self._model: ModelCount | None = None  # what counts Unigram's pieces
@@ -57,6 +60,16 @@ class FastCounter:
         if self._wordpiece is None:
             self._wordpiece = wordpiece(self.backend.to_str())
         return self._wordpiece
+
+    def cuts(self) -> dict[str, tuple]:
+        """Each cut this counter counts through (by kind), with what makes two counters' cuts
+        alike (see ``Rule.cuts``): BERT's texts made ASCII (``mapped``) also by its characters'
+        table, and so what is left to the chunks."""
+        cuts = self.rule.cuts() if self.rule else {}
+        if self.chars is not None:
+            cuts["mapped"] = ("mapped", self.chars.key, self.rule.cut_key)  # type: ignore[union-attr]
+            cuts["chunks"] = (*cuts["chunks"], self.chars.key)
+        return cuts
 
     @property
     def path(self) -> str:
@@ -77,11 +90,21 @@ class FastCounter:
             return self._unigram_count(texts, cuts, at)
         out = np.zeros(len(texts), dtype=np.int64)
         fast = np.zeros(len(texts), dtype=bool)
-        ascii_, words = cuts.once(rule.cuts()["words"], lambda: _ascii_words(texts, rule.added, self.key))
+        lowercase = self.caches["words"].lowercase
+        keys = self.cuts()
+        ascii_, words = cuts.once(keys["words"], lambda: _ascii_words(texts, rule.added, self.key))
         if len(ascii_):
             counted = ascii_[~words.left_out]
-            out[counted] = self._sums(words.view(self.caches["words"].lowercase))[~words.left_out]
+            out[counted] = self._sums(words.view(lowercase))[~words.left_out]
             fast[counted] = True
+        if self.chars is not None and len(ascii_) < len(texts):
+            # the others made ASCII where their characters allow: their one-token characters
+            # counted apart, the rest cut into words
+            taken, ones, mapped = cuts.once(keys["mapped"], lambda: self._mapped(texts, ascii_))
+            if len(taken):
+                counted = ~mapped.left_out
+                out[taken[counted]] = (self._sums(mapped.view(lowercase)) + ones)[counted]
+                fast[taken[counted]] = True
 
         def rest_chunks() -> tuple[list[int], Pieces | None]:
             # the other texts, but those with a control character outside the rule
@@ -90,11 +113,21 @@ class FastCounter:
                 [texts[i] for i in rest], rule.pad_chinese, self.key
             ) if rest else None
 
-        rest, chunks = cuts.once(rule.cuts()["chunks"], rest_chunks)
+        rest, chunks = cuts.once(keys["chunks"], rest_chunks)
         if rest:
             out[rest] = self._sums(chunks)
             fast[rest] = True
         return self._rest_and_check(texts, out, fast, at, cuts)
+
+    def _mapped(self, texts: list[str], ascii_: np.ndarray) -> tuple[np.ndarray, np.ndarray, Words]:
+        """The texts but ``ascii_`` that the characters' table makes ASCII, their one-token
+        characters, and the words cut of their ASCII forms."""
+        assert self.chars is not None and self.rule is not None
+        others = np.ones(len(texts), dtype=bool)
+        others[ascii_] = False
+        others = np.flatnonzero(others)
+        which, ones, mapped = self.chars.to_ascii([texts[i] for i in others.tolist()])
+        return others[which], ones, Words(mapped, self.rule.added, self.key)
 
     def _rest_and_check(
         self, texts: list[str], out: np.ndarray, fast: np.ndarray, at: int, cuts: Memo
@@ -279,8 +312,9 @@ def share_caches(counters: list[FastCounter]) -> None:
     cut them alike share one piece cache per cut, a column each."""
     alike: dict[tuple, list[FastCounter]] = {}
     for counter in counters:
-        for key in counter.rule.cuts().values() if counter.rule else ():
-            alike.setdefault(key, []).append(counter)
+        for kind, key in counter.cuts().items():
+            if kind in counter.caches:  # the mapped texts' words go in the words cache
+                alike.setdefault(key, []).append(counter)
     for (kind, *_), members in alike.items():
         cache = PieceCache(
             len(members), all(c.rule.lowercase for c in members), min(c.cached for c in members)

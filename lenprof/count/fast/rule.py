@@ -127,6 +127,9 @@ def _matched(backend: Any, tokens: list[dict], family: str, pad_chinese: bool = 
         normalized = bool(token.get("normalized", True))
         text = normalize(content) if normalized else content
         if family == "bert-wordpiece":
+            spaced = normalized and pad_chinese and len(text) == 3 and text[::2] == "  "
+            if spaced and _CHINESE.match(text[1]):
+                text = text[1]  # a Chinese character, with the spaces the normalizer put around it
             # whole in one chunk: no whitespace, and a Chinese character only alone (the cut
             # spaces them out as the normalizer does)
             if (_CHINESE.sub(_spaced, text) if pad_chinese else text).split() != [text]:

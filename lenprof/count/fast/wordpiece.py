@@ -1,4 +1,4 @@
-"""WordPiece's count of one word, without the tokenizer: its greedy longest match, walked
+"""WordPiece's count of one ASCII word, without the tokenizer: its greedy longest match, walked
 forward through a trie of the vocabulary (see :class:`WordPiece`)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _trie(entries: Iterable[str]) -> Node:
 
 
 class WordPiece:
-    """How many tokens WordPiece makes of one word: the model's own greedy longest-match-first
+    """How many tokens WordPiece makes of one ASCII word: the model's own greedy longest-match-first
     (``tokenizers``' ``WordPiece::tokenize``: the longest vocabulary entry that starts the word,
     then the longest ``##``-prefixed entry that continues it from there, and so on; a word with
     a part no entry matches, or longer than ``max_input_chars_per_word``, is one [UNK]),
@@ -39,8 +39,11 @@ class WordPiece:
     def __init__(self, model: dict):
         prefix = model.get("continuing_subword_prefix", "##")
         self.max_chars = int(model.get("max_input_chars_per_word", 100))
-        self.head = _trie(model["vocab"])  # entries that start a word
-        self.tail = _trie(t[len(prefix) :] for t in model["vocab"] if t.startswith(prefix))
+        # the words cut's words are ASCII, which no entry holding another character matches: a
+        # Chinese vocabulary's characters (half of bge-zh's entries) stay out of the tries
+        entries = [t for t in model["vocab"] if t.isascii()]
+        self.head = _trie(entries)  # entries that start a word
+        self.tail = _trie(t[len(prefix) :] for t in entries if t.startswith(prefix))
 
     def count(self, word: str) -> int:
         n = len(word)
