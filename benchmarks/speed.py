@@ -76,6 +76,14 @@ def main() -> None:
         "commit before it, in one run",
     )
     args = ap.parse_args()
+    if args.tokenizer and Path(args.tokenizer).exists():
+        args.tokenizer = str(Path(args.tokenizer).resolve())
+    args.corpora = [corpus.resolve() for corpus in args.corpora]
+    args.also = [tree.resolve() for tree in args.also]
+    # Every contender runs in an empty folder: lenprof's workers start with `python -c`, which
+    # puts the current folder first on sys.path, so run from a checkout they would import that
+    # checkout's lenprof whatever PYTHONPATH names (an --also tree's workers ran this tree's code)
+    os.chdir(tempfile.mkdtemp(prefix="speed-"))
     tokenizer = ["--tokenizer", args.tokenizer] if args.tokenizer else []
     print(
         f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, {platform.platform()}, Python {platform.python_version()}"
