@@ -109,11 +109,17 @@ def row_fingerprints(rows: Sequence[tuple[str, ...]], key: RunKey) -> np.ndarray
         (True, 3)
     """
     sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    raw = fingerprints(list(chain.from_iterable(rows)), key).tobytes()
+    return rows_of_prints(fingerprints(list(chain.from_iterable(rows)), key), sizes, key)
+
+
+def rows_of_prints(prints: np.ndarray, sizes: np.ndarray, key: RunKey) -> np.ndarray:
+    """:func:`row_fingerprints` of rows whose texts' fingerprints are known: ``prints`` of every
+    row's texts laid end to end, ``sizes`` texts a row."""
+    raw = np.ascontiguousarray(prints, dtype=np.uint64).tobytes()
     ends = (np.cumsum(sizes) * 8).tolist()
     starts = [0, *ends[:-1]]
     keyed = partial(siphash, key.derive(b"rows"))
-    return np.fromiter((keyed(raw[a:b]) for a, b in zip(starts, ends, strict=True)), np.uint64, len(rows))
+    return np.fromiter(map(keyed, map(raw.__getitem__, map(slice, starts, ends))), np.uint64, len(sizes))
 
 
 class FingerprintMap:
