@@ -24,7 +24,24 @@ from lenprof.rows.fields import Fields
 from lenprof.rows.screen import screen
 
 KEY = RunKey(b"s" * 16)
-WORDS = ["a", "b", "a ", " a", "\u3000a", "", " ", "\t", "中文", 'x"y', "x\\", "\x07", "\x7f", "\ud800", "é", ":"]
+WORDS = [
+    "a",
+    "b",
+    "a ",
+    " a",
+    "\u3000a",
+    "",
+    " ",
+    "\t",
+    "中文",
+    'x"y',
+    "x\\",
+    "\x07",
+    "\x7f",
+    "\ud800",
+    "é",
+    ":",
+]
 
 
 def oracle(records: list, fields: Fields, min_neg: int, max_line: int, max_text: int, first: bool):
@@ -50,7 +67,10 @@ def oracle(records: list, fields: Fields, min_neg: int, max_line: int, max_text:
     return kept, drops, blank, skipped
 
 
-def same(records: list, fields: Fields = Fields(), min_neg: int = 1, max_text: int = 1 << 20, first: bool = True):
+def same(
+    records: list, fields: Fields | None = None, min_neg: int = 1, max_text: int = 1 << 20, first: bool = True
+):
+    fields = fields or Fields()
     s = screen(records, fields, KEY, min_neg, 1 << 20, max_text, first)
     kept, drops, blank, skipped = oracle(records, fields, min_neg, 1 << 20, max_text, first)
     assert (s.blank, s.skipped) == (blank, skipped)
@@ -59,9 +79,10 @@ def same(records: list, fields: Fields = Fields(), min_neg: int = 1, max_text: i
     assert s.rows == [c for _, c, _ in kept]
     assert s.watched.tolist() == [list(watched_keys(c.obj)) for _, c, _ in kept]
     rows = s.rows
-    if s.prints is not None:
+    if s.ids is not None:
         every = [c.query for c in rows] + [t for c in rows for t in c.pos] + [t for c in rows for t in c.neg]
-        assert s.prints.tolist() == fingerprints(every, KEY).tolist()
+        assert [s.distinct[i] for i in s.ids.tolist()] == every
+        assert s.prints.tolist() == fingerprints(s.distinct, KEY).tolist()
     if s.dedup is not None:
         assert s.dedup.tolist() == row_fingerprints([dedup_key(c) for c in rows], KEY).tolist()
     return s
@@ -77,7 +98,11 @@ texts = st.lists(st.sampled_from(WORDS), min_size=0, max_size=4).map(lambda w: "
 @st.composite
 def rows(draw):
     """A JSON line: mostly a FlagEmbedding row, with every way to go wrong now and then."""
-    obj = {"query": draw(texts), "pos": draw(st.lists(texts, max_size=3)), "neg": draw(st.lists(texts, max_size=4))}
+    obj = {
+        "query": draw(texts),
+        "pos": draw(st.lists(texts, max_size=3)),
+        "neg": draw(st.lists(texts, max_size=4)),
+    }
     kind = draw(st.integers(0, 19))
     if kind == 1:
         obj["pos"].append(obj["query"] + " ")
@@ -101,7 +126,9 @@ def rows(draw):
     elif kind == 9:
         data = b"[" * 120 + b"]" * 120
     elif kind == 10:
-        data = draw(st.sampled_from([b"{bad", b"[1]", b'"s"', b"\xff\xfe", b'{"query": NaN}', b" ", b"", b"\r"]))
+        data = draw(
+            st.sampled_from([b"{bad", b"[1]", b'"s"', b"\xff\xfe", b'{"query": NaN}', b" ", b"", b"\r"])
+        )
     elif kind == 11:
         data = b"  " + data + b" \r"
     elif kind == 12:  # nested more than 100 levels deep in an extra key
@@ -157,7 +184,7 @@ def test_a_shard_of_plain_rows_is_cleared_whole():
     """The common shard: every row cleared, its texts' fingerprints reused, no row looked at."""
     lines = [line({"query": f"q{i}", "pos": [f"p{i}"], "neg": ["n", f"m{i}", "\u3000k "]}) for i in range(50)]
     s = same(lines)
-    assert len(s.rows) == 50 and s.prints is not None and s.dedup is not None
+    assert len(s.rows) == 50 and s.ids is not None and s.dedup is not None
     assert np.array_equal(s.watched, np.zeros((50, 2), dtype=bool))
 
 
@@ -169,3 +196,18 @@ def test_a_key_given_twice_is_found_behind_escaped_quotes_and_backslashes():
     hidden = line({**plain, "neg": plain["neg"] + ['\\"query\\": "q"']})
     s = same([line(plain), twice, hidden])
     assert [(r, d.reason) for r, d, _ in s.drops] == [(1, "malformed_json")] and s.at == [0, 2]
+
+
+def test_lines_among_other_records_are_looked_at_as_lines():
+    """A JSON line beside a line too long, an unreadable row or a decoded row is still checked for
+    keys given twice and depth."""
+    row = line({"query": "q", "pos": ["p"], "neg": ["n"]})
+    twice = row[:-1] + b', "pos": ["q"]}'
+    deep = row[:-1] + b', "x": ' + b"[" * 101 + b"]" * 101 + b"}"
+    for other in (
+        LineTooLong(b"{", 10),
+        Unreadable("malformed_csv", "a cell", "a,b"),
+        {"query": "q", "pos": ["p"], "neg": ["m"]},
+    ):
+        s = same([row, twice, deep, other, None])
+        assert [(r, d.reason) for r, d, _ in s.drops][:2] == [(1, "malformed_json"), (2, "malformed_json")]

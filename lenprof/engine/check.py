@@ -31,28 +31,21 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
     rows = fates.rows
 
     prompts = list(map(attrgetter("prompt"), rows))
+    symmetric = any(map(SYMMETRIC.__contains__, map(dict.get, map(attrgetter("obj"), rows), repeat("type"))))
     plain = opts.query_instruction is None and prompts.count(None) == len(rows)
-    if plain:
-        queries = list(map(attrgetter("query"), rows))  # the common case, without a call a row
-    else:
-        queries = [opts.query_text(c.query, c.prompt) for c in rows]
-    pos = list(chain.from_iterable(map(attrgetter("pos"), rows)))
-    neg = list(chain.from_iterable(map(attrgetter("neg"), rows)))
-    if any(map(SYMMETRIC.__contains__, map(dict.get, map(attrgetter("obj"), rows), repeat("type")))):
-        pos, neg = [_passages(opts, c, c.pos) for c in rows], [_passages(opts, c, c.neg) for c in rows]
-        pos, neg = list(chain.from_iterable(pos)), list(chain.from_iterable(neg))
-        plain = False
-    elif opts.passage_instruction is not None:
-        pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
-        plain = False
-    every = queries + pos + neg
-    # the screen fingerprinted the texts as read: where the trainer sees them as read, reused
-    keyed = fates.prints if plain and fates.prints is not None else fingerprints(every, setup.key)
-    prints, first, inverse = np.unique(keyed, return_index=True, return_inverse=True)
-    n_rows = np.arange(len(rows))
+    plain = plain and not symmetric and opts.passage_instruction is None  # the texts as read
     positives = np.fromiter(map(len, map(attrgetter("pos"), rows)), np.int64, len(rows))
     negatives = np.fromiter(map(len, map(attrgetter("neg"), rows)), np.int64, len(rows))
-    bounds = np.cumsum([0, len(queries), len(pos), len(neg)])
+    bounds = np.cumsum([0, len(rows), int(positives.sum()), int(negatives.sum())])
+    if plain and fates.ids is not None:  # the screen fingerprinted them as read
+        prints, texts, first, inverse = _numbered(fates)
+    else:
+        every = _texts(opts, rows, plain)
+        prints, first, inverse = np.unique(
+            fingerprints(every, setup.key), return_index=True, return_inverse=True
+        )
+        texts = list(map(every.__getitem__, first.tolist()))
+    n_rows = np.arange(len(rows))
     return CheckedShard(
         input=shard.input,
         path=shard.path,
@@ -63,7 +56,7 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         row_at=np.array(fates.at, dtype=np.int64),
         raws=fates.raws,
         prints=prints,
-        texts=(texts := list(map(every.__getitem__, first.tolist()))),
+        texts=texts,
         seen=file_order(inverse, len(prints), positives, negatives),
         chars=np.fromiter(map(len, texts), np.int64, len(texts)),
         text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
@@ -82,6 +75,36 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         else row_fingerprints(list(map(dedup_key, rows)), setup.key),
         watched=fates.watched,
     )
+
+
+def _texts(opts: ScanOptions, rows: list[Checked], plain: bool) -> list[str]:
+    """Every text of ``rows`` as the trainer sees it: every query, then every positive, then every
+    negative (``plain``: as read, with no instruction or prompt)."""
+    if plain:
+        queries = list(map(attrgetter("query"), rows))  # the common case, without a call a row
+    else:
+        queries = [opts.query_text(c.query, c.prompt) for c in rows]
+    pos = list(chain.from_iterable(map(attrgetter("pos"), rows)))
+    neg = list(chain.from_iterable(map(attrgetter("neg"), rows)))
+    if any(map(SYMMETRIC.__contains__, map(dict.get, map(attrgetter("obj"), rows), repeat("type")))):
+        pos, neg = [_passages(opts, c, c.pos) for c in rows], [_passages(opts, c, c.neg) for c in rows]
+        pos, neg = list(chain.from_iterable(pos)), list(chain.from_iterable(neg))
+    elif opts.passage_instruction is not None:
+        pos, neg = [opts.passage_text(t) for t in pos], [opts.passage_text(t) for t in neg]
+    return queries + pos + neg
+
+
+def _numbered(fates: Screened) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """``np.unique`` of the texts' fingerprints (sorted prints, each one's text and first place,
+    each text's place among them), from the screen's: those of its texts the kept rows hold."""
+    ids, distinct, keyed = fates.ids, fates.distinct, fates.prints
+    assert ids is not None and keyed is not None
+    used = np.flatnonzero(np.bincount(ids, minlength=len(distinct)))  # sorted by print, as keyed
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write wins: each one's first place
+    place = np.empty(len(distinct), dtype=np.int64)
+    place[used] = np.arange(len(used))
+    return keyed[used], list(map(distinct.__getitem__, used.tolist())), first[used], place[ids]
 
 
 def second_look(setup: WorkerSetup, shard: Shard, keys: np.ndarray) -> dict[int, int]:

@@ -48,11 +48,12 @@ _READ = {"prompt", "pos_scores", "neg_scores"}  # the keys ``check_row`` reads b
 @dataclass
 class Screened:
     """A shard's fates, in line order: its kept rows (``rows``, at lines ``at``, each ``raws`` as
-    read), its dropped ones, and the lines that are no row. ``prints`` are the keyed fingerprints
-    of the kept rows' texts laid out as the scan lays them out (every query, then every positive,
-    then every negative), ``dedup`` each kept row's :func:`~lenprof.rows.checks.dedup_key`
-    fingerprint (both None where a kept row is not one the screen looked at), and ``watched``
-    which of ``WATCHED_KEYS`` each kept row carries."""
+    read), its dropped ones, and the lines that are no row. ``ids`` place the kept rows' texts,
+    laid out as the scan lays them out (every query, then every positive, then every negative),
+    among ``distinct`` texts, whose keyed fingerprints are ``prints`` (sorted); ``dedup`` is
+    each kept row's :func:`~lenprof.rows.checks.dedup_key` fingerprint (these are None where a
+    kept row is not one the screen looked at), and ``watched`` which of ``WATCHED_KEYS`` each
+    kept row carries."""
 
     rows: list[Checked] = field(default_factory=list)
     at: list[int] = field(default_factory=list)
@@ -60,6 +61,8 @@ class Screened:
     drops: list[tuple[int, Dropped, object]] = field(default_factory=list)
     blank: int = 0
     skipped: int = 0
+    ids: np.ndarray | None = None
+    distinct: list[str] = field(default_factory=list)
     prints: np.ndarray | None = None
     dedup: np.ndarray | None = None
     watched: np.ndarray = field(default_factory=lambda: np.zeros((0, len(WATCHED_KEYS)), dtype=bool))
@@ -80,10 +83,17 @@ def screen(
     out = Screened()
     records, at = _rows(records, first, out)
     objs = _decoded(records)
-    typed = [] if fields.neg_columns or _READ.intersection(fields.columns) else _typed(objs, fields)
+    json = dict not in set(map(type, records))  # lines, no decoded row (Parquet's may hold bytes)
+    typed = [] if fields.neg_columns or _READ.intersection(fields.columns) else _typed(objs, fields, not json)
+    if not json:  # decoded rows: a line among them is looked at
+        typed = [i for i in typed if type(records[i]) is dict]
+    try:
+        texts = RowTexts([objs[i] for i in typed], fields, key)
+    except TypeError:  # a positive or negative that is no string: its row is looked at
+        typed = _with_strings(objs, typed, fields)
+        texts = RowTexts([objs[i] for i in typed], fields, key)
     lines, rows = [records[i] for i in typed], [objs[i] for i in typed]
-    scan = LineBytes(lines) if set(map(type, lines)) <= {bytes} else None  # else decoded rows
-    texts = RowTexts(rows, fields, key)
+    scan = LineBytes(lines) if json else None
     ok = texts.clear(min_neg) & _clear_lines(lines, rows, texts, scan, max_text_chars)
     clear = np.zeros(len(records), dtype=bool)
     clear[typed] = ok
@@ -127,12 +137,13 @@ def screen(
     out.raws = [records[i] for i in places]
     out.watched = np.zeros((len(kept), len(WATCHED_KEYS)), dtype=bool)
     if looked:  # a cleared row has no prompt and no scores
-        for k in np.flatnonzero(np.isin(places, list(looked))).tolist():
+        for k in [k for k, i in enumerate(places) if i in looked]:
             out.watched[k] = watched_keys(kept[k].obj)
     of_typed = np.full(len(records), -1, dtype=np.int64)
     of_typed[typed] = np.arange(len(typed))
     if (of_typed[places] >= 0).all():  # every kept row is typed: its texts are known
-        out.prints, out.dedup = texts.kept(kept, of_typed[places], fields, key)
+        out.ids, out.dedup = texts.kept(kept, of_typed[places], fields, key)
+        out.distinct, out.prints = texts.distinct, texts.prints
     return out
 
 
@@ -144,9 +155,9 @@ def _rows(records: list, first: bool, out: Screened) -> tuple[list, list[int]]:
     if set(map(type, records)) <= {bytes}:  # JSON lines: each test at C speed
         if any(map(bytes.endswith, records, repeat(b"\r"))):
             records = [r[:-1] if r.endswith(b"\r") else r for r in records]
-        blank = [not r or r.isspace() for r in records]
-        if not any(blank):
+        if all(records) and not any(map(bytes.isspace, records)):  # no blank line
             return records, list(range(len(records)))
+        blank = [not r or r.isspace() for r in records]
         out.blank = sum(blank)
         at = list(compress(range(len(records)), map(is_not, blank, repeat(True))))
         return [records[i] for i in at], at
@@ -179,15 +190,18 @@ def _decoded(records: list) -> list:
     return out
 
 
-def _typed(objs: list, fields: Fields) -> list[int]:
+def _typed(objs: list, fields: Fields, items: bool = True) -> list[int]:
     """The rows that are objects with a string query and lists of strings as positives and
-    negatives, and no prompt or scores: the rows the screen looks at."""
+    negatives, and no prompt or scores: the rows the screen looks at. ``items=False`` leaves
+    the lists' items unlooked at (for decoded JSON: ``fingerprints`` refuses any but a string)."""
     fq, fp, fn = fields.query, fields.pos, fields.neg
     if set(map(type, objs)) <= {dict} and set(map(len, objs)) <= {3}:  # the common case, at C speed
         columns = [list(map(dict.get, objs, repeat(name))) for name in (fq, fp, fn)]
         if [set(map(type, c)) for c in columns] == [{str}, {list}, {list}] or not objs:
             typed = list(range(len(objs)))
-            return typed if _strings_only(columns[1] + columns[2]) else _with_strings(objs, typed, fields)
+            if not items or _strings_only(columns[1] + columns[2]):
+                return typed
+            return _with_strings(objs, typed, fields)
     typed = [
         i
         for i, o in enumerate(objs)
