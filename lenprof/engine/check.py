@@ -38,13 +38,13 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
     negatives = np.fromiter(map(len, map(attrgetter("neg"), rows)), np.int64, len(rows))
     bounds = np.cumsum([0, len(rows), int(positives.sum()), int(negatives.sum())])
     if plain and fates.ids is not None:  # the screen fingerprinted them as read
-        prints, texts, first, inverse = _numbered(fates)
+        prints, texts, chars, first, inverse = _numbered(fates)
     else:
         every = _texts(opts, rows, plain)
-        prints, first, inverse = np.unique(
-            fingerprints(every, setup.key), return_index=True, return_inverse=True
-        )
+        keyed = fingerprints(every, setup.key)
+        prints, first, inverse = np.unique(keyed, return_index=True, return_inverse=True)
         texts = list(map(every.__getitem__, first.tolist()))
+        chars = np.fromiter(map(len, texts), np.int64, len(texts))
     n_rows = np.arange(len(rows))
     return CheckedShard(
         input=shard.input,
@@ -58,7 +58,7 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
         prints=prints,
         texts=texts,
         seen=file_order(inverse, len(prints), positives, negatives),
-        chars=np.fromiter(map(len, texts), np.int64, len(texts)),
+        chars=chars,
         text_idx={f: inverse[bounds[i] : bounds[i + 1]] for i, f in enumerate(TEXT_FIELDS)},
         text_row={
             "query": n_rows,
@@ -94,17 +94,19 @@ def _texts(opts: ScanOptions, rows: list[Checked], plain: bool) -> list[str]:
     return queries + pos + neg
 
 
-def _numbered(fates: Screened) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """``np.unique`` of the texts' fingerprints (sorted prints, each one's text and first place,
-    each text's place among them), from the screen's: those of its texts the kept rows hold."""
-    ids, distinct, keyed = fates.ids, fates.distinct, fates.prints
-    assert ids is not None and keyed is not None
+def _numbered(fates: Screened) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique`` of the texts' fingerprints (sorted prints, each one's text, its characters
+    and first place, each text's place among them), from the screen's: of its distinct texts,
+    those the kept rows hold."""
+    ids, distinct, keyed, lengths = fates.ids, fates.distinct, fates.prints, fates.lengths
+    assert ids is not None and keyed is not None and lengths is not None
     used = np.flatnonzero(np.bincount(ids, minlength=len(distinct)))  # sorted by print, as keyed
     first = np.empty(len(distinct), dtype=np.int64)
     first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write wins: each one's first place
     place = np.empty(len(distinct), dtype=np.int64)
     place[used] = np.arange(len(used))
-    return keyed[used], list(map(distinct.__getitem__, used.tolist())), first[used], place[ids]
+    texts = distinct if len(used) == len(distinct) else list(map(distinct.__getitem__, used.tolist()))
+    return keyed[used], texts, lengths[used], first[used], place[ids]
 
 
 def second_look(setup: WorkerSetup, shard: Shard, keys: np.ndarray) -> dict[int, int]:

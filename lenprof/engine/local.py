@@ -76,7 +76,8 @@ class LocalEngine:
     def executor(self, plan: Plan):
         n = self.workers_for(plan)
         inline = n == 1
-        ex = Inline(plan.setup()) if inline else ProcessPool(plan.setup(), n)
+        loaded = [t.backend for t in plan.tokenizers]
+        ex = Inline(plan.setup()) if inline else ProcessPool(plan.setup(), n, loaded)
         try:
             yield ex
         finally:

@@ -61,13 +61,15 @@ class WorkerFailed(RuntimeError):
 
 
 class ProcessPool:
-    def __init__(self, setup: WorkerSetup, workers: int):
+    def __init__(self, setup: WorkerSetup, workers: int, loaded: list[Any] | None = None):
+        """``workers`` processes serving ``setup``; ``loaded``: its tokenizers, loaded in this
+        process (a forked worker starts with them)."""
         self.workers = workers
         self._procs: list[subprocess.Popen | Forked] = []
         self._conns: list[Connection] = []
         self._ready: deque[tuple[str, Any]] = deque()
         env = {**os.environ, **WORKER_ENV}
-        work = _work_to_fork(setup)
+        work = _work_to_fork(setup, loaded or [])
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()
@@ -189,14 +191,14 @@ def serve(fd: int, work: Any = None) -> None:
 FORK = sys.platform == "linux"
 
 
-def _work_to_fork(setup: WorkerSetup) -> Any:
+def _work_to_fork(setup: WorkerSetup, loaded: list[Any]) -> Any:
     """The ``ShardWork`` every forked worker starts with, or None where workers start afresh."""
     if not FORK or threading.active_count() > 1 or "pyarrow" in sys.modules:
         return None
     from lenprof.engine.worker import ShardWork
 
     with _worker_env():  # the tokenizer as a worker loads it: no thread pool of its own
-        return ShardWork(setup)
+        return ShardWork(setup, loaded)
 
 
 @contextmanager

@@ -19,6 +19,8 @@ row of a duplicate); it needs nothing kept.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +33,16 @@ from lenprof.io.records import Shard
 
 
 class ShardWork:
-    def __init__(self, setup: WorkerSetup):
+    def __init__(self, setup: WorkerSetup, loaded: Sequence[Any] = ()):
+        """``loaded``: the setup's tokenizers loaded already (a worker forked from the process that
+        loaded them), in place of loading them again from their JSON."""
         from tokenizers import Tokenizer
 
         self.setup = setup
         self.options = setup.options
         self.counters = []  # the scan's tokenizer first, then those compared with it
-        for tokenizer_json, encode_special_tokens in setup.tokenizers():
-            backend = Tokenizer.from_str(tokenizer_json)
+        for k, (tokenizer_json, encode_special_tokens) in enumerate(setup.tokenizers()):
+            backend = loaded[k] if loaded else Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
             self.counters.append(
                 FastCounter(backend, exact_only=setup.exact_only, key=setup.key, cached=setup.cached)

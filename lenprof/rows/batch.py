@@ -15,7 +15,7 @@ fingerprints; their lines as one buffer of bytes.
 from __future__ import annotations
 
 from itertools import chain
-from operator import is_not
+from operator import is_not, itemgetter
 
 import numpy as np
 
@@ -31,28 +31,30 @@ class RowTexts:
     text's fingerprint once stripped. A text is stripped once however often it appears."""
 
     def __init__(self, objs: list[dict], fields: Fields, key: RunKey):
-        fq, fp, fn = fields.query, fields.pos, fields.neg
-        self.n = len(objs)
-        pos, neg = [o[fp] for o in objs], [o[fn] for o in objs]
-        self.sizes = (
-            np.fromiter(map(len, pos), np.int64, self.n),
-            np.fromiter(map(len, neg), np.int64, self.n),
+        self.objs, self.n = objs, len(objs)
+        self.query, self.pos, self.neg = (
+            list(map(itemgetter(f), objs)) for f in (fields.query, fields.pos, fields.neg)
         )
-        texts = [o[fq] for o in objs] + list(chain.from_iterable(pos)) + list(chain.from_iterable(neg))
+        self.sizes = (
+            np.fromiter(map(len, self.pos), np.int64, self.n),
+            np.fromiter(map(len, self.neg), np.int64, self.n),
+        )
+        texts = self.query.copy()
+        texts += chain.from_iterable(self.pos)
+        texts += chain.from_iterable(self.neg)
         self.prints, first, self.ids = np.unique(
             fingerprints(texts, key), return_index=True, return_inverse=True
         )
         self.distinct = list(map(texts.__getitem__, first.tolist()))
-        stripped = list(
-            map(str.strip, self.distinct)
-        )  # str.strip gives the text itself when it strips nothing
-        bare = self.prints
+        self.lengths = np.fromiter(map(len, self.distinct), np.int64, len(self.distinct))  # characters
+        stripped = list(map(str.strip, self.distinct))  # the text itself where nothing is stripped
+        bare, empty = self.prints, self.lengths == 0
         changed = np.flatnonzero(np.fromiter(map(is_not, stripped, self.distinct), bool, len(stripped)))
         if len(changed):
             bare = bare.copy()
             bare[changed] = fingerprints([stripped[i] for i in changed.tolist()], key)
-        self.bare = bare[self.ids]
-        self.empty = (np.fromiter(map(len, stripped), np.int64, len(stripped)) == 0)[self.ids]
+            empty[changed] = [not stripped[i] for i in changed.tolist()]
+        self.bare, self.empty = bare[self.ids], empty[self.ids]
         rows = np.arange(self.n)
         self.row = np.concatenate([rows, np.repeat(rows, self.sizes[0]), np.repeat(rows, self.sizes[1])])
         self.bounds = np.cumsum([0, self.n, int(self.sizes[0].sum()), int(self.sizes[1].sum())]).tolist()

@@ -64,6 +64,7 @@ class Screened:
     ids: np.ndarray | None = None
     distinct: list[str] = field(default_factory=list)
     prints: np.ndarray | None = None
+    lengths: np.ndarray | None = None  # characters of each distinct text
     dedup: np.ndarray | None = None
     watched: np.ndarray = field(default_factory=lambda: np.zeros((0, len(WATCHED_KEYS)), dtype=bool))
 
@@ -87,31 +88,35 @@ def screen(
     typed = [] if fields.neg_columns or _READ.intersection(fields.columns) else _typed(objs, fields, not json)
     if not json:  # decoded rows: a line among them is looked at
         typed = [i for i in typed if type(records[i]) is dict]
+    everyone = len(typed) == len(objs)  # (most shards)
     try:
-        texts = RowTexts([objs[i] for i in typed], fields, key)
+        texts = RowTexts(objs if everyone else [objs[i] for i in typed], fields, key)
     except TypeError:  # a positive or negative that is no string: its row is looked at
         typed = _with_strings(objs, typed, fields)
-        texts = RowTexts([objs[i] for i in typed], fields, key)
-    lines, rows = [records[i] for i in typed], [objs[i] for i in typed]
+        everyone = len(typed) == len(objs)
+        texts = RowTexts(objs if everyone else [objs[i] for i in typed], fields, key)
+    lines = records if everyone else [records[i] for i in typed]
     scan = LineBytes(lines) if json else None
-    ok = texts.clear(min_neg) & _clear_lines(lines, rows, texts, scan, max_text_chars)
+    ok = texts.clear(min_neg) & _clear_lines(lines, texts, scan, max_text_chars)
     clear = np.zeros(len(records), dtype=bool)
     clear[typed] = ok
     # control characters: where a line may hold one (all decoded rows may), its texts are looked at
     control = np.zeros(len(typed), dtype=bool)
     look = scan.control() if scan is not None else np.arange(len(typed))
-    fq, fp, fn = fields.query, fields.pos, fields.neg
     for k in look[ok[look]].tolist():
-        control[k] = has_control([rows[k][fq], *rows[k][fp], *rows[k][fn]])
+        control[k] = has_control([texts.query[k], *texts.pos[k], *texts.neg[k]])
     cleared = np.flatnonzero(clear).tolist()
-    rows = [objs[i] for i in cleared]
+    if len(cleared) == len(typed):
+        columns = (texts.objs, texts.query, texts.pos, texts.neg)
+    else:
+        columns = tuple(
+            [c[k] for k in np.flatnonzero(ok).tolist()]
+            for c in (texts.objs, texts.query, texts.pos, texts.neg)
+        )
     kept = list(
         map(
             Checked,
-            rows,
-            map(dict.__getitem__, rows, repeat(fq)),
-            map(dict.__getitem__, rows, repeat(fp)),
-            map(dict.__getitem__, rows, repeat(fn)),
+            *columns,
             repeat(None),
             starmap(dict, repeat(())),  # no repairs: a dict of its own each
             control[ok].tolist(),
@@ -133,8 +138,9 @@ def screen(
     else:
         places = cleared
     out.rows = kept
-    out.at = [at[i] for i in places]
-    out.raws = [records[i] for i in places]
+    whole = len(places) == len(records)
+    out.at = at if whole else [at[i] for i in places]
+    out.raws = records if whole else [records[i] for i in places]
     out.watched = np.zeros((len(kept), len(WATCHED_KEYS)), dtype=bool)
     if looked:  # a cleared row has no prompt and no scores
         for k in [k for k, i in enumerate(places) if i in looked]:
@@ -143,7 +149,7 @@ def screen(
     of_typed[typed] = np.arange(len(typed))
     if (of_typed[places] >= 0).all():  # every kept row is typed: its texts are known
         out.ids, out.dedup = texts.kept(kept, of_typed[places], fields, key)
-        out.distinct, out.prints = texts.distinct, texts.prints
+        out.distinct, out.prints, out.lengths = texts.distinct, texts.prints, texts.lengths
     return out
 
 
@@ -226,12 +232,11 @@ def _with_strings(objs: list, typed: list[int], fields: Fields) -> list[int]:
     return [i for i in typed if _strings_only([objs[i][fp], objs[i][fn]])]
 
 
-def _clear_lines(
-    lines: list, objs: list[dict], texts: RowTexts, scan: LineBytes | None, cap: int
-) -> np.ndarray:
+def _clear_lines(lines: list, texts: RowTexts, scan: LineBytes | None, cap: int) -> np.ndarray:
     """Which typed rows need no closer look for what their line holds: a line no longer than the
     text cap ``cap`` (a JSON text has a byte or more a character), nested no deeper than
     ``MAX_DEPTH``, with no key given twice; a decoded row (Parquet) with no text over the cap."""
+    objs = texts.objs
     if scan is None:
         return np.array([all(len(t) <= cap for t in _strings(o)) for o in objs], dtype=bool)
     clear = np.fromiter(map(len, lines), np.int64, len(lines)) <= cap
