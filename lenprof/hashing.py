@@ -122,6 +122,27 @@ def rows_of_prints(prints: np.ndarray, sizes: np.ndarray, key: RunKey) -> np.nda
     return np.fromiter(map(keyed, map(raw.__getitem__, map(slice, starts, ends))), np.uint64, len(sizes))
 
 
+def unique(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(prints, return_index=True, return_inverse=True)``: the distinct fingerprints
+    sorted, each one's first place and each print's place among them, by an unstable sort (a
+    stable one, as ``np.unique`` takes for the first places, costs five times as much here).
+
+        >>> p = np.array([7, 3, 7, 9, 3], dtype=np.uint64)
+        >>> [a.tolist() for a in unique(p)] == [a.tolist() for a in np.unique(p, return_index=True, return_inverse=True)]
+        True
+    """
+    order = np.argsort(prints)
+    ordered = prints[order]
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    at = np.flatnonzero(starts)
+    inverse = np.empty(len(prints), dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
+    first = np.minimum.reduceat(order, at) if len(at) else np.zeros(0, dtype=np.intp)
+    return ordered[at], first, inverse
+
+
 class FingerprintMap:
     """Fingerprint -> small integer, 12 bytes per member; with ``width``, -> a row of that many
     (one per tokenizer), 8 + 4 x ``width`` bytes.

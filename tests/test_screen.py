@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lenprof.hashing import RunKey, fingerprints, row_fingerprints
+from lenprof.hashing import RunKey, fingerprints, row_fingerprints, unique
 from lenprof.io.files import BOM, LineTooLong, Unreadable
 from lenprof.rows.checks import Checked, check_row, dedup_key, watched_keys
 from lenprof.rows.fields import Fields
@@ -211,3 +211,12 @@ def test_lines_among_other_records_are_looked_at_as_lines():
     ):
         s = same([row, twice, deep, other, None])
         assert [(r, d.reason) for r, d, _ in s.drops][:2] == [(1, "malformed_json"), (2, "malformed_json")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), max_size=40) | st.lists(st.integers(0, 2**64 - 1), max_size=40))
+def test_the_unstable_unique_is_np_unique(values):
+    prints = np.array(values, dtype=np.uint64)
+    assert [a.tolist() for a in unique(prints)] == [
+        a.tolist() for a in np.unique(prints, return_index=True, return_inverse=True)
+    ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from lenprof.engine.plan import WorkerSetup
 from lenprof.engine.results import CheckedShard, file_order
-from lenprof.hashing import fingerprints, row_fingerprints
+from lenprof.hashing import fingerprints, row_fingerprints, unique
 from lenprof.io.records import Shard, records_of
 from lenprof.rows.checks import Checked, dedup_key
 from lenprof.rows.options import ScanOptions
@@ -42,7 +42,7 @@ def check_shard(setup: WorkerSetup, shard: Shard) -> CheckedShard:
     else:
         every = _texts(opts, rows, plain)
         keyed = fingerprints(every, setup.key)
-        prints, first, inverse = np.unique(keyed, return_index=True, return_inverse=True)
+        prints, first, inverse = unique(keyed)
         texts = list(map(every.__getitem__, first.tolist()))
         chars = np.fromiter(map(len, texts), np.int64, len(texts))
     n_rows = np.arange(len(rows))

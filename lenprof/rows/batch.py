@@ -19,7 +19,7 @@ from operator import is_not, itemgetter
 
 import numpy as np
 
-from lenprof.hashing import SPREAD, RunKey, fingerprints, rows_of_prints
+from lenprof.hashing import SPREAD, RunKey, fingerprints, rows_of_prints, unique
 from lenprof.rows.checks import Checked, dedup_key
 from lenprof.rows.fields import Fields
 
@@ -42,9 +42,7 @@ class RowTexts:
         texts = self.query.copy()
         texts += chain.from_iterable(self.pos)
         texts += chain.from_iterable(self.neg)
-        self.prints, first, self.ids = np.unique(
-            fingerprints(texts, key), return_index=True, return_inverse=True
-        )
+        self.prints, first, self.ids = unique(fingerprints(texts, key))
         self.distinct = list(map(texts.__getitem__, first.tolist()))
         self.lengths = np.fromiter(map(len, self.distinct), np.int64, len(self.distinct))  # characters
         stripped = list(map(str.strip, self.distinct))  # the text itself where nothing is stripped
