@@ -157,6 +157,7 @@ def serve(fd: int, work: Any = None) -> None:
             work = ShardWork(conn.recv())
         except (EOFError, OSError):
             return
+    work.lean()  # a forked worker's copy of the parent's tokenizers, never the parent's own
     # Rows are acyclic: fewer collections of the young generation, none of the start-up objects.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

@@ -49,7 +49,15 @@ class ShardWork:
             )
         share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
+        if not loaded:  # its own: (a worker forked with the parent's tokenizers takes its lean copy)
+            self.lean()
         self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index
+
+    def lean(self) -> None:
+        """The counters' tokenizers made to count with less work, the same counts
+        (``measure.lean``); after the counters' rules are made, which see them as loaded."""
+        for counter in self.counters:
+            measure.lean(counter.backend)
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         st = self.held[index] = check.check_shard(self.setup, shard)
