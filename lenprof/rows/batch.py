@@ -6,7 +6,7 @@ fingerprints; their lines as one buffer of bytes.
     >>> t = RowTexts([{"q": "a", "p": ["b "], "n": ["b", "c"]}], Fields("q", "p", "n"), RunKey(b"k" * 16))
     >>> t.sizes[0].tolist(), t.sizes[1].tolist(), t.clear(min_neg=1).tolist()  # "b " stripped is "b"
     ([1], [2], [False])
-    >>> LineBytes([b'{"a": "x\\"y"}', b'{"b": "\\u0007"}']).quotes().tolist()  # the escaped quote is not counted
+    >>> (x := LineBytes([b'{"a": "x\\"y"}', b'{"b": "\\u0007"}'])).per_line(x.quotes()).tolist()  # not the escaped one
     [4, 4]
     >>> LineBytes([b"{}", b'{"a": "\\u0007"}', b'{"a": "\x7f"}']).control().tolist()
     [1, 2]
@@ -153,12 +153,11 @@ class LineBytes:
         ]
 
     def quotes(self) -> np.ndarray:
-        """Each line's quotes but those after one lone backslash (a quote in a string): at least
-        two for each string of its JSON text."""
+        """Where the lines' quotes are, but those after one lone backslash (a quote in a string):
+        at least two for each string of a line's JSON text (``per_line`` counts them a line)."""
         b = self.buffer
         at = np.flatnonzero(b == ord('"'))
-        escaped = (b[at - 1] == ord("\\")) & (b[at - 2] != ord("\\"))
-        return self.per_line(at[~escaped])
+        return at[~((b[at - 1] == ord("\\")) & (b[at - 2] != ord("\\")))]
 
     def control(self) -> np.ndarray:
         """The lines with a DEL byte or an escape that may stand for a control character (a

@@ -243,10 +243,12 @@ def _clear_lines(lines: list, texts: RowTexts, scan: LineBytes | None, cap: int)
     three = np.fromiter(map(len, objs), np.int64, len(objs)) == 3
     # A row of three keys holds a string and two lists of strings: its JSON text holds 2 quotes
     # for each of its 3 keys, its query and its texts, and 2 more for each key given twice.
+    # No line holds fewer, so when the lines hold no more between them, none does.
     strings = 2 * (4 + texts.sizes[0] + texts.sizes[1])
     quotes = scan.quotes()
-    if (quotes[three] > strings[three]).any():
-        for k in np.flatnonzero(three & (quotes > strings)).tolist():
+    if three.any() and (not three.all() or len(quotes) > strings.sum()):
+        per_line = scan.per_line(quotes)
+        for k in np.flatnonzero(three & (per_line > strings)).tolist():
             clear[k] &= duplicate_key(lines[k], objs[k]) is None
     for k in np.flatnonzero(~three).tolist():  # other rows, as ``parse`` looks at them
         line = lines[k]
