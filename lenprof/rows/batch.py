@@ -79,18 +79,19 @@ class RowTexts:
         return ~bad
 
     def kept(
-        self, rows: list[Checked], typed: np.ndarray, fields: Fields, key: RunKey
+        self, rows: list[Checked], typed: np.ndarray, repaired: list[int], fields: Fields, key: RunKey
     ) -> tuple[np.ndarray, np.ndarray]:
-        """For the kept ``rows`` (the typed rows ``typed``, some repaired): their texts' places
-        among ``distinct`` in the scan's layout, and each row's :func:`dedup_key` fingerprint."""
+        """For the kept ``rows`` (the typed rows ``typed``; those at ``repaired`` may be): their
+        texts' places among ``distinct`` in the scan's layout, and each row's :func:`dedup_key`
+        fingerprint."""
         chosen = np.zeros(self.n, dtype=bool)
         chosen[typed] = True
         keep = chosen[self.row]
         starts = [np.cumsum(s) - s for s in self.sizes]
-        for c, t in zip(rows, typed.tolist(), strict=True):  # a repair removes texts, in place
-            for _, column, i, _ in c.removed:
+        for r in repaired:  # a repair removes texts, in place
+            for _, column, i, _ in rows[r].removed:
                 k = 1 if column == fields.pos else 2
-                keep[self.bounds[k] + starts[k - 1][t] + i] = False
+                keep[self.bounds[k] + starts[k - 1][typed[r]] + i] = False
         # a row's dedup key: its stripped query and the set of its stripped positives; most rows
         # hold one positive, and their key is two fingerprints known already
         pos_kept = self.part(keep, 1)

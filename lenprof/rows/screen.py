@@ -142,13 +142,13 @@ def screen(
     out.at = at if whole else [at[i] for i in places]
     out.raws = records if whole else [records[i] for i in places]
     out.watched = np.zeros((len(kept), len(WATCHED_KEYS)), dtype=bool)
-    if looked:  # a cleared row has no prompt and no scores
-        for k in [k for k, i in enumerate(places) if i in looked]:
-            out.watched[k] = watched_keys(kept[k].obj)
+    looked_at = [k for k, i in enumerate(places) if i in looked] if looked else []  # of the kept rows
+    for k in looked_at:  # a cleared row has no prompt and no scores
+        out.watched[k] = watched_keys(kept[k].obj)
     of_typed = np.full(len(records), -1, dtype=np.int64)
     of_typed[typed] = np.arange(len(typed))
     if (of_typed[places] >= 0).all():  # every kept row is typed: its texts are known
-        out.ids, out.dedup = texts.kept(kept, of_typed[places], fields, key)
+        out.ids, out.dedup = texts.kept(kept, of_typed[places], looked_at, fields, key)
         out.distinct, out.prints, out.lengths = texts.distinct, texts.prints, texts.lengths
     return out
 
