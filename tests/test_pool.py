@@ -32,18 +32,24 @@ def _profile(path) -> dict:
     return d
 
 
-def test_forked_and_fresh_workers_give_the_same_results(monkeypatch, mixed):
+@pytest.fixture
+def forking(monkeypatch):
+    """Workers forked, whatever this test session has loaded (Arrow, by other test files)."""
+    monkeypatch.setattr(pool, "forks", lambda: True)
+
+
+def test_forked_and_fresh_workers_give_the_same_results(monkeypatch, mixed, forking):
     forked = []
     real = pool._fork
     monkeypatch.setattr(pool, "_fork", lambda *a: forked.append(1) or real(*a))
     first = _profile(mixed)
     assert len(forked) == 2, "the workers were not forked"
-    monkeypatch.setattr(pool, "FORK", False)
+    monkeypatch.setattr(pool, "forks", lambda: False)
     assert _profile(mixed) == first
     assert len(forked) == 2
 
 
-def test_a_forked_worker_keeps_its_socket_alone_in_a_session_of_its_own(tmp_path):
+def test_a_forked_worker_keeps_its_socket_alone_in_a_session_of_its_own(tmp_path, forking):
     held = open(tmp_path / "held", "w")  # a file of the parent's: never a worker's
     plan = make_plan([str(EXAMPLES / "dirty.jsonl")])
     workers = pool.ProcessPool(plan.setup(), 2)
@@ -107,7 +113,7 @@ def _state(pid: int) -> str:
 
 @pytest.mark.parametrize("fork", [True, False])
 def test_a_worker_that_dies_fails_the_scan_in_one_line(tmp_path, monkeypatch, fork):
-    monkeypatch.setattr(pool, "FORK", fork)
+    monkeypatch.setattr(pool, "forks", lambda: fork)
     plan = make_plan([str(EXAMPLES / "dirty.jsonl")])
     workers = pool.ProcessPool(plan.setup(), 1)
     try:

@@ -188,13 +188,20 @@ def serve(fd: int, work: Any = None) -> None:
             return
 
 
-# Forking: see the module's docstring. Tests turn it off to run the other way.
+# Forking: see the module's docstring; only on Linux (elsewhere a fork may not be safe at all).
 FORK = sys.platform == "linux"
+
+
+def forks() -> bool:
+    """Whether workers are forked now: on Linux, with no other Python thread in this process
+    (whose locks a fork would copy held), and no Arrow loaded (whose allocator, chosen here,
+    forked workers would keep: see ``WORKER_ENV``)."""
+    return FORK and threading.active_count() == 1 and "pyarrow" not in sys.modules
 
 
 def _work_to_fork(setup: WorkerSetup, loaded: list[Any]) -> Any:
     """The ``ShardWork`` every forked worker starts with, or None where workers start afresh."""
-    if not FORK or threading.active_count() > 1 or "pyarrow" in sys.modules:
+    if not forks():
         return None
     from lenprof.engine.worker import ShardWork
 
