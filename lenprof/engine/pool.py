@@ -12,8 +12,8 @@ worker is the parent forked, with its ``ShardWork`` made once before the fork: i
 lenprof imported and the tokenizer loaded, where a fresh interpreter spends about 0.3 s of CPU
 importing numpy and lenprof and loading the tokenizer again (as much as checking 20,000 rows).
 It keeps only its own socket, runs only the worker's loop and ends with ``os._exit``, never
-running the parent's cleanups. Elsewhere, or with Parquet read in the parent (Arrow's allocator
-is chosen there, see ``WORKER_ENV``), each worker is a fresh ``python -c ...serve(fd)``.
+running the parent's cleanups. Elsewhere, or with Arrow or torch loaded in the parent (see
+``forks``), each worker is a fresh ``python -c ...serve(fd)``.
 
 Their fingerprints agree because the run's key travels with the work (``WorkerSetup.key``), not
 because of anything in their environment.
@@ -194,9 +194,10 @@ FORK = sys.platform == "linux"
 
 def forks() -> bool:
     """Whether workers are forked now: on Linux, with no other Python thread in this process
-    (whose locks a fork would copy held), and no Arrow loaded (whose allocator, chosen here,
-    forked workers would keep: see ``WORKER_ENV``)."""
-    return FORK and threading.active_count() == 1 and "pyarrow" not in sys.modules
+    (whose locks a fork would copy held), no Arrow loaded (whose allocator, chosen here, forked
+    workers would keep: see ``WORKER_ENV``) and no torch (the trainer's: its thread pools and a
+    GPU context are nothing a fork should copy)."""
+    return FORK and threading.active_count() == 1 and not {"pyarrow", "torch"} & sys.modules.keys()
 
 
 def _work_to_fork(setup: WorkerSetup, loaded: list[Any]) -> Any:
