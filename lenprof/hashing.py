@@ -109,11 +109,38 @@ def row_fingerprints(rows: Sequence[tuple[str, ...]], key: RunKey) -> np.ndarray
         (True, 3)
     """
     sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    raw = fingerprints(list(chain.from_iterable(rows)), key).tobytes()
+    return rows_of_prints(fingerprints(list(chain.from_iterable(rows)), key), sizes, key)
+
+
+def rows_of_prints(prints: np.ndarray, sizes: np.ndarray, key: RunKey) -> np.ndarray:
+    """:func:`row_fingerprints` of rows whose texts' fingerprints are known: ``prints`` of every
+    row's texts laid end to end, ``sizes`` texts a row."""
+    raw = np.ascontiguousarray(prints, dtype=np.uint64).tobytes()
     ends = (np.cumsum(sizes) * 8).tolist()
     starts = [0, *ends[:-1]]
     keyed = partial(siphash, key.derive(b"rows"))
-    return np.fromiter((keyed(raw[a:b]) for a, b in zip(starts, ends, strict=True)), np.uint64, len(rows))
+    return np.fromiter(map(keyed, map(raw.__getitem__, map(slice, starts, ends))), np.uint64, len(sizes))
+
+
+def unique(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(prints, return_index=True, return_inverse=True)``: the distinct fingerprints
+    sorted, each one's first place and each print's place among them, by an unstable sort (a
+    stable one, as ``np.unique`` takes for the first places, costs five times as much here).
+
+        >>> p = np.array([7, 3, 7, 9, 3], dtype=np.uint64)
+        >>> [a.tolist() for a in unique(p)] == [a.tolist() for a in np.unique(p, return_index=True, return_inverse=True)]
+        True
+    """
+    order = np.argsort(prints)
+    ordered = prints[order]
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    at = np.flatnonzero(starts)
+    inverse = np.empty(len(prints), dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
+    first = np.minimum.reduceat(order, at) if len(at) else np.zeros(0, dtype=np.intp)
+    return ordered[at], first, inverse
 
 
 class FingerprintMap:

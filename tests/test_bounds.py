@@ -188,9 +188,9 @@ def test_a_million_workers_start_no_more_than_the_shards(tmp_path, monkeypatch):
     started = []
     real = local.ProcessPool
 
-    def pool(setup, workers):
+    def pool(setup, workers, *loaded):
         started.append(workers)
-        return real(setup, workers)
+        return real(setup, workers, *loaded)
 
     monkeypatch.setattr(local, "ProcessPool", pool)
     args = [

@@ -18,11 +18,15 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, REPO, absent, write_lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from lenprof import scan
 from lenprof.count.fast.counter import FastCounter
+from lenprof.count.load import load_tokenizer
 from lenprof.engine.local import LocalEngine
+from lenprof.engine.measure import lean
 from lenprof.engine.plan import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES, Outputs, Plan
 from lenprof.io.files import InputFile
 from lenprof.rows.options import ScanOptions
@@ -114,3 +118,18 @@ def test_a_small_corpus_is_cut_into_shards_enough_for_every_worker():
     assert LocalEngine(2).fit(plan(1000)).shard_bytes == DEFAULT_SHARD_BYTES  # shards enough already
     assert LocalEngine(1).fit(plan(30)).shard_bytes == DEFAULT_SHARD_BYTES  # one worker waits on none
     assert LocalEngine(2).fit(plan(30, 20_000)).shard_bytes == 20_000  # never larger than asked
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.lists(st.text(max_size=30), max_size=20))
+def test_a_lean_bpe_gives_the_same_tokens(qwen2, chinese, extra):
+    """transformers loads Qwen2's BPE with an empty continuing_subword_prefix and
+    end_of_word_suffix, which tokenizers formats into every character; the workers count with
+    them None (``engine.measure.lean``): the same tokens for every text."""
+    loaded = load_tokenizer(str(qwen2)).backend
+    assert (loaded.model.continuing_subword_prefix, loaded.model.end_of_word_suffix) == ("", "")
+    slim = Tokenizer.from_str(loaded.to_str())
+    lean(slim)
+    assert (slim.model.continuing_subword_prefix, slim.model.end_of_word_suffix) == (None, None)
+    texts = chinese[:300] + extra + ["", " ", "中文 English 123 <|endoftext|>", "\u00e9\u0301 \U0001f600"]
+    assert [e.ids for e in slim.encode_batch(texts)] == [e.ids for e in loaded.encode_batch(texts)]

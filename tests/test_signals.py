@@ -60,7 +60,9 @@ def workers_alive() -> list[int]:
                 ours = TAG.encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"lenprof.engine.pool import serve" in cmdline and ours:
+            # a worker started afresh runs ``serve``; a forked one has its scan's command line,
+            # and once the scan has ended, a process with that line and our tag is a worker
+            if b"lenprof" in cmdline and ours:
                 pids.append(int(entry))
     return pids
 

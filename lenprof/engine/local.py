@@ -82,7 +82,8 @@ class LocalEngine:
             setup = dataclasses.replace(
                 setup, score=dataclasses.replace(setup.score, threads=max(1, default_workers() // n))
             )
-        ex = Inline(setup) if inline else ProcessPool(setup, n)
+        loaded = [t.backend for t in plan.tokenizers]
+        ex = Inline(setup) if inline else ProcessPool(setup, n, loaded)
         try:
             yield ex
         finally:

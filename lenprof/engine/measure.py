@@ -4,11 +4,34 @@ is the first to hold, so that each distinct text of the corpus is counted once."
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
 from lenprof.count.fast.counter import FastCounter, count_together
 from lenprof.engine.results import CheckedShard, Measured
+
+
+def lean(backend: Any) -> None:
+    """A BPE model's empty ``continuing_subword_prefix`` and ``end_of_word_suffix`` set to None,
+    in place: the same tokens for every text, for less work. tokenizers' BPE formats each
+    character of a word it has not cached with the prefix and the word's last with the suffix,
+    a new string each time, and finds the merges with the prefix's length (0 either way); an
+    empty one changes no string. transformers writes them empty where a tokenizer.json leaves
+    them out (Qwen2's, Llama's): 10-13% of the tokenizer's time on short Chinese texts.
+
+        >>> from tokenizers import Tokenizer, models
+        >>> t = Tokenizer(models.BPE({"a": 0, "b": 1, "ab": 2}, [("a", "b")], continuing_subword_prefix=""))
+        >>> lean(t); t.model.continuing_subword_prefix, t.encode("ab").ids
+        (None, [2])
+    """
+    model = getattr(backend, "model", None)
+    if type(model).__name__ != "BPE":
+        return
+    if model.continuing_subword_prefix == "":
+        model.continuing_subword_prefix = None
+    if model.end_of_word_suffix == "":
+        model.end_of_word_suffix = None
 
 
 def measure(

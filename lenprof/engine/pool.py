@@ -1,11 +1,19 @@
 """Worker processes on this machine, each running ``ShardWork`` behind a socket.
 
-Workers are plain ``python -c ...serve(fd)`` processes, not multiprocessing children:
+Workers are plain processes, not multiprocessing children:
 - they never re-import the caller's ``__main__`` (a script without an
   ``if __name__ == "__main__"`` guard would otherwise run again in every worker);
 - they share no lock with the parent, so stopping them can never hang;
 - they run in a session of their own, so Ctrl-C reaches only the parent, which stops them;
 - they exit as soon as the parent's end of their socket closes, even if the parent was killed.
+
+On Linux, when the parent runs no other Python thread (so no lock can be held at the fork), a
+worker is the parent forked, with its ``ShardWork`` made once before the fork: it starts with
+lenprof imported and the tokenizer loaded, where a fresh interpreter spends about 0.3 s of CPU
+importing numpy and lenprof and loading the tokenizer again (as much as checking 20,000 rows).
+It keeps only its own socket, runs only the worker's loop and ends with ``os._exit``, never
+running the parent's cleanups. Elsewhere, or with Arrow or torch loaded in the parent (see
+``forks``), each worker is a fresh ``python -c ...serve(fd)``.
 
 Their fingerprints agree because the run's key travels with the work (``WorkerSetup.key``), not
 because of anything in their environment.
@@ -27,6 +35,8 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -51,28 +61,34 @@ class WorkerFailed(RuntimeError):
 
 
 class ProcessPool:
-    def __init__(self, setup: WorkerSetup, workers: int):
+    def __init__(self, setup: WorkerSetup, workers: int, loaded: list[Any] | None = None):
+        """``workers`` processes serving ``setup``; ``loaded``: its tokenizers, loaded in this
+        process (a forked worker starts with them)."""
         self.workers = workers
-        self._procs: list[subprocess.Popen] = []
+        self._procs: list[subprocess.Popen | Forked] = []
         self._conns: list[Connection] = []
         self._ready: deque[tuple[str, Any]] = deque()
         env = {**os.environ, **WORKER_ENV}
+        work = _work_to_fork(setup, loaded or [])
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", _START, str(child.fileno())],
-                    pass_fds=(child.fileno(),),
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+                if work is not None:
+                    proc: subprocess.Popen | Forked = _fork(work, child)
+                else:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-c", _START, str(child.fileno())],
+                        pass_fds=(child.fileno(),),
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
                 child.close()
                 self._procs.append(proc)
                 self._conns.append(Connection(parent.detach()))
             # Only then the setup (the tokenizer's JSON: more than a socket buffer holds): sending
             # it waits for the worker to read it, so every worker starts up at once.
-            for conn in self._conns:
+            for conn in self._conns if work is None else ():
                 conn.send(setup)
         except BaseException:
             self.close()
@@ -129,16 +145,19 @@ class ProcessPool:
         self._procs, self._conns = [], []
 
 
-def serve(fd: int) -> None:
-    """A worker's life: take the setup, then answer calls in order until the socket closes."""
+def serve(fd: int, work: Any = None) -> None:
+    """A worker's life: take the setup (unless forked with its ``work`` made), then answer calls
+    in order until the socket closes."""
     from lenprof.engine.worker import ShardWork
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     conn = Connection(fd)
-    try:
-        work = ShardWork(conn.recv())
-    except (EOFError, OSError):
-        return
+    if work is None:
+        try:
+            work = ShardWork(conn.recv())
+        except (EOFError, OSError):
+            return
+    work.lean()  # a forked worker's copy of the parent's tokenizers, never the parent's own
     # Rows are acyclic: fewer collections of the young generation, none of the start-up objects.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
@@ -167,3 +186,110 @@ def serve(fd: int) -> None:
             conn.send(out)
         except OSError:
             return
+
+
+# Forking: see the module's docstring; only on Linux (elsewhere a fork may not be safe at all).
+FORK = sys.platform == "linux"
+
+
+def forks() -> bool:
+    """Whether workers are forked now: on Linux, with no other Python thread in this process
+    (whose locks a fork would copy held), no Arrow loaded (whose allocator, chosen here, forked
+    workers would keep: see ``WORKER_ENV``) and no torch (the trainer's: its thread pools and a
+    GPU context are nothing a fork should copy)."""
+    return FORK and threading.active_count() == 1 and not {"pyarrow", "torch"} & sys.modules.keys()
+
+
+def _work_to_fork(setup: WorkerSetup, loaded: list[Any]) -> Any:
+    """The ``ShardWork`` every forked worker starts with, or None where workers start afresh."""
+    if not forks():
+        return None
+    from lenprof.engine.worker import ShardWork
+
+    with _worker_env():  # the tokenizer as a worker loads it: no thread pool of its own
+        return ShardWork(setup, loaded)
+
+
+@contextmanager
+def _worker_env() -> Iterator[None]:
+    """``WORKER_ENV`` in this process's environment for a moment (a forked worker keeps it)."""
+    saved = {name: os.environ.get(name) for name in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _fork(work: Any, child: socket.socket) -> Forked:
+    """A worker forked from this process, serving ``work`` on ``child``'s end of its socket."""
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+        if stream is not None:
+            stream.flush()
+    with _worker_env():  # tokenizers, forked, warns unless TOKENIZERS_PARALLELISM is set
+        pid = os.fork()
+    if pid:
+        return Forked(pid)
+    code = 1
+    try:
+        gc.freeze()  # the parent's objects are never collected here: no finaliser closes a descriptor
+        os.environ.update(WORKER_ENV)
+        fd = child.detach()
+        os.setsid()
+        # the parent's files and the other workers' sockets (closerange passes over closed ones)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, max(int(n) for n in os.listdir("/proc/self/fd")) + 1)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)  # the parent's handlers would raise in its code
+        serve(fd, work)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+class Forked:
+    """A forked worker, with what the pool asks of a ``subprocess.Popen``."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+            time.sleep(0.005)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)

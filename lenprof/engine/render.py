@@ -18,7 +18,7 @@ from lenprof.engine.scoring import score_shard
 from lenprof.io.columns import ColumnKinds
 from lenprof.io.jsontext import dumps
 from lenprof.io.sinks import reject_record
-from lenprof.rows.checks import WATCHED_KEYS, Checked, length_warnings, watched_keys
+from lenprof.rows.checks import WATCHED_KEYS, Checked, length_warnings
 from lenprof.rows.cleaned import flagembedding_row, input_row
 from lenprof.rows.reasons import DUPLICATE_ROW
 from lenprof.stats.scan_stats import TEXT_FIELDS, InputCount, InputStats, KeyPresence, ScanStats
@@ -77,7 +77,7 @@ def render(
         if keep[i]:
             stats.warnings[reason] += 1
             stats.example(reason, st.path, first_line + int(st.row_at[i]), detail)
-    stats.presence[st.input] = _presence(kept, first_line + st.row_at[kept_idx])
+    stats.presence[st.input] = _presence(st.watched[kept_idx], first_line + st.row_at[kept_idx])
 
     texts = _kept_texts(st, keep)
     result.fields = _fields_bits([present for _, present in texts.values()])
@@ -187,13 +187,13 @@ def _fields_bits(present: list[np.ndarray]) -> np.ndarray:
     return bits
 
 
-def _presence(kept: list[Checked], lines: np.ndarray) -> KeyPresence:
-    """Which kept rows carry each of FlagEmbedding's optional keys (see rows.checks.WATCHED_KEYS)."""
-    presence = KeyPresence(rows=len(kept))
-    flags = np.array([watched_keys(c.obj) for c in kept], dtype=bool).reshape(len(kept), len(WATCHED_KEYS))
+def _presence(flags: np.ndarray, lines: np.ndarray) -> KeyPresence:
+    """Which kept rows carry each of FlagEmbedding's optional keys (see rows.checks.WATCHED_KEYS):
+    ``flags`` of the kept rows, at ``lines``."""
+    presence = KeyPresence(rows=len(flags))
     for k, key in enumerate(WATCHED_KEYS):
         have = int(flags[:, k].sum())
         presence.have[key] = have
-        if have < len(kept):
+        if have < len(flags):
             presence.lacking[key] = lines[~flags[:, k]][:5].tolist()
     return presence

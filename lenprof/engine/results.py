@@ -79,6 +79,7 @@ class CheckedShard:
     leaks: list[tuple[int, str, str]]  # rows holding --against test data: (row, reason, detail)
     lines: int  # physical lines (JSONL) or rows (Parquet) the shard held
     dedup: np.ndarray  # each row's duplicate-detection key
+    watched: np.ndarray  # bool, (rows, len(WATCHED_KEYS)): which of the optional keys each row carries
 
     def report(self, index: int) -> CheckReport:
         """What the driver needs of it: fingerprints only."""

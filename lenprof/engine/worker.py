@@ -19,6 +19,8 @@ row of a duplicate); it needs nothing kept.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,20 +33,24 @@ from lenprof.io.records import Shard
 
 
 class ShardWork:
-    def __init__(self, setup: WorkerSetup):
+    def __init__(self, setup: WorkerSetup, loaded: Sequence[Any] = ()):
+        """``loaded``: the setup's tokenizers loaded already (a worker forked from the process that
+        loaded them), in place of loading them again from their JSON."""
         from tokenizers import Tokenizer
 
         self.setup = setup
         self.options = setup.options
         self.counters = []  # the scan's tokenizer first, then those compared with it
-        for tokenizer_json, encode_special_tokens in setup.tokenizers():
-            backend = Tokenizer.from_str(tokenizer_json)
+        for k, (tokenizer_json, encode_special_tokens) in enumerate(setup.tokenizers()):
+            backend = loaded[k] if loaded else Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
             self.counters.append(
                 FastCounter(backend, exact_only=setup.exact_only, key=setup.key, cached=setup.cached)
             )
         share_caches(self.counters)
         self.backend, self.counter = self.counters[0].backend, self.counters[0]
+        if not loaded:  # its own: (a worker forked with the parent's tokenizers takes its lean copy)
+            self.lean()
         self.held: dict[int, CheckedShard] = {}  # checked shards awaiting their third step, by index
         self._encoder = None  # scan --model: the base model, loaded at the first text it embeds
 
@@ -57,6 +63,12 @@ class ShardWork:
 
             self._encoder = load_encoder(self.setup.score)
         return self._encoder
+
+    def lean(self) -> None:
+        """The counters' tokenizers made to count with less work, the same counts
+        (``measure.lean``); after the counters' rules are made, which see them as loaded."""
+        for counter in self.counters:
+            measure.lean(counter.backend)
 
     def check(self, index: int, shard: Shard) -> CheckReport:
         st = self.held[index] = check.check_shard(self.setup, shard)

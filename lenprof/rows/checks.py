@@ -33,7 +33,7 @@ from lenprof.rows.reasons import Dropped
 WATCHED_KEYS = ("prompt", "scores")
 
 _NOT_CONTROL = b"\t\n\r" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))  # all but control bytes
-_ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
+CONTROL_ESCAPE = re.compile(rb"\\[ubf]")  # an escape that may stand for a control character
 _ONLY_STR = {str}
 
 
@@ -80,10 +80,10 @@ def _texts(value: object, name: str, lenient: bool) -> tuple[list[str] | None, s
     return value, ""
 
 
-def _has_control(texts: list[str]) -> bool:
+def has_control(texts: list[str]) -> bool:
     r"""Whether a text holds a control character but tab, LF or CR. UTF-8 writes each such
     character as its own byte and every other character in other bytes: a regex's work, in C.
-    >>> _has_control(["plain", "two\nlines", "中文"]), _has_control(["a\x07bell"])
+    >>> has_control(["plain", "two\nlines", "中文"]), has_control(["a\x07bell"])
     (False, True)
     """
     return bool("".join(texts).encode("utf-8", "surrogatepass").translate(None, _NOT_CONTROL))
@@ -199,8 +199,8 @@ def check_row(
     # Valid JSON carries a control character only as an escape (\u..., \b, \f), DEL excepted,
     # so a line with none needs no look at its texts; a decoded row may hold one as it is.
     control = (
-        isinstance(data, dict) or b"\x7f" in data or _ESCAPE.search(data) is not None
-    ) and _has_control([query, *pos, *neg])
+        isinstance(data, dict) or b"\x7f" in data or CONTROL_ESCAPE.search(data) is not None
+    ) and has_control([query, *pos, *neg])
 
     q = query.strip()
     if not q:

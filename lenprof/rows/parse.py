@@ -22,7 +22,7 @@ from lenprof.io.jsontext import MAX_DEPTH, deeper_than
 from lenprof.rows.reasons import Dropped
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_fast_decode = msgspec.json.Decoder().decode
+decode = msgspec.json.Decoder().decode  # the common line's decode; see ``parse``
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -65,7 +65,7 @@ def _unique_keys(pairs: list) -> dict:
     return seen
 
 
-def _duplicate_key(data: bytes, obj: dict) -> str | None:
+def duplicate_key(data: bytes, obj: dict) -> str | None:
     """A key the line repeats (JSON readers disagree on which value wins; pyarrow, and so
     ``datasets.load_dataset``, refuses the whole file). Lines with no more key-colon pairs than
     the object has keys cannot repeat one, so the exact look is rare."""
@@ -91,7 +91,7 @@ def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
     if isinstance(data, dict):
         return data, False
     try:
-        obj, surrogate = _fast_decode(data), False
+        obj, surrogate = decode(data), False
     except Exception:  # DecodeError, UnicodeDecodeError, RecursionError: look closer
         slow = _slow_parse(data)
         if isinstance(slow, Dropped):
@@ -102,7 +102,7 @@ def parse(data: bytes | dict) -> tuple[dict, bool] | Dropped:
     # A line nests no deeper than it has brackets: counting them spares the common line the walk.
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and deeper_than(obj, MAX_DEPTH):
         return Dropped("malformed_json", NESTED_TOO_DEEP)
-    repeated = _duplicate_key(data, obj)
+    repeated = duplicate_key(data, obj)
     if repeated is not None:
         return Dropped(
             "malformed_json", f"the key {repeated!r} appears twice (readers disagree on which value counts)"
