@@ -154,6 +154,7 @@ def peer_scores(folder: Path, rows: list[dict], instruction: str | None) -> tupl
 @pytest.mark.parametrize("instruction", [None, INSTRUCTION])
 def test_add_scores_are_sentence_transformers_cosines(tmp_path, docstrings, cls_model, pooling, instruction):
     rows = [json.loads(x) for x in docstrings.read_text().splitlines()[:60]]
+    rows[0] = {**rows[0], "pos_scores": [0.5], "neg_scores": [0.1] * len(rows[0]["neg"])}  # replaced
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     folder = MODEL if pooling == "mean" else cls_model
@@ -162,7 +163,9 @@ def test_add_scores_are_sentence_transformers_cosines(tmp_path, docstrings, cls_
     assert result.returncode == 0, result.stderr
     profile, cleaned, _ = read(out)
     assert profile["scoring"]["pooling"] == pooling
+    assert "partial_scores" not in profile["samples"]["warnings"]  # every row written has them
     want_pos, want_neg = peer_scores(folder, rows, instruction)
+    assert cleaned[0]["pos_scores"] != [0.5]
     got_pos = [r["pos_scores"] for r in cleaned]
     got_neg = [r["neg_scores"] for r in cleaned]
     assert np.abs(np.array(got_pos) - np.array(want_pos)).max() < 1e-3

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lenprof.engine.results import CheckedShard
-from lenprof.rows.checks import Checked, Dropped, keep_columns, keep_items
+from lenprof.rows.checks import WATCHED_KEYS, Checked, Dropped, keep_columns, keep_items
 from lenprof.rows.fields import Fields
 from lenprof.rows.groups import Row
 from lenprof.score.encoder import pooling_of
@@ -76,18 +76,23 @@ def score_shard(
             out.groups.append(
                 (qi, pi.tolist(), [int(x) for k, x in enumerate(ni.tolist()) if k not in set(gone)])
             )
+    watched = st.watched
+    if opts.add_scores and watched is not None:  # the rows written carry scores now
+        watched = watched.copy()
+        watched[keep, WATCHED_KEYS.index("scores")] = True
     if not neg_kept.all():
         negatives = np.array([len(c.neg) for c in rows], dtype=np.int64)
         out.st = dataclasses.replace(
             st,
             rows=rows,
+            watched=watched,
             negatives=negatives,
             text_idx={**st.text_idx, "neg": n_idx[neg_kept]},
             text_row={**st.text_row, "neg": st.text_row["neg"][neg_kept]},
             repaired=sorted(repaired),
         )
     else:
-        out.st = dataclasses.replace(st, rows=rows)
+        out.st = dataclasses.replace(st, rows=rows, watched=watched)
     return out
 
 
