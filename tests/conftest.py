@@ -233,3 +233,19 @@ def s3_server():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def cls_model(tmp_path_factory) -> Path:
+    """The packaged all-MiniLM-L6-v2 pooled by its [CLS] token (BGE's pooling) instead of the mean."""
+    import json
+    import shutil
+
+    from lenprof.count.tokenizer import packaged_model_weights
+
+    folder = tmp_path_factory.mktemp("cls") / "model"
+    shutil.copytree(packaged_model_weights(), folder)
+    config = folder / "1_Pooling" / "config.json"
+    d = json.loads(config.read_text())
+    config.write_text(json.dumps({**d, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
+    return folder

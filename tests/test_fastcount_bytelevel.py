@@ -27,6 +27,7 @@ import unicodedata
 import numpy as np
 import pytest
 from conftest import REPO, absent, write_lines
+from counting import Counters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -35,7 +36,7 @@ from tokenizers import trainers as tokenizer_trainers
 from lenprof import scan
 from lenprof.count.exact import count_tokens
 from lenprof.count.fast import bytelevel
-from lenprof.count.fast.counter import FastCounter, count_together, share_caches
+from lenprof.count.fast.counter import FastCounter
 from lenprof.count.fast.rule import recognise
 from lenprof.hashing import RunKey
 from lenprof.rows.options import ScanOptions
@@ -154,31 +155,9 @@ def promised(name: str, backend: Tokenizer, batch: list[str]) -> int:
     return sum(map(taken, batch))
 
 
-class Counters:
-    """A counter for each tokenizer, and the same ones again counting together with shared
-    caches: made once for all the examples, so later examples count through warm caches."""
-
-    def __init__(self, backends: dict[str, Tokenizer]):
-        self.backends = backends
-        self.alone = {name: FastCounter(backend) for name, backend in backends.items()}
-        self.together = [FastCounter(backend) for backend in backends.values()]
-        share_caches(self.together)
-
-    def count_like_the_tokenizer(self, batch: list[str]) -> None:
-        exact = {name: count_tokens(backend, batch).tolist() for name, backend in self.backends.items()}
-        for name, counter in self.alone.items():
-            assert counter.rule is not None and counter.rule.family == "byte-level-bpe", name
-            fast = counter.fast
-            assert counter.count(batch).tolist() == exact[name], name
-            assert counter.mismatch is None, name
-            assert counter.fast - fast == promised(name, self.backends[name], batch), name
-        assert count_together(self.together, batch).tolist() == list(exact.values())
-        assert all(counter.mismatch is None for counter in self.together)
-
-
 @pytest.fixture(scope="module")
 def counters(backends) -> Counters:
-    return Counters(backends)
+    return Counters(backends, "byte-level-bpe", promised)
 
 
 @settings(max_examples=250, deadline=None)

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import EXAMPLES, REPO, absent, write_lines
+from counting import Counters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import AddedToken, Tokenizer, pre_tokenizers
@@ -158,29 +159,6 @@ piece = st.one_of(
 text = st.lists(piece, max_size=8).map("".join)
 
 
-class Counters:
-    """A counter per tokenizer, and the same counters again counting together, sharing their
-    cut and caches as a comparison does: made once, so later examples count from warm caches."""
-
-    def __init__(self, backends: dict[str, Tokenizer]):
-        self.backends = backends
-        self.alone = {name: FastCounter(backend) for name, backend in backends.items()}
-        self.together = [FastCounter(backend) for backend in backends.values()]
-        share_caches(self.together)
-
-    def count_like_the_tokenizer(self, batch: list[str]) -> None:
-        exact = {name: count_tokens(backend, batch).tolist() for name, backend in self.backends.items()}
-        for name, counter in self.alone.items():
-            assert counter.rule is not None and counter.rule.family == "sentencepiece-unigram", name
-            fast = counter.fast
-            assert counter.count(batch).tolist() == exact[name], name
-            assert counter.mismatch is None, name
-            # not vacuous: every text but those holding an added token's text took the pieces
-            assert counter.fast - fast == sum(not _holds_added(self.backends[name], t) for t in batch), name
-        assert count_together(self.together, batch).tolist() == list(exact.values())
-        assert all(counter.mismatch is None for counter in self.together)
-
-
 def _holds_added(backend: Tokenizer, text: str) -> bool:
     normalized = backend.normalizer.normalize_str(text) if backend.normalizer else text
     for token in backend.get_added_tokens_decoder().values():
@@ -193,7 +171,11 @@ def _holds_added(backend: Tokenizer, text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def counters(unigrams) -> Counters:
-    return Counters(unigrams)
+    return Counters(
+        unigrams,
+        "sentencepiece-unigram",
+        lambda _, backend, batch: sum(not _holds_added(backend, t) for t in batch),
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -50,16 +50,6 @@ def planted(tmp_path_factory):
     return path, rows, truth
 
 
-@pytest.fixture(scope="module")
-def cls_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("cls") / "model"
-    shutil.copytree(MODEL, folder)
-    config = folder / "1_Pooling" / "config.json"
-    d = json.loads(config.read_text())
-    config.write_text(json.dumps({**d, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
-    return folder
-
-
 def scan(tmp_path, data, *args, model=MODEL):
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ Chinese, with a prompt; in several token budgets, so that batches cut differentl
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -28,17 +27,6 @@ TEXTS = [
     "The quick brown fox jumps over the lazy dog, again and again, and then once more.",
     *[f"passage number {i} about {'many ' * (i % 17)}things" for i in range(40)],
 ]
-
-
-@pytest.fixture(scope="module")
-def cls_model(tmp_path_factory) -> Path:
-    """The packaged model, pooled by its [CLS] token."""
-    folder = tmp_path_factory.mktemp("cls") / "model"
-    shutil.copytree(MODEL, folder)
-    config = folder / "1_Pooling" / "config.json"
-    d = json.loads(config.read_text())
-    config.write_text(json.dumps({**d, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
-    return folder
 
 
 def peer(folder: Path, texts: list[str]) -> np.ndarray:
