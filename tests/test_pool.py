@@ -123,3 +123,18 @@ def test_a_worker_that_dies_fails_the_scan_in_one_line(tmp_path, monkeypatch, fo
             workers.result()
     finally:
         workers.close()
+
+
+def test_a_fresh_worker_imports_the_drivers_lenprof_whatever_folder_it_starts_in(
+    tmp_path, monkeypatch, mixed
+):
+    """``python -c`` puts the current folder first on sys.path: started from a folder that holds
+    another ``lenprof`` (a checkout of another version), a worker imported that one."""
+    impostor = tmp_path / "elsewhere" / "lenprof"
+    (impostor / "engine").mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise SystemExit('the wrong lenprof')\n")
+    (impostor / "engine" / "__init__.py").write_text("")
+    monkeypatch.setattr(pool, "forks", lambda: False)
+    want = _profile(mixed)
+    monkeypatch.chdir(impostor.parent)
+    assert _profile(mixed) == want

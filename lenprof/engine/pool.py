@@ -53,7 +53,12 @@ WORKER_ENV = {
 }
 
 
-_START = "import sys; from lenprof.engine.pool import serve; serve(int(sys.argv[1]))"
+# A fresh worker imports the driver's lenprof, not one in the folder it was started from (``-c``
+# puts the current folder first on sys.path): the folder that holds the driver's package first.
+_START = (
+    "import sys; sys.path[0] = sys.argv[2]; from lenprof.engine.pool import serve; serve(int(sys.argv[1]))"
+)
+_HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds lenprof/
 
 
 class WorkerFailed(RuntimeError):
@@ -77,7 +82,7 @@ class ProcessPool:
                     proc: subprocess.Popen | Forked = _fork(work, child)
                 else:
                     proc = subprocess.Popen(
-                        [sys.executable, "-c", _START, str(child.fileno())],
+                        [sys.executable, "-c", _START, str(child.fileno()), _HOME],
                         pass_fds=(child.fileno(),),
                         env=env,
                         stdin=subprocess.DEVNULL,
