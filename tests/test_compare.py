@@ -21,7 +21,7 @@ MINILM = str(packaged_model_path())
 def tokenizers(tmp_path_factory) -> list[str]:
     """Three tokenizers that count differently: MiniLM's folder (cap 512), the same vocabulary
     without lower-casing as a bare tokenizer.json (no known cap), and a byte-level BPE trained
-    here with an NFC normalizer (so no piece rule applies: every text through the tokenizer)
+    here with an NFKC normalizer (no piece rule covers it: every text through the tokenizer)
     that declares a cap of 64."""
     folder = tmp_path_factory.mktemp("tokenizers")
     cased = json.loads((Path(MINILM) / "tokenizer.json").read_text())
@@ -30,7 +30,7 @@ def tokenizers(tmp_path_factory) -> list[str]:
     (folder / "cased").mkdir()
     (folder / "cased" / "tokenizer.json").write_text(json.dumps(cased))
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.normalizer = normalizers.NFC()
+    bpe.normalizer = normalizers.NFKC()
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     rows = [json.loads(line) for line in (EXAMPLES / "msmarco.jsonl").open()]
