@@ -60,45 +60,35 @@ def score_shard(
         gone = s.false_negatives if opts.drop_false_negatives else []
         if s.false_negatives and not gone:
             out.warnings.append((i, "false_negative", _fn_detail(s, fields, opts)))
+        stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
         if gone:
-            row = _without(row, gone, fields, s)
+            row = _without(row, gone, stay, fields)
             neg_kept[neg_at[i] + np.array(gone)] = False
             repaired.add(i)
-            if len(row.neg) < min_neg:
-                n = len(s.neg)
-                why = f"{len(row.neg)} of {n} negatives left after removing suspected false negatives"
-                out.lost.append((i, Dropped("no_negatives", f"{why}; need at least {min_neg} (--min-neg)")))
         if opts.add_scores:
-            kept_neg = [x for k, x in enumerate(s.neg) if k not in set(gone)]
-            row = _with_scores(row, fields, s.pos, kept_neg)
+            row = _with_scores(row, s.pos, [s.neg[k] for k in stay])
         rows[i] = row
-        if not (out.lost and out.lost[-1][0] == i):
-            out.groups.append(
-                (qi, pi.tolist(), [int(x) for k, x in enumerate(ni.tolist()) if k not in set(gone)])
-            )
-    watched = st.watched
-    if opts.add_scores and watched is not None:  # the rows written carry scores now
-        watched = watched.copy()
-        watched[keep, WATCHED_KEYS.index("scores")] = True
+        if len(stay) < min_neg:
+            why = f"{len(stay)} of {len(s.neg)} negatives left after removing suspected false negatives"
+            out.lost.append((i, Dropped("no_negatives", f"{why}; need at least {min_neg} (--min-neg)")))
+        else:
+            out.groups.append((qi, pi.tolist(), ni[stay].tolist()))
+    changes: dict = {"rows": rows}
+    if opts.add_scores and st.watched is not None:  # the rows written carry scores now
+        changes["watched"] = st.watched.copy()
+        changes["watched"][keep, WATCHED_KEYS.index("scores")] = True
     if not neg_kept.all():
-        negatives = np.array([len(c.neg) for c in rows], dtype=np.int64)
-        out.st = dataclasses.replace(
-            st,
-            rows=rows,
-            watched=watched,
-            negatives=negatives,
-            text_idx={**st.text_idx, "neg": n_idx[neg_kept]},
-            text_row={**st.text_row, "neg": st.text_row["neg"][neg_kept]},
-            repaired=sorted(repaired),
-        )
-    else:
-        out.st = dataclasses.replace(st, rows=rows, watched=watched)
+        changes["negatives"] = np.array([len(c.neg) for c in rows], dtype=np.int64)
+        changes["text_idx"] = {**st.text_idx, "neg": n_idx[neg_kept]}
+        changes["text_row"] = {**st.text_row, "neg": st.text_row["neg"][neg_kept]}
+        changes["repaired"] = sorted(repaired)
+    out.st = dataclasses.replace(st, **changes)
     return out
 
 
-def _without(row: Checked, gone: list[int], fields: Fields, s: RowScores) -> Checked:
-    """``row`` with its negatives at ``gone`` removed (their scores too), as a repair."""
-    keep = [k for k in range(len(row.neg)) if k not in set(gone)]
+def _without(row: Checked, gone: list[int], keep: list[int], fields: Fields) -> Checked:
+    """``row`` with its negatives at ``gone`` removed, those at ``keep`` left (their scores too),
+    as a repair."""
     obj = dict(row.obj)
     if fields.neg_columns:
         keep_columns(obj, fields.neg_columns, [row.neg[k] for k in keep])
@@ -111,7 +101,7 @@ def _without(row: Checked, gone: list[int], fields: Fields, s: RowScores) -> Che
     )
 
 
-def _with_scores(row: Checked, fields: Fields, pos: list[float], neg: list[float]) -> Checked:
+def _with_scores(row: Checked, pos: list[float], neg: list[float]) -> Checked:
     obj = dict(row.obj)
     obj["pos_scores"] = [round(x, SCORE_DIGITS) for x in pos]
     obj["neg_scores"] = [round(x, SCORE_DIGITS) for x in neg]

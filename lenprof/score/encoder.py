@@ -253,16 +253,16 @@ def batch_end(sorted_lengths: np.ndarray, start: int, budget: int) -> int:
 
 def batches(sorted_lengths: np.ndarray, budget: int) -> list[slice]:
     """Cut lengths in ascending order into runs whose rows times their last (longest) length
-    stay within ``budget`` tokens; a text longer than the budget is a batch of its own.
+    stay within ``budget`` tokens; a text longer than the budget is a batch of its own: every
+    batch :meth:`TextEncoder.encode` runs, cut ahead (the encoder cuts one at a time with
+    :func:`batch_end`, as its budget may halve).
 
     >>> batches(np.array([2, 2, 3, 5, 5, 9]), 10)
     [slice(0, 3, None), slice(3, 5, None), slice(5, 6, None)]
     """
     cuts, start = [], 0
-    for end in range(1, len(sorted_lengths) + 1):
-        if (end - start) * int(sorted_lengths[end - 1]) > budget and end - 1 > start:
-            cuts.append(slice(start, end - 1))
-            start = end - 1
-    if start < len(sorted_lengths):
-        cuts.append(slice(start, len(sorted_lengths)))
+    while start < len(sorted_lengths):
+        end = batch_end(sorted_lengths, start, budget)
+        cuts.append(slice(start, end))
+        start = end
     return cuts
