@@ -33,7 +33,6 @@ from lenprof.rows.fields import Fields
 from lenprof.rows.layouts import Layout, resolve
 from lenprof.rows.leaks import EvalIndex
 from lenprof.rows.options import ScanOptions
-from lenprof.score.encoder import model_folder
 from lenprof.score.options import ScoreOptions
 
 EXPANSION = 8  # about how many bytes of rows a byte of compressed input holds, for Plan.shards_at_most
@@ -275,6 +274,8 @@ def make_plan(
     # test files and the tokenizers' own files are inputs too: no output may replace them
     protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
     if score is not None:  # the model's folder: found first, and its files are inputs too
+        from lenprof.score.encoder import model_folder  # only with --model: no scan pays its imports
+
         score = dataclasses.replace(score, model=model_folder(score.model))
         protected += [e.path for e in os.scandir(score.model) if e.is_file()]
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])

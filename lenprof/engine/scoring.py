@@ -19,9 +19,6 @@ import numpy as np
 from lenprof.engine.results import CheckedShard
 from lenprof.rows.checks import WATCHED_KEYS, Checked, Dropped, keep_columns, keep_items
 from lenprof.rows.fields import Fields
-from lenprof.rows.groups import Row
-from lenprof.score.encoder import pooling_of
-from lenprof.score.forecast import forecast
 from lenprof.score.options import DEFAULT_GROUP_SIZE, ScoreOptions
 from lenprof.score.rows import RowScores, score_row
 
@@ -126,6 +123,10 @@ def _fn_detail(s: RowScores, fields: Fields, opts: ScoreOptions) -> str:
 def summary(opts: ScoreOptions, group_size: int | None, totals) -> dict:
     """The profile's ``scoring`` section: the model and the rules' settings, what they found, and
     the zero-loss forecast over the kept rows (``score/forecast.py``), with what to do about it."""
+    from lenprof.rows.groups import Row  # only with --model: no scan pays these imports
+    from lenprof.score.encoder import pooling_of
+    from lenprof.score.forecast import forecast
+
     group = group_size or DEFAULT_GROUP_SIZE
     vectors, stats = totals.vectors, totals.stats
     rows = [Row(str(q), [str(p) for p in pos], [str(n) for n in neg]) for q, pos, neg in totals.groups]

@@ -30,8 +30,7 @@ from lenprof.count import hub
 from lenprof.count.load import cache_dir
 from lenprof.errors import InputError
 from lenprof.score.cache import EmbeddingCache, model_key
-
-TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
+from lenprof.score.options import TOKEN_BUDGET
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lenprof.score.encoder import TOKEN_BUDGET
 from lenprof.score.rows import DUP_COSINE, FN_RATIO, TEMPERATURE
 
+TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
 FORECAST_STEPS = 50  # batches the forecast draws: the first steps a run logs
 DEFAULT_GROUP_SIZE = 8  # FlagEmbedding's train_group_size default
 
