@@ -93,7 +93,19 @@ for _command in (scan_command, recommend_command, diagnose_command, train_comman
     set_envvars(_command)
 
 
+# The signal that asked this process to stop, once one has. An exception raised by a signal's
+# handler can come out of C code as another error: numpy's file functions took it for a yes to
+# "is this a path?" and raised TypeError. Whatever surfaces after a stop was asked is that stop.
+_stop_asked: list[int] = []
+
+
+def _interrupt(signum, frame) -> None:
+    _stop_asked.append(signum)
+    raise KeyboardInterrupt
+
+
 def _terminate(signum, frame) -> None:
+    _stop_asked.append(signum)
     for name in STOPPING:  # a second signal must not cut the cleanup the first one started
         with contextlib.suppress(AttributeError, ValueError, OSError):
             if signal.getsignal(getattr(signal, name)) is _terminate:
@@ -102,6 +114,8 @@ def _terminate(signum, frame) -> None:
 
 
 def _handle_stopping_signals() -> None:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where a caller ignores it
+        signal.signal(signal.SIGINT, _interrupt)
     for name in STOPPING:
         signum = getattr(signal, name, None)  # not every platform has every signal
         if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
@@ -133,6 +147,11 @@ def _changed(stop: BaseException) -> str:
     return f"outputs already replaced (objects are replaced one by one): {', '.join(replaced[:3])}{more}"
 
 
+def _asked(signum: int) -> BaseException:
+    """The stop a signal asked for, where C code raised something else in its place."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 def entry() -> None:
     """The ``lenprof`` console script: ``main`` with signals and every error turned into an
     exit code and one line."""
@@ -142,7 +161,12 @@ def entry() -> None:
 
         relaunch([sys.executable, "-m", "lenprof", *sys.argv[1:]])
     try:
-        code = main.main(standalone_mode=False)
+        try:
+            code = main.main(standalone_mode=False)
+        except Exception as exc:
+            if _stop_asked and not isinstance(exc, click.exceptions.Abort):
+                raise _asked(_stop_asked[0]) from exc
+            raise
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

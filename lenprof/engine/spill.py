@@ -39,12 +39,41 @@ def spilling(folder: Path):
     try:
         yield
     except OSError as exc:
-        why = exc.strerror or str(exc)  # numpy's tofile: "N requested and 0 written" when full
+        why = exc.strerror or str(exc)
         raise SpillFailed(
             f"{folder}: the out-of-core scan could not write its spill there ({why}); set TMPDIR to a "
             "local disk with room (about 50 bytes per text and 16 per row of the corpus), or raise "
             "--memory-budget"
         ) from exc
+
+
+# The spill's files are written and read here, not by numpy's tofile/fromfile: those ask
+# ``isinstance(file, os.PathLike)``, which runs Python code, and take its error for a yes, so a
+# signal arriving there (Ctrl-C, SIGTERM) came out as "TypeError: expected str, bytes or
+# os.PathLike object, not BufferedWriter" instead of a stop.
+def _write(file, records: np.ndarray) -> None:
+    """Append ``records``' bytes to the open binary ``file``."""
+    file.write(np.ascontiguousarray(records).view(np.uint8).data)
+
+
+def _read(file, dtype: np.dtype, count: int = -1, offset: int = 0) -> np.ndarray:
+    """Up to ``count`` records (all that are left: -1) from ``file`` (a path: from byte
+    ``offset``; an open file: from where it is); fewer at the end of the file."""
+    if not isinstance(file, (str, Path)):
+        return _read_open(file, dtype, count)
+    with open(file, "rb") as fh:
+        fh.seek(offset)
+        return _read_open(fh, dtype, count)
+
+
+def _read_open(fh, dtype: np.dtype, count: int) -> np.ndarray:
+    left = os.fstat(fh.fileno()).st_size - fh.tell()
+    records = np.empty(left // dtype.itemsize if count < 0 else count, dtype)
+    got = fh.readinto(records.view(np.uint8).data) or 0
+    if got % dtype.itemsize or (count < 0 and left % dtype.itemsize):
+        # a torn record: the spill is ours, so only a failing disk does this
+        raise OSError(f"{getattr(fh, 'name', 'spill')}: cut inside a record")
+    return records[: got // dtype.itemsize]
 
 
 class Partitions:
@@ -95,7 +124,7 @@ def _scatter(records: np.ndarray, bits: int, used: int, path_of) -> None:
     bounds = np.searchsorted(part, np.arange(2**bits + 1))
     for p in np.flatnonzero(np.diff(bounds)).tolist():
         with open(path_of(p), "ab") as f:
-            records[bounds[p] : bounds[p + 1]].tofile(f)
+            _write(f, records[bounds[p] : bounds[p + 1]])
 
 
 SPLIT_BITS = 4  # a partition over its budget is split 16 ways by its next fingerprint bits
@@ -108,14 +137,14 @@ def _groups(
     if not size:
         return
     if size <= limit or used > 64 - SPLIT_BITS:
-        yield [np.fromfile(path, dtype) if path.exists() else np.zeros(0, dtype) for path, dtype in files]
+        yield [_read(path, dtype) if path.exists() else np.zeros(0, dtype) for path, dtype in files]
     else:
         tag = os.urandom(6).hex()
         sub = [[folder / f"split-{tag}-{j}-{q}.bin" for q in range(2**SPLIT_BITS)] for j in range(len(files))]
         for (path, dtype), paths in zip(files, sub, strict=True):
             if path.exists():
                 with open(path, "rb") as f:
-                    while len(records := np.fromfile(f, dtype, count=max(1, limit // dtype.itemsize))):
+                    while len(records := _read(f, dtype, max(1, limit // dtype.itemsize))):
                         _scatter(records, SPLIT_BITS, used, paths.__getitem__)
         for q in range(2**SPLIT_BITS):
             parts = [(paths[q], dtype) for paths, (_, dtype) in zip(sub, files, strict=True)]
@@ -137,8 +166,8 @@ class Runs:
         """Add a file of ``records``, sorted by shard, after the files before it."""
         if len(records):
             path = self.folder / f"{self.name}-{len(self._files)}.bin"
-            with spilling(self.folder):
-                records.tofile(path)
+            with spilling(self.folder), open(path, "wb") as f:
+                _write(f, records)
             self._files.append(
                 [path, 0, np.empty(0, self.dtype), False]
             )  # not records[:0]: a view keeps them all
@@ -151,7 +180,7 @@ class Runs:
             path, at, buf, ended = f
             while not ended and (not len(buf) or buf["shard"][-1] <= shard):
                 with spilling(self.folder):
-                    more = np.fromfile(path, self.dtype, count=self.chunk, offset=at * self.dtype.itemsize)
+                    more = _read(path, self.dtype, self.chunk, at * self.dtype.itemsize)
                 at += len(more)
                 ended = len(more) < self.chunk
                 buf = np.concatenate([buf, more])
