@@ -179,11 +179,15 @@ def test_a_signal_that_c_code_turns_into_another_error_is_still_a_stop(tmp_path,
     clean = tmp_path / "clean.jsonl"
     script = MASKED.format(sig=int(sig), corpus=str(corpus), clean=str(clean))
     env = {**os.environ, "TMPDIR": str(spill), "LENPROF_DEBUG": ""}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1 and "internal error" not in line, line
-    assert line.startswith("lenprof: interrupted" if sig == signal.SIGINT else "lenprof: terminated by SIGTERM")
+    assert line.startswith(
+        "lenprof: interrupted" if sig == signal.SIGINT else "lenprof: terminated by SIGTERM"
+    )
     assert list(spill.iterdir()) == [] and not clean.exists()
 
 
