@@ -22,6 +22,10 @@ figure other loads disturb least.
     # a Chinese BERT like bge-*-zh-v1.5's, which the fast count covers (chinese_bert.py builds it):
     python benchmarks/chinese_bert.py /tmp/bert-zh
     python benchmarks/speed.py /tmp/zh/mined-60000x9-r4.jsonl --tokenizer /tmp/bert-zh
+    # English with a realistic vocabulary (issue 24): the installed libraries' docstrings, real
+    # summaries as queries (no synthetic "#N"), real bodies as passages; 37k rows, 74k distinct
+    python benchmarks/make_retrieval.py --rows 100000 --max-body 2000 --out /tmp/div/docstrings-all.jsonl
+    python benchmarks/speed.py /tmp/div/docstrings-all.jsonl
 """
 
 from __future__ import annotations

@@ -68,13 +68,30 @@ def workers_alive() -> list[int]:
     return pids
 
 
+def default_signals() -> None:
+    """In the child, before lenprof starts: the signals these tests send at their default. A
+    parent that ignores them (``nohup``, a shell's background job) passes that on, and lenprof
+    rightly leaves an ignored signal ignored: the test would see a scan that does not stop."""
+    for signum in (
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGTERM,
+        signal.SIGUSR1,
+        signal.SIGALRM,
+    ):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start(corpus: Path, out: Path, *more: str, env: dict | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "lenprof", "scan", str(corpus), "--workers", "2", "--shard-size", "1",
             "--clean-out", str(out / "clean.parquet"), "--rejects", str(out / "rejects.jsonl"),
             "--out", str(out / "profile.json"), "--report", str(out / "report.html"),
             "--split-by-length", "0,64", "--split-dir", str(out / "split"), "--format", "args", *more]  # fmt: skip
     env = {**os.environ, **(env or {}), "LENPROF_DEBUG": "", "LENPROF_TEST_SCAN": str(os.getpid())}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals
+    )
 
 
 @pytest.mark.slow
@@ -180,7 +197,12 @@ def test_a_signal_that_c_code_turns_into_another_error_is_still_a_stop(tmp_path,
     script = MASKED.format(sig=int(sig), corpus=str(corpus), clean=str(clean))
     env = {**os.environ, "TMPDIR": str(spill), "LENPROF_DEBUG": ""}
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        preexec_fn=default_signals,
     )
     assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], proc.stderr
     line = proc.stderr.strip()
