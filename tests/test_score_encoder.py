@@ -79,3 +79,45 @@ def test_batches_hold_every_text_once_within_the_budget():
             assert rows * longest <= budget or rows == 1
         for a in cut[:-1]:  # greedy: the next text would not have fit
             assert (a.stop - a.start + 1) * int(lengths[a.stop]) > budget
+
+
+def test_damaged_cache_entries_are_embedded_again_and_replaced(tmp_path):
+    """An entry of the wrong size (was: 'internal error: ValueError') or not finite (was: NaN
+    scores written to the cleaned rows) is a miss: embedded again, and the entry rewritten."""
+    import sqlite3
+
+    texts = TEXTS[:6]
+    enc = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    enc.use_cache(tmp_path)
+    want = enc.encode(texts)
+    (path,) = tmp_path.glob("*.sqlite")
+    db = sqlite3.connect(path)
+    keys = [k for (k,) in db.execute("SELECT k FROM e ORDER BY k LIMIT 2")]
+    db.execute("UPDATE e SET v = ? WHERE k = ?", (b"\0\0", keys[0]))
+    db.execute("UPDATE e SET v = ? WHERE k = ?", (np.full(enc.dim, np.nan, np.float32).tobytes(), keys[1]))
+    db.commit()
+    again = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    again.use_cache(tmp_path)
+    assert np.abs(again.encode(texts) - want).max() < 1e-6
+    assert again.from_cache == len(texts) - 2
+    third = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    third.use_cache(tmp_path)
+    assert np.array_equal(third.encode(texts), again.encode(texts)) and third.from_cache == len(texts)
+
+
+def test_a_model_that_makes_nan_embeddings_is_one_line(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "nan"
+    shutil.copytree(MODEL, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["encoder.layer.5.output.dense.weight"][:] = np.nan
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    enc = TextEncoder(ModelCard.read(folder), device="cpu")
+    with pytest.raises(
+        InputError,
+        match=r"2 of 2 texts embed to NaN or inf \(the first: 'what is a cat'\): the model's weights are broken$",
+    ):
+        enc.encode(["what is a cat", "x"])

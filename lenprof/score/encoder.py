@@ -174,7 +174,7 @@ class TextEncoder:
             self.truncated += int(cut.sum())
             return out
         try:
-            found = self.cache.get(texts)
+            found = self.cache.get(texts, self.dim)
         except sqlite3.Error:
             self.cache, found = None, {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
@@ -223,6 +223,16 @@ class TextEncoder:
                     self.halved += 1
                     continue
                 done += len(rows)
+        broken = ~np.isfinite(out).all(axis=1)
+        if broken.any():  # a NaN score would be written as such, and distilled from
+            first = texts[int(np.argmax(broken))]
+            hint = (
+                ", or bf16 overflows on this device: try --device cpu" if self.device.type == "cuda" else ""
+            )
+            raise InputError(
+                f"--model {self.card.path}: {int(broken.sum())} of {len(texts)} texts embed to NaN or inf "
+                f"(the first: {first[:60]!r}): the model's weights are broken{hint}"
+            )
         return out, cut
 
     def _pooled(self, input_ids, attention_mask) -> np.ndarray:
