@@ -125,6 +125,30 @@ def test_rows_with_unrelated_negatives_are_too_easy(tmp_path, planted):
     assert max(weak) < 0.3, weak
 
 
+def test_too_easy_is_judged_on_the_negatives_left_after_the_drop(tmp_path):
+    """With --drop-false-negatives the trainer reads the row without its false negatives: the
+    row is too easy when that row's loss, from the scores written, is below 1e-3 (it was judged
+    with the removed negatives, which hid every such row)."""
+    rows = [
+        {"query": "capital of france", "pos": ["paris is the capital of france"],
+         "neg": ["the capital of france is paris", "the stock market fell today"]},
+        {"query": "what is a cat", "pos": ["a cat is a small domesticated carnivorous mammal"],
+         "neg": ["cats are small domesticated carnivorous mammals", "python is a programming language"]},
+        {"query": "how do planes fly", "pos": ["wings generate lift as air flows over them"],
+         "neg": ["aircraft wings create lift from airflow", "bananas are yellow"]},
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, out = scan(tmp_path, data, "--drop-false-negatives", "--add-scores")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, _ = read(out)
+    assert profile["samples"]["repaired"]["false_negative_removed"] >= 2
+    loss = lambda p, n: np.logaddexp.reduce(np.array([p, *n]) / 0.02) - p / 0.02  # noqa: E731
+    easy = sum(1 for r in cleaned if max(loss(p, r["neg_scores"]) for p in r["pos_scores"]) < 1e-3)
+    assert easy >= 2
+    assert profile["samples"]["warnings"].get("too_easy", 0) == easy
+
+
 def peer_scores(folder: Path, rows: list[dict], instruction: str | None) -> tuple[list, list]:
     import torch
     from sentence_transformers import SentenceTransformer

@@ -52,12 +52,18 @@ def score_shard(
         qi, pi, ni = int(q_idx[i]), p_idx[pos_at[i] : pos_at[i + 1]], n_idx[neg_at[i] : neg_at[i + 1]]
         s = score_row(vectors[qi], vectors[pi], vectors[ni], opts.fn_ratio, opts.dup_cosine, opts.temperature)
         row = rows[i]
-        if s.too_easy:
-            out.warnings.append((i, "too_easy", _easy_detail(s, opts.temperature)))
         gone = s.false_negatives if opts.drop_false_negatives else []
+        stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
+        # the row the trainer reads has lost its false negatives: it is that row that may be too easy
+        easy = (
+            score_row(vectors[qi], vectors[pi], vectors[ni[stay]], temperature=opts.temperature)
+            if gone
+            else s
+        )
+        if easy.too_easy:
+            out.warnings.append((i, "too_easy", _easy_detail(easy, opts.temperature)))
         if s.false_negatives and not gone:
             out.warnings.append((i, "false_negative", _fn_detail(s, fields, opts)))
-        stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
         if gone:
             row = _without(row, gone, stay, fields)
             neg_kept[neg_at[i] + np.array(gone)] = False
