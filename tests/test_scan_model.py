@@ -198,8 +198,13 @@ def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
 @pytest.mark.parametrize(
     "model, said",
     [
-        ("{tmp}/nothing-here", "--model {tmp}/nothing-here: "),
+        (
+            "{tmp}/nothing-here",
+            "--model {tmp}/nothing-here: no such folder; pass a model folder (config.json",
+        ),
+        ("{tmp}/d.jsonl", "--model {tmp}/d.jsonl: is a file; pass a model folder (config.json"),
         ("{tmp}", "--model {tmp}: the folder has no config.json and no tokenizer.json"),
+        ("owner/not-cached", "--model owner/not-cached: not in the Hugging Face cache"),
     ],
 )
 def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, model, said):
@@ -209,6 +214,7 @@ def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, model, said):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert said.format(tmp=tmp_path) in result.stderr
+    assert "tokenizer.json\n" not in result.stderr  # a tokenizer.json is no model
 
 
 def test_a_broken_model_file_is_one_line(tmp_path):

@@ -72,6 +72,12 @@ def model_folder(spec: str) -> str:
                 "or Hugging Face model folder (one saved with save_pretrained)"
             )
         return spec
+    if os.path.exists(spec) or spec.startswith(("/", ".", "~")) or spec.count("/") > 1:  # no hub id
+        what = "is a file" if os.path.exists(spec) else "no such folder"
+        raise InputError(
+            f"--model {spec}: {what}; pass a model folder (config.json, tokenizer.json and the weights) "
+            "or a hub id (owner/name)"
+        )
     try:
         folder = hub.locate(spec)
         if folder is None:
@@ -79,8 +85,10 @@ def model_folder(spec: str) -> str:
 
             with hub.quiet_hub():
                 folder = snapshot_download(spec)
-    except hub.HubError as exc:
-        raise InputError(f"--model {spec}: {exc}") from None
+    except hub.HubError as exc:  # the tokenizer's words, but a model is no tokenizer.json
+        raise InputError(
+            f"--model {spec}: {str(exc).replace(hub.LOCAL_WAYS, 'or pass a local model folder')}"
+        ) from None
     except Exception as exc:  # a download that failed half-way: the hub's own errors
         raise InputError(
             f"--model {spec}: cannot be downloaded ({' '.join(str(exc).split())[:160]})"
