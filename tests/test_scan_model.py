@@ -186,6 +186,30 @@ def test_add_scores_are_sentence_transformers_cosines(tmp_path, docstrings, cls_
     assert np.abs(np.array(got_neg) - np.array(want_neg)).max() < 1e-3
 
 
+def test_add_scores_replaces_scores_that_would_be_dropped(tmp_path):
+    """Scores a row had, of the wrong length or type, are no reason to drop it when --add-scores
+    writes its own: the row is kept, scored. Without --add-scores it is dropped, as before."""
+    rows = [
+        {"query": "what is a cat", "pos": ["a cat is a small mammal"], "neg": ["a dog barks", "a car"],
+         "pos_scores": [0.9, 0.8], "neg_scores": [0.1]},
+        {"query": "who wrote hamlet", "pos": ["shakespeare did"], "neg": ["macbeth is a play"],
+         "pos_scores": "high", "neg_scores": [1]},
+        {"query": "how do planes fly", "pos": ["wings make lift"], "neg": ["bananas are yellow"]},
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, out = scan(tmp_path, data, "--add-scores", "--min-neg", "0")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, rejects = read(out)
+    assert (len(cleaned), rejects, profile["samples"]["dropped"]) == (3, [], {})
+    for r in cleaned:
+        assert len(r["pos_scores"]) == len(r["pos"]) and len(r["neg_scores"]) == len(r["neg"])
+        assert all(isinstance(x, float) for x in r["pos_scores"] + r["neg_scores"])
+    result, out = scan(tmp_path / "plain", data, "--min-neg", "0")
+    assert result.returncode == 0, result.stderr
+    assert read(out)[0]["samples"]["dropped"] == {"bad_scores": 2}
+
+
 def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
     long = "a cat is a small domesticated carnivorous mammal. " * 40  # ~400 tokens: MiniLM reads 256
     data = tmp_path / "d.jsonl"
