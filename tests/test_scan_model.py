@@ -253,6 +253,18 @@ def test_a_broken_model_file_is_one_line(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_a_device_that_cannot_be_used_is_one_line_about_the_device(tmp_path, device):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result = run_cli("scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL), "--device", device)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Error: --device {device}: cannot be used here ("
+    )  # not the model's fault
+    assert result.stderr.count("\n") == 1
+
+
 def test_score_options_need_a_model(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")

@@ -105,6 +105,8 @@ def load_encoder(opts) -> TextEncoder:
 
             torch.set_num_threads(opts.threads)  # workers side by side: no core asked for twice
         encoder = TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
+    except InputError:
+        raise  # the device's, said already
     except ImportError as exc:
         raise InputError(
             f"--model needs torch and transformers ({exc}): pip install 'lenprof[train]'"
@@ -116,6 +118,23 @@ def load_encoder(opts) -> TextEncoder:
     if opts.cache:
         encoder.use_cache(cache_dir() / "embeddings")
     return encoder
+
+
+def torch_device(spec: str):
+    """``--device`` as torch's device (``auto``: CUDA where there is one, else the CPU), or
+    :class:`InputError` saying it cannot be used here: not a device, or one this machine lacks."""
+    import torch
+
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+        torch.empty(0, device=device)  # a device this machine lacks fails here, not as the model's fault
+    except Exception as exc:  # RuntimeError, or AssertionError: "Torch not compiled with CUDA enabled"
+        raise InputError(
+            f"--device {spec}: cannot be used here ({' '.join(str(exc).split())[:120]}); use auto, cpu or cuda:N"
+        ) from None
+    return device
 
 
 def pooling_of(folder: str | Path) -> str:
@@ -139,9 +158,7 @@ class TextEncoder:
 
         hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
         self.card, self.token_budget = card, token_budget
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModel.from_pretrained(card.path, dtype=dtype).to(self.device).eval()
         self.tokenizer = Tokenizer.from_file(str(Path(card.path) / "tokenizer.json"))
