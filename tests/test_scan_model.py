@@ -251,6 +251,13 @@ def test_a_broken_model_file_is_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"Error: --model {folder}: cannot be loaded (")
     assert result.stderr.count("\n") == 1
+    (folder / "1_Pooling" / "config.json").write_text("garbage")
+    result = run_cli("scan", str(data), "--model", str(folder), "--tokenizer", str(MODEL))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"Error: --model {folder}: 1_Pooling/config.json cannot be read as JSON ("
+    )
+    assert result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:99"])

@@ -6,6 +6,7 @@ Chinese, with a prompt; in several token budgets, so that batches cut differentl
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -64,6 +65,42 @@ def test_a_model_folder_without_sentence_transformers_files_is_cls_at_its_positi
     assert card.pooling == "cls"
     assert card.max_length == 512  # MiniLM's 512 positions (its tokenizer_config says 512 too)
     assert ModelCard.read(folder, max_length=64).max_length == 64
+
+
+@pytest.mark.parametrize(
+    "name, text, said",
+    [
+        ("1_Pooling/config.json", "garbage", "1_Pooling/config.json cannot be read as JSON (Expecting value"),
+        ("sentence_bert_config.json", "[256]", "sentence_bert_config.json holds a JSON list, not an object"),
+        ("sentence_bert_config.json", '{"max_seq_length": "x"}', "max_seq_length must be a whole number of tokens, got 'x'"),
+        ("config.json", "{", "config.json cannot be read as JSON"),
+    ],
+)  # fmt: skip
+def test_a_model_file_that_is_no_json_object_is_named(tmp_path, name, text, said):
+    """Was: 'cannot be loaded (Expecting value: line 1 column 1 (char 0))', no file named."""
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    if name == "config.json":
+        (folder / "sentence_bert_config.json").unlink()
+    (folder / name).write_text(text)
+    with pytest.raises(InputError) as caught:
+        ModelCard.read(folder)
+    assert str(caught.value).startswith(f"--model {folder}: ") and said in str(caught.value)
+
+
+def test_a_model_that_says_no_limit_is_named(tmp_path):
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    (folder / "sentence_bert_config.json").unlink()
+    (folder / "tokenizer_config.json").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": None}))
+    with pytest.raises(InputError, match="says nowhere how long a text it reads"):
+        ModelCard.read(folder)
 
 
 def test_batches_hold_every_text_once_within_the_budget():

@@ -48,15 +48,25 @@ class ModelCard:
         smaller of the model's positions and the tokenizer's ``model_max_length``)."""
         folder = Path(path)
         if max_length is None:
-            st_config = folder / "sentence_bert_config.json"
-            if st_config.is_file():
-                max_length = json.loads(st_config.read_text()).get("max_seq_length")
+            max_length = _config(folder, "sentence_bert_config.json").get("max_seq_length")
         if max_length is None:
-            limits = [json.loads((folder / "config.json").read_text()).get("max_position_embeddings")]
-            tok_config = folder / "tokenizer_config.json"
-            if tok_config.is_file():
-                limits.append(json.loads(tok_config.read_text()).get("model_max_length"))
-            max_length = min(int(x) for x in limits if isinstance(x, int | float) and x < 1e9)
+            limits = [
+                _config(folder, "config.json").get("max_position_embeddings"),
+                _config(folder, "tokenizer_config.json").get("model_max_length"),
+            ]
+            usable = [int(x) for x in limits if type(x) in (int, float) and 1 < x < 1e9]
+            if not usable:
+                raise InputError(
+                    f"--model {folder}: says nowhere how long a text it reads (max_seq_length in "
+                    "sentence_bert_config.json, max_position_embeddings in config.json, model_max_length "
+                    "in tokenizer_config.json); set one of them"
+                )
+            max_length = min(usable)
+        if not (type(max_length) in (int, float) and 2 <= max_length < 1e9 and max_length == int(max_length)):
+            raise InputError(
+                f"--model {folder}: sentence_bert_config.json's max_seq_length must be a whole number of "
+                f"tokens, got {max_length!r}"
+            )
         return cls(str(folder), pooling_of(folder), int(max_length))
 
 
@@ -140,10 +150,22 @@ def torch_device(spec: str):
 def pooling_of(folder: str | Path) -> str:
     """``mean`` or ``cls``: what a sentence-transformers folder's ``1_Pooling/config.json``
     says, else ``cls`` (BGE's choice). The trainer pools by it too (``train/model.py``)."""
-    config = Path(folder) / "1_Pooling" / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("pooling_mode_mean_tokens"):
-        return "mean"
-    return "cls"
+    return "mean" if _config(Path(folder), "1_Pooling/config.json").get("pooling_mode_mean_tokens") else "cls"
+
+
+def _config(folder: Path, name: str) -> dict:
+    """The JSON object in ``folder/name``, {} when there is no such file; :class:`InputError`
+    naming the file when it holds something else."""
+    path = folder / name
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"--model {folder}: {name} cannot be read as JSON ({exc})") from None
+    if not isinstance(found, dict):
+        raise InputError(f"--model {folder}: {name} holds a JSON {type(found).__name__}, not an object")
+    return found
 
 
 class TextEncoder:
