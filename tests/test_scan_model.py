@@ -125,6 +125,30 @@ def test_rows_with_unrelated_negatives_are_too_easy(tmp_path, planted):
     assert max(weak) < 0.3, weak
 
 
+def test_too_easy_is_judged_on_the_negatives_left_after_the_drop(tmp_path):
+    """With --drop-false-negatives the trainer reads the row without its false negatives: the
+    row is too easy when that row's loss, from the scores written, is below 1e-3 (it was judged
+    with the removed negatives, which hid every such row)."""
+    rows = [
+        {"query": "capital of france", "pos": ["paris is the capital of france"],
+         "neg": ["the capital of france is paris", "the stock market fell today"]},
+        {"query": "what is a cat", "pos": ["a cat is a small domesticated carnivorous mammal"],
+         "neg": ["cats are small domesticated carnivorous mammals", "python is a programming language"]},
+        {"query": "how do planes fly", "pos": ["wings generate lift as air flows over them"],
+         "neg": ["aircraft wings create lift from airflow", "bananas are yellow"]},
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, out = scan(tmp_path, data, "--drop-false-negatives", "--add-scores")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, _ = read(out)
+    assert profile["samples"]["repaired"]["false_negative_removed"] >= 2
+    loss = lambda p, n: np.logaddexp.reduce(np.array([p, *n]) / 0.02) - p / 0.02  # noqa: E731
+    easy = sum(1 for r in cleaned if max(loss(p, r["neg_scores"]) for p in r["pos_scores"]) < 1e-3)
+    assert easy >= 2
+    assert profile["samples"]["warnings"].get("too_easy", 0) == easy
+
+
 def peer_scores(folder: Path, rows: list[dict], instruction: str | None) -> tuple[list, list]:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -162,6 +186,30 @@ def test_add_scores_are_sentence_transformers_cosines(tmp_path, docstrings, cls_
     assert np.abs(np.array(got_neg) - np.array(want_neg)).max() < 1e-3
 
 
+def test_add_scores_replaces_scores_that_would_be_dropped(tmp_path):
+    """Scores a row had, of the wrong length or type, are no reason to drop it when --add-scores
+    writes its own: the row is kept, scored. Without --add-scores it is dropped, as before."""
+    rows = [
+        {"query": "what is a cat", "pos": ["a cat is a small mammal"], "neg": ["a dog barks", "a car"],
+         "pos_scores": [0.9, 0.8], "neg_scores": [0.1]},
+        {"query": "who wrote hamlet", "pos": ["shakespeare did"], "neg": ["macbeth is a play"],
+         "pos_scores": "high", "neg_scores": [1]},
+        {"query": "how do planes fly", "pos": ["wings make lift"], "neg": ["bananas are yellow"]},
+    ]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, out = scan(tmp_path, data, "--add-scores", "--min-neg", "0")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, rejects = read(out)
+    assert (len(cleaned), rejects, profile["samples"]["dropped"]) == (3, [], {})
+    for r in cleaned:
+        assert len(r["pos_scores"]) == len(r["pos"]) and len(r["neg_scores"]) == len(r["neg"])
+        assert all(isinstance(x, float) for x in r["pos_scores"] + r["neg_scores"])
+    result, out = scan(tmp_path / "plain", data, "--min-neg", "0")
+    assert result.returncode == 0, result.stderr
+    assert read(out)[0]["samples"]["dropped"] == {"bad_scores": 2}
+
+
 def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
     long = "a cat is a small domesticated carnivorous mammal. " * 40  # ~400 tokens: MiniLM reads 256
     data = tmp_path / "d.jsonl"
@@ -174,8 +222,13 @@ def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
 @pytest.mark.parametrize(
     "model, said",
     [
-        ("{tmp}/nothing-here", "--model {tmp}/nothing-here: "),
+        (
+            "{tmp}/nothing-here",
+            "--model {tmp}/nothing-here: no such folder; pass a model folder (config.json",
+        ),
+        ("{tmp}/d.jsonl", "--model {tmp}/d.jsonl: is a file; pass a model folder (config.json"),
         ("{tmp}", "--model {tmp}: the folder has no config.json and no tokenizer.json"),
+        ("owner/not-cached", "--model owner/not-cached: not in the Hugging Face cache"),
     ],
 )
 def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, model, said):
@@ -185,6 +238,7 @@ def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, model, said):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert said.format(tmp=tmp_path) in result.stderr
+    assert "tokenizer.json\n" not in result.stderr  # a tokenizer.json is no model
 
 
 def test_a_broken_model_file_is_one_line(tmp_path):
@@ -196,6 +250,25 @@ def test_a_broken_model_file_is_one_line(tmp_path):
     result = run_cli("scan", str(data), "--model", str(folder), "--tokenizer", str(MODEL))
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"Error: --model {folder}: cannot be loaded (")
+    assert result.stderr.count("\n") == 1
+    (folder / "1_Pooling" / "config.json").write_text("garbage")
+    result = run_cli("scan", str(data), "--model", str(folder), "--tokenizer", str(MODEL))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"Error: --model {folder}: 1_Pooling/config.json cannot be read as JSON ("
+    )
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_a_device_that_cannot_be_used_is_one_line_about_the_device(tmp_path, device):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result = run_cli("scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL), "--device", device)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Error: --device {device}: cannot be used here ("
+    )  # not the model's fault
     assert result.stderr.count("\n") == 1
 
 

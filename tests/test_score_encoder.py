@@ -6,6 +6,7 @@ Chinese, with a prompt; in several token budgets, so that batches cut differentl
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -66,6 +67,42 @@ def test_a_model_folder_without_sentence_transformers_files_is_cls_at_its_positi
     assert ModelCard.read(folder, max_length=64).max_length == 64
 
 
+@pytest.mark.parametrize(
+    "name, text, said",
+    [
+        ("1_Pooling/config.json", "garbage", "1_Pooling/config.json cannot be read as JSON (Expecting value"),
+        ("sentence_bert_config.json", "[256]", "sentence_bert_config.json holds a JSON list, not an object"),
+        ("sentence_bert_config.json", '{"max_seq_length": "x"}', "max_seq_length must be a whole number of tokens, got 'x'"),
+        ("config.json", "{", "config.json cannot be read as JSON"),
+    ],
+)  # fmt: skip
+def test_a_model_file_that_is_no_json_object_is_named(tmp_path, name, text, said):
+    """Was: 'cannot be loaded (Expecting value: line 1 column 1 (char 0))', no file named."""
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    if name == "config.json":
+        (folder / "sentence_bert_config.json").unlink()
+    (folder / name).write_text(text)
+    with pytest.raises(InputError) as caught:
+        ModelCard.read(folder)
+    assert str(caught.value).startswith(f"--model {folder}: ") and said in str(caught.value)
+
+
+def test_a_model_that_says_no_limit_is_named(tmp_path):
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    (folder / "sentence_bert_config.json").unlink()
+    (folder / "tokenizer_config.json").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": None}))
+    with pytest.raises(InputError, match="says nowhere how long a text it reads"):
+        ModelCard.read(folder)
+
+
 def test_batches_hold_every_text_once_within_the_budget():
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -79,3 +116,45 @@ def test_batches_hold_every_text_once_within_the_budget():
             assert rows * longest <= budget or rows == 1
         for a in cut[:-1]:  # greedy: the next text would not have fit
             assert (a.stop - a.start + 1) * int(lengths[a.stop]) > budget
+
+
+def test_damaged_cache_entries_are_embedded_again_and_replaced(tmp_path):
+    """An entry of the wrong size (was: 'internal error: ValueError') or not finite (was: NaN
+    scores written to the cleaned rows) is a miss: embedded again, and the entry rewritten."""
+    import sqlite3
+
+    texts = TEXTS[:6]
+    enc = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    enc.use_cache(tmp_path)
+    want = enc.encode(texts)
+    (path,) = tmp_path.glob("*.sqlite")
+    db = sqlite3.connect(path)
+    keys = [k for (k,) in db.execute("SELECT k FROM e ORDER BY k LIMIT 2")]
+    db.execute("UPDATE e SET v = ? WHERE k = ?", (b"\0\0", keys[0]))
+    db.execute("UPDATE e SET v = ? WHERE k = ?", (np.full(enc.dim, np.nan, np.float32).tobytes(), keys[1]))
+    db.commit()
+    again = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    again.use_cache(tmp_path)
+    assert np.abs(again.encode(texts) - want).max() < 1e-6
+    assert again.from_cache == len(texts) - 2
+    third = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    third.use_cache(tmp_path)
+    assert np.array_equal(third.encode(texts), again.encode(texts)) and third.from_cache == len(texts)
+
+
+def test_a_model_that_makes_nan_embeddings_is_one_line(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from lenprof.errors import InputError
+
+    folder = tmp_path / "nan"
+    shutil.copytree(MODEL, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["encoder.layer.5.output.dense.weight"][:] = np.nan
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    enc = TextEncoder(ModelCard.read(folder), device="cpu")
+    with pytest.raises(
+        InputError,
+        match=r"2 of 2 texts embed to NaN or inf \(the first: 'what is a cat'\): the model's weights are broken$",
+    ):
+        enc.encode(["what is a cat", "x"])

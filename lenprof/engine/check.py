@@ -137,8 +137,16 @@ def checked_rows(
     if shard.strings:
         fields = dataclasses.replace(fields, strings=True)
     opts = setup.options
+    replaced = setup.score is not None and setup.score.add_scores  # the rows' own scores are not kept
     fates = screen(
-        records, fields, setup.key, opts.min_neg, opts.max_line_bytes, opts.max_text_chars, shard.first
+        records,
+        fields,
+        setup.key,
+        opts.min_neg,
+        opts.max_line_bytes,
+        opts.max_text_chars,
+        shard.first,
+        not replaced,
     )
     against = setup.against
     if against is None:

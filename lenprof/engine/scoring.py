@@ -52,12 +52,18 @@ def score_shard(
         qi, pi, ni = int(q_idx[i]), p_idx[pos_at[i] : pos_at[i + 1]], n_idx[neg_at[i] : neg_at[i + 1]]
         s = score_row(vectors[qi], vectors[pi], vectors[ni], opts.fn_ratio, opts.dup_cosine, opts.temperature)
         row = rows[i]
-        if s.too_easy:
-            out.warnings.append((i, "too_easy", _easy_detail(s, opts.temperature)))
         gone = s.false_negatives if opts.drop_false_negatives else []
+        stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
+        # the row the trainer reads has lost its false negatives: it is that row that may be too easy
+        easy = (
+            score_row(vectors[qi], vectors[pi], vectors[ni[stay]], temperature=opts.temperature)
+            if gone
+            else s
+        )
+        if easy.too_easy:
+            out.warnings.append((i, "too_easy", _easy_detail(easy, opts.temperature)))
         if s.false_negatives and not gone:
             out.warnings.append((i, "false_negative", _fn_detail(s, fields, opts)))
-        stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
         if gone:
             row = _without(row, gone, stay, fields)
             neg_kept[neg_at[i] + np.array(gone)] = False
@@ -154,24 +160,33 @@ def summary(opts: ScoreOptions, group_size: int | None, totals) -> dict:
         "batches": len(result.losses),
         "zero_share": round(result.zero_share, 4),
         "loss": {k: round(v, 6) for k, v in result.quantiles().items()},
-        "advice": advice(result.zero_share, easy, kept, flagged, opts.drop_false_negatives),
+        "advice": advice(
+            result.zero_share if result.losses else None, easy, kept, flagged, opts.drop_false_negatives
+        ),
     }
     return out
 
 
-def advice(zero_share: float, easy: int, kept: int, flagged: int, dropped: bool) -> list[str]:
-    """What to do about what the model sees, most pressing first.
+def advice(zero_share: float | None, easy: int, kept: int, flagged: int, dropped: bool) -> list[str]:
+    """What to do about what the model sees, most pressing first; ``zero_share`` is None when
+    the forecast drew no batch (fewer rows than one), and then says nothing of batches.
 
     >>> advice(0.4, 820, 1000, 312, False)[:1]
     ['82% of rows are too easy for this model: mine harder negatives (40% of the first batches would log a loss of 0.0)']
+    >>> advice(None, 2, 5, 0, False)
+    ['40% of rows are too easy for this model: mine harder negatives']
     """
     out = []
     if kept and easy / kept >= 0.1:
-        out.append(
-            f"{100 * easy / kept:.0f}% of rows are too easy for this model: mine harder negatives "
-            f"({100 * zero_share:.0f}% of the first batches would log a loss of 0.0)"
+        said = (
+            ""
+            if zero_share is None
+            else f" ({100 * zero_share:.0f}% of the first batches would log a loss of 0.0)"
         )
-    elif zero_share > 0:
+        out.append(
+            f"{100 * easy / kept:.0f}% of rows are too easy for this model: mine harder negatives{said}"
+        )
+    elif zero_share:
         out.append(
             f"{100 * zero_share:.0f}% of the first batches would log a loss of 0.0: an easy batch now and "
             "then is normal; a run of them after these steps is a collapse (lenprof diagnose)"

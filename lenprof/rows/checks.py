@@ -150,9 +150,11 @@ def check_row(
     min_neg: int = 1,
     max_line_bytes: int = 0,
     max_text_chars: int = MAX_TEXT_CHARS,
+    scores: bool = True,
 ) -> Checked | Dropped:
     """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
-    row a reader could not read)."""
+    row a reader could not read). ``scores=False`` (``scan --model --add-scores``, which writes
+    scores of its own) drops no row for the ``pos_scores``/``neg_scores`` it had."""
     if isinstance(data, LineTooLong):
         return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
     if isinstance(data, Unreadable):
@@ -189,7 +191,7 @@ def check_row(
         why = _too_long(query, pos, neg, prompt, fields, max_text_chars)
         if why:
             return Dropped("text_too_long", why)
-    for key, texts in (("pos_scores", pos), ("neg_scores", neg)):
+    for key, texts in (("pos_scores", pos), ("neg_scores", neg)) if scores else ():
         if obj.get(key) is not None:
             why = _bad_scores(obj[key], key, len(texts))
             if why:

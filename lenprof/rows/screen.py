@@ -77,10 +77,12 @@ def screen(
     max_line_bytes: int = 0,
     max_text_chars: int = MAX_TEXT_CHARS,
     first: bool = False,
+    scores: bool = True,
 ) -> Screened:
     """The fates of a shard's ``records`` (see ``io/readers/``: a line's bytes, a decoded row, a
     line too long or unreadable, None for a line that is no row), as ``check_row`` decides them;
-    ``first``: the input's first shard, whose first line may start with a UTF-8 BOM."""
+    ``first``: the input's first shard, whose first line may start with a UTF-8 BOM; ``scores``:
+    whether the rows' own scores are checked (``check_row``)."""
     out = Screened()
     records, at = _rows(records, first, out)
     objs = _decoded(records)
@@ -125,7 +127,7 @@ def screen(
     )
     looked = {}  # the rows not cleared: check_row's fate
     for i in np.flatnonzero(~clear).tolist():
-        fate = check_row(records[i], fields, min_neg, max_line_bytes, max_text_chars)
+        fate = check_row(records[i], fields, min_neg, max_line_bytes, max_text_chars, scores)
         if type(fate) is Checked:
             looked[i] = fate
         else:

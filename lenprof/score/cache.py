@@ -13,7 +13,7 @@ written is skipped, never a failed scan.
     >>> import tempfile, numpy as np
     >>> c = EmbeddingCache(Path(tempfile.mkdtemp()) / "m.sqlite")
     >>> c.put(["a", "b"], np.eye(2, dtype=np.float32), [False, True])
-    >>> found = c.get(["b", "c"]); sorted(found), found["b"][0].tolist(), found["b"][1]
+    >>> found = c.get(["b", "c"], dim=2); sorted(found), found["b"][0].tolist(), found["b"][1]
     (['b'], [0.0, 1.0], True)
 """
 
@@ -70,8 +70,10 @@ class EmbeddingCache:
             "CREATE TABLE IF NOT EXISTS e (k BLOB PRIMARY KEY, v BLOB NOT NULL, t INTEGER NOT NULL)"
         )
 
-    def get(self, texts: Sequence[str]) -> dict[str, tuple[np.ndarray, bool]]:
-        """The cached (embedding, truncated) of each of ``texts`` that has one."""
+    def get(self, texts: Sequence[str], dim: int) -> dict[str, tuple[np.ndarray, bool]]:
+        """The cached (embedding, truncated) of each of ``texts`` that has one. An entry that is
+        not ``dim`` finite floats (a file damaged, or written by other code) is none: the text
+        is embedded again, and :meth:`put` replaces it."""
         by_key = {key_of(t): t for t in texts}
         keys = list(by_key)
         found = {}
@@ -79,7 +81,10 @@ class EmbeddingCache:
             part = keys[i : i + _CHUNK]
             marks = ",".join("?" * len(part))
             for k, v, t in self.db.execute(f"SELECT k, v, t FROM e WHERE k IN ({marks})", part):
-                found[by_key[k]] = (np.frombuffer(v, dtype=np.float32), bool(t))
+                if isinstance(v, bytes) and len(v) == 4 * dim:
+                    vector = np.frombuffer(v, dtype=np.float32)
+                    if np.isfinite(vector).all():
+                        found[by_key[k]] = (vector, bool(t))
         return found
 
     def put(self, texts: Sequence[str], vectors: np.ndarray, truncated: Sequence[bool]) -> None:
@@ -89,7 +94,7 @@ class EmbeddingCache:
         ]
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany("INSERT OR IGNORE INTO e VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO e VALUES (?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -48,15 +48,25 @@ class ModelCard:
         smaller of the model's positions and the tokenizer's ``model_max_length``)."""
         folder = Path(path)
         if max_length is None:
-            st_config = folder / "sentence_bert_config.json"
-            if st_config.is_file():
-                max_length = json.loads(st_config.read_text()).get("max_seq_length")
+            max_length = _config(folder, "sentence_bert_config.json").get("max_seq_length")
         if max_length is None:
-            limits = [json.loads((folder / "config.json").read_text()).get("max_position_embeddings")]
-            tok_config = folder / "tokenizer_config.json"
-            if tok_config.is_file():
-                limits.append(json.loads(tok_config.read_text()).get("model_max_length"))
-            max_length = min(int(x) for x in limits if isinstance(x, int | float) and x < 1e9)
+            limits = [
+                _config(folder, "config.json").get("max_position_embeddings"),
+                _config(folder, "tokenizer_config.json").get("model_max_length"),
+            ]
+            usable = [int(x) for x in limits if type(x) in (int, float) and 1 < x < 1e9]
+            if not usable:
+                raise InputError(
+                    f"--model {folder}: says nowhere how long a text it reads (max_seq_length in "
+                    "sentence_bert_config.json, max_position_embeddings in config.json, model_max_length "
+                    "in tokenizer_config.json); set one of them"
+                )
+            max_length = min(usable)
+        if not (type(max_length) in (int, float) and 2 <= max_length < 1e9 and max_length == int(max_length)):
+            raise InputError(
+                f"--model {folder}: sentence_bert_config.json's max_seq_length must be a whole number of "
+                f"tokens, got {max_length!r}"
+            )
         return cls(str(folder), pooling_of(folder), int(max_length))
 
 
@@ -72,6 +82,12 @@ def model_folder(spec: str) -> str:
                 "or Hugging Face model folder (one saved with save_pretrained)"
             )
         return spec
+    if os.path.exists(spec) or spec.startswith(("/", ".", "~")) or spec.count("/") > 1:  # no hub id
+        what = "is a file" if os.path.exists(spec) else "no such folder"
+        raise InputError(
+            f"--model {spec}: {what}; pass a model folder (config.json, tokenizer.json and the weights) "
+            "or a hub id (owner/name)"
+        )
     try:
         folder = hub.locate(spec)
         if folder is None:
@@ -79,8 +95,10 @@ def model_folder(spec: str) -> str:
 
             with hub.quiet_hub():
                 folder = snapshot_download(spec)
-    except hub.HubError as exc:
-        raise InputError(f"--model {spec}: {exc}") from None
+    except hub.HubError as exc:  # the tokenizer's words, but a model is no tokenizer.json
+        raise InputError(
+            f"--model {spec}: {str(exc).replace(hub.LOCAL_WAYS, 'or pass a local model folder')}"
+        ) from None
     except Exception as exc:  # a download that failed half-way: the hub's own errors
         raise InputError(
             f"--model {spec}: cannot be downloaded ({' '.join(str(exc).split())[:160]})"
@@ -97,6 +115,8 @@ def load_encoder(opts) -> TextEncoder:
 
             torch.set_num_threads(opts.threads)  # workers side by side: no core asked for twice
         encoder = TextEncoder(ModelCard.read(opts.model), opts.device, opts.token_budget)
+    except InputError:
+        raise  # the device's, said already
     except ImportError as exc:
         raise InputError(
             f"--model needs torch and transformers ({exc}): pip install 'lenprof[train]'"
@@ -110,13 +130,42 @@ def load_encoder(opts) -> TextEncoder:
     return encoder
 
 
+def torch_device(spec: str):
+    """``--device`` as torch's device (``auto``: CUDA where there is one, else the CPU), or
+    :class:`InputError` saying it cannot be used here: not a device, or one this machine lacks."""
+    import torch
+
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+        torch.empty(0, device=device)  # a device this machine lacks fails here, not as the model's fault
+    except Exception as exc:  # RuntimeError, or AssertionError: "Torch not compiled with CUDA enabled"
+        raise InputError(
+            f"--device {spec}: cannot be used here ({' '.join(str(exc).split())[:120]}); use auto, cpu or cuda:N"
+        ) from None
+    return device
+
+
 def pooling_of(folder: str | Path) -> str:
     """``mean`` or ``cls``: what a sentence-transformers folder's ``1_Pooling/config.json``
     says, else ``cls`` (BGE's choice). The trainer pools by it too (``train/model.py``)."""
-    config = Path(folder) / "1_Pooling" / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("pooling_mode_mean_tokens"):
-        return "mean"
-    return "cls"
+    return "mean" if _config(Path(folder), "1_Pooling/config.json").get("pooling_mode_mean_tokens") else "cls"
+
+
+def _config(folder: Path, name: str) -> dict:
+    """The JSON object in ``folder/name``, {} when there is no such file; :class:`InputError`
+    naming the file when it holds something else."""
+    path = folder / name
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"--model {folder}: {name} cannot be read as JSON ({exc})") from None
+    if not isinstance(found, dict):
+        raise InputError(f"--model {folder}: {name} holds a JSON {type(found).__name__}, not an object")
+    return found
 
 
 class TextEncoder:
@@ -131,9 +180,7 @@ class TextEncoder:
 
         hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
         self.card, self.token_budget = card, token_budget
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModel.from_pretrained(card.path, dtype=dtype).to(self.device).eval()
         self.tokenizer = Tokenizer.from_file(str(Path(card.path) / "tokenizer.json"))
@@ -174,7 +221,7 @@ class TextEncoder:
             self.truncated += int(cut.sum())
             return out
         try:
-            found = self.cache.get(texts)
+            found = self.cache.get(texts, self.dim)
         except sqlite3.Error:
             self.cache, found = None, {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
@@ -223,6 +270,16 @@ class TextEncoder:
                     self.halved += 1
                     continue
                 done += len(rows)
+        broken = ~np.isfinite(out).all(axis=1)
+        if broken.any():  # a NaN score would be written as such, and distilled from
+            first = texts[int(np.argmax(broken))]
+            hint = (
+                ", or bf16 overflows on this device: try --device cpu" if self.device.type == "cuda" else ""
+            )
+            raise InputError(
+                f"--model {self.card.path}: {int(broken.sum())} of {len(texts)} texts embed to NaN or inf "
+                f"(the first: {first[:60]!r}): the model's weights are broken{hint}"
+            )
         return out, cut
 
     def _pooled(self, input_ids, attention_mask) -> np.ndarray:
