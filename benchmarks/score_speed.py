@@ -10,6 +10,7 @@ between the embeddings (they must agree: the issue allows 1e-3).
     python benchmarks/make_corpus.py --rows 20000 --out-dir /tmp/score
     python benchmarks/score_speed.py /tmp/score/mined-20000x9-r4.jsonl --runs 3
     python benchmarks/score_speed.py /tmp/score/mined-20000x9-r4.jsonl --runs 1 --scan-only  # of record
+    python benchmarks/score_speed.py /tmp/score/mined-20000x9-r4.jsonl --limit 2500 --runs 1 --budgets 512,2048,8192,16384
 """
 
 from __future__ import annotations
@@ -59,12 +60,41 @@ def pooled(pool, model: str, texts: list[str], workers: int) -> np.ndarray:
     return out
 
 
+def sweep(model: str, texts: list[str], budgets: list[int], runs: int) -> None:
+    """The encoder's time at each token budget, one torch thread (as each scan worker runs it),
+    budgets taken in turn, ``runs`` times."""
+    import torch
+
+    from lenprof.score.encoder import ModelCard, TextEncoder
+
+    torch.set_num_threads(1)
+    card = ModelCard.read(model)
+    encoders = {b: TextEncoder(card, device="cpu", token_budget=b) for b in budgets}
+    for enc in encoders.values():
+        enc.encode(texts[:50])  # first calls' set-up, before the clock
+    times: dict[int, list[float]] = {b: [] for b in budgets}
+    for _ in range(runs):
+        for b, enc in encoders.items():
+            start = time.perf_counter()
+            enc.encode(texts)
+            times[b].append(time.perf_counter() - start)
+    print(f"{len(texts):,} texts, one torch thread, load {os.getloadavg()[0]:.2f}")
+    print(f"{'token budget':>12} {'median s':>9} {'min-max':>13}")
+    for b, ts in times.items():
+        print(f"{b:>12,} {statistics.median(ts):>9.1f} {min(ts):>6.1f}-{max(ts):<6.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus")
     ap.add_argument("--model", help="a sentence-transformers folder (default: the packaged MiniLM)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=int, help="only the first N distinct texts")
+    ap.add_argument(
+        "--budgets",
+        help="instead: time lenprof's encoder, one torch thread, at each of these token budgets "
+        "(comma-separated), on the same texts",
+    )
     ap.add_argument(
         "--scan-only",
         action="store_true",
@@ -83,6 +113,8 @@ def main() -> None:
 
     model = args.model or str(packaged_model_weights())
     texts = distinct_texts(args.corpus, args.limit)
+    if args.budgets:
+        return sweep(model, texts, [int(b) for b in args.budgets.split(",")], args.runs)
     peer = SentenceTransformer(model, device=args.device)
     ours = TextEncoder(ModelCard.read(model), device=args.device)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "

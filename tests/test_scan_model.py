@@ -216,7 +216,7 @@ def test_a_text_over_the_models_limit_is_scored_truncated_and_said(tmp_path):
     data.write_text(json.dumps({"query": "what is a cat", "pos": [long], "neg": ["a dog barks"]}) + "\n")
     result = run_cli("scan", str(data), "--model", str(MODEL), "--tokenizer", str(MODEL))
     assert result.returncode == 0, result.stderr
-    assert "1 texts over the model's limit were scored truncated" in result.stdout
+    assert "1 text over the model's limit was scored truncated" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -418,3 +418,77 @@ def test_a_rescan_takes_every_embedding_from_the_disk_cache(tmp_path, docstrings
     assert "from the cache" not in third
     assert again == rows
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.sqlite"))) == 1
+
+
+def test_without_a_tokenizer_the_lengths_are_the_models_own(tmp_path):
+    """``scan --model M`` without --tokenizer measured lengths with the packaged MiniLM, whatever
+    M was; now, as ``lenprof train`` does, with M's own tokenizer. Here M is a cased copy of
+    MiniLM (its uncased vocabulary makes every capitalised word [UNK]): the lengths must be what
+    transformers' AutoTokenizer of M gives, which the packaged tokenizer does not."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "cased"
+    shutil.copytree(MODEL, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["normalizer"]["lowercase"] = False
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    query = "WHAT IS THE CATALOGUE OF ZEBRAS"
+    want = len(AutoTokenizer.from_pretrained(str(folder))(query)["input_ids"])
+    packaged = len(AutoTokenizer.from_pretrained(str(MODEL))(query)["input_ids"])
+    assert want != packaged  # else the test could not tell them apart
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"query": query, "pos": ["a cat"], "neg": ["a dog barks"]}) + "\n")
+    out = tmp_path / "p.json"
+    result = run_cli("scan", str(data), "--model", str(folder), "--out", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert "the default; set --tokenizer" not in result.stderr
+    assert json.loads(out.read_text())["fields"]["query"]["max"] == want
+
+
+def test_add_scores_on_a_sentence_transformers_layout_asks_for_flagembedding_rows(tmp_path):
+    """sentence-transformers reads every column but a label as an input: pos_scores/neg_scores
+    columns added to its rows would be texts to it. One line, asking for the FlagEmbedding
+    format, which writes them where FlagEmbedding reads them."""
+    data = tmp_path / "st.jsonl"
+    data.write_text(
+        json.dumps({"anchor": "what is a cat", "positive": "a cat is a pet", "negative": "rust"}) + "\n"
+    )
+    result, out = scan(tmp_path, data, "--add-scores")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "--clean-format flagembedding" in result.stderr
+    result, out = scan(tmp_path, data, "--add-scores", "--clean-format", "flagembedding")
+    assert result.returncode == 0, result.stderr
+    _, cleaned, _ = read(out)
+    assert set(cleaned[0]) == {"query", "pos", "neg", "pos_scores", "neg_scores"}
+
+
+def test_a_row_without_negatives_is_not_too_easy_and_gets_an_empty_list(tmp_path):
+    """A row kept without negatives (--min-neg 0) has a loss of 0 of its own by definition: it
+    is not flagged too easy (was: always). Written beside rows that have negatives, it gets
+    ``"neg": []``, not null (FlagEmbedding takes len() of it)."""
+    data = tmp_path / "rows.jsonl"
+    rows = [
+        {"query": "what is a cat", "pos": ["a cat is a small domesticated mammal"]},
+        {"query": "what is rust", "pos": ["rust is a systems programming language"], "neg": ["a cat"]},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, out = scan(tmp_path, data, "--min-neg", "0", "--add-scores")
+    assert result.returncode == 0, result.stderr
+    profile, cleaned, _ = read(out)
+    assert cleaned[0]["neg"] == [] and cleaned[1]["neg"] == ["a cat"]
+    loss = lambda p, n: np.logaddexp.reduce(np.array([p, *n]) / 0.02) - p / 0.02  # noqa: E731
+    easy = sum(
+        1 for r in cleaned if r["neg"] and max(loss(p, r["neg_scores"]) for p in r["pos_scores"]) < 1e-3
+    )
+    assert profile["samples"]["warnings"].get("too_easy", 0) == easy
+
+
+@pytest.mark.parametrize("value", ["1e-320", "0.00009"])
+def test_a_temperature_too_small_to_divide_by_is_a_usage_error(tmp_path, value):
+    """1/T overflowed to inf and the profile held NaN losses (invalid JSON)."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n")
+    result, _ = scan(tmp_path, data, "--temperature", value)
+    assert result.returncode == 2 and "--temperature" in result.stderr, result.stderr

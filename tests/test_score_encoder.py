@@ -158,3 +158,32 @@ def test_a_model_that_makes_nan_embeddings_is_one_line(tmp_path):
         match=r"2 of 2 texts embed to NaN or inf \(the first: 'what is a cat'\): the model's weights are broken$",
     ):
         enc.encode(["what is a cat", "x"])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_cache_file_that_is_no_database_is_started_again(tmp_path, damage):
+    """A cache file SQLite cannot read (written over, or cut short) was skipped silently by every
+    later scan, each embedding everything again; it is now removed and made again, so the scan
+    after the one that finds it reads its embeddings from the cache."""
+    texts = TEXTS[:6]
+    enc = TextEncoder(ModelCard.read(MODEL), device="cpu")
+    enc.use_cache(tmp_path)
+    want = enc.encode(texts)
+    enc.cache.db.close()
+    (path,) = tmp_path.glob("*.sqlite")
+    for side in tmp_path.glob("*.sqlite-*"):  # the WAL's files: what SQLite would read back
+        side.unlink()
+    if damage == "garbage":
+        path.write_bytes(b"not a database, " * 4096)
+    else:
+        data = path.read_bytes()
+        assert len(data) > 8192, "the test needs a file of several pages"
+        path.write_bytes(data[: len(data) // 2] + b"\xff" * 100)
+    runs = []
+    for _ in range(2):
+        again = TextEncoder(ModelCard.read(MODEL), device="cpu")
+        again.use_cache(tmp_path)
+        got = again.encode(texts)
+        assert np.abs(got - want).max() < 1e-6
+        runs.append(again.from_cache)
+    assert runs == [0, len(texts)]

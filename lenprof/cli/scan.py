@@ -140,7 +140,7 @@ def scan_command(args: ScanArgs) -> None:
 def _say_what_was_done(args: ScanArgs, profile: Profile, rendered: str) -> None:
     """stdout gets the rendered profile; stderr one line per thing worth knowing, in this order."""
     quiet, run = args.quiet, profile.run
-    if not args.tokenizer:
+    if not args.tokenizer and not args.model:
         click.echo(f"lenprof: {DEFAULT_TOKENIZER_NOTE}", err=True)  # even with -q: see the note
     if args.workers is not None and run.workers is not None and run.workers < args.workers:
         log(

@@ -71,7 +71,9 @@ class ScanArgs:
 
     @property
     def tokenizers(self) -> list[str | None]:
-        return list(self.tokenizer) or [None]
+        """The --tokenizer values; without one, the --model's own tokenizer (lengths are measured
+        as the model will read them, as ``lenprof train`` does), else None: the packaged one."""
+        return list(self.tokenizer) or [self.model]
 
     def scan_options(self) -> ScanOptions:
         """How rows are read, checked and measured; raises what ``usage_errors`` turns into exit 2."""
@@ -293,7 +295,7 @@ scan_options = opt.together(
     ),
     click.option(
         "--temperature",
-        type=Finite(min=0, min_open=True),
+        type=Finite(min=1e-4),  # below it 1/T overflows into NaN losses; trainers use 0.01-0.1
         default=TEMPERATURE,
         show_default=True,
         metavar="T",

@@ -263,6 +263,11 @@ def make_plan(
             )
         cleaned.refuse_strangers(outputs.clean, [*clean, *outputs.files().values()])
     files.update({f"clean {n}": path for n, path in enumerate(dict.fromkeys(clean))})
+    if score is not None:  # the model's folder, found first: a bad --model is said as such, not as
+        # the tokenizer it also gives when no --tokenizer is
+        from lenprof.score.encoder import model_folder  # only with --model: no scan pays its imports
+
+        score = dataclasses.replace(score, model=model_folder(score.model))
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     compared = [t if isinstance(t, LoadedTokenizer) else load_tokenizer(t) for t in others]
     tested = discover(list(against), whole=True)
@@ -273,10 +278,7 @@ def make_plan(
         )
     # test files and the tokenizers' own files are inputs too: no output may replace them
     protected = on_disk + [i.path for i in tested] + _tokenizer_files([tok, *compared])
-    if score is not None:  # the model's folder: found first, and its files are inputs too
-        from lenprof.score.encoder import model_folder  # only with --model: no scan pays its imports
-
-        score = dataclasses.replace(score, model=model_folder(score.model))
+    if score is not None:  # the model's files are inputs too
         protected += [e.path for e in os.scandir(score.model) if e.is_file()]
     out.vet(files, protected, row_outputs=[k for k in files if k.startswith("clean")] + ["rejects"])
     options = options or ScanOptions()
@@ -308,6 +310,17 @@ def make_plan(
         plan, out_of_core=plan.size_hint() > OUT_OF_CORE_AT * memory_budget, score=score
     )
     if score is not None:
+        columned = [
+            i.path
+            for i, lay in zip(inputs, layouts, strict=True)
+            if lay.name.startswith("sentence-transformers")
+        ]
+        if score.add_scores and outputs.clean and outputs.clean_format == "input" and columned:
+            raise InputError(
+                f"{columned[0]}: --add-scores writes FlagEmbedding's pos_scores/neg_scores, and a "
+                "sentence-transformers dataset given those columns reads them as more inputs: add "
+                "--clean-format flagembedding (or leave out --add-scores)"
+            )
         if plan.out_of_core:
             raise InputError(
                 f"--model scores a corpus in memory, and this one is over {OUT_OF_CORE_AT}x the memory budget "

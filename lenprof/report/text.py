@@ -138,7 +138,11 @@ def scoring_lines(profile: Profile) -> list[str]:
         return []
     lines = [f"model     {sc['model']} ({sc['pooling']} pooling, temperature {sc['temperature']:g})"]
     if sc.get("texts_truncated"):
-        lines.append(f"          {sc['texts_truncated']} texts over the model's limit were scored truncated")
+        n = sc["texts_truncated"]
+        lines.append(
+            f"          {n} {'text' if n == 1 else 'texts'} over the model's limit {'was' if n == 1 else 'were'} "
+            "scored truncated"
+        )
     f = sc.get("forecast")
     if f is not None and f["batches"]:
         loss = f["loss"]

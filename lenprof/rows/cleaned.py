@@ -58,11 +58,13 @@ def input_row(row: Checked) -> dict:
     return obj
 
 
-def fills(query_instruction: str | None) -> dict[str, str]:
+def fills(query_instruction: str | None) -> dict[str, str | list]:
     """What a cleaned row lacking a key gets, for the keys not filled with null (see above): the
-    prompt once any row has one, and a ``type``, as FlagEmbedding's same-dataset mode crashes on
-    a null one and asserts one type a batch ("normal" is what no type means there)."""
-    return {"prompt": "" if query_instruction is None else query_instruction, "type": "normal"}
+    prompt once any row has one; a ``type``, as FlagEmbedding's same-dataset mode crashes on
+    a null one and asserts one type a batch ("normal" is what no type means there); and no
+    negatives as an empty list (a row kept without any under ``--min-neg 0``), as FlagEmbedding
+    takes ``len()`` of a row's ``neg``, which a null breaks."""
+    return {"prompt": "" if query_instruction is None else query_instruction, "type": "normal", "neg": []}
 
 
 def is_folder(target: str) -> bool:

@@ -17,6 +17,7 @@ tests/test_score_encoder.py holds them to sentence-transformers' ``encode`` (mea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,7 +31,7 @@ from lenprof.count import hub
 from lenprof.count.load import cache_dir
 from lenprof.errors import InputError
 from lenprof.score.cache import EmbeddingCache, model_key
-from lenprof.score.options import TOKEN_BUDGET
+from lenprof.score.options import CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET
 
 
 @dataclass(frozen=True)
@@ -172,15 +173,18 @@ class TextEncoder:
     """The model of ``card`` on ``device`` (``auto``: CUDA in bf16 where there is one, else the
     CPU in fp32), encoding texts in length-packed batches of at most ``token_budget`` tokens."""
 
-    def __init__(self, card: ModelCard, device: str = "auto", token_budget: int = TOKEN_BUDGET):
+    def __init__(self, card: ModelCard, device: str = "auto", token_budget: int | None = None):
         import torch
         from tokenizers import Tokenizer
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # stderr carries lenprof's own lines
-        self.card, self.token_budget = card, token_budget
+        self.card = card
         self.device = torch_device(device)
+        if token_budget is None:  # small batches stay in a CPU's caches; a GPU wants large ones
+            token_budget = CPU_TOKEN_BUDGET if self.device.type == "cpu" else GPU_TOKEN_BUDGET
+        self.token_budget = token_budget
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModel.from_pretrained(card.path, dtype=dtype).to(self.device).eval()
         self.tokenizer = Tokenizer.from_file(str(Path(card.path) / "tokenizer.json"))
@@ -194,13 +198,30 @@ class TextEncoder:
         self.from_cache = 0  # texts whose embedding the cache had, over every call
 
     def use_cache(self, folder: Path) -> None:
-        """Keep embeddings in ``folder`` between scans; a cache that cannot be opened is none."""
+        """Keep embeddings in ``folder`` between scans; a cache that cannot be opened is none
+        (this scan embeds every text), and one that is no database (damaged) is started again."""
         kind = f"{self.device.type}:{'bf16' if self.device.type == 'cuda' else 'fp32'}"
         key = model_key(self.card.path, self.card.pooling, self.card.max_length, kind)
+        self._cache_path = folder / f"{key}.sqlite"
         try:
-            self.cache = EmbeddingCache(folder / f"{key}.sqlite")
-        except (OSError, sqlite3.Error):
+            self.cache = EmbeddingCache(self._cache_path)
+        except (OSError, sqlite3.Error) as exc:
             self.cache = None
+            self._start_again(exc)
+
+    def _start_again(self, exc: BaseException) -> None:
+        """After a cache error: a file SQLite cannot read as a database (not a lock, not a
+        read-only disk: those are ``OperationalError``) is removed and made again, else every
+        later scan would skip the cache too. What it held is embedded again; nothing else is lost."""
+        self.cache = None
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+            return
+        path = str(self._cache_path)
+        for stale in (path, f"{path}-wal", f"{path}-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.cache = EmbeddingCache(self._cache_path)
 
     @property
     def dim(self) -> int:
@@ -222,16 +243,17 @@ class TextEncoder:
             return out
         try:
             found = self.cache.get(texts, self.dim)
-        except sqlite3.Error:
-            self.cache, found = None, {}
+        except sqlite3.Error as exc:
+            self._start_again(exc)
+            found = {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             vectors, cut = self._encode(missing)
             if self.cache is not None:
                 try:
                     self.cache.put(missing, vectors, cut.tolist())
-                except sqlite3.Error:
-                    self.cache = None
+                except sqlite3.Error as exc:
+                    self._start_again(exc)
             found.update(zip(missing, zip(vectors, cut.tolist(), strict=True), strict=True))
         self.from_cache += len(texts) - len(missing)
         self.truncated += sum(1 for t in texts if found[t][1])

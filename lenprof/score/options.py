@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from lenprof.score.rows import DUP_COSINE, FN_RATIO, TEMPERATURE
 
-TOKEN_BUDGET = 16_384  # tokens a batch computes, padding included: ~2 MB of activations a layer for MiniLM
+# Tokens a batch computes, padding included. On a CPU a small batch stays in the caches: one torch
+# thread embeds 2,500 texts with MiniLM in 18.5-19.5 s at budgets of 512 to 4,096 tokens, 24.2 s at
+# 8,192 and 26.2 s at 16,384 (benchmarks/score_speed.py --budgets); a GPU wants large batches.
+CPU_TOKEN_BUDGET = 2_048
+GPU_TOKEN_BUDGET = 16_384
 FORECAST_STEPS = 50  # batches the forecast draws: the first steps a run logs
 DEFAULT_GROUP_SIZE = 8  # FlagEmbedding's train_group_size default
 
@@ -23,7 +27,7 @@ class ScoreOptions:
     batch_size: int = 32  # per device, as the trainer will use it (the forecast's batches)
     steps: int = FORECAST_STEPS
     seed: int = 42  # the trainer's default seed
-    token_budget: int = TOKEN_BUDGET
+    token_budget: int | None = None  # None: by the device (CPU_ or GPU_TOKEN_BUDGET)
     cache: bool = True  # keep embeddings on disk between scans (``cache.py``)
     threads: int | None = None  # torch threads a worker scores with (set by the engine: cores / workers)
 

@@ -11,7 +11,9 @@ A row is a query, its positives and its negatives, each an embedding of unit len
 - the row is **too easy** when its InfoNCE loss, at the trainer's temperature, is below
   ``1e-3`` with each of its positives: ``-log(e^(s(p)/t) / (e^(s(p)/t) + sum_n e^(s(n)/t)))``,
   as FlagEmbedding computes it for one positive and the row's negatives (in-batch negatives
-  only add to the sum, so this is the loss's floor). Such a row's gradient is ~nothing.
+  only add to the sum, so this is the loss's floor). Such a row's gradient is ~nothing. A row
+  with no negative of its own is never too easy: its loss is 0 by definition, and what it
+  learns from comes from the batch's other rows.
 
     >>> q = np.array([1.0, 0.0]); p = np.array([[1.0, 0.0]]); n = np.array([[0.0, 1.0], [0.99, 0.141]])
     >>> s = score_row(q, p, n)
@@ -59,7 +61,7 @@ def score_row(
         neg=s_neg.tolist(),
         false_negatives=np.flatnonzero(flagged).tolist(),
         loss=loss,
-        too_easy=bool(len(s_pos)) and loss < EASY_LOSS,
+        too_easy=bool(len(s_pos)) and bool(len(s_neg)) and loss < EASY_LOSS,
     )
 
 
