@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from lenprof.score.rows import DUP_COSINE, FN_RATIO, TEMPERATURE
 
 # Tokens a batch computes, padding included. On a CPU a small batch stays in the caches: one torch
-# thread embeds 2,500 texts with MiniLM in 18.5-19.5 s at budgets of 512 to 4,096 tokens, 24.2 s at
-# 8,192 and 26.2 s at 16,384 (benchmarks/score_speed.py --budgets); a GPU wants large batches.
+# thread embeds 2,500 texts with MiniLM in 27.8 s at a budget of 512 tokens, 29.4 s at 2,048, 35.7 s
+# at 8,192 and 36.7 s at 16,384 (benchmarks/score_speed.py --budgets; benchmarks/README.md); a
+# GPU wants large batches.
 CPU_TOKEN_BUDGET = 2_048
 GPU_TOKEN_BUDGET = 16_384
 FORECAST_STEPS = 50  # batches the forecast draws: the first steps a run logs
