@@ -77,7 +77,7 @@ class RayActors:
                 raise InputError(str(cause)) from None
             raise WorkerFailed(f"a Ray worker failed: {type(cause).__name__}: {cause}") from None
         except RayActorError as exc:
-            raise WorkerFailed(f"a Ray worker died{_death(str(exc))}\n{exc}") from None
+            raise WorkerFailed(f"a Ray worker died{_death(str(exc), _node_of(exc))}\n{exc}") from None
 
     def close(self) -> None:
         import ray
@@ -87,18 +87,37 @@ class RayActors:
         self._actors, self._pending = [], {}
 
 
-def _death(text: str) -> str:
+def _death(text: str, ip: str | None = None) -> str:
     """Where and why an actor died, from Ray's message, for the one line a user sees: Ray's own
-    first line is the same for every death, the cause is on a later one.
+    first line is the same for every death, the cause is on a later one. ``ip``: the actor's
+    node, for a message that does not say it (an actor whose connection was cut: "unavailable").
 
     >>> _death("The actor died unexpectedly before finishing this task.\\n\\tip: 10.0.0.7\\n"
     ...        "The actor died because its node has died. Node Id: 1f\\n\\tthe node was terminated")
     ' on 10.0.0.7: The actor died because its node has died. Node Id: 1f'
+    >>> _death("The actor 9d is unavailable: RpcError: Connection reset by peer.", "10.0.0.8")
+    ' on 10.0.0.8: The actor 9d is unavailable: RpcError: Connection reset by peer.'
     """
     lines = text.splitlines() or [""]
     fields = dict(line.strip().split(": ", 1) for line in lines[1:] if line[:1] == "\t" and ": " in line)
     causes = [line for line in lines[1:] if line.strip() and line[:1] != "\t"]
-    return (f" on {fields['ip']}" if "ip" in fields else "") + f": {causes[0] if causes else lines[0]}"
+    where = fields.get("ip") or ip
+    return (f" on {where}" if where else "") + f": {causes[0] if causes else lines[0]}"
+
+
+def _node_of(exc) -> str | None:
+    """The address of the node a failed actor ran on, asked of Ray's state API (a few seconds
+    at most); None where Ray's message says it, or Ray cannot tell."""
+    if "\tip: " in str(exc) or not getattr(exc, "actor_id", None):
+        return None
+    try:
+        import ray
+        from ray.util.state import get_actor
+
+        node = get_actor(exc.actor_id, timeout=5).node_id
+        return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node), None)
+    except Exception:  # the state API unreachable, or the actor already forgotten
+        return None
 
 
 class RayEngine:

@@ -153,8 +153,7 @@ def check_row(
     scores: bool = True,
 ) -> Checked | Dropped:
     """The fate of one row as read (a line's bytes, a Parquet row, a line too long to read, or a
-    row a reader could not read). ``scores=False`` (``scan --model --add-scores``, which writes
-    scores of its own) drops no row for the ``pos_scores``/``neg_scores`` it had."""
+    row a reader could not read); ``scores=False``: its own scores are replaced, so never checked."""
     if isinstance(data, LineTooLong):
         return Dropped("line_too_long", f"{data.length:,} bytes, over --max-line-bytes {max_line_bytes:,}")
     if isinstance(data, Unreadable):
@@ -192,10 +191,8 @@ def check_row(
         if why:
             return Dropped("text_too_long", why)
     for key, texts in (("pos_scores", pos), ("neg_scores", neg)) if scores else ():
-        if obj.get(key) is not None:
-            why = _bad_scores(obj[key], key, len(texts))
-            if why:
-                return Dropped("bad_scores", why)
+        if obj.get(key) is not None and (why := _bad_scores(obj[key], key, len(texts))):
+            return Dropped("bad_scores", why)
     if surrogate:
         return Dropped("invalid_utf8", f"{_surrogate_home(obj, fields)} holds a lone surrogate escape")
     # Valid JSON carries a control character only as an escape (\u..., \b, \f), DEL excepted,
