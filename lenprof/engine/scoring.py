@@ -55,11 +55,7 @@ def score_shard(
         gone = s.false_negatives if opts.drop_false_negatives else []
         stay = [k for k in range(len(s.neg)) if k not in set(gone)]  # the negatives written
         # the row the trainer reads has lost its false negatives: it is that row that may be too easy
-        easy = (
-            score_row(vectors[qi], vectors[pi], vectors[ni[stay]], temperature=opts.temperature)
-            if gone
-            else s
-        )
+        easy = s.keeping(stay, opts.temperature) if gone else s
         if easy.too_easy:
             out.warnings.append((i, "too_easy", _easy_detail(easy, opts.temperature)))
         if s.false_negatives and not gone:

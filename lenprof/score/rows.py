@@ -41,6 +41,12 @@ class RowScores:
     loss: float  # the row's InfoNCE loss with its hardest positive, its own negatives only
     too_easy: bool
 
+    def keeping(self, stay: list[int], temperature: float = TEMPERATURE) -> RowScores:
+        """The row with only its negatives at ``stay`` (the others removed), judged again from
+        the scores it has: its loss and whether it is too easy; nothing in it is flagged."""
+        neg = [self.neg[k] for k in stay]
+        return RowScores(self.pos, neg, [], *_judged(self.pos, np.array(neg), temperature))
+
 
 def score_row(
     q: np.ndarray,  # (d,)
@@ -55,14 +61,14 @@ def score_row(
     flagged = s_neg >= fn_ratio * s_pos.max() if len(s_pos) else np.zeros(len(s_neg), bool)
     if len(neg) and len(pos):
         flagged |= (neg @ pos.T).max(axis=1) >= dup_cosine  # (N, P) -> (N,)
-    loss = max((info_nce(float(sp), s_neg, temperature) for sp in s_pos), default=0.0)
-    return RowScores(
-        pos=s_pos.tolist(),
-        neg=s_neg.tolist(),
-        false_negatives=np.flatnonzero(flagged).tolist(),
-        loss=loss,
-        too_easy=bool(len(s_pos)) and bool(len(s_neg)) and loss < EASY_LOSS,
-    )
+    loss, too_easy = _judged(s_pos.tolist(), s_neg, temperature)
+    return RowScores(s_pos.tolist(), s_neg.tolist(), np.flatnonzero(flagged).tolist(), loss, too_easy)
+
+
+def _judged(s_pos: list[float], s_neg: np.ndarray, temperature: float) -> tuple[float, bool]:
+    """A row's loss with its hardest positive, and whether that makes it too easy (see above)."""
+    loss = max((info_nce(sp, s_neg, temperature) for sp in s_pos), default=0.0)
+    return loss, bool(s_pos) and bool(len(s_neg)) and loss < EASY_LOSS
 
 
 def info_nce(s_pos: float, s_neg: np.ndarray, temperature: float) -> float:
