@@ -10,11 +10,19 @@ An executor runs calls on workers: in this process (``local.Inline``), in worker
 (``pool.ProcessPool``) or as Ray actors (``ray.RayActors``). Calls to one worker run in the order
 they are sent; results come back in any order. Results never depend on the executor, the number
 of workers or the shard size.
+
+A shard is measured where it was checked (the worker holds its texts), and measuring is most of
+a scan's time, so a worker gets its next measure only when it has nothing else to do: the cheap
+calls sent meanwhile (the next shards' checks, the finished shards' renders) run between two
+measures instead of after all of them, so shards merge, the window moves on and no worker waits
+for another's queue (sent all at once, every window ended with the workers idle in turn). A new
+shard goes to the worker with the fewest shards still to measure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,6 +99,7 @@ class _Flight:
     first_line: int = 0
     keep: np.ndarray | None = None
     need: np.ndarray | None = None  # distinct texts this shard tokenizes
+    at: int = 0  # distinct texts the run counted before them (the self-check's first ones)
     ids: np.ndarray | None = None  # each distinct text's number in the text table
     measured: bool = False
 
@@ -109,6 +118,8 @@ def drive(
     window = window or 3 * executor.workers  # shards between dispatch and merge
     flights: dict[int, _Flight] = {}
     load = [0] * executor.workers  # calls sent to each worker and not yet answered
+    owed = [0] * executor.workers  # shards each worker checks or holds, not yet measured
+    queued: list[deque[int]] = [deque() for _ in range(executor.workers)]  # measures to send, in order
     decisions = Decisions(len(every))
     table = decisions.texts
     dispatched = decided = finished = merged = 0  # shards past each step, all in order
@@ -122,13 +133,20 @@ def drive(
         load[w] += 1
         executor.submit(w, call, *args)
 
+    def next_measures() -> None:
+        for w in range(executor.workers):
+            if not load[w] and queued[w]:  # nothing else to do: its renders and checks came first
+                k = queued[w].popleft()
+                send(k, "measure", k, flights[k].need, flights[k].at)
+
     while True:
         while not exhausted and dispatched - merged < window:
             shard = next(shards, None)
             if shard is None:
                 exhausted = True
                 break
-            w = min(range(executor.workers), key=load.__getitem__)
+            w = min(range(executor.workers), key=lambda w: (owed[w], load[w]))
+            owed[w] += 1
             flights[dispatched] = _Flight(
                 dataclasses.replace(shard, lines=None, rows=None), w
             )  # no data kept
@@ -136,7 +154,7 @@ def drive(
             dispatched += 1
         if exhausted and merged == dispatched:
             break
-
+        next_measures()
         call, value = executor.result()
         if call == "check":
             reports[value.index] = value
@@ -154,6 +172,7 @@ def drive(
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
             f.measured = True
+            owed[f.worker] -= 1
             totals.tokenize_seconds += value.seconds
         else:
             results[value.index] = value
@@ -164,11 +183,13 @@ def drive(
             d = decisions.decide(decided, f.shard.input, reports.pop(decided))
             f.first_line, f.keep, f.ids, f.need = d.first_line, d.keep, d.ids, d.need
             if len(f.need):
-                send(decided, "measure", decided, f.need, totals.tokenized)
+                f.at = totals.tokenized
+                queued[f.worker].append(decided)
                 for t in every:
                     t.tokenized += len(f.need)
             else:
                 f.measured = True
+                owed[f.worker] -= 1
             decided += 1
             if 2 * decisions.nbytes > plan.memory_budget:  # twice: while a table's arrays merge
                 raise OverBudget(f"{decisions.nbytes} bytes of decisions after {decided} shards")
