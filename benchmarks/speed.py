@@ -5,7 +5,8 @@ drift of the machine's speed hits them alike; the table gives each one's median 
 (min-max), its peak RSS (the largest single process, from the kernel) and the ratios.
 
   floor          benchmarks/floor.py: read with polars and count each distinct text once with
-                 encode_batch_fast, one process per core; nothing else (no checks, no numbers)
+                 encode_batch_fast, one process per core; nothing else (no checks, no numbers);
+                 with the tokenizer the trainer loads (transformers' AutoTokenizer), built untimed
   lenprof        `lenprof scan FILE --format json` (all cores; the piece caches where they apply)
   lenprof exact  the same with --exact-only: every distinct text through the tokenizer
   (CHECKOUT)     the same two from another checkout (--also), e.g. the commit before a change
@@ -40,6 +41,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floor import trainer_tokenizer  # noqa: E402
 from measure import measure, measure_cpu  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -97,11 +99,13 @@ def main() -> None:
     lenprof = [sys.executable, "-P", "-m", "lenprof", "scan"]
     trees = {"": HERE.parent, **{f" ({tree.name})": tree.resolve() for tree in args.also}}
     envs = {tag: {**os.environ, "PYTHONPATH": str(tree)} for tag, tree in trees.items()}
+    # the floor's tokenizer, as the trainer loads it, built once here, untimed (see floor.py)
+    floor_tokenizer = trainer_tokenizer(args.tokenizer, os.path.abspath("floor-tokenizer.json"))
     for corpus in args.corpora:
         scan = [str(corpus), "-q", "--format", "json", *tokenizer]
         contenders: dict[str, tuple[list[str], dict | None]] = {
             "floor (read + distinct texts, 1 proc/core)": (
-                [sys.executable, str(HERE / "floor.py"), str(corpus), *tokenizer[1:]],
+                [sys.executable, str(HERE / "floor.py"), str(corpus), floor_tokenizer],
                 None,
             )
         }
