@@ -70,6 +70,7 @@ class Totals:
     shards: int = 0
     tokenized: int = 0  # distinct texts counted
     fast: int = 0  # of them through the piece caches
+    path: str = "tokenizer"  # how they were counted, where some went through them (FastCounter.path)
     checked: int = 0  # of those, by the full tokenizer too
     tokenize_seconds: float = 0.0  # summed over workers
     others: list[Totals] = field(default_factory=list)  # the same, for each tokenizer compared
@@ -171,6 +172,7 @@ def drive(
             for k, t in enumerate(every):
                 t.fast += value.fast[k]
                 t.checked += value.checked[k]
+                t.path = value.paths[k] if value.fast[k] else t.path
             f.measured = True
             owed[f.worker] -= 1
             totals.tokenize_seconds += value.seconds

@@ -144,6 +144,7 @@ def drive_external(
             for i, t in enumerate(every):
                 t.fast += value.fast[i]
                 t.checked += value.checked[i]
+                t.path = value.paths[i] if value.fast[i] else t.path
             totals.tokenize_seconds += value.seconds
             lengths.add(records(counted, fp=value.prints, len=value.lengths.T))
 

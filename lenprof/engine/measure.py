@@ -62,6 +62,7 @@ def measure(
         [c.fast - f for c, (f, _) in zip(counters, before, strict=True)],
         [c.checked - k for c, (_, k) in zip(counters, before, strict=True)],
         next((c.mismatch for c in counters if c.mismatch is not None), None),
+        paths=[c.path for c in counters],
         vectors=vectors,
         truncated=truncated,
         from_cache=cached,

@@ -35,6 +35,7 @@ class Measured:
     vectors: np.ndarray | None = None  # float32 (texts asked for, dim): scan --model's embeddings
     truncated: int = 0  # of them, texts over the model's limit (embedded truncated)
     from_cache: int = 0  # of them, texts whose embedding was on disk from an earlier scan
+    paths: list[str] = field(default_factory=list)  # per tokenizer: how it counts (FastCounter.path)
 
 
 @dataclass

@@ -13,8 +13,6 @@ import os
 import time
 from collections.abc import Callable
 
-from lenprof.count.fast.rule import recognise
-from lenprof.count.tokenizer import LoadedTokenizer
 from lenprof.engine.driver import FastPathFailed, OverBudget, Progress, drive
 from lenprof.engine.external import drive_external
 from lenprof.engine.plan import Plan
@@ -186,7 +184,7 @@ def run(
                     prompted=sum(p.have["prompt"] for p in tally.stats.presence.values()) or None,
                     texts_tokenized=tally.tokenized,
                     counting=Counting(
-                        path=_counting_path(plan, tok, tally.fast),
+                        path=tally.path if tally.fast and not plan.exact_only else "tokenizer",
                         fast_share=round(tally.fast / tally.tokenized, 4) if tally.tokenized else 0.0,
                         self_checked=tally.checked,
                         fast_path_failed=fast_path_failed,
@@ -220,12 +218,6 @@ def run(
             )
             txn.text(out.report, report)
     return profiles
-
-
-def _counting_path(plan: Plan, tokenizer: LoadedTokenizer, fast: int) -> str:
-    """How the texts were counted: ``tokenizer``, or ``chunks:<family>`` (see ``count/fast/``)."""
-    rule = None if plan.exact_only or not fast else recognise(tokenizer.backend)
-    return f"chunks:{rule.family}" if rule else "tokenizer"
 
 
 def _layout(layout) -> tuple:
