@@ -37,7 +37,8 @@ class Normalizer:
     def __init__(self, backend: Any):
         self.whole = backend.normalizer.normalize_str if backend.normalizer is not None else str
         self.changed: list[tuple[str, str]] | None = None  # ASCII the map changes: None, no ASCII way
-        spec = json.loads(backend.to_str()).get("normalizer") or {}
+        # the normalizer's own JSON: a tokenizer's whole (its vocabulary) is megabytes to parse
+        spec = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else {}
         parts = spec.get("normalizers", []) if spec.get("type") == "Sequence" else [spec]
         steps = [_step(part) for part in parts[1:]]
         if not parts or parts[0].get("type") != "Precompiled" or None in steps:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from lenprof.count.exact import count_tokens
 from lenprof.count.fast.bytelevel import pipeline
 from lenprof.count.fast.cuts import _CHINESE, _spaced
 from lenprof.count.fast.unigram import Metaspace, metaspace_of
+from lenprof.count.spec import tokenizer_spec
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
@@ -52,7 +52,7 @@ class Rule:
 def recognise(backend: Any) -> Rule | None:
     """The rule for this tokenizer's pipeline, or None when no proof covers it."""
     try:
-        spec = json.loads(backend.to_str())
+        spec = tokenizer_spec(backend.to_str())
     except (ValueError, AttributeError):
         return None
     normalizer, pre, model, post = (

@@ -4,10 +4,11 @@ forward through a trie of the vocabulary (see :class:`WordPiece`)."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable
 
 import numpy as np
+
+from lenprof.count.spec import tokenizer_spec
 
 # A trie node: each next character -> the node after it; "" -> True where the text read so far
 # is an entry ("" is no character, so it never stands for one).
@@ -70,4 +71,4 @@ class WordPiece:
 
 @functools.lru_cache(maxsize=4)
 def wordpiece(tokenizer_json: str) -> WordPiece:
-    return WordPiece(json.loads(tokenizer_json)["model"])
+    return WordPiece(tokenizer_spec(tokenizer_json)["model"])
