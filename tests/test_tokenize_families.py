@@ -259,13 +259,43 @@ def test_cold_and_warm_counts_equal_autotokenizer(family, cache, monkeypatch):
 
     cold = load_tokenizer(str(family.folder))
     key = lf._folder_key(str(family.folder))
-    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json"]
+    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.tokenizer.json"]
     warm = warm_load(family.folder, monkeypatch)
 
     assert cold.count(TEXTS).tolist() == expected
     assert warm.count(TEXTS).tolist() == expected
     assert _limits(cold.info) == _limits(warm.info) == family.limits
     assert cold.info == warm.info  # name, source and sentence-transformers' limit too
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated", "removed"])
+def test_a_damaged_cached_tokenizer_is_built_again(families, cache, monkeypatch, damage):
+    """The cached tokenizer is read only if it is the very file its entry was written with: one
+    changed (a token's id swapped: still a valid tokenizer), cut short or gone is built again
+    through transformers, and counts as AutoTokenizer does."""
+    family = families("bert-uncased")
+    load_tokenizer(str(family.folder))
+    (stored,) = cache.glob("*.tokenizer.json")
+    data = stored.read_text(encoding="utf-8")
+    if damage == "edited":
+        spec = json.loads(data)
+        vocab = spec["model"]["vocab"]
+        a, b = list(vocab)[-2:]
+        vocab[a], vocab[b] = vocab[b], vocab[a]
+        stored.write_text(json.dumps(spec), encoding="utf-8")
+        assert Tokenizer.from_file(str(stored)) is not None  # still a tokenizer: only the digest tells
+    elif damage == "truncated":
+        stored.write_text(data[: len(data) // 2], encoding="utf-8")
+    else:
+        stored.unlink()
+    rebuilt: list[str] = []
+    real = lf._load_auto
+    monkeypatch.setattr(lf, "_load_auto", lambda *a, **k: (rebuilt.append(a[0]), real(*a, **k))[1])
+    again = load_tokenizer(str(family.folder))
+    assert rebuilt == [str(family.folder)]
+    assert again.count(TEXTS).tolist() == autotokenizer_lengths(family.folder, TEXTS)
+    assert stored.read_text(encoding="utf-8") == data  # and the cache is whole again
+    assert warm_load(family.folder, monkeypatch).count(TEXTS).tolist() == again.count(TEXTS).tolist()
 
 
 def test_warm_load_imports_neither_transformers_nor_torch(family, cache):
@@ -365,7 +395,7 @@ def test_editing_a_tokenizer_file_changes_the_cache_key(family, edit, cache, tmp
     texts = [probe, *TEXTS]
     assert lf._folder_key(str(folder)) != key_before
     after = load_tokenizer(str(folder))
-    assert len(list(cache.iterdir())) == 2  # the stale entry stays, unread
+    assert len(list(cache.glob("*.tokenizer.json"))) == 2  # the stale entry stays, unread
     expected = autotokenizer_lengths(folder, texts)
     assert after.count(texts).tolist() == expected
     assert warm_load(folder, monkeypatch).count(texts).tolist() == expected

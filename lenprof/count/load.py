@@ -34,7 +34,7 @@ from lenprof.count.tokenizer import (
     packaged_model_path,
 )
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 # A folder holds a tokenizer if it has one of these (the vocabularies: with a config.json).
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -121,10 +121,17 @@ def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
     except OSError as exc:
         raise TokenizerError(f"--tokenizer {name}: cannot read {folder} ({exc.strerror})") from exc
     entry = cache_dir() / "tokenizers" / f"{key}.json"
+    # The tokenizer's JSON in a file of its own, parsed once, by Rust (inside the entry's JSON it
+    # was parsed twice: a real vocabulary's megabytes), written before the entry that names its
+    # digest: an entry is read only with the very tokenizer it was written with.
+    backend_file = entry.with_name(f"{key}.tokenizer.json")
     try:
         cached = json.loads(entry.read_text(encoding="utf-8"))
         info = TokenizerInfo.from_dict({**cached["info"], "name": name, "source": source})
-        backend = Tokenizer.from_str(cached["backend"])
+        data = backend_file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != cached["backend_sha256"]:
+            raise ValueError(f"{backend_file} is not the file its entry was written with")
+        backend = Tokenizer.from_str(data.decode("utf-8"))
         # split_special_tokens lives on the Rust object, outside its JSON
         backend.encode_special_tokens = cached["encode_special_tokens"]
         return LoadedTokenizer(info, backend)
@@ -133,27 +140,28 @@ def _load_folder(folder: str, name: str, source: str) -> LoadedTokenizer:
     if source == "packaged" and not has_transformers():
         return _load_packaged(folder)
     loaded = _load_auto(folder, name=name, source=source)
-    _store(
-        entry,
-        {
+    data = loaded.backend.to_str().encode("utf-8")
+    if _store(backend_file, data):
+        entry_json = {
             "info": asdict(loaded.info),
-            "backend": loaded.backend.to_str(),
+            "backend_sha256": hashlib.sha256(data).hexdigest(),
             "encode_special_tokens": bool(getattr(loaded.backend, "encode_special_tokens", False)),
-        },
-    )
+        }
+        _store(entry, json.dumps(entry_json).encode("utf-8"))
     return loaded
 
 
-def _store(entry: Path, value: dict) -> None:
-    """Write a cache entry atomically; a cache that cannot be written is no error."""
+def _store(path: Path, data: bytes) -> bool:
+    """Write a cache file atomically; a cache that cannot be written is no error (False)."""
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".lenprof-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(value, fh)
-        os.replace(tmp, entry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lenprof-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return True
     except OSError:
-        pass
+        return False
 
 
 def _first_line(exc: Exception) -> str:

@@ -39,8 +39,10 @@ class Inline:
 
     workers = 1
 
-    def __init__(self, setup: WorkerSetup):
-        self._work = ShardWork(setup)
+    def __init__(self, setup: WorkerSetup, loaded: list[Any] | None = None):
+        """``loaded``: the setup's tokenizers as this process loaded them, used as they are (not
+        made lean: they are the caller's), instead of loading them again from their JSON."""
+        self._work = ShardWork(setup, loaded or ())
         self._done: deque[tuple[str, Any]] = deque()
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
@@ -83,7 +85,7 @@ class LocalEngine:
                 setup, score=dataclasses.replace(setup.score, threads=max(1, default_workers() // n))
             )
         loaded = [t.backend for t in plan.tokenizers]
-        ex = Inline(setup) if inline else ProcessPool(setup, n, loaded)
+        ex = Inline(setup, loaded) if inline else ProcessPool(setup, n, loaded)
         try:
             yield ex
         finally:
