@@ -298,6 +298,39 @@ def test_a_damaged_cached_tokenizer_is_built_again(families, cache, monkeypatch,
     assert warm_load(family.folder, monkeypatch).count(TEXTS).tolist() == again.count(TEXTS).tolist()
 
 
+@pytest.mark.parametrize("damage", ["a folder", "a link to another's", "empty"])
+def test_a_cached_tokenizer_that_is_no_file_of_its_own_is_built_again_and_leaves_nothing(
+    families, cache, monkeypatch, damage
+):
+    """The cached tokenizer's place taken by a folder, a link to another tokenizer's cached file,
+    or an empty file: each load builds it through transformers and counts as AutoTokenizer does,
+    and a cache file that cannot be written leaves no temporary copy behind (one per scan: a real
+    vocabulary's megabytes each)."""
+    family, other = families("bert-uncased"), families("xlm-roberta")
+    load_tokenizer(str(other.folder))
+    (others,) = cache.glob("*.tokenizer.json")
+    load_tokenizer(str(family.folder))
+    (stored,) = set(cache.glob("*.tokenizer.json")) - {others}
+    stored.unlink()
+    if damage == "a folder":
+        stored.mkdir()
+    elif damage == "a link to another's":
+        stored.symlink_to(others)
+    else:
+        stored.touch()
+    before = sorted(p.name for p in cache.iterdir())
+    for _ in range(2):
+        again = load_tokenizer(str(family.folder))
+        assert again.count(TEXTS).tolist() == autotokenizer_lengths(family.folder, TEXTS)
+    assert not list(cache.glob(".lenprof-*"))  # no temporary file left
+    assert others.is_file() and Tokenizer.from_file(str(others)) is not None  # the other's untouched
+    if damage == "a folder":
+        assert sorted(p.name for p in cache.iterdir()) == before
+    else:  # replaced by the file itself
+        assert stored.is_file() and not stored.is_symlink()
+        assert warm_load(family.folder, monkeypatch).count(TEXTS).tolist() == again.count(TEXTS).tolist()
+
+
 def test_warm_load_imports_neither_transformers_nor_torch(family, cache):
     """A second process that loads the folder from a warm cache counts the same lengths without
     importing transformers or torch."""

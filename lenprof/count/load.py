@@ -11,6 +11,7 @@ AutoTokenizer does (tests/test_tokenize_families.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -156,11 +157,16 @@ def _store(path: Path, data: bytes) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lenprof-", suffix=".tmp")
+    except OSError:
+        return False
+    try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
         return True
-    except OSError:
+    except OSError:  # a full disk, a folder in the file's place: no copy left behind, each scan
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         return False
 
 
