@@ -124,8 +124,9 @@ def rows_of_prints(prints: np.ndarray, sizes: np.ndarray, key: RunKey) -> np.nda
 
 def unique(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(prints, return_index=True, return_inverse=True)``: the distinct fingerprints
-    sorted, each one's first place and each print's place among them, by an unstable sort (a
-    stable one, as ``np.unique`` takes for the first places, costs five times as much here).
+    (or other values of a 1-D array) sorted, each one's first place and each one's place among
+    them, by an unstable sort (a stable one, as ``np.unique`` takes for the first places, costs
+    five times as much here; and ``np.unique`` imports numpy.ma, 7 ms in each process).
 
         >>> p = np.array([7, 3, 7, 9, 3], dtype=np.uint64)
         >>> [a.tolist() for a in unique(p)] == [a.tolist() for a in np.unique(p, return_index=True, return_inverse=True)]
@@ -193,7 +194,7 @@ class FingerprintMap:
         new = np.zeros(len(keys), dtype=bool)
         if len(keys) == 0:
             return new
-        uniq, first = np.unique(keys, return_index=True)
+        uniq, first, _ = unique(keys)
         present = np.zeros(len(uniq), dtype=bool)
         for hit, _ in self._locate(uniq):
             present |= hit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lenprof.count.fast.cuts import Pieces
-from lenprof.hashing import SPREAD, FingerprintMap
+from lenprof.hashing import SPREAD, FingerprintMap, unique
 
 # Pieces a cache holds at most: ~100 MB, and ~4 times that while its sorted arrays merge; a full
 # cache starts afresh (time, never results). A smaller --memory-budget lowers it (plan.py).
@@ -68,7 +68,7 @@ class PieceCache:
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             if len(self.map) > self.most:
                 self.map = FingerprintMap(self.width)
-            prints, first, inverse = np.unique(cut.prints[at], return_index=True, return_inverse=True)
+            prints, first, inverse = unique(cut.prints[at])
             found = self.map.get(prints)
             self._pending.append((prints, found, (found == FingerprintMap.UNKNOWN).any(axis=1)))
             return prints, at[first], inverse.reshape(-1), found
