@@ -14,6 +14,7 @@ build it with :func:`build`.
 
     pip install sentencepiece
     python benchmarks/unigram.py /tmp/unigram     # -> /tmp/unigram/tokenizer.json (+ config)
+    python benchmarks/unigram.py /tmp/unigram-250k --pad-to 250002   # bge-m3's size, for start-up
 """
 
 from __future__ import annotations
@@ -106,9 +107,39 @@ def build(folder: Path, texts: Iterable[str] | None = None, vocab_size: int = 30
     return folder
 
 
+def pad(folder: Path, pieces: int, seed: int = 0) -> None:
+    """Grow the Unigram's vocabulary in ``folder`` to ``pieces`` (bge-m3 has 250,002), for what
+    a vocabulary's size costs: loading it (megabytes of JSON, a trie to build) in every process
+    that counts. The new pieces are random strings of 2-8 letters, kana and ideographs, some
+    with a ``▁`` first, scored below every trained piece, so they are rarely chosen; the counts
+    are still the tokenizer's own (the floor and lenprof count with the same one)."""
+    import random
+
+    path = folder / "tokenizer.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    vocab = spec["model"]["vocab"]
+    have = {piece for piece, _ in vocab}
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyzあいうえおかきくけこさしすせそ中文字語言"
+    while len(vocab) < pieces:
+        piece = "▁" * (rng.random() < 0.5) + "".join(rng.choice(letters) for _ in range(rng.randint(2, 8)))
+        if piece not in have:
+            have.add(piece)
+            vocab.append([piece, -20.0 - 5 * rng.random()])
+    path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--vocab-size", type=int, default=30_000)
+    ap.add_argument(
+        "--pad-to",
+        type=int,
+        help="then grow the vocabulary to this many pieces with random rare ones (250002: bge-m3's size)",
+    )
     args = ap.parse_args()
-    print(build(args.folder, vocab_size=args.vocab_size) / "tokenizer.json")
+    built = build(args.folder, vocab_size=args.vocab_size)
+    if args.pad_to:
+        pad(built, args.pad_to)
+    print(built / "tokenizer.json")
