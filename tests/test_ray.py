@@ -25,6 +25,7 @@ from test_fuzz import mutated_line
 from lenprof import scan
 from lenprof.engine.ray import RUNTIME_ENV, RayEngine
 from lenprof.rows.layouts import LayoutError
+from lenprof.rows.options import ScanOptions
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,35 @@ def test_a_ray_worker_error_is_one_line_without_traceback(local_ray, tok, tmp_pa
     finally:
         actors.close()
     assert str(err.value) == f"{tmp_path / 'gone.jsonl'}: cannot be read (No such file or directory)"
+
+
+def test_a_dead_ray_worker_is_placed_by_the_node_it_named_at_start(local_ray, tok, tmp_path):
+    """An actor says its node as it starts, and the driver keeps the answer: an actor whose node
+    is gone is named by it even where Ray's message does not say where (an actor "unavailable"
+    after its connection was reset, as a killed node gives)."""
+    from lenprof.engine.plan import Outputs, Plan
+    from lenprof.engine.pool import WorkerFailed
+    from lenprof.engine.ray import RayActors
+    from lenprof.io.files import InputFile
+    from lenprof.io.records import Shard
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes((EXAMPLES / "msmarco.jsonl").read_bytes())
+    plan = Plan([InputFile(str(path), "jsonl")], ScanOptions(), tok, Outputs())
+    actors = RayActors(plan.setup(), 1)
+    here = ray.util.get_node_ip_address()
+    try:
+        actors.submit(0, "check", 0, Shard(0, str(path), 0, path.stat().st_size))
+        assert actors.result()[0] == "check"
+        ray.kill(actors._actors[0], no_restart=True)
+        unavailable = RuntimeError("The actor 9d is unavailable: RpcError: Connection reset by peer")
+        assert actors._node(0, unavailable) == here
+        actors.submit(0, "check", 0, Shard(0, str(path), 0, path.stat().st_size))
+        with pytest.raises(WorkerFailed) as err:
+            actors.result()
+    finally:
+        actors.close()
+    assert str(err.value).startswith(f"a Ray worker died on {here}: "), str(err.value)
 
 
 def descendants(pid: int) -> list[int]:

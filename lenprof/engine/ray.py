@@ -46,6 +46,12 @@ class ShardActor(ShardWork):
         os.environ.update(env)  # before its first storage call reads them
         super().__init__(setup)
 
+    def node(self) -> str:
+        """The address of the node this actor runs on (for the line that says where it died)."""
+        import ray
+
+        return ray.util.get_node_ip_address()
+
 
 class RayActors:
     def __init__(self, setup: WorkerSetup, workers: int, env: dict[str, str] | None = None):
@@ -58,17 +64,20 @@ class RayActors:
         actor = ray.remote(runtime_env=RUNTIME_ENV, **actor_resources(setup, workers, gpus))(ShardActor)
         self.workers = workers
         self._actors = [actor.remote(setup, env or {}) for _ in range(workers)]
-        self._pending: dict[Any, str] = {}
+        # each actor's node, asked first: its answer stays with this driver, so an actor whose
+        # node is gone is still placed (Ray's message may not say where: "unavailable")
+        self._nodes = [a.node.remote() for a in self._actors]
+        self._pending: dict[Any, tuple[str, int]] = {}
 
     def submit(self, worker: int, call: str, *args: Any) -> None:
-        self._pending[getattr(self._actors[worker], call).remote(*args)] = call
+        self._pending[getattr(self._actors[worker], call).remote(*args)] = (call, worker)
 
     def result(self) -> tuple[str, Any]:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
         (ref,), _ = ray.wait(list(self._pending), num_returns=1)
-        call = self._pending.pop(ref)
+        call, worker = self._pending.pop(ref)
         try:
             return call, ray.get(ref)
         except RayTaskError as exc:
@@ -77,14 +86,27 @@ class RayActors:
                 raise InputError(str(cause)) from None
             raise WorkerFailed(f"a Ray worker failed: {type(cause).__name__}: {cause}") from None
         except RayActorError as exc:
-            raise WorkerFailed(f"a Ray worker died{_death(str(exc), _node_of(exc))}\n{exc}") from None
+            where = self._node(worker, exc)
+            raise WorkerFailed(f"a Ray worker died{_death(str(exc), where)}\n{exc}") from None
+
+    def _node(self, worker: int, exc: Exception) -> str | None:
+        """The node the dead ``worker`` ran on: as it said when it started, else as Ray's state
+        API says (an actor that died before it answered); None where Ray's message says it."""
+        if "\tip: " in str(exc):
+            return None
+        import ray
+
+        try:
+            return ray.get(self._nodes[worker], timeout=1)
+        except Exception:  # it died before it answered
+            return _node_of(exc)
 
     def close(self) -> None:
         import ray
 
         for a in self._actors:
             ray.kill(a)
-        self._actors, self._pending = [], {}
+        self._actors, self._nodes, self._pending = [], [], {}
 
 
 def _death(text: str, ip: str | None = None) -> str:
@@ -107,8 +129,8 @@ def _death(text: str, ip: str | None = None) -> str:
 
 def _node_of(exc) -> str | None:
     """The address of the node a failed actor ran on, asked of Ray's state API (a few seconds
-    at most); None where Ray's message says it, or Ray cannot tell."""
-    if "\tip: " in str(exc) or not getattr(exc, "actor_id", None):
+    at most); None where Ray cannot tell."""
+    if not getattr(exc, "actor_id", None):
         return None
     try:
         import ray
