@@ -122,6 +122,17 @@ def rows_of_prints(prints: np.ndarray, sizes: np.ndarray, key: RunKey) -> np.nda
     return np.fromiter(map(keyed, map(raw.__getitem__, map(slice, starts, ends))), np.uint64, len(sizes))
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted, each once: ``np.unique(values)`` without its import of numpy.ma (7 ms
+    in each process), nor the places ``unique`` finds.
+
+    >>> distinct(np.array([3, 1, 3])).tolist()
+    [1, 3]
+    """
+    s = np.sort(values)
+    return s[np.concatenate([[True], s[1:] != s[:-1]])] if len(s) else s
+
+
 def unique(prints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(prints, return_index=True, return_inverse=True)``: the distinct fingerprints
     (or other values of a 1-D array) sorted, each one's first place and each one's place among

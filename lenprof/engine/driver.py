@@ -31,7 +31,7 @@ import numpy as np
 
 from lenprof.engine.decisions import Decisions
 from lenprof.engine.plan import Plan
-from lenprof.engine.results import CheckReport, ShardResult
+from lenprof.engine.results import CheckReport, Measured, ShardResult
 from lenprof.io.readers import stdin
 from lenprof.io.records import Shard
 from lenprof.stats.scan_stats import Example, ScanStats
@@ -81,6 +81,14 @@ class Totals:
     truncated: int = 0
     embedded: int = 0  # distinct texts embedded (scan --model), of them from the disk cache:
     from_cache: int = 0
+
+    def counted(self, value: Measured) -> None:
+        """A shard's counts in, from ``value`` (its measure), this tokenizer's and each compared one's."""
+        for k, t in enumerate([self, *self.others]):
+            t.fast += value.fast[k]
+            t.checked += value.checked[k]
+            t.path = value.paths[k] if value.fast[k] else t.path
+        self.tokenize_seconds += value.seconds
 
 
 class FastPathFailed(RuntimeError):
@@ -169,13 +177,9 @@ def drive(
                 totals.truncated += value.truncated
                 totals.embedded += len(value.vectors)
                 totals.from_cache += value.from_cache
-            for k, t in enumerate(every):
-                t.fast += value.fast[k]
-                t.checked += value.checked[k]
-                t.path = value.paths[k] if value.fast[k] else t.path
+            totals.counted(value)
             f.measured = True
             owed[f.worker] -= 1
-            totals.tokenize_seconds += value.seconds
         else:
             results[value.index] = value
         load[flights[value.index].worker] -= 1

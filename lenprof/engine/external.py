@@ -141,11 +141,7 @@ def drive_external(
         def count_done(k: int, shard: Shard, value) -> None:
             if value.mismatch is not None:
                 raise FastPathFailed(value.mismatch)
-            for i, t in enumerate(every):
-                t.fast += value.fast[i]
-                t.checked += value.checked[i]
-                t.path = value.paths[i] if value.fast[i] else t.path
-            totals.tokenize_seconds += value.seconds
+            totals.counted(value)
             lengths.add(records(counted, fp=value.prints, len=value.lengths.T))
 
         sweeps.run("count", count_args, count_done)

@@ -15,7 +15,7 @@ from lenprof.engine.findings import longest_texts, removed_detail, warning_detai
 from lenprof.engine.plan import WorkerSetup
 from lenprof.engine.results import CheckedShard, ShardResult
 from lenprof.engine.scoring import score_shard
-from lenprof.hashing import unique
+from lenprof.hashing import distinct
 from lenprof.io.columns import ColumnKinds
 from lenprof.io.jsontext import dumps
 from lenprof.io.sinks import reject_record
@@ -155,7 +155,7 @@ def _buckets(
     assert spec is not None
     of_row = spec.bucket_of(row_max)
     out = {}
-    for bucket in unique(of_row)[0].tolist():
+    for bucket in distinct(of_row).tolist():
         chosen = np.flatnonzero(of_row == bucket)
         size = spec.batch_size(bucket, setup.cap)
         objs = [input_row(kept[i]) if size is None else {**input_row(kept[i]), "batch_size": size} for i in chosen.tolist()]  # fmt: skip

@@ -19,7 +19,7 @@ from operator import is_not, itemgetter
 
 import numpy as np
 
-from lenprof.hashing import SPREAD, RunKey, fingerprints, rows_of_prints, unique
+from lenprof.hashing import SPREAD, RunKey, distinct, fingerprints, rows_of_prints, unique
 from lenprof.rows.checks import Checked, dedup_key
 from lenprof.rows.fields import Fields
 
@@ -72,7 +72,7 @@ class RowTexts:
         # row is the same number; anything else meets only by chance, and then looks closer
         mixed = self.bare ^ (self.row.astype(np.uint64) * SPREAD)
         q, p, n = (self.part(mixed, k) for k in range(3))
-        positives = _distinct(p)
+        positives = distinct(p)
         bad |= _among(q, positives)
         both = np.sort(np.concatenate([positives, n]))
         bad[self.part(self.row, 2)[_among(n, both[1:][both[1:] == both[:-1]])]] = True
@@ -110,16 +110,6 @@ class RowTexts:
             spots = np.repeat(at[others], sizes[others]) + _within(sizes[others])
             flat[spots] = fingerprints(list(chain.from_iterable(keys)), key)
         return self.ids[keep], rows_of_prints(flat, sizes, key)
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """``values`` sorted, each once (``np.unique`` without its import of numpy.ma: 30 ms a process).
-
-    >>> _distinct(np.array([3, 1, 3])).tolist()
-    [1, 3]
-    """
-    s = np.sort(values)
-    return s[np.concatenate([[True], s[1:] != s[:-1]])] if len(s) else s
 
 
 def _among(values: np.ndarray, distinct: np.ndarray) -> np.ndarray:

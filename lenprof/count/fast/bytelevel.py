@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lenprof.count.fast.cuts import _LONG_WORD, _POLYNOMIAL, Pieces
-from lenprof.hashing import PRIMES, RunKey, fingerprints, unique
+from lenprof.hashing import PRIMES, RunKey, distinct, fingerprints
 
 # The split regexes the cut knows, as tokenizer.json writes them: GPT-2's (ByteLevel's own, with
 # use_regex) and Qwen2's (a Split before a ByteLevel without one).
@@ -89,7 +89,7 @@ def _classes(split: str, codes: np.ndarray) -> np.ndarray:
     classes = table.take(codes)
     new = classes == UNKNOWN
     if new.any():
-        fresh = unique(codes[new])[0]
+        fresh = distinct(codes[new])
         table[fresh] = _derive(split, fresh)
         classes[new] = table.take(codes[new])
     return classes
