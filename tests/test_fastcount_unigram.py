@@ -16,6 +16,7 @@ import json
 import sys
 import warnings
 
+import msgspec
 import numpy as np
 import pytest
 from conftest import EXAMPLES, REPO, absent, write_lines
@@ -30,6 +31,7 @@ from lenprof.count.fast.counter import FastCounter, count_together, share_caches
 from lenprof.count.fast.precompiled import WHITESPACE, Normalizer
 from lenprof.count.fast.rule import recognise
 from lenprof.count.fast.unigram import SPACE, Metaspace, ModelCount, _ascii_pieces
+from lenprof.count.spec import member, tokenizer_spec
 from lenprof.hashing import RunKey
 
 ENGLISH = [
@@ -368,3 +370,18 @@ def test_profiles_equal_exact_only(unigrams, corpora, tmp_path):
     queries = [r["query"] for r in rows]
     got = scan(str(cjk), tokenizer=str(tmp_path / "xlmr.json")).to_dict()["fields"]["query"]["tokens"]
     assert got == int(count_tokens(unigrams["xlmr"], queries).sum())
+
+
+def test_the_spec_is_json_loads_with_the_models_bulk_parsed_on_demand(xlmr, tok):
+    """``tokenizer_spec`` against ``json.loads``: every member the same, the model's vocabulary
+    and merges left unparsed until ``member`` parses them (Unigram, WordPiece)."""
+    for backend in (xlmr, tok.backend):
+        text = backend.to_str()
+        spec, want = tokenizer_spec(text), json.loads(text)
+        model = spec.pop("model")
+        assert spec == {k: v for k, v in want.items() if k != "model"}
+        assert type(model["vocab"]) is msgspec.Raw
+        assert {k: member(model, k) for k in model} == want["model"]
+    with pytest.raises(ValueError):
+        tokenizer_spec("[1]")
+    assert tokenizer_spec('{"model": null}') == {"model": None}

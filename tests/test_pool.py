@@ -15,7 +15,8 @@ from conftest import EXAMPLES, REPO
 
 from lenprof import scan
 from lenprof.engine import pool
-from lenprof.engine.plan import make_plan
+from lenprof.engine.plan import WorkerSetup, make_plan
+from lenprof.engine.worker import ShardWork
 
 
 @pytest.fixture
@@ -47,6 +48,21 @@ def test_forked_and_fresh_workers_give_the_same_results(monkeypatch, mixed, fork
     monkeypatch.setattr(pool, "forks", lambda: False)
     assert _profile(mixed) == first
     assert len(forked) == 2
+
+
+def test_the_tokenizers_json_is_made_only_for_workers_that_load_it(monkeypatch, mixed, forking):
+    """A forked worker starts with the tokenizer loaded: its JSON (``to_str``, 10-35 ms for a real
+    vocabulary) is made only for workers started afresh, and they count the same with it."""
+    shipped = []
+    real = WorkerSetup.shipping
+    monkeypatch.setattr(WorkerSetup, "shipping", lambda self, b: shipped.append(len(b)) or real(self, b))
+    first = _profile(mixed)
+    assert shipped == []
+    monkeypatch.setattr(pool, "forks", lambda: False)
+    assert _profile(mixed) == first
+    assert shipped == [1]
+    with pytest.raises(ValueError, match="needs them loaded"):
+        ShardWork(make_plan([str(mixed)]).setup(shipped=False))
 
 
 def test_a_forked_worker_keeps_its_socket_alone_in_a_session_of_its_own(tmp_path, forking):

@@ -79,7 +79,7 @@ class LocalEngine:
     def executor(self, plan: Plan):
         n = self.workers_for(plan)
         inline = n == 1
-        setup = plan.setup()
+        setup = plan.setup(shipped=False)  # both executors take the tokenizers loaded
         if setup.score is not None:  # each worker scores with its share of the cores
             setup = dataclasses.replace(
                 setup, score=dataclasses.replace(setup.score, threads=max(1, default_workers() // n))

@@ -14,6 +14,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS
 from lenprof.count.load import load_tokenizer
@@ -70,7 +71,7 @@ class WorkerSetup:
 
     options: ScanOptions
     fields: tuple[Fields, ...]  # per input: the columns its layout reads
-    tokenizer_json: str
+    tokenizer_json: str  # "" for workers given the tokenizers loaded (``shipping`` adds it)
     encode_special_tokens: bool  # split_special_tokens: on the Rust object, outside its JSON
     exact_only: bool  # no piece-cache counting (count/fast/)
     cap: int | None
@@ -86,6 +87,14 @@ class WorkerSetup:
     # the run's secret: its workers' fingerprints are keyed with it (see hashing.py)
     key: RunKey = field(default_factory=RunKey)
     score: ScoreOptions | None = None  # scan --model: the base model's view of the rows
+
+    def shipping(self, backends: list[Any]) -> WorkerSetup:
+        """This setup with the JSON of ``backends`` (the scan's tokenizer, then the others), for
+        workers that load them: a real vocabulary's ``to_str`` is 10-35 ms, which a worker forked
+        with them loaded does without."""
+        json = [b.to_str() for b in backends]
+        others = tuple((j, e, cap) for j, (_, e, cap) in zip(json[1:], self.others, strict=True))
+        return dataclasses.replace(self, tokenizer_json=json[0], others=others)
 
     def tokenizers(self) -> list[tuple[str, bool]]:
         """(tokenizer JSON, encode_special_tokens) of the scan's tokenizer, then of the others."""
@@ -126,12 +135,14 @@ class Plan:
     def tokenizers(self) -> list[LoadedTokenizer]:
         return [self.tokenizer, *self.others]
 
-    def setup(self) -> WorkerSetup:
+    def setup(self, shipped: bool = True) -> WorkerSetup:
+        """What the workers need. ``shipped=False``: the tokenizers' JSON left out, for workers given
+        them loaded (``WorkerSetup.shipping`` adds it where they are not after all)."""
         o = self.outputs
-        return WorkerSetup(
+        setup = WorkerSetup(
             options=self.options,
             fields=tuple(self.fields(i) for i in range(len(self.inputs))),
-            tokenizer_json=self.tokenizer.backend.to_str(),
+            tokenizer_json="",
             encode_special_tokens=_special(self.tokenizer),
             exact_only=self.exact_only,
             cap=self.tokenizer.cap,
@@ -142,10 +153,11 @@ class Plan:
             buckets=o.buckets,
             against=self.against,
             drop_leaks=self.drop_leaks,
-            others=tuple((t.backend.to_str(), _special(t), t.cap) for t in self.others),
+            others=tuple(("", _special(t), t.cap) for t in self.others),
             cached=cache_size(self.memory_budget),
             score=self.score,
         )
+        return setup.shipping([t.backend for t in self.tokenizers]) if shipped else setup
 
     def shards_at_most(self) -> int | None:
         """About how many shards the inputs make (each is one at least), from their sizes: the

@@ -75,6 +75,8 @@ class ProcessPool:
         self._ready: deque[tuple[str, Any]] = deque()
         env = {**os.environ, **WORKER_ENV}
         work = _work_to_fork(setup, loaded or [])
+        if work is None and loaded and not setup.tokenizer_json:
+            setup = setup.shipping(loaded)  # fresh workers load the tokenizers from their JSON
         try:
             for _ in range(workers):
                 parent, child = socket.socketpair()

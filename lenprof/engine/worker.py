@@ -42,6 +42,8 @@ class ShardWork:
         self.options = setup.options
         self.counters = []  # the scan's tokenizer first, then those compared with it
         for k, (tokenizer_json, encode_special_tokens) in enumerate(setup.tokenizers()):
+            if not loaded and not tokenizer_json:
+                raise ValueError("a WorkerSetup without its tokenizers' JSON needs them loaded")
             backend = loaded[k] if loaded else Tokenizer.from_str(tokenizer_json)
             backend.encode_special_tokens = encode_special_tokens
             self.counters.append(

@@ -10,7 +10,7 @@ from lenprof.count.exact import count_tokens
 from lenprof.count.fast.bytelevel import pipeline
 from lenprof.count.fast.cuts import _CHINESE, _spaced
 from lenprof.count.fast.unigram import Metaspace, metaspace_of
-from lenprof.count.spec import tokenizer_spec
+from lenprof.count.spec import member, tokenizer_spec
 
 # Outside the rule: control characters but tab, newline and return (BERT deletes them, and Python
 # splits at some of them).
@@ -67,7 +67,7 @@ def recognise(backend: Any) -> Rule | None:
         in ("TemplateProcessing", "BertProcessing", "RobertaProcessing")
         and not spec.get("truncation")
         and not spec.get("padding")
-        and model.get("unk_token") in (model.get("vocab") or {})
+        and model.get("unk_token") in (member(model, "vocab") or {})
     ):
         pad_chinese = bool(normalizer.get("handle_chinese_chars", True)) if normalizer else False
         matched = _matched(backend, tokens, "bert-wordpiece", pad_chinese=pad_chinese)

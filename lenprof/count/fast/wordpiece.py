@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from lenprof.count.spec import tokenizer_spec
+from lenprof.count.spec import member, tokenizer_spec
 
 # A trie node: each next character -> the node after it; "" -> True where the text read so far
 # is an entry ("" is no character, so it never stands for one).
@@ -42,7 +42,7 @@ class WordPiece:
         self.max_chars = int(model.get("max_input_chars_per_word", 100))
         # the words cut's words are ASCII, which no entry holding another character matches: a
         # Chinese vocabulary's characters (half of bge-zh's entries) stay out of the tries
-        entries = [t for t in model["vocab"] if t.isascii()]
+        entries = [t for t in member(model, "vocab") if t.isascii()]
         self.head = _trie(entries)  # entries that start a word
         self.tail = _trie(t[len(prefix) :] for t in entries if t.startswith(prefix))
 
