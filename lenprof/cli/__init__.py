@@ -12,6 +12,7 @@ lost, so never 0. No traceback reaches a user; ``LENPROF_DEBUG=1`` shows one for
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -195,4 +196,8 @@ def entry() -> None:
             err=True,
         )
         code = 2
+    # The command is over, its outputs closed: what it leaves needs no collecting before the OS
+    # frees it. Python's exit collects every object it still tracks first (30 of the 40 ms a
+    # scan's exit took); frozen, they are only freed. atexit and weakref finalizers still run.
+    gc.freeze()
     sys.exit(code if isinstance(code, int) else 0)
