@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -34,6 +33,7 @@ from lenprof.count.tokenizer import (
     _switch_off,
     packaged_model_path,
 )
+from lenprof.version import installed
 
 CACHE_VERSION = 3
 # A folder holds a tokenizer if it has one of these (the vocabularies: with a config.json).
@@ -88,17 +88,10 @@ def cache_dir() -> Path:
     return Path(base) / "lenprof"
 
 
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
-
-
 def _folder_key(folder: str) -> str:
     """A digest of everything that shapes the tokenizer transformers builds from ``folder``."""
     h = hashlib.sha256()
-    for part in (CACHE_VERSION, _version("transformers"), _version("tokenizers"), _version("sentencepiece")):
+    for part in (CACHE_VERSION, *map(installed, ("transformers", "tokenizers", "sentencepiece"))):
         h.update(f"{part}\0".encode())
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.lower().endswith(WEIGHT_SUFFIXES) or not entry.is_file():

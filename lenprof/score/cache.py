@@ -20,13 +20,14 @@ written is skipped, never a failed scan.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from lenprof.version import installed
 
 CACHE_VERSION = "1"
 _CHUNK = 500  # keys a query asks for at once (SQLite's bound on parameters is 999 or more)
@@ -39,7 +40,7 @@ def key_of(text: str) -> bytes:
 def model_key(folder: str, pooling: str, max_length: int, device: str) -> str:
     """A digest of everything that shapes the embeddings made from ``folder`` (see above)."""
     h = hashlib.sha256()
-    for part in (CACHE_VERSION, pooling, str(max_length), device, *map(_version, ("torch", "transformers"))):
+    for part in (CACHE_VERSION, pooling, str(max_length), device, *map(installed, ("torch", "transformers"))):
         h.update(f"{part}\0".encode())
     for root, _, files in sorted(os.walk(folder)):
         for name in sorted(files):
@@ -52,13 +53,6 @@ def model_key(folder: str, pooling: str, max_length: int, device: str) -> str:
             else:
                 h.update(f"{st.st_mtime_ns}\0".encode())
     return h.hexdigest()[:32]
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
 
 
 class EmbeddingCache:

@@ -1,0 +1,42 @@
+"""``installed`` against ``importlib.metadata``, the oracle, for every distribution of this
+environment that pip or uv installed (a ``.dist-info`` folder), and the packages the caches' keys
+name."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+
+import pytest
+from packaging.version import Version
+
+from lenprof.version import installed
+
+
+def test_every_installed_distribution_has_the_version_importlib_metadata_gives():
+    seen = 0
+    for dist in importlib.metadata.distributions():
+        path = getattr(dist, "_path", None)
+        if path is None or not str(path).endswith(".dist-info"):
+            continue  # an .egg-info, or inside a zip: not what `installed` reads
+        name = dist.metadata["Name"]
+        if str(path.parent) not in sys.path and str(path.parent) != "":
+            continue
+        if importlib.metadata.distribution(name)._path != path:  # type: ignore[attr-defined]
+            continue  # shadowed by an earlier one on sys.path: that one is the answer
+        assert Version(installed(name)) == Version(dist.version), name
+        seen += 1
+    assert seen > 50  # the test environment's packages, not a handful
+
+
+@pytest.mark.parametrize("package", ["transformers", "tokenizers", "sentencepiece", "torch"])
+def test_the_packages_the_keys_name(package):
+    try:
+        want = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        want = "-"
+    assert installed(package) == want
+
+
+def test_a_package_that_is_not_installed():
+    assert installed("lenprof-no-such-package") == "-"
