@@ -91,7 +91,7 @@ def cache_dir() -> Path:
 def _folder_key(folder: str) -> str:
     """A digest of everything that shapes the tokenizer transformers builds from ``folder``."""
     h = hashlib.sha256()
-    for part in (CACHE_VERSION, *map(installed, ("transformers", "tokenizers", "sentencepiece"))):
+    for part in (CACHE_VERSION, *installed("transformers", "tokenizers", "sentencepiece")):
         h.update(f"{part}\0".encode())
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.lower().endswith(WEIGHT_SUFFIXES) or not entry.is_file():

@@ -40,7 +40,7 @@ def key_of(text: str) -> bytes:
 def model_key(folder: str, pooling: str, max_length: int, device: str) -> str:
     """A digest of everything that shapes the embeddings made from ``folder`` (see above)."""
     h = hashlib.sha256()
-    for part in (CACHE_VERSION, pooling, str(max_length), device, *map(installed, ("torch", "transformers"))):
+    for part in (CACHE_VERSION, pooling, str(max_length), device, *installed("torch", "transformers")):
         h.update(f"{part}\0".encode())
     for root, _, files in sorted(os.walk(folder)):
         for name in sorted(files):
