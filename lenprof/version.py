@@ -28,6 +28,8 @@ def installed(*packages: str) -> list[str]:
     for entry in sys.path:
         if not left:
             break
+        if not isinstance(entry, str | os.PathLike) or not isinstance(entry := os.fspath(entry), str):
+            continue  # bytes, say: import reads only strings there (importlib.metadata fails on them)
         try:
             names = os.listdir(entry or ".")
         except OSError:  # no folder (a zip, say): importlib.metadata would look inside

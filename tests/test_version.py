@@ -19,7 +19,7 @@ def test_every_installed_distribution_has_the_version_importlib_metadata_gives()
         if path is None or not str(path).endswith(".dist-info"):
             continue  # an .egg-info, or inside a zip: not what `installed` reads
         name = dist.metadata["Name"]
-        if str(path.parent) not in sys.path and str(path.parent) != "":
+        if str(path.parent) not in sys.path:
             continue
         if importlib.metadata.distribution(name)._path != path:  # type: ignore[attr-defined]
             continue  # shadowed by an earlier one on sys.path: that one is the answer
@@ -38,3 +38,15 @@ def test_the_packages_the_keys_name_in_one_call():
             want.append("-")
     assert installed(*packages) == want
     assert want[1] == "-" and want.count("-") == 1  # all of them installed here but the made-up one
+
+
+def test_entries_of_sys_path_that_are_no_string_are_passed_over(monkeypatch, tmp_path):
+    """A folder named by a Path is read, one named by bytes passed over (as import passes it over;
+    importlib.metadata fails on it): a cache key never fails a scan."""
+    (tmp_path / "madeup_pkg-1.2.dist-info").mkdir()
+    (tmp_path / "bytes_pkg-3.4.dist-info").mkdir()
+    msgspec = importlib.metadata.version("msgspec")  # asked before: it fails with bytes there
+    monkeypatch.setattr(sys, "path", [str(tmp_path).encode(), tmp_path, *sys.path])
+    assert installed("madeup-pkg", "msgspec") == ["1.2", msgspec]
+    monkeypatch.setattr(sys, "path", [str(tmp_path).encode(), *sys.path[2:]])
+    assert installed("bytes-pkg") == ["-"]
