@@ -119,6 +119,42 @@ def test_forked_workers_end_with_a_killed_parent_and_tokenizers_says_nothing():
     assert alive == [], "a forked worker outlived its parent"
 
 
+RACE = """
+import os, signal, socket, sys
+from lenprof.engine import pool
+
+def stop(signum, frame):
+    raise SystemExit("the parent's handler ran in the worker")
+
+signal.signal(signal.SIGTERM, stop)
+reset = pool._own_handlers
+
+def first_a_stop():  # the parent's SIGTERM reaches the worker before it has its own handlers
+    os.kill(os.getpid(), signal.SIGTERM)
+    reset()
+
+pool._own_handlers = first_a_stop
+parent, child = socket.socketpair()
+worker = pool._fork(None, child)
+print(worker.wait(timeout=20), signal.getsignal(signal.SIGTERM) is stop, flush=True)
+"""
+
+
+def test_a_stop_sent_to_a_worker_as_it_forks_ends_it_without_the_parents_handler():
+    # CI caught it once: a SIGALRM'd scan SIGTERMed a worker just forked, whose inherited
+    # handler raised the parent's stop there and printed its traceback to the user's terminal.
+    done = subprocess.run(
+        [sys.executable, "-c", RACE],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(-signal.SIGTERM), "True"]  # killed as a fresh worker is
+    assert "Traceback" not in done.stderr and "handler" not in done.stderr, done.stderr
+
+
 def _state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat") as fh:

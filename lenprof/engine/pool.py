@@ -237,12 +237,22 @@ def _fork(work: Any, child: socket.socket) -> Forked:
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
         if stream is not None:
             stream.flush()
-    with _worker_env():  # tokenizers, forked, warns unless TOKENIZERS_PARALLELISM is set
-        pid = os.fork()
+    # Signals wait until the child has the default handlers back: the parent's handlers, run
+    # in the child, would raise the parent's stop in code that only prints it (a traceback).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    pid = -1
+    try:
+        with _worker_env():  # tokenizers, forked, warns unless TOKENIZERS_PARALLELISM is set
+            pid = os.fork()
+    finally:
+        if pid != 0:  # the child unblocks once its handlers are its own
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     if pid:
         return Forked(pid)
     code = 1
     try:
+        _own_handlers()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a stop sent meanwhile ends it now
         gc.freeze()  # the parent's objects are never collected here: no finaliser closes a descriptor
         os.environ.update(WORKER_ENV)
         fd = child.detach()
@@ -253,14 +263,23 @@ def _fork(work: Any, child: socket.socket) -> Forked:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(signum, signal.SIG_DFL)  # the parent's handlers would raise in its code
         serve(fd, work)
         code = 0
     except BaseException:
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _own_handlers() -> None:
+    """A forked worker's signals as a fresh worker's: every handler the parent set in Python
+    back to the default (SIGINT ignored: the parent decides when to stop)."""
+    for signum in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(signum)):
+                signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP and the real-time ones Python does not hold
+            pass
 
 
 class Forked:
