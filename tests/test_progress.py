@@ -6,7 +6,10 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 
+import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
@@ -158,3 +161,47 @@ def test_bars_fit_80_columns_without_wrapping():
     rendered = console.file.getvalue().splitlines()
     assert len(rendered) == 3 and all(len(line) <= 80 for line in rendered)
     assert all("rows" in line and "/s" in line and " left" in line for line in rendered), rendered
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+@pytest.mark.parametrize("compatible", [None, "", "0", "1", "yes"])
+@pytest.mark.parametrize("force_color", [None, "", "1"])
+def test_plain_lines_without_rich_exactly_where_rich_sees_no_terminal(
+    monkeypatch, tty, compatible, force_color
+):
+    from rich.console import Console
+
+    from lenprof.cli import progress as progress_module
+
+    for name, value in (("TTY_COMPATIBLE", compatible), ("FORCE_COLOR", force_color)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stderr", _Stream(tty))
+    assert progress_module._may_be_terminal() == Console(stderr=True).is_terminal  # rich: the oracle
+    with progress_module.progress(quiet=False) as shown:
+        assert isinstance(shown, Bars if Console(stderr=True).is_terminal else PlainLines)
+
+
+def test_a_scan_into_a_log_does_not_import_rich():
+    env = {k: v for k, v in os.environ.items() if k not in ("TTY_COMPATIBLE", "FORCE_COLOR")}
+    script = (
+        "import sys\nfrom lenprof.cli import main\n"
+        "main(['scan', sys.argv[1], '--format', 'json'], standalone_mode=False)\n"
+        "print('rich' in sys.modules, 'rich.console' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(EXAMPLES)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False"
