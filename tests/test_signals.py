@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 WORDS = (
     "embedding model query passage negative retrieval token length padding truncation batch "
@@ -211,6 +212,42 @@ def test_a_signal_that_c_code_turns_into_another_error_is_still_a_stop(tmp_path,
         "lenprof: interrupted" if sig == signal.SIGINT else "lenprof: terminated by SIGTERM"
     )
     assert list(spill.iterdir()) == [] and not clean.exists()
+
+
+EARLY = """
+import os, signal, sys, time
+
+class Slow:  # the signal comes while the commands are imported, as on a loaded machine
+    def find_spec(self, name, path, target=None):
+        if name == "lenprof.cli.scan":
+            os.kill(os.getpid(), {sig})
+            time.sleep(10)
+        return None
+
+sys.meta_path.insert(0, Slow())
+sys.argv = ["lenprof", "scan", "examples/"]
+from lenprof.__main__ import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_commands_load_is_a_stop_in_one_line(sig):
+    """The console script takes the signals before it imports the commands (a few hundred ms,
+    more on a loaded machine, where CI's random stops once came): a stop there is one line and
+    the signal's exit code, never an import's traceback or a silent death."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EARLY.format(sig=int(sig))],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "LENPROF_DEBUG": ""},
+        timeout=60,
+        preexec_fn=default_signals,
+    )
+    stop = "interrupted" if sig == signal.SIGINT else f"terminated by {signal.Signals(sig).name}"
+    assert proc.stderr == f"lenprof: {stop}; no output of this run was changed\n"
+    assert proc.returncode == 128 + sig
 
 
 class Stop(BaseException):

@@ -26,36 +26,12 @@ from lenprof.cli.recommend import recommend_command
 from lenprof.cli.scan import scan_command
 from lenprof.cli.train import train_command
 from lenprof.engine.pool import WorkerFailed
+from lenprof.stopping import Terminated, asked, handle_stopping_signals, stop_asked, stopped
 from lenprof.version import __version__
 
 # transformers (the [transformers] extra, imported only to build a model folder's tokenizer) warns on
 # import that torch is absent; a length profile never needs torch.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-class Terminated(BaseException):
-    """A signal that ends the process, raised where the main thread is, so that every cleanup
-    runs (temporary files removed, workers stopped)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-# The signals whose default action ends the process, each handled as SIGTERM. Only those still at
-# their default are taken: one a caller ignores (nohup's SIGHUP) or handles (a profiler's
-# SIGPROF) stays so. SIGPIPE stays ignored, as Python sets it: a closed stdout is an error on write.
-STOPPING = (
-    "SIGTERM",
-    "SIGHUP",
-    "SIGQUIT",
-    "SIGUSR1",
-    "SIGUSR2",
-    "SIGALRM",
-    "SIGXCPU",
-    "SIGVTALRM",
-    "SIGPROF",
-)
 
 
 class LenprofGroup(click.Group):
@@ -94,35 +70,6 @@ for _command in (scan_command, recommend_command, diagnose_command, train_comman
     set_envvars(_command)
 
 
-# The signal that asked this process to stop, once one has. An exception raised by a signal's
-# handler can come out of C code as another error: numpy's file functions took it for a yes to
-# "is this a path?" and raised TypeError. Whatever surfaces after a stop was asked is that stop.
-_stop_asked: list[int] = []
-
-
-def _interrupt(signum, frame) -> None:
-    _stop_asked.append(signum)
-    raise KeyboardInterrupt
-
-
-def _terminate(signum, frame) -> None:
-    _stop_asked.append(signum)
-    for name in STOPPING:  # a second signal must not cut the cleanup the first one started
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            if signal.getsignal(getattr(signal, name)) is _terminate:
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise Terminated(signum)
-
-
-def _handle_stopping_signals() -> None:
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where a caller ignores it
-        signal.signal(signal.SIGINT, _interrupt)
-    for name in STOPPING:
-        signum = getattr(signal, name, None)  # not every platform has every signal
-        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _terminate)
-
-
 def _stdout_closed() -> int:
     """stdout's reader went away: say so once (stderr may be gone too) and exit as a shell
     reports SIGPIPE. What is still buffered for stdout goes nowhere, without a second error."""
@@ -148,15 +95,10 @@ def _changed(stop: BaseException) -> str:
     return f"outputs already replaced (objects are replaced one by one): {', '.join(replaced[:3])}{more}"
 
 
-def _asked(signum: int) -> BaseException:
-    """The stop a signal asked for, where C code raised something else in its place."""
-    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
-
-
 def entry() -> None:
     """The ``lenprof`` console script: ``main`` with signals and every error turned into an
     exit code and one line."""
-    _handle_stopping_signals()
+    handle_stopping_signals()  # again where entry is called without lenprof.__main__'s (a no-op there)
     if sys.argv[1:2] == ["train"]:  # LENPROF_HOST_MEMORY=lean: see train/host_memory.py
         from lenprof.train.host_memory import relaunch
 
@@ -165,22 +107,16 @@ def entry() -> None:
         try:
             code = main.main(standalone_mode=False)
         except Exception as exc:
-            if _stop_asked and not isinstance(exc, click.exceptions.Abort):
-                raise _asked(_stop_asked[0]) from exc
+            if stop_asked and not isinstance(exc, click.exceptions.Abort):
+                raise asked(stop_asked[0]) from exc
             raise
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
-        click.echo(f"lenprof: interrupted; {_changed(exc)}", err=True)
-        code = 130
-    except Terminated as exc:
-        name = signal.Signals(exc.signum).name
-        with contextlib.suppress(OSError):
-            click.echo(f"lenprof: terminated by {name}; {_changed(exc)}", err=True)
-        code = 128 + exc.signum
+    except (KeyboardInterrupt, click.exceptions.Abort, Terminated) as exc:
+        code = stopped(exc if isinstance(exc, Terminated) else KeyboardInterrupt(), _changed(exc))
     except (StdoutClosed, BrokenPipeError):  # BrokenPipeError: a write to stdout outside emit
         code = _stdout_closed()
     except WorkerFailed as exc:
