@@ -19,6 +19,7 @@ RANK = {
     "errors": 0,
     "version": 0,
     "hashing": 0,
+    "stopping": 0,
     "io": 1,
     "rows": 2,
     "count": 2,
