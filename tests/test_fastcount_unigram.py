@@ -294,7 +294,7 @@ def test_model_count_counts_each_piece_alone(xlmr):
     pieces = ["▁hello", "▁", "▁東京の天気", "▁<mask>", "▁☃☃", "▁" + "ab" * 300]
     alone = variant(xlmr, normalizer=None, pre_tokenizer=None, post_processor=None, added_tokens=[])
     expected = [len(alone.encode(p, add_special_tokens=False)) for p in pieces]
-    assert ModelCount(xlmr, per_call=4).counts(pieces).tolist() == expected
+    assert ModelCount(xlmr).counts(pieces).tolist() == expected
 
 
 def test_a_wrong_piece_count_is_caught(xlmr, monkeypatch):

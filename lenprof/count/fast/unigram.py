@@ -223,29 +223,17 @@ def _ascii_pieces(texts: list[str], whitespace_split: bool, key: RunKey) -> Piec
 
 
 class ModelCount:
-    """The model's count of each of many pieces, each as the model counts it alone: the
-    tokenizer's own model (the same object: its scores are not read back from JSON, which could
-    round them anew), with no normalizer, added tokens or post-processor, and a Metaspace that
-    puts no ``▁`` first, encoding ``per_call`` pieces joined as one text. Every piece starts
-    with ``▁`` and holds no other, so that Metaspace cuts the joined text into exactly those
-    pieces, and the model counts each alone; a token's word is the piece it came from. One call
-    per piece would cost more than the model's work on it."""
+    """The model's count of each of many pieces, each as the tokenizer counts a pre-token: its
+    own model object's ``tokenize`` on it (the same object: its scores are not read back from
+    JSON, which could round them anew; no normalizer, added tokens or post-processor come near
+    it). A Python call per piece, which is cheaper than encoding pieces joined 64 a call and
+    reading back each token's word: 0.6 s against 1.2 s for the 68,822 distinct pieces of half
+    the Japanese catalog corpus, and faster at every piece length on English too (the
+    encoding's offsets and word ids cost more than a ``Token`` per token)."""
 
-    def __init__(self, backend: Any, per_call: int = 64):
-        from tokenizers import Tokenizer, pre_tokenizers
-
-        self.tokenizer = Tokenizer(backend.model)
-        self.tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(SPACE, prepend_scheme="never", split=True)
-        self.per_call = per_call
+    def __init__(self, backend: Any):
+        self.tokenize = backend.model.tokenize
 
     def counts(self, pieces: list[str]) -> np.ndarray:
-        n = self.per_call
-        groups = [pieces[i : i + n] for i in range(0, len(pieces), n)]
-        encodings = encoded(
-            lambda t: self.tokenizer.encode_batch(t, add_special_tokens=False), ["".join(g) for g in groups]
-        )
-        out = np.zeros(len(pieces), dtype=np.int64)
-        for g, (encoding, group) in enumerate(zip(encodings, groups, strict=True)):
-            words = np.array(encoding.word_ids, dtype=np.int64)
-            out[g * n : g * n + len(group)] = np.bincount(words, minlength=len(group))
-        return out
+        tokenize = self.tokenize
+        return np.array(encoded(lambda ps: [len(tokenize(p)) for p in ps], pieces), dtype=np.int64)
