@@ -26,11 +26,12 @@ from hypothesis import strategies as st
 from tokenizers import AddedToken, Tokenizer, pre_tokenizers
 
 from lenprof import scan
-from lenprof.count.exact import count_tokens
+from lenprof.count.exact import count_tokens, model_counts
+from lenprof.count.fast import counter as counter_module
 from lenprof.count.fast.counter import FastCounter, count_together, share_caches
 from lenprof.count.fast.precompiled import WHITESPACE, Normalizer
 from lenprof.count.fast.rule import recognise
-from lenprof.count.fast.unigram import SPACE, Metaspace, ModelCount, _ascii_pieces
+from lenprof.count.fast.unigram import SPACE, Metaspace, _ascii_pieces
 from lenprof.count.spec import member, tokenizer_spec
 from lenprof.hashing import RunKey
 
@@ -294,12 +295,11 @@ def test_model_count_counts_each_piece_alone(xlmr):
     pieces = ["▁hello", "▁", "▁東京の天気", "▁<mask>", "▁☃☃", "▁" + "ab" * 300]
     alone = variant(xlmr, normalizer=None, pre_tokenizer=None, post_processor=None, added_tokens=[])
     expected = [len(alone.encode(p, add_special_tokens=False)) for p in pieces]
-    assert ModelCount(xlmr).counts(pieces).tolist() == expected
+    assert model_counts(xlmr.model, pieces).tolist() == expected
 
 
 def test_a_wrong_piece_count_is_caught(xlmr, monkeypatch):
-    real = ModelCount.counts
-    monkeypatch.setattr(ModelCount, "counts", lambda self, pieces: real(self, pieces) + 1)
+    monkeypatch.setattr(counter_module, "model_counts", lambda model, pieces: model_counts(model, pieces) + 1)
     counter = FastCounter(xlmr)
     counter.count(["a wrong count is caught"])
     assert counter.mismatch is not None and counter.path == "tokenizer"

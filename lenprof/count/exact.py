@@ -35,6 +35,17 @@ def parts(texts: list[str], chars: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def model_counts(model: Any, pieces: list[str]) -> np.ndarray:
+    """Tokens of each pre-token by a tokenizer's model, as the tokenizer counts a pre-token:
+    ``model.tokenize`` on it, on the tokenizer's own model object (its scores or merges never
+    read back from JSON), one Python call a piece. That is cheaper than encoding pieces joined
+    and giving each token to its piece by its word id: the encoding's offsets and word ids cost
+    more than a ``Token`` per token (0.50 s against 1.17 s for the 68,822 distinct Unigram pieces
+    of half the Japanese catalog corpus)."""
+    tokenize = model.tokenize
+    return np.array(encoded(lambda ps: [len(tokenize(p)) for p in ps], pieces), dtype=np.int64)
+
+
 def count_tokens(backend: Any, texts: list[str], special: bool = True) -> np.ndarray:
     """Token counts of ``texts`` as the trainer sees them: special tokens included (unless
     ``special`` is False), never truncated, by Rust calls that skip the offsets nobody needs

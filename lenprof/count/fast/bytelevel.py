@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lenprof.count.exact import model_counts
 from lenprof.count.fast.cuts import _LONG_WORD, _POLYNOMIAL, Pieces
 from lenprof.hashing import PRIMES, RunKey, distinct, fingerprints
 
@@ -327,9 +328,7 @@ def piece_counts(model: Any, pieces: list[str]) -> np.ndarray:
     """Tokens of each piece by the tokenizer's model, as the tokenizer counts a pre-token: its
     bytes mapped to characters as ``ByteLevel`` maps them (all pieces at once, joined by
     ``JOIN``, whose mapped bytes no mapped piece holds: UTF-8 is self-synchronizing), and
-    ``model.tokenize`` on each."""
+    ``model.tokenize`` on each (``exact.model_counts``)."""
     table, join = _byte_level()
     data = np.frombuffer(JOIN.join(pieces).encode("utf-8"), np.uint8)
-    mapped = table.take(data).tobytes().decode("utf-32-le").split(join)
-    tokenize = model.tokenize
-    return np.fromiter((len(tokenize(p)) for p in mapped), np.int64, len(pieces))
+    return model_counts(model, table.take(data).tobytes().decode("utf-32-le").split(join))

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from lenprof.count.exact import count_tokens, encoded, parts
+from lenprof.count.exact import count_tokens, encoded, model_counts, parts
 from lenprof.count.fast import bytelevel
 from lenprof.count.fast.cache import MAX_CACHED_CHUNKS, PieceCache
 from lenprof.count.fast.chars import Characters
 from lenprof.count.fast.cuts import Memo, Pieces, Words, whitespace_chunks
 from lenprof.count.fast.precompiled import Normalizer
 from lenprof.count.fast.rule import _UNSAFE, recognise
-from lenprof.count.fast.unigram import ModelCount, metaspace_pieces
+from lenprof.count.fast.unigram import metaspace_pieces
 from lenprof.count.fast.wordpiece import WordPiece, wordpiece
 from lenprof.hashing import PROCESS_KEY, FingerprintMap, RunKey, fingerprints
 
@@ -44,9 +44,8 @@ class FastCounter:
         # what BERT's normalizer makes of each character (a text of those it maps takes the words cut)
         self.chars = Characters(backend) if self.rule and self.rule.family == "bert-wordpiece" else None
         self._wordpiece: WordPiece | None = None
-        self._bpe_model: Any = None  # the tokenizer's model: what counts a byte-level piece
-        self._model: ModelCount | None = None  # what counts Unigram's pieces
-        self._normalize: Normalizer | None = None  # and normalizes its texts
+        self._model: Any = None  # the tokenizer's model: what counts byte-level and Unigram pieces
+        self._normalize: Normalizer | None = None  # what normalizes Unigram's texts
         # one cache per cut (their fingerprints differ), and this counter's column in it
         self.cached = cached  # pieces a cache holds at most
         self.caches = {"words": PieceCache(lowercase=bool(self.rule and self.rule.lowercase), most=cached)}
@@ -60,6 +59,13 @@ class FastCounter:
         if self._wordpiece is None:
             self._wordpiece = wordpiece(self.backend.to_str())
         return self._wordpiece
+
+    @property
+    def model(self) -> Any:
+        """The tokenizer's model, which counts byte-level and Unigram pieces (the one object)."""
+        if self._model is None:
+            self._model = self.backend.model
+        return self._model
 
     def cuts(self) -> dict[str, tuple]:
         """Each cut this counter counts through (by kind), with what makes two counters' cuts
@@ -218,7 +224,7 @@ class FastCounter:
         - a byte-level piece, by the tokenizer's model, its bytes mapped to characters as the
           ByteLevel step maps them (``bytelevel.piece_counts``): as the tokenizer counts it;
         - a Metaspace piece (SentencePiece Unigram), by the tokenizer's model alone
-          (``ModelCount``);
+          (``exact.model_counts``);
         - a chunk: an ASCII chunk is an ASCII text of its own, so it takes the words cut (most
           chunks of Chinese or accented texts are: names, options, numbers); the others go to
           the tokenizer (``_tokenized_chunks``)."""
@@ -231,13 +237,9 @@ class FastCounter:
                 pieces = cut.memo.once(("lower", key), lambda: "\n".join(pieces).lower().split("\n"))
             return self.wordpiece.counts(pieces)
         if cut.kind == "metaspace":
-            if self._model is None:
-                self._model = ModelCount(self.backend)
-            return self._model.counts(pieces)
+            return model_counts(self.model, pieces)
         if cut.kind == "pieces":
-            if self._bpe_model is None:
-                self._bpe_model = self.backend.model
-            return bytelevel.piece_counts(self._bpe_model, pieces)
+            return bytelevel.piece_counts(self.model, pieces)
         counts = np.zeros(len(pieces), dtype=np.int64)
         ascii_, words = cut.memo.once(("words", key), lambda: _ascii_words(pieces, rule.added, self.key))
         counts[ascii_] = self._sums(words.view(self.caches["words"].lowercase)) - rule.specials

@@ -5,8 +5,8 @@ of its Metaspace pieces' counts, each piece counted by the model alone (see the 
 
 The normalizer is the tokenizer's own, run on the whole text (exact by construction: a text
 holding no added token's text is one segment, normalized as one); the pieces are cut here, as
-the Metaspace pre-tokenizer cuts them; a new piece is counted by the model alone, many pieces a
-call (:class:`ModelCount`)."""
+the Metaspace pre-tokenizer cuts them; a new piece is counted by the model alone
+(``exact.model_counts``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from lenprof.count.exact import encoded
 from lenprof.count.fast.cuts import Pieces, _decoded, ascii_prints
 from lenprof.count.fast.precompiled import WHITESPACE, Normalizer
 from lenprof.hashing import RunKey, fingerprints
@@ -220,20 +219,3 @@ def _ascii_pieces(texts: list[str], whitespace_split: bool, key: RunKey) -> Piec
         return [SPACE + body for body in _decoded(data, starts[at], ends[at])]
 
     return Pieces("metaspace", len(texts), owner, ascii_prints(data, starts, ends, key), strings)
-
-
-class ModelCount:
-    """The model's count of each of many pieces, each as the tokenizer counts a pre-token: its
-    own model object's ``tokenize`` on it (the same object: its scores are not read back from
-    JSON, which could round them anew; no normalizer, added tokens or post-processor come near
-    it). A Python call per piece, which is cheaper than encoding pieces joined 64 a call and
-    reading back each token's word: 0.6 s against 1.2 s for the 68,822 distinct pieces of half
-    the Japanese catalog corpus, and faster at every piece length on English too (the
-    encoding's offsets and word ids cost more than a ``Token`` per token)."""
-
-    def __init__(self, backend: Any):
-        self.tokenize = backend.model.tokenize
-
-    def counts(self, pieces: list[str]) -> np.ndarray:
-        tokenize = self.tokenize
-        return np.array(encoded(lambda ps: [len(tokenize(p)) for p in ps], pieces), dtype=np.int64)
